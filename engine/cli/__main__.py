@@ -1,0 +1,7 @@
+"""``python -m engine.cli`` runs ``delineo-engine``."""
+
+import sys
+
+from . import main
+
+sys.exit(main())

@@ -1,0 +1,178 @@
+"""One entry point to read and write volumes, whatever the format.
+
+* :func:`load` -- an image from a NIfTI file, a DICOM file or a DICOM folder,
+  as a canonical RAS+ :class:`~engine.volume.Volume`.
+* :func:`load_labels` -- a label map, checked against the image it belongs to.
+* :func:`save` -- NIfTI output in the source file's geometry, written atomically.
+
+The format is recognised from the content (magic bytes), not trusted from the
+extension; every reader validates before it allocates and raises a typed
+:class:`~engine.errors.ReadError` with a one-line message.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..errors import (
+    GeometryMismatchError,
+    InvalidImageError,
+    TruncatedFileError,
+    UnsupportedFormatError,
+)
+from ..jobs import CancelToken
+from ..resample import resample_labels_to
+from ..volume import BRAIN_TISSUE_LABELS, LabelMap, LabelTable, Volume
+from .atomic import full_suffix
+from .nifti import is_nifti, read_nifti, write_nifti
+
+__all__ = ["detect_format", "load", "load_labels", "save"]
+
+log = logging.getLogger(__name__)
+
+_DICOM_SUFFIXES = {".dcm", ".dicom", ".ima", ""}
+
+
+def detect_format(path: str | Path) -> str:
+    """``"nifti"``, ``"dicom"`` or ``"dicom-folder"`` from the file's content.
+
+    Raises :class:`~engine.errors.UnsupportedFormatError` for anything else.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(2, "no such file or folder", str(path))
+    if path.is_dir():
+        return "dicom-folder"
+    if path.stat().st_size == 0:
+        raise TruncatedFileError("file is empty", path=path)
+    with path.open("rb") as fh:
+        head = fh.read(132)
+    if len(head) >= 132 and head[128:132] == b"DICM":
+        return "dicom"
+    if is_nifti(path):
+        return "nifti"
+    if full_suffix(path) in (".nii", ".nii.gz", ".hdr", ".img"):
+        raise UnsupportedFormatError("not a NIfTI file (no NIfTI-1/2 header found)", path=path)
+    if full_suffix(path) in _DICOM_SUFFIXES:
+        from .dicom import is_dicom_file
+
+        if is_dicom_file(path):
+            return "dicom"
+        raise UnsupportedFormatError("not a DICOM file (no DICM preamble or image tags)", path=path)
+    raise UnsupportedFormatError(
+        "unrecognised file format; Delineo reads NIfTI (.nii, .nii.gz) and DICOM", path=path
+    )
+
+
+def load(
+    path: str | Path,
+    *,
+    series: str | int | None = None,
+    volume_index: int = 0,
+    irregular: str = "resample",
+    progress: Callable[[float, str], None] | None = None,
+    cancel: CancelToken | None = None,
+) -> Volume:
+    """Read an image as a canonical RAS+ :class:`~engine.volume.Volume`.
+
+    Parameters
+    ----------
+    path : str or Path
+        NIfTI file, DICOM file, or folder of DICOM files (searched recursively).
+    series : str or int, optional
+        DICOM series to read (UID or index in
+        :func:`engine.io.dicom.list_series` order); default: the largest.
+    volume_index : int
+        Volume of a 4-D NIfTI to read (default the first, with a warning).
+    irregular : {"resample", "error"}
+        What to do with unevenly spaced or missing DICOM slices.
+
+    Example
+    -------
+    >>> import os, nibabel
+    >>> f = os.path.join(os.path.dirname(nibabel.__file__), "tests", "data", "anatomical.nii")
+    >>> load(f).shape
+    (33, 41, 25)
+    """
+    kind = detect_format(path)
+    if kind == "nifti":
+        return read_nifti(path, volume_index=volume_index)
+    from .dicom import read_dicom
+
+    return read_dicom(path, series=series, irregular=irregular, progress=progress, cancel=cancel)
+
+
+def _as_integer_labels(volume: Volume, path: Path) -> np.ndarray:
+    data = volume.array
+    if data.dtype.kind in "iub":
+        if data.dtype.kind == "i" and data.size and data.min() < 0:
+            raise InvalidImageError("label map holds negative values", path=path)
+        return data
+    rounded = np.rint(data)
+    if not np.allclose(rounded, data, atol=1e-3):
+        raise InvalidImageError(
+            "not a label map: voxel values are not integers (is this an image?)", path=path
+        )
+    if rounded.min() < 0 or rounded.max() > 2**31 - 1:
+        raise InvalidImageError("label values out of range", path=path)
+    top = rounded.max()
+    dtype = np.uint8 if top < 256 else (np.uint16 if top < 65536 else np.int32)
+    return rounded.astype(dtype)
+
+
+def load_labels(
+    path: str | Path,
+    *,
+    reference: Volume | None = None,
+    resample: bool = False,
+    labels: LabelTable | None = None,
+) -> LabelMap:
+    """Read a label map; with *reference*, check it lies on that image's grid.
+
+    Parameters
+    ----------
+    path : str or Path
+    reference : Volume, optional
+        The image the labels belong to.
+    resample : bool
+        If the grids differ: ``False`` raises
+        :class:`~engine.errors.GeometryMismatchError` listing the differences;
+        ``True`` resamples the labels (nearest neighbour) onto *reference*.
+    labels : LabelTable, optional
+        Label table to use; default: the one stored in the file, else the
+        brain tissue table.
+    """
+    path = Path(path)
+    vol = load(path)
+    array = _as_integer_labels(vol, path)
+    table = labels or vol.metadata.get("labels") or BRAIN_TISSUE_LABELS
+    result = LabelMap(
+        array, vol.affine, labels=table, source=vol.source, metadata=vol.metadata, modality="SEG"
+    )
+    if reference is not None and not reference.same_grid(result):
+        diffs = reference.grid_differences(result)
+        if not resample:
+            raise GeometryMismatchError(
+                "label map does not match the image grid: " + "; ".join(diffs),
+                differences=diffs,
+                path=path,
+            )
+        log.warning("%s: resampling labels onto the image grid (%s)", path.name, "; ".join(diffs))
+        result = resample_labels_to(result, reference)
+    elif reference is not None:
+        # Same grid: adopt the image's source geometry so saving lands on the image.
+        result = LabelMap(
+            result.array, reference.affine.copy(), labels=table, source=reference.source,
+            metadata=result.metadata, modality="SEG",
+        )
+    return result
+
+
+def save(volume: Volume, path: str | Path, **kwargs: Any) -> Path:
+    """Write a volume or label map; see :func:`engine.io.nifti.write_nifti`."""
+    return write_nifti(volume, path, **kwargs)
