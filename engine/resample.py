@@ -28,7 +28,7 @@ def resample_to(
     >>> import numpy as np
     >>> ref = Volume(np.zeros((4, 4, 4)), np.eye(4))
     >>> mov = Volume(np.arange(8.0).reshape(2, 2, 2), np.diag([2.0, 2, 2, 1]))
-    >>> resample_to(mov, ref, order=0)[2, 0, 0]
+    >>> float(resample_to(mov, ref, order=0)[2, 0, 0])
     4.0
     """
     # reference voxel -> world -> moving voxel

@@ -11,6 +11,8 @@ VENV="${DELINEO_VENV:-$ROOT/.venv}"
 PYTHON="${PYTHON:-python3}"
 
 log() { printf '[delineo setup] %s\n' "$*" >&2; }
+# pip warns about every unused local index folder configured on some machines; hide that noise.
+quiet_pip() { "$VENV/bin/python" -m pip "$@" 2> >(grep -v "is ignored: it is neither a file" >&2); }
 
 # Qt (PySide6) needs these shared libraries; Xvfb and the xcb extras let the
 # app run on a virtual screen for screenshots.
@@ -50,10 +52,10 @@ install_python_packages() {
     return 0
   fi
   log "installing torch==2.13.0 (CPU) and Delineo into $VENV"
-  "$VENV/bin/python" -m pip install --quiet --upgrade pip
+  quiet_pip install --quiet --upgrade pip
   # Pin torch first: an unpinned torch would pull several GB of CUDA packages.
-  "$VENV/bin/python" -m pip install --quiet "torch==2.13.0"
-  "$VENV/bin/python" -m pip install --quiet -e "$ROOT[test]"
+  quiet_pip install --quiet "torch==2.13.0"
+  quiet_pip install --quiet -e "$ROOT[test]"
   echo "$want" > "$stamp"
 }
 
