@@ -358,9 +358,9 @@ class LabelTable(Mapping[int, Label]):
 BRAIN_TISSUE_LABELS = LabelTable.from_labels(
     [
         Label(0, "Background", (0, 0, 0)),
-        Label(1, "CSF", (70, 130, 255)),
-        Label(2, "Gray matter", (255, 190, 60)),
-        Label(3, "White matter", (240, 240, 240)),
+        Label(1, "CSF", (60, 130, 255)),
+        Label(2, "Gray matter", (255, 180, 40)),
+        Label(3, "White matter", (40, 200, 160)),
     ]
 )
 
