@@ -21,6 +21,7 @@ from ..jobs import Cancelled
 #: Modules that add sub-commands, in the order they appear in ``--help``.
 COMMAND_MODULES: list[str] = [
     "engine.cli.io_commands",
+    "engine.cli.pipeline_commands",
 ]
 
 EXIT_USAGE = 2
