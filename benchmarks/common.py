@@ -1,0 +1,51 @@
+"""Shared helpers for Delineo's benchmarks: repeated timing and uniform output.
+
+Every benchmark prints lines ``name: value unit [goal ...] [ratio ...]`` so
+``benchmarks/run_all.py`` can collect them. Figures are medians of repeats;
+ratios compare against a reference measured in the same process.
+"""
+
+from __future__ import annotations
+
+import platform
+import statistics
+import time
+from collections.abc import Callable
+from typing import Any
+
+import torch
+
+
+def machine() -> str:
+    """One line describing the machine the figures come from."""
+    cpu = platform.processor() or platform.machine()
+    threads = torch.get_num_threads()
+    cuda = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no CUDA"
+    return f"{platform.system()} {cpu}, {threads} torch threads, {cuda}, torch {torch.__version__}"
+
+
+def timeit(fn: Callable[[], Any], *, repeats: int = 5, warmup: int = 1) -> list[float]:
+    """Wall-clock seconds of *repeats* calls after *warmup* calls."""
+    for _ in range(warmup):
+        fn()
+    out = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        out.append(time.perf_counter() - t0)
+    return out
+
+
+def median(values: list[float]) -> float:
+    return float(statistics.median(values))
+
+
+def emit(name: str, value: float, unit: str, *, goal: str = "", ratio: float | None = None,
+         reference: str = "") -> None:
+    """Print one figure in the ledger's format."""
+    text = f"{name}: {value:.4g} {unit}"
+    if ratio is not None:
+        text += f" | ratio {ratio:.3g}x vs {reference}"
+    if goal:
+        text += f" | goal {goal}"
+    print(text, flush=True)
