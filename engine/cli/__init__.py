@@ -22,6 +22,7 @@ from ..jobs import Cancelled
 COMMAND_MODULES: list[str] = [
     "engine.cli.io_commands",
     "engine.cli.pipeline_commands",
+    "engine.cli.benchmark_commands",
 ]
 
 EXIT_USAGE = 2

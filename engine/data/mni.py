@@ -241,15 +241,27 @@ def _tissue_maps_cached() -> tuple[Volume, np.ndarray, np.ndarray]:
     return t1, gm.array.astype(np.float32) / 255.0, wm.array.astype(np.float32) / 255.0
 
 
+@lru_cache(maxsize=1)
+def _brain_and_truth_cached() -> tuple[np.ndarray, np.ndarray]:
+    """Brain mask and ground truth of the template (computed once: ~2 s of morphology)."""
+    _, gm, wm = _tissue_maps_cached()
+    brain = brain_mask_from_maps(gm, wm)
+    brain.flags.writeable = False
+    truth = _truth_from(gm, wm, brain)
+    truth.flags.writeable = False
+    return brain, truth
+
+
 def load_tissue_maps() -> tuple[Volume, dict[str, np.ndarray]]:
     """The T1 volume and float32 probability maps ``gm``, ``wm``, ``csf`` on its grid.
 
-    ``csf`` is ``1 - gm - wm`` inside the brain mask and 0 outside.
+    ``csf`` is ``1 - gm - wm`` inside the brain mask and 0 outside; ``brain``
+    is the brain mask. The arrays are fresh copies the caller may modify.
     """
     t1, gm, wm = _tissue_maps_cached()
-    brain = brain_mask_from_maps(gm, wm)
+    brain, _ = _brain_and_truth_cached()
     csf = np.where(brain, np.clip(1.0 - gm - wm, 0.0, 1.0), 0.0).astype(np.float32)
-    return t1, {"gm": gm.copy(), "wm": wm.copy(), "csf": csf, "brain": brain}
+    return t1, {"gm": gm.copy(), "wm": wm.copy(), "csf": csf, "brain": brain.copy()}
 
 
 def brain_mask_from_maps(gm: np.ndarray, wm: np.ndarray) -> np.ndarray:
@@ -265,7 +277,13 @@ def brain_mask_from_maps(gm: np.ndarray, wm: np.ndarray) -> np.ndarray:
 
 def build_ground_truth(gm: np.ndarray, wm: np.ndarray) -> np.ndarray:
     """Labels 0/1/2/3 from GM/WM probability maps by the documented rule."""
-    brain = brain_mask_from_maps(gm, wm)
+    template_gm, template_wm = _tissue_maps_cached()[1:]
+    if np.array_equal(gm, template_gm) and np.array_equal(wm, template_wm):
+        return _brain_and_truth_cached()[1].copy()  # the template's own maps: cached
+    return _truth_from(gm, wm, brain_mask_from_maps(gm, wm))
+
+
+def _truth_from(gm: np.ndarray, wm: np.ndarray, brain: np.ndarray) -> np.ndarray:
     csf = np.clip(1.0 - gm - wm, 0.0, 1.0)
     tissue = np.argmax(np.stack([csf, gm, wm]), axis=0).astype(np.uint8) + 1
     return np.where(brain, tissue, 0).astype(np.uint8)
@@ -273,8 +291,9 @@ def build_ground_truth(gm: np.ndarray, wm: np.ndarray) -> np.ndarray:
 
 def load_demo() -> tuple[Volume, LabelMap]:
     """The demo T1 (``uint8``, as in the file) and its ground-truth label map."""
-    t1, gm, wm = _tissue_maps_cached()
-    truth = LabelMap.on_grid_of(t1, build_ground_truth(gm, wm), labels=BRAIN_TISSUE_LABELS)
+    t1, _, _ = _tissue_maps_cached()
+    truth_array = _brain_and_truth_cached()[1].copy()
+    truth = LabelMap.on_grid_of(t1, truth_array, labels=BRAIN_TISSUE_LABELS)
     truth.metadata["description"] = "MNI152 2009a tissue ground truth (Delineo rule)"
     t1 = t1.with_array(t1.array, modality="MR")
     t1.metadata["description"] = "MNI ICBM152 2009a T1 (nilearn)"
