@@ -15,7 +15,7 @@ CUDA).
 
 Example
 -------
->>> sorted(PIPELINES)[:3]                                 # doctest: +SKIP
+>>> sorted(PIPELINES)[:3]
 ['active_contour', 'cnn', 'cnn+rd']
 >>> result = run_pipeline(volume, "cnn+rd", device="cpu")  # doctest: +SKIP
 >>> [s.name for s in result.steps]                         # doctest: +SKIP

@@ -1,0 +1,77 @@
+"""The shipped networks as registry methods: ``unet`` and ``delineo``.
+
+The weights load on first use (from ``resources/models/``) and stay cached
+per device, so running a network twice, or in a pipeline, does not re-read
+them. The network code itself lives in :mod:`engine.models` and the
+predictor in :mod:`engine.inference`.
+
+Example
+-------
+>>> from engine.methods.cnn import CNN_SPECS, CNNParams
+>>> [s.name for s in CNN_SPECS], CNNParams().batch_size
+(['unet', 'delineo'], 16)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from ..device import resolve_device
+from ..jobs import CancelToken
+from ..params import param
+from ..volume import Volume
+from .base import MethodSpec, SegmentationResult
+
+if TYPE_CHECKING:
+    from ..inference import Predictor
+
+__all__ = ["CNN_SPECS", "CNNParams"]
+
+
+@dataclass(frozen=True)
+class CNNParams:
+    """Parameters of the CNN tissue segmenters."""
+
+    tta: bool = param(False, doc="average with the left-right mirrored prediction")
+    batch_size: int = param(16, lo=1, hi=512, unit="slices", doc="slices per forward pass")
+
+
+_PREDICTORS: dict[tuple[str, str], Predictor] = {}  # loaded networks, by (name, device)
+
+
+def _cached_predictor(name: str, device: str) -> Predictor:
+    from ..inference import Predictor
+
+    key = (name, str(resolve_device(device)))
+    if key not in _PREDICTORS:
+        _PREDICTORS[key] = Predictor.from_name(name, device=device)
+    return _PREDICTORS[key]
+
+
+def _runner(name: str) -> Callable[..., SegmentationResult]:
+    def run(volume: Volume, params: CNNParams | None = None, *, device: str = "auto",
+            mask: np.ndarray | None = None,
+            progress: Callable[[float, str], None] | None = None,
+            cancel: CancelToken | None = None) -> SegmentationResult:
+        params = params or CNNParams()
+        pred = _cached_predictor(name, device)
+        pred.tta = bool(params.tta)
+        pred.batch_size = int(params.batch_size)
+        return pred.predict(volume, mask=mask, progress=progress, cancel=cancel)
+
+    run.__name__ = f"run_{name}"
+    run.__doc__ = f"Segment brain tissue with the shipped ``{name}`` network."
+    return run
+
+
+#: MethodSpecs of the shipped networks.
+CNN_SPECS: tuple[MethodSpec, ...] = (
+    MethodSpec("unet", "plain 2.5-D U-Net trained on synthetic MNI phantoms (CSF/GM/WM)",
+               CNNParams, _runner("unet"), kind="cnn"),
+    MethodSpec("delineo", "Delineo network: multi-scale features, full-scale gated skips "
+               "(CSF/GM/WM)", CNNParams, _runner("delineo"), kind="cnn"),
+)
