@@ -21,6 +21,8 @@ from ..jobs import Cancelled
 #: Modules that add sub-commands, in the order they appear in ``--help``.
 COMMAND_MODULES: list[str] = [
     "engine.cli.io_commands",
+    "engine.cli.method_commands",
+    "engine.cli.model_commands",
     "engine.cli.pipeline_commands",
     "engine.cli.benchmark_commands",
 ]

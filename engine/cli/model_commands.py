@@ -1,0 +1,200 @@
+"""Sub-commands ``synth``, ``train`` and ``evaluate`` (the networks and their data)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..errors import ParameterError
+from .progress import ProgressBar
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "synth",
+        help="write one synthetic brain phantom and its ground truth",
+        description="Render a phantom from the MNI tissue maps (fuzzy tissue model): "
+        "contrast, Rician noise (%% of the brightest tissue), INU (peak-to-peak %% over the "
+        "brain), blur. Writes OUTDIR/phantom.nii.gz and OUTDIR/truth.nii.gz.",
+    )
+    p.add_argument("outdir", help="output folder (created if missing)")
+    p.add_argument("--contrast", default="t1", choices=["t1", "t2", "pd", "random"])
+    p.add_argument("--noise", type=float, default=3.0, help="noise in %% (default 3)")
+    p.add_argument("--inu", type=float, default=20.0, help="INU in %% (default 20)")
+    p.add_argument("--blur", type=float, default=0.0, help="Gaussian blur sigma in mm")
+    p.add_argument("--deform", action="store_true", help="random in-plane deformation")
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=cmd_synth)
+
+    p = sub.add_parser(
+        "train",
+        help="train a segmentation network on synthetic phantoms",
+        description="Train a network of engine.models on phantoms synthesised on the fly "
+        "(the held-out slab k in [70, 90) is never used). Writes OUT/<model>.safetensors, "
+        "its JSON model card and OUT/checkpoint.safetensors.",
+    )
+    p.add_argument("--model", required=True, help="unet or delineo")
+    p.add_argument("--steps", type=int, required=True)
+    p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint")
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--volumes-per-step", type=int, default=4)
+    p.add_argument("--optimizer", default="adamw", choices=["adamw", "sgd"])
+    p.add_argument("--lr", type=float, default=None,
+                   help="peak learning rate (default 2e-3 AdamW, 2e-2 SGD)")
+    p.add_argument("--lambda-tv", type=float, default=0.02, help="weight of the TV term")
+    p.add_argument("--base", type=int, default=16, help="channels of the first stage")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--val-every", type=int, default=1000)
+    p.add_argument("--checkpoint-every", type=int, default=500)
+    p.add_argument("--threads", type=int, default=0, help="CPU threads (0: torch default)")
+    p.add_argument("--data", default="mni", choices=["mni", "toy"], help=argparse.SUPPRESS)
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser(
+        "evaluate",
+        help="per-label Dice of a segmentation (or of a method run on an image)",
+        description="Compare a label map with the ground truth, or run --method on an image "
+        "first. Prints Dice of CSF, GM, WM and their mean on the whole volume and on the "
+        "held-out slab.",
+    )
+    p.add_argument("input", help="prediction label map, or image with --method")
+    p.add_argument("--ground-truth", required=True, help="label map 0/1/2/3")
+    p.add_argument("--method", help="segment INPUT with this method first (e.g. delineo)")
+    p.add_argument("--slab", default="70:90", help="k0:k1 slab on the third axis (or 'none')")
+    p.add_argument("--mask-from-truth", action="store_true",
+                   help="give the method the true brain mask (truth > 0)")
+    p.add_argument("--tta", action="store_true", help="CNN test-time mirroring")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.add_argument("--save", help="also write the prediction here")
+    p.set_defaults(func=cmd_evaluate)
+
+
+def cmd_synth(args: argparse.Namespace) -> int:
+    from ..data.phantom import synthesize_phantom
+    from ..io import save
+
+    if not 0 <= args.noise <= 100 or not 0 <= args.inu <= 200:
+        raise ParameterError("noise must be in [0, 100] % and INU in [0, 200] %")
+    image, truth = synthesize_phantom(args.contrast, noise=args.noise / 100, inu=args.inu / 100,
+                                      seed=args.seed, blur=args.blur, deform=args.deform)
+    out = Path(args.outdir)
+    out.mkdir(parents=True, exist_ok=True)
+    p_img = save(image, out / "phantom.nii.gz")
+    p_gt = save(truth, out / "truth.nii.gz")
+    (out / "phantom.json").write_text(json.dumps(image.metadata["phantom"], indent=2) + "\n")
+    print(f"wrote {p_img} and {p_gt}")
+    return 0
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from ..train import TrainConfig, train
+
+    lr = args.lr if args.lr is not None else (2e-2 if args.optimizer == "sgd" else 2e-3)
+    config = TrainConfig(
+        model=args.model, model_args={"base": args.base}, steps=args.steps,
+        batch_size=args.batch_size, volumes_per_step=args.volumes_per_step,
+        optimizer=args.optimizer, lr=lr, lambda_tv=args.lambda_tv, seed=args.seed,
+        device=args.device, data=args.data, val_every=args.val_every,
+        checkpoint_every=args.checkpoint_every, threads=args.threads,
+    )
+    argv = [a for a in sys.argv[1:] if a != "--resume"]
+    command = "delineo-engine " + " ".join(shlex.quote(a) for a in argv)
+    bar = ProgressBar(f"train {args.model}")
+    try:
+        card = train(config, args.out, resume=args.resume, command=command, progress=bar)
+    finally:
+        bar.close()
+    print(f"wrote {Path(args.out) / (args.model + '.safetensors')} "
+          f"({card['parameters']} parameters, {card['training']['steps']} steps)")
+    for entry in card["validation"][-1:]:
+        print("validation (held-out slab excluded):", json.dumps(entry))
+    return 0
+
+
+def _parse_slab(text: str) -> tuple[int, int] | None:
+    if text.lower() == "none":
+        return None
+    try:
+        a, b = (int(v) for v in text.split(":"))
+    except ValueError:
+        raise ParameterError(f"--slab {text!r}: write k0:k1, e.g. 70:90") from None
+    if not 0 <= a < b:
+        raise ParameterError(f"--slab {text!r}: need 0 <= k0 < k1")
+    return a, b
+
+
+def dice_table(pred: np.ndarray, truth: np.ndarray,
+               slab: tuple[int, int] | None) -> dict[str, Any]:
+    """Dice of CSF/GM/WM and their mean on the whole volume and on the slab."""
+    from ..metrics import confusion
+
+    def row(p: np.ndarray, t: np.ndarray) -> dict[str, float]:
+        c = confusion(p, t, [1, 2, 3])
+        d = {"csf": c[1].dice, "gm": c[2].dice, "wm": c[3].dice}
+        d["mean"] = float(np.mean(list(d.values())))
+        return {k: round(v, 4) for k, v in d.items()}
+
+    out = {"whole": row(pred, truth)}
+    if slab is not None:
+        out["slab"] = row(pred[:, :, slab[0]:slab[1]], truth[:, :, slab[0]:slab[1]])
+    return out
+
+
+def _run_method(name: str, image: Any, mask: np.ndarray | None, device: str,
+                tta: bool) -> Any:
+    """Run the registered method *name* with its default parameters."""
+    from ..methods.cnn import CNNParams
+    from ..methods.registry import get_method
+
+    spec = get_method(name)
+    params = CNNParams(tta=tta) if spec.kind == "cnn" else spec.default_params()
+    bar = ProgressBar(name)
+    try:
+        return spec.run(image, params, device=device, mask=mask, progress=bar)
+    finally:
+        bar.close()
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from ..io import load, load_labels, save
+
+    truth = load_labels(args.ground_truth)
+    slab = _parse_slab(args.slab)
+    seconds = None
+    if args.method:
+        image = load(args.input)
+        mask = truth.array > 0 if args.mask_from_truth else None
+        result = _run_method(args.method, image, mask, args.device, args.tta)
+        pred = result.labels
+        seconds = result.info.get("seconds")
+        if args.save:
+            save(pred, args.save)
+    else:
+        pred = load_labels(args.input)
+    if pred.shape != truth.shape:
+        raise ParameterError(f"prediction shape {pred.shape} differs from truth {truth.shape}")
+    if slab is not None and slab[1] > truth.shape[2]:
+        raise ParameterError(f"--slab {args.slab} lies outside the volume")
+    table = dice_table(np.asarray(pred.array), np.asarray(truth.array), slab)
+    if seconds is not None:
+        table["seconds"] = round(float(seconds), 2)
+    if args.json:
+        print(json.dumps(table))
+        return 0
+    print(f"{'region':8s} {'CSF':>7s} {'GM':>7s} {'WM':>7s} {'mean':>7s}")
+    for region in ("whole", "slab"):
+        if region in table:
+            r = table[region]
+            print(f"{region:8s} {r['csf']:7.4f} {r['gm']:7.4f} {r['wm']:7.4f} {r['mean']:7.4f}")
+    if seconds is not None:
+        print(f"segmentation time: {seconds:.2f} s")
+    return 0

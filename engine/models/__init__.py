@@ -1,0 +1,50 @@
+"""Segmentation networks, by name.
+
+``MODELS`` maps a name to a network class; every class takes keyword
+arguments only (recorded in the model card as ``architecture.arguments``),
+exposes ``config`` (those arguments) and ``divisor`` (the input size must be a
+multiple of it), and its ``forward(x, deep=False)`` returns logits.
+
+Example
+-------
+>>> net = build_model("unet", base=8)
+>>> count_parameters(net) > 0
+True
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from torch import nn
+
+from ..errors import ParameterError
+from .delineo_net import DelineoNet
+from .unet import UNet
+
+__all__ = ["MODELS", "DelineoNet", "UNet", "build_model", "count_parameters"]
+
+#: name -> network class
+MODELS: dict[str, type[nn.Module]] = {
+    "unet": UNet,
+    "delineo": DelineoNet,
+}
+
+
+def build_model(name: str, **arguments: Any) -> nn.Module:
+    """Instantiate the network registered as *name* with *arguments*."""
+    try:
+        cls = MODELS[name]
+    except KeyError:
+        raise ParameterError(
+            f"unknown model {name!r}; choose one of {', '.join(sorted(MODELS))}"
+        ) from None
+    try:
+        return cls(**arguments)
+    except TypeError as exc:
+        raise ParameterError(f"bad arguments for model {name!r}: {exc}") from None
+
+
+def count_parameters(model: nn.Module) -> int:
+    """Number of trainable parameters."""
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)

@@ -1,0 +1,164 @@
+"""The CNN predictor: geometry round trip, normalisation, batching, cancel, evaluate CLI."""
+
+from __future__ import annotations
+
+import json
+
+import nibabel as nib
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from engine.cli import main
+from engine.data.phantom import synthesize_phantom, toy_tissue_block
+from engine.inference import Predictor, robust_normalise
+from engine.io import load, load_labels, save
+from engine.jobs import Cancelled, CancelToken
+from engine.models import build_model
+from engine.volume import LabelMap
+
+
+@pytest.fixture(autouse=True)
+def _one_torch_thread():
+    """Small tensors: one thread is faster than two on a shared 2-core machine."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+class Oracle(nn.Module):
+    """A fake network that thresholds the centre slice: lets tests check geometry exactly."""
+
+    divisor = 8
+
+    def forward(self, x: torch.Tensor, deep: bool = False) -> torch.Tensor:
+        centre = x[:, x.shape[1] // 2]
+        logits = torch.stack([0.3 - centre, centre - 0.3, 0 * centre - 9, 0 * centre - 9], 1)
+        return [logits * 20] if deep else logits * 20
+
+
+def _toy_image() -> tuple[np.ndarray, np.ndarray]:
+    image, truth = synthesize_phantom("t1", noise=0.0, inu=0.0, seed=0,
+                                      block=toy_tissue_block((40, 36, 20)))
+    return image.array, truth.array
+
+
+def test_lps_input_gives_a_mask_on_the_same_grid(tmp_path):
+    array, _ = _toy_image()
+    # store the RAS array in LPS voxel order (flip x and y), with an oblique-free LPS affine
+    lps = array[::-1, ::-1, :].copy()
+    affine = np.array([[-1.2, 0, 0, 30.0], [0, -1.0, 0, 20.0], [0, 0, 1.5, -10.0], [0, 0, 0, 1]])
+    path = tmp_path / "lps.nii.gz"
+    nib.save(nib.Nifti1Image(lps, affine), path)
+    volume = load(path)
+    assert volume.axcodes == ("R", "A", "S")
+    result = Predictor(Oracle(), context=1, device="cpu", batch_size=4).predict(volume)
+    assert result.labels.same_grid(volume)
+    assert result.probabilities.shape == (4, *volume.shape)
+    np.testing.assert_allclose(result.probabilities.sum(axis=0), 1.0, atol=1e-4)
+    out = save(result.labels, tmp_path / "mask.nii.gz")
+    written = nib.load(out)
+    assert written.shape == lps.shape
+    np.testing.assert_allclose(written.affine, affine, atol=1e-5)
+    # the oracle labels bright voxels 1: in file order they must sit where the image is bright
+    mask = np.asarray(written.dataobj)
+    bright = lps > 0.3 * lps.max()
+    assert (mask[bright] == 1).mean() > 0.95
+    assert (mask[lps < 0.1 * lps.max()] == 0).mean() > 0.99
+    again = load_labels(out, reference=volume)
+    np.testing.assert_array_equal(again.array, result.labels.array)
+
+
+def test_non_isotropic_voxels_are_resampled_and_returned_on_the_input_grid():
+    array, _ = _toy_image()
+    coarse = array[::2, :, ::2]
+    pred = Predictor(Oracle(), device="cpu").predict_array(coarse, (2.0, 1.0, 2.0))
+    assert pred.labels.shape == coarse.shape
+    assert pred.probabilities.shape == (4, *coarse.shape)
+
+
+def test_robust_normalise_is_scale_invariant_and_keeps_air_at_zero():
+    x = torch.zeros(40, 40, 20)
+    x[10:30, 10:30, 5:15] = torch.linspace(0.2, 1.0, 20)[None, :, None]
+    a = robust_normalise(x)
+    b = robust_normalise(7.5 * x + 0.0)
+    torch.testing.assert_close(a, b)
+    assert float(a[0, 0, 0]) == 0.0
+    assert 0.95 <= float(a.max()) <= 1.5
+
+
+def test_batches_cancel_progress_and_mask():
+    array, _ = _toy_image()
+    seen = []
+    pred = Predictor(Oracle(), device="cpu", batch_size=3)
+    mask = np.zeros(array.shape, bool)
+    mask[:, :, :10] = True
+    out = pred.predict_array(array, mask=mask, progress=lambda f, m: seen.append(f))
+    assert seen[-1] == pytest.approx(1.0) and len(seen) == 7  # 20 slices in batches of 3
+    assert not out.labels[:, :, 10:].any()
+    token = CancelToken()
+    token.cancel()
+    with pytest.raises(Cancelled):
+        pred.predict_array(array, cancel=token)
+
+
+def test_out_of_memory_halves_the_batch():
+    calls = []
+
+    class Greedy(Oracle):
+        def forward(self, x, deep=False):
+            calls.append(x.shape[0])
+            if x.shape[0] > 2:
+                raise torch.cuda.OutOfMemoryError("fake")
+            return super().forward(x, deep)
+
+    array, _ = _toy_image()
+    pred = Predictor(Greedy(), device="cpu", batch_size=16)
+    ref = Predictor(Oracle(), device="cpu", batch_size=16).predict_array(array)
+    out = pred.predict_array(array)
+    assert pred.batch_size == 2 and calls[:3] == [16, 8, 4]
+    np.testing.assert_array_equal(out.labels, ref.labels)
+
+
+def test_real_network_runs_end_to_end_on_cpu():
+    array, _ = _toy_image()
+    for name in ("unet", "delineo"):
+        net = build_model(name, base=8)
+        pred = Predictor(net, device="cpu", batch_size=8, tta=True).predict_array(array)
+        assert pred.labels.shape == array.shape and pred.labels.max() <= 3
+
+
+def test_evaluate_command_on_a_prediction(tmp_path, capsys):
+    _, truth = _toy_image()
+    affine = np.eye(4)
+    gt = save(LabelMap(truth, affine), tmp_path / "gt.nii.gz")
+    pred = truth.copy()
+    pred[pred == 2] = 3  # all GM wrong
+    pr = save(LabelMap(pred, affine), tmp_path / "pred.nii.gz")
+    assert main(["evaluate", str(pr), "--ground-truth", str(gt), "--slab", "8:12",
+                 "--json"]) == 0
+    table = json.loads(capsys.readouterr().out)
+    assert table["whole"]["csf"] == 1.0 and table["whole"]["gm"] == 0.0
+    assert 0 < table["whole"]["wm"] < 1 and "slab" in table
+    assert main(["evaluate", str(pr), "--ground-truth", str(gt), "--slab", "1:99"]) == 2
+
+
+def test_batchnorm_folding_keeps_the_outputs():
+    from engine.inference import fuse_batchnorm
+
+    torch.manual_seed(0)
+    for name in ("unet", "delineo"):
+        net = build_model(name, base=8)
+        for mod in net.modules():
+            if isinstance(mod, nn.BatchNorm2d):
+                mod.running_mean.uniform_(-1, 1)
+                mod.running_var.uniform_(0.5, 2.0)
+        net.eval()
+        fused = fuse_batchnorm(net)
+        assert not any(isinstance(m, nn.BatchNorm2d) for m in fused.modules())
+        assert any(isinstance(m, nn.BatchNorm2d) for m in net.modules())  # original untouched
+        x = torch.randn(2, 3, 32, 32)
+        with torch.no_grad():
+            torch.testing.assert_close(fused(x), net(x), rtol=1e-4, atol=1e-4)

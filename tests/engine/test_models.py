@@ -1,0 +1,199 @@
+"""Networks, loss terms, training (tiny), weights files and the shipped models."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from engine.errors import ParameterError
+from engine.inference import ModelLoadError, Predictor, load_model, load_weights, models_dir
+from engine.losses import SegmentationLoss, soft_dice_loss, total_variation
+from engine.models import MODELS, build_model, count_parameters
+from engine.train import TrainConfig, load_checkpoint, save_weights, train
+
+
+@pytest.fixture(autouse=True)
+def _one_torch_thread():
+    """Small tensors: one thread is faster than two on a shared 2-core machine."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+# -- loss terms on hand-made tensors ---------------------------------------------
+def _onehot_probs(labels: torch.Tensor, n: int = 4) -> torch.Tensor:
+    return torch.nn.functional.one_hot(labels, n).movedim(-1, 1).float()
+
+
+def test_soft_dice_is_zero_for_a_perfect_prediction_and_one_for_disjoint():
+    target = torch.tensor([[[0, 1], [2, 3]]])
+    assert float(soft_dice_loss(_onehot_probs(target), target)) == pytest.approx(0, abs=1e-6)
+    shifted = torch.tensor([[[0, 2], [3, 1]]])  # every foreground pixel wrong
+    assert float(soft_dice_loss(_onehot_probs(shifted), target)) == pytest.approx(1, abs=1e-4)
+
+
+def test_soft_dice_value_on_a_half_overlap():
+    target = torch.tensor([[[1, 1, 0, 0]]])
+    probs = torch.zeros(1, 2, 1, 4)
+    probs[0, 1, 0, :] = torch.tensor([1.0, 0.0, 1.0, 0.0])
+    probs[0, 0] = 1 - probs[0, 1]
+    # class 1: intersection 1, |S| 2, |T| 2 -> Dice 0.5
+    assert float(soft_dice_loss(probs, target)) == pytest.approx(0.5, abs=1e-4)
+
+
+def test_total_variation_of_constant_and_step_maps():
+    assert float(total_variation(torch.full((2, 4, 5, 6), 0.25))) == 0.0
+    step = torch.tensor([0.0, 0.0, 1.0, 1.0]).view(1, 1, 1, 4)
+    assert float(total_variation(step)) == pytest.approx(1 / 3)  # one jump in 3 differences
+    ramp2d = torch.zeros(1, 1, 3, 3)
+    ramp2d[0, 0, 2, :] = 1.0  # a jump along H only: 3 of 6 H-differences, no W change
+    assert float(total_variation(ramp2d)) == pytest.approx(0.5)
+
+
+def test_segmentation_loss_parts_and_deep_supervision():
+    target = torch.randint(0, 4, (2, 8, 8), generator=torch.Generator().manual_seed(0))
+    uniform = torch.zeros(2, 4, 8, 8)
+    loss, parts = SegmentationLoss(lambda_tv=0.0, dice_weight=0.0)(uniform, target)
+    assert parts["ce"] == pytest.approx(math.log(4), rel=1e-5)
+    assert float(loss) == pytest.approx(math.log(4), rel=1e-5)
+    assert parts["tv"] == 0.0
+    perfect = 30 * _onehot_probs(target)
+    loss_deep, _ = SegmentationLoss(lambda_tv=0.1)([perfect, perfect, perfect], target)
+    tv = float(total_variation(perfect.softmax(1)))
+    assert float(loss_deep) == pytest.approx(0.1 * tv, abs=1e-4)
+    noisy = torch.randn(2, 4, 8, 8)
+    worse, _ = SegmentationLoss(lambda_tv=0.1)([perfect, noisy], target)
+    assert float(worse) > float(loss_deep)
+
+
+# -- networks ---------------------------------------------------------------------
+@pytest.mark.parametrize("name", sorted(MODELS))
+def test_networks_shapes_sizes_and_deep_outputs(name):
+    net = build_model(name, in_channels=3, base=8)
+    x = torch.randn(2, 3, 32, 48)
+    net.eval()
+    assert net(x).shape == (2, 4, 32, 48)
+    net.train()
+    outs = net(x, deep=True)
+    assert all(o.shape == (2, 4, 32, 48) for o in outs)
+    assert len(outs) == (3 if name == "delineo" else 1)
+    full = build_model(name)
+    assert 300_000 < count_parameters(full) < 1_000_000
+    assert full.divisor == 8
+
+
+def test_unknown_model_and_bad_arguments_are_parameter_errors():
+    with pytest.raises(ParameterError, match="unknown model"):
+        build_model("resnet")
+    with pytest.raises(ParameterError, match="bad arguments"):
+        build_model("unet", nonsense=1)
+
+
+# -- training -----------------------------------------------------------------------
+def _tiny(**changes):
+    base = dict(model="unet", model_args={"base": 8}, steps=30, batch_size=8, crop=(32, 32),
+                data="toy", val_every=0, checkpoint_every=10, device="cpu", warmup=3, lr=1e-2,
+                seed=3)
+    base.update(changes)
+    return TrainConfig(**base)
+
+
+def test_tiny_training_run_decreases_the_loss(tmp_path):
+    card = train(_tiny(), tmp_path, command="test")
+    losses = card["_losses"]
+    assert np.mean(losses[-5:]) < 0.85 * np.mean(losses[:5])
+    written = json.loads((tmp_path / "unet.json").read_text())
+    assert written["architecture"]["name"] == "unet"
+    assert written["parameters"] == card["parameters"]
+    assert written["training"]["command"] == "test"
+    assert written["software"]["torch"] == torch.__version__
+    model, _ = load_model(tmp_path / "unet.safetensors")
+    assert count_parameters(model) == card["parameters"]
+
+
+def test_an_interrupted_run_resumes_to_the_same_weights(tmp_path):
+    from engine.jobs import Cancelled, CancelToken
+
+    straight, resumed = tmp_path / "straight", tmp_path / "resumed"
+    train(_tiny(steps=8, checkpoint_every=4), straight)
+    token = CancelToken()
+    with pytest.raises(Cancelled):  # interrupted after the step-4 checkpoint
+        train(_tiny(steps=8, checkpoint_every=4), resumed, cancel=token,
+              progress=lambda f, _m: token.cancel() if f >= 0.5 else None)
+    assert not (resumed / "unet.safetensors").exists()
+    train(_tiny(steps=8, checkpoint_every=4), resumed, resume=True)
+    a, _ = load_weights(straight / "unet.safetensors")
+    b, _ = load_weights(resumed / "unet.safetensors")
+    assert a.keys() == b.keys()
+    for key in a:
+        torch.testing.assert_close(a[key], b[key], rtol=1e-5, atol=1e-6)
+
+
+def test_checkpoint_round_trip_restores_model_optimizer_and_rng(tmp_path):
+    train(_tiny(steps=4, checkpoint_every=4), tmp_path)
+    model = build_model("unet", in_channels=3, n_classes=4, base=8)
+    opt = torch.optim.AdamW(model.parameters())
+    gen = torch.Generator()
+    step, _ = load_checkpoint(tmp_path / "checkpoint.safetensors", model, opt, gen)
+    assert step == 4
+    assert len(opt.state_dict()["state"]) == len(list(model.parameters()))
+
+
+# -- weights files --------------------------------------------------------------------
+def test_a_pickled_weights_file_is_refused(tmp_path):
+    model = build_model("unet", base=8)
+    bad = tmp_path / "evil.safetensors"
+    torch.save(model.state_dict(), bad)  # a zip of pickles
+    with pytest.raises(ModelLoadError, match="pickled"):
+        load_weights(bad)
+    legacy = tmp_path / "legacy.safetensors"
+    torch.save(model.state_dict(), legacy, _use_new_zipfile_serialization=False)
+    with pytest.raises(ModelLoadError, match="pickled"):
+        load_weights(legacy)
+    garbage = tmp_path / "garbage.safetensors"
+    garbage.write_bytes(b"\x10\x00\x00\x00\x00\x00\x00\x00{not json}" + b"\0" * 20)
+    with pytest.raises(ModelLoadError):
+        load_weights(garbage)
+
+
+def test_weights_that_do_not_fit_the_card_are_refused(tmp_path):
+    model = build_model("unet", base=8)
+    card = {"name": "unet", "architecture": {"name": "unet", "arguments": {"base": 16}},
+            "input": {"context": 1}}
+    save_weights(model, tmp_path / "unet.safetensors", card)
+    with pytest.raises(ModelLoadError, match="do not fit"):
+        load_model(tmp_path / "unet.safetensors")
+
+
+SHIPPED_FLOOR = 0.85  # mean Dice (CSF, GM, WM) on a small T1 phantom, documented in docs/model.md
+
+
+@pytest.mark.parametrize("name", ["unet", "delineo"])
+def test_shipped_weights_load_safely_and_reach_the_dice_floor(name):
+    path = models_dir() / f"{name}.safetensors"
+    if not path.is_file():
+        pytest.skip(f"{path} not shipped")
+    from safetensors.torch import load_file
+
+    tensors = load_file(str(path))  # plain safetensors, no code
+    assert all(t.dtype == torch.float32 for t in tensors.values())
+    assert path.stat().st_size <= 20 * 2**20
+    try:
+        from engine.data.phantom import synthesize_phantom
+
+        image, truth = synthesize_phantom("t1", noise=0.03, inu=0.2, seed=11)
+    except Exception as exc:  # pragma: no cover - no template cache
+        pytest.skip(f"MNI template unavailable: {exc}")
+    # a small phantom: 24 slices around the held-out slab
+    sub = image.array[:, :, 66:90]
+    pred = Predictor.from_name(name, device="cpu", batch_size=8).predict_array(sub)
+    from engine.metrics import confusion
+
+    conf = confusion(pred.labels, truth.array[:, :, 66:90], [1, 2, 3])
+    mean = np.mean([conf[v].dice for v in (1, 2, 3)])
+    assert mean >= SHIPPED_FLOOR

@@ -1,0 +1,151 @@
+"""Phantom synthesis: noise and INU statistics, untouched labels, the held-out protocol."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from engine.data import phantom
+from engine.data.phantom import (
+    CONTRAST_MEANS,
+    add_rician_noise,
+    inu_field,
+    random_contrast_means,
+    synthesize_phantom,
+    toy_tissue_block,
+    training_blocks,
+)
+from engine.train import SliceSynthesizer
+
+
+@pytest.fixture(autouse=True)
+def _one_torch_thread():
+    """Small tensors: one thread is faster than two on a shared 2-core machine."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def test_rician_noise_matches_the_requested_level():
+    gen = torch.Generator().manual_seed(0)
+    bright = torch.ones(1, 1, 128, 128, 8)
+    noisy = add_rician_noise(bright, 0.05, gen)
+    # at high SNR Rician noise is close to Gaussian with the same sigma
+    assert float(noisy.std()) == pytest.approx(0.05, rel=0.05)
+    assert float(noisy.mean()) == pytest.approx(1.0, abs=0.005)
+    air = add_rician_noise(torch.zeros(1, 1, 128, 128, 8), 0.05, gen)
+    # in the air it is Rayleigh: mean sigma * sqrt(pi / 2)
+    assert float(air.mean()) == pytest.approx(0.05 * np.sqrt(np.pi / 2), rel=0.03)
+    assert float(air.min()) >= 0
+
+
+@pytest.mark.parametrize("amplitude", [0.0, 0.2, 0.4])
+def test_inu_field_spans_the_requested_range_over_the_mask(amplitude):
+    gen = torch.Generator().manual_seed(1)
+    like = torch.zeros(2, 1, 24, 20, 16)
+    mask = torch.zeros_like(like, dtype=torch.bool)
+    mask[:, :, 4:20, 3:17, 2:14] = True
+    field = inu_field(like, amplitude, gen, mask=mask)
+    inside = field[mask].view(2, -1)
+    span = inside.amax(dim=1) - inside.amin(dim=1)
+    np.testing.assert_allclose(span.numpy(), amplitude, atol=1e-5)
+    np.testing.assert_allclose(inside.amin(dim=1).numpy(), 1 - amplitude / 2, atol=1e-5)
+    # smooth: neighbouring voxels differ by a small fraction of the range
+    assert float(field.diff(dim=2).abs().max()) <= max(amplitude, 1e-6) * 0.35
+
+
+def test_random_contrasts_are_separated_and_scaled():
+    mu = random_contrast_means(200, torch.Generator().manual_seed(2), min_gap=0.12)
+    s = mu.sort(dim=1).values
+    assert torch.all(s[:, 2] == 1.0)
+    # the gap holds before scaling to 1; after it, never below gap * smallest scale
+    assert torch.all(s[:, 1:] - s[:, :-1] >= 0.12 - 1e-6)
+
+
+def test_labels_are_untouched_by_intensity_augmentation():
+    block = toy_tissue_block((32, 32, 12))
+    truths = []
+    for contrast, noise, inu, seed in [("t1", 0.0, 0.0, 0), ("t2", 0.09, 0.4, 1),
+                                       ("random", 0.05, 0.3, 2), ("pd", 0.03, 0.2, 3)]:
+        image, truth = synthesize_phantom(contrast, noise=noise, inu=inu, seed=seed,
+                                          blur=0.7 if seed else 0.0, block=block)
+        truths.append(truth.array)
+        assert image.array.dtype == np.float32 and truth.array.dtype == np.uint8
+    for t in truths[1:]:
+        np.testing.assert_array_equal(t, truths[0])
+    np.testing.assert_array_equal(truths[0], block.labels.numpy())
+
+
+def test_noise_free_phantom_renders_the_class_means():
+    block = toy_tissue_block((32, 32, 12))
+    image, truth = synthesize_phantom("t1", noise=0.0, inu=0.0, seed=0, block=block)
+    pure_wm = block.maps[2].numpy() > 0.999
+    assert pure_wm.any()
+    np.testing.assert_allclose(image.array[pure_wm], 1000 * CONTRAST_MEANS["t1"][2], rtol=1e-4)
+    assert float(image.array[truth.array == 0].max()) < 1e-3 + 1000 * 0.3
+
+
+def test_phantom_noise_is_relative_to_the_brightest_tissue():
+    block = toy_tissue_block((40, 40, 16))
+    noise_free, _ = synthesize_phantom("t2", noise=0.0, inu=0.0, seed=3, block=block)
+    noisy, _ = synthesize_phantom("t2", noise=0.09, inu=0.0, seed=3, block=block)
+    pure = block.maps[1].numpy() > 0.999  # pure GM, well above the noise floor
+    diff = noisy.array[pure] - noise_free.array[pure]
+    assert np.std(diff) == pytest.approx(0.09 * 1000 * max(CONTRAST_MEANS["t2"]), rel=0.1)
+
+
+def test_training_blocks_never_hold_the_held_out_slab():
+    block = toy_tissue_block((24, 24, 30))
+    marker = 123.0
+    block.maps[:, :, :, 10:16] = marker  # anything from the slab would show this value
+    blocks = training_blocks((10, 16), crop=None, source=block)
+    assert [b.k_index.tolist() for b in blocks] == [list(range(10)), list(range(16, 30))]
+    for b in blocks:
+        assert float(b.maps.max()) < marker
+        assert not np.any((b.k_index >= 10) & (b.k_index < 16))
+    # ... and the synthesiser draws windows inside the blocks only
+    synth = SliceSynthesizer(blocks, torch.device("cpu"), torch.Generator().manual_seed(0),
+                             crop=(16, 16), context=1)
+    for b, vox in zip(synth.blocks, synth.brain_voxels, strict=True):
+        assert int(vox[:, 2].min()) >= 1 and int(vox[:, 2].max()) <= b.shape[2] - 2
+    x, y = synth.batch(8)
+    assert x.shape == (8, 3, 16, 16) and y.shape == (8, 16, 16)
+    assert float(x.max()) <= 1.5**1.35 * 1.1 + 1e-4  # normalised (+gamma, gain), no marker
+    assert set(torch.unique(y).tolist()) <= {0, 1, 2, 3}
+
+
+def test_mni_training_blocks_exclude_k70_to_90():
+    pytest.importorskip("nibabel")
+    try:
+        src = phantom.mni_tissue_block()
+    except Exception as exc:  # pragma: no cover - no template cache on this machine
+        pytest.skip(f"MNI template unavailable: {exc}")
+    blocks = training_blocks(source=src)
+    ks = np.concatenate([b.k_index for b in blocks])
+    assert not np.any((ks >= 70) & (ks < 90))
+    assert ks.min() == 0 and ks.max() == 188 and len(ks) == 189 - 20
+    x0, y0, _ = blocks[0].origin
+    # the kept planes are the template's own, voxel for voxel
+    np.testing.assert_array_equal(blocks[0].labels[60:110, 80:130].numpy(),
+                                  src.labels[x0 + 60:x0 + 110, y0 + 80:y0 + 130, :70].numpy())
+    np.testing.assert_array_equal(blocks[1].maps[:, 60:110, 80:130].numpy(),
+                                  src.maps[:, x0 + 60:x0 + 110, y0 + 80:y0 + 130, 90:].numpy())
+
+
+def test_synth_command_writes_phantom_and_truth(tmp_path, monkeypatch):
+    from engine.cli import main
+    from engine.io import load, load_labels
+
+    block = toy_tissue_block((20, 22, 10))
+    monkeypatch.setattr(phantom, "mni_tissue_block", lambda: block)
+    assert main(["synth", str(tmp_path), "--contrast", "t2", "--noise", "3", "--inu", "20",
+                 "--seed", "5"]) == 0
+    image = load(tmp_path / "phantom.nii.gz")
+    truth = load_labels(tmp_path / "truth.nii.gz", reference=image)
+    assert image.shape == (20, 22, 10)
+    np.testing.assert_array_equal(truth.array, block.labels.numpy())
+    again = tmp_path / "again"
+    main(["synth", str(again), "--contrast", "t2", "--noise", "3", "--inu", "20", "--seed", "5"])
+    np.testing.assert_array_equal(load(again / "phantom.nii.gz").array, image.array)
