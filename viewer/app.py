@@ -1,10 +1,21 @@
-"""``delineo``: start the Qt application."""
+"""``delineo``: start the Qt application.
+
+``delineo [IMAGE] [--labels MASK] [--ground-truth GT] [--demo]``. With no
+image, the MNI152 demo brain opens with its tissue ground truth.
+"""
 
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
+import traceback
 from collections.abc import Sequence
+from types import TracebackType
+
+__all__ = ["apply_theme", "build_parser", "configure_pyqtgraph", "create_application", "main"]
+
+log = logging.getLogger(__name__)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -14,26 +25,100 @@ def build_parser() -> argparse.ArgumentParser:
         "opens the MNI152 demo brain with its tissue ground truth.",
     )
     parser.add_argument("image", nargs="?", help="NIfTI file, DICOM file or DICOM folder")
-    parser.add_argument("--labels", help="label map to edit")
-    parser.add_argument("--ground-truth", help="ground-truth label map (for live metrics)")
-    parser.add_argument("--demo", action="store_true", help="open the demo brain")
+    parser.add_argument("--labels", metavar="MASK", help="label map to edit")
+    parser.add_argument("--ground-truth", metavar="GT",
+                        help="ground-truth label map (shown as its own layer)")
+    parser.add_argument("--demo", action="store_true",
+                        help="open the demo brain (MNI152 T1 + tissue ground truth)")
+    parser.add_argument("--log-level", default="INFO",
+                        choices=["DEBUG", "INFO", "WARNING", "ERROR"], help=argparse.SUPPRESS)
     return parser
+
+
+def configure_pyqtgraph() -> None:
+    """pyqtgraph's global options, set once: arrays are (row, column) images."""
+    import pyqtgraph as pg
+
+    pg.setConfigOptions(imageAxisOrder="row-major", antialias=False)
+
+
+def apply_theme(app: object) -> None:
+    """Fusion style with a dark palette, as imaging workstations use."""
+    from PySide6.QtGui import QColor, QPalette
+
+    app.setStyle("Fusion")  # type: ignore[attr-defined]
+    pal = QPalette()
+    role = QPalette.ColorRole
+    colours = {
+        role.Window: "#2b2e33", role.WindowText: "#e1e4e8", role.Base: "#1f2226",
+        role.AlternateBase: "#272a2f", role.ToolTipBase: "#2b2e33", role.ToolTipText: "#e1e4e8",
+        role.Text: "#e1e4e8", role.Button: "#33373d", role.ButtonText: "#e1e4e8",
+        role.BrightText: "#ff6b6b", role.Highlight: "#3d7bd9", role.HighlightedText: "#ffffff",
+        role.Link: "#6aa7ff", role.PlaceholderText: "#80868f", role.Mid: "#3a3e45",
+        role.Dark: "#1a1c20", role.Light: "#454a52", role.Shadow: "#111214",
+    }
+    for key, value in colours.items():
+        pal.setColor(key, QColor(value))
+    disabled = QPalette.ColorGroup.Disabled
+    for key in (role.WindowText, role.Text, role.ButtonText):
+        pal.setColor(disabled, key, QColor("#70757d"))
+    app.setPalette(pal)  # type: ignore[attr-defined]
+
+
+def create_application(argv: Sequence[str] | None = None) -> object:
+    """The ``QApplication`` (created once), themed, with pyqtgraph configured."""
+    from PySide6.QtWidgets import QApplication
+
+    app = QApplication.instance()
+    if app is None:
+        app = QApplication(list(argv) if argv is not None else sys.argv[:1])
+        app.setApplicationName("Delineo")
+        app.setOrganizationName("Delineo")
+        app.setApplicationDisplayName("Delineo")
+        apply_theme(app)
+    configure_pyqtgraph()
+    return app
+
+
+def _install_excepthook(window: object) -> None:
+    """Unexpected errors in the event loop: log them, tell the user, keep running."""
+    from PySide6.QtWidgets import QMessageBox
+
+    showing = False
+
+    def hook(kind: type[BaseException], exc: BaseException, tb: TracebackType | None) -> None:
+        nonlocal showing
+        log.error("unexpected error:\n%s", "".join(traceback.format_exception(kind, exc, tb)))
+        if showing or issubclass(kind, KeyboardInterrupt):
+            return
+        showing = True
+        try:
+            QMessageBox.critical(window, "Unexpected error",  # type: ignore[arg-type]
+                                 f"{kind.__name__}: {exc}\n\nDetails are in the log.")
+        finally:
+            showing = False
+
+    sys.excepthook = hook
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``delineo``."""
-    args = build_parser().parse_args(argv)
-    from PySide6.QtWidgets import QApplication
-
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.image and args.demo:
+        parser.error("give an IMAGE or --demo, not both")
+    if (args.labels or args.ground_truth) and not (args.image or args.demo):
+        parser.error("--labels and --ground-truth need an IMAGE (or --demo)")
+    logging.basicConfig(level=getattr(logging, args.log_level),
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    app = create_application()
     from .main_window import MainWindow
 
-    app = QApplication.instance() or QApplication(sys.argv[:1])
-    app.setApplicationName("Delineo")
-    app.setOrganizationName("Delineo")
     window = MainWindow()
+    _install_excepthook(window)
     window.show()
-    del args
-    return app.exec()
+    window.open_paths(args.image, args.labels, args.ground_truth, demo=args.demo)
+    return int(app.exec())  # type: ignore[attr-defined]
 
 
 if __name__ == "__main__":  # pragma: no cover

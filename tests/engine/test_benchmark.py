@@ -1,0 +1,124 @@
+"""The quick benchmark: tables have the right structure, figures are finite and
+consistent with ``delineo-engine evaluate`` on the same predictions."""
+
+from __future__ import annotations
+
+import csv
+import itertools
+import json
+import math
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from engine.benchmark import BenchmarkConfig, _pad_to, case_study_slices, run_benchmark
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def quick(tmp_path_factory):
+    out = tmp_path_factory.mktemp("bench")
+    seen = []
+    result = run_benchmark(out, BenchmarkConfig.quick("cpu"),
+                           progress=lambda f, m: seen.append(f))
+    return out, result, seen
+
+
+def _read(path):
+    with path.open() as fh:
+        return list(csv.DictReader(fh))
+
+
+def test_all_outputs_are_written(quick):
+    out, result, _ = quick
+    for name in ("report.md", "case_study.csv", "case_study_slices.csv", "parameters.csv",
+                 "robustness.csv", "robustness.png", "figure.png", "parameters_energy.png"):
+        assert (out / name).stat().st_size > 0, name
+    for f in result.files:
+        assert f.exists()
+
+
+def test_case_study_table_structure_and_finite_figures(quick):
+    out, _, _ = quick
+    rows = _read(out / "case_study.csv")
+    methods = BenchmarkConfig.quick().methods
+    assert sorted(r["method"] for r in rows) == sorted(methods)
+    for row in rows:
+        for key in ("dice_csf", "dice_gm", "dice_wm", "dice_mean", "accuracy", "sensitivity",
+                    "specificity", "hd95_mm", "seconds_per_slice", "peak_memory_mb"):
+            value = float(row[key])
+            assert math.isfinite(value), (row["method"], key)
+        for key in ("dice_csf", "dice_gm", "dice_wm", "accuracy"):
+            assert 0.0 <= float(row[key]) <= 1.0
+        mean = np.mean([float(row[k]) for k in ("dice_csf", "dice_gm", "dice_wm")])
+        assert float(row["dice_mean"]) == pytest.approx(mean)
+    report = (out / "report.md").read_text()
+    assert "| method | Dice CSF |" in report
+    # Every method beats chance clearly on these phantoms.
+    assert min(float(r["dice_mean"]) for r in rows) > 0.5
+
+
+def test_per_slice_rows_aggregate_to_the_table(quick):
+    out, _, _ = quick
+    per_slice = _read(out / "case_study_slices.csv")
+    table = {r["method"]: r for r in _read(out / "case_study.csv")}
+    for method, row in table.items():
+        mine = [float(r["dice_2"]) for r in per_slice if r["method"] == method]
+        assert len(mine) == BenchmarkConfig.quick().n_slices
+        assert float(row["dice_gm"]) == pytest.approx(np.mean(mine))
+
+
+def test_table_dice_equals_delineo_engine_evaluate(quick):
+    out, _, _ = quick
+    per_slice = {(r["method"], r["slice"]): r for r in _read(out / "case_study_slices.csv")}
+    pred_dir = out / "predictions"
+    for method in ("otsu", "gmm"):
+        done = subprocess.run(
+            [sys.executable, "-m", "engine.cli", "evaluate",
+             str(pred_dir / f"{method}_slice0.nii.gz"),
+             "--ground-truth", str(pred_dir / "truth_slice0.nii.gz"), "--slab", "none", "--json"],
+            capture_output=True, text=True, timeout=300, check=True)
+        figures = json.loads(done.stdout)["whole"]
+        row = per_slice[(method, "0")]
+        assert figures["csf"] == pytest.approx(float(row["dice_1"]), abs=1e-4)
+        assert figures["gm"] == pytest.approx(float(row["dice_2"]), abs=1e-4)
+        assert figures["wm"] == pytest.approx(float(row["dice_3"]), abs=1e-4)
+
+
+def test_sweeps_and_grid_cover_what_was_asked(quick):
+    out, _, _ = quick
+    sweeps = _read(out / "parameters.csv")
+    assert [float(r["value"]) for r in sweeps] == [0.1, 0.5, 2.0]
+    grid = _read(out / "robustness.csv")
+    cells = {(r["method"], float(r["noise_pct"]), float(r["inu_pct"])) for r in grid}
+    assert len(cells) == len(BenchmarkConfig.quick().methods) * 4
+    assert all(0 <= float(r["mean_dice"]) <= 1 for r in grid)
+
+
+def test_progress_is_monotonic_and_completes(quick):
+    _, _, seen = quick
+    assert seen[-1] == 1.0
+    assert all(b >= a - 1e-9 for a, b in itertools.pairwise(seen))
+
+
+def test_case_study_draw_is_reproducible_and_spans_the_ranges():
+    a = case_study_slices(9, seed=5)
+    b = case_study_slices(9, seed=5)
+    assert [(s.contrast, s.noise, s.inu, s.k) for s in a] == [
+        (s.contrast, s.noise, s.inu, s.k) for s in b]
+    assert {s.contrast for s in a} == {"t1", "t2", "pd"}
+    assert all(0 <= s.noise <= 0.09 and 0 <= s.inu <= 0.4 for s in a)
+    assert all(s.image.shape == (256, 256, 1) for s in a)
+    assert np.array_equal(a[0].image.array, b[0].image.array)
+
+
+def test_pad_keeps_every_voxel():
+    arr = np.arange(197 * 233).reshape(197, 233, 1)
+    out, (ox, oy) = _pad_to(arr, 256)
+    assert out.shape == (256, 256, 1)
+    assert out[ox, oy, 0] == arr[0, 0, 0]
+    assert out[ox + 196, oy + 232, 0] == arr[196, 232, 0]
+    assert out.sum() == arr.sum()

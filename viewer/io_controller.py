@@ -1,0 +1,219 @@
+"""Opening and saving files for the main window, off the GUI thread.
+
+Every read or write is an engine call run by :class:`~viewer.workers.JobRunner`;
+results come back as updates of the :class:`~viewer.layers.LayerStack`, errors
+as a dialog naming the file and the problem (the application keeps running).
+A label map on another grid than the image is never overlaid silently: the
+user sees what differs and chooses to resample it (nearest neighbour) or not.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from pathlib import Path
+
+from PySide6.QtCore import QObject, Signal
+
+from engine import io as engine_io
+from engine.errors import DelineoError, GeometryMismatchError
+from engine.volume import LabelMap, Volume
+
+from .dialogs import Dialogs
+from .layers import LabelLayer, LayerStack
+from .settings import Settings
+from .workers import Job, JobRunner
+
+__all__ = ["IOController", "describe_error"]
+
+log = logging.getLogger(__name__)
+
+EDITED_NAME = "Edited mask"
+TRUTH_NAME = "Ground truth"
+EDIT_OPACITY = 0.5
+TRUTH_OPACITY = 0.4
+
+
+def describe_error(exc: BaseException, path: str | Path | None = None) -> str:
+    """One line for the user: the file and the problem."""
+    if isinstance(exc, DelineoError):
+        return str(exc)
+    if isinstance(exc, FileNotFoundError):
+        return f"{exc.filename or path}: no such file or folder"
+    if isinstance(exc, PermissionError):
+        return f"{exc.filename or path}: permission denied"
+    if isinstance(exc, MemoryError):
+        return f"{path}: not enough memory to open this volume"
+    where = f"{path}: " if path else ""
+    return f"{where}unexpected error ({type(exc).__name__}: {exc})"
+
+
+class IOController(QObject):
+    """Loads images and label maps into a layer stack and saves the edited mask."""
+
+    image_loaded = Signal()
+    labels_loaded = Signal(object)  # the new LabelLayer
+    saved = Signal(str)
+    failed = Signal(str)  # the message shown to the user
+    message = Signal(str)  # short status-bar text
+
+    def __init__(self, layers: LayerStack, runner: JobRunner, dialogs: Dialogs,
+                 settings: Settings, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self.layers = layers
+        self.runner = runner
+        self.dialogs = dialogs
+        self.settings = settings
+        self.current: Job | None = None
+
+    # -- images --------------------------------------------------------------------
+    def open_image(self, path: str | Path, then: Callable[[], None] | None = None) -> Job:
+        """Read *path* (NIfTI file, DICOM file or folder) and show it."""
+        path = Path(path)
+
+        def work(progress: Callable[[float, str], None], cancel: object) -> Volume:
+            return engine_io.load(path, progress=progress, cancel=cancel)  # type: ignore[arg-type]
+
+        def done(volume: Volume) -> None:
+            self.show_image(volume, path=path, name=path.name)
+            self.settings.add_recent(path)
+            self.settings.last_dir = str(path.parent)
+            self.message.emit(f"Opened {path.name}")
+            if then is not None:
+                then()
+
+        return self._submit(work, f"Opening {path.name}", done, path, "Could not open the image")
+
+    def open_demo(self, then: Callable[[], None] | None = None) -> Job:
+        """The MNI152 demo T1 with its tissue ground truth."""
+
+        def work(progress: Callable[[float, str], None], cancel: object) -> tuple:
+            from engine.data.mni import load_demo
+
+            progress(0.1, "reading the MNI152 template")
+            return load_demo()
+
+        def done(result: tuple[Volume, LabelMap]) -> None:
+            t1, truth = result
+            self.show_image(t1, path=None, name="MNI152 2009a T1 (demo)")
+            self.layers.add_labels(truth, name=f"{TRUTH_NAME} (MNI152 tissue)", role="truth",
+                                   opacity=TRUTH_OPACITY)
+            self.message.emit("Opened the demo brain: MNI152 2009a T1 with its tissue ground truth")
+            if then is not None:
+                then()
+
+        return self._submit(work, "Opening the demo brain", done, None, "Could not open the demo")
+
+    def show_image(self, volume: Volume, *, path: Path | None = None, name: str = "") -> None:
+        """Show an image already in memory, with a new empty edited mask."""
+        self.layers.set_image(volume, path=path, name=name)
+        self.layers.add_labels(LabelMap.empty_like(volume), name=f"{EDITED_NAME} (new)",
+                               role="edit", opacity=EDIT_OPACITY)
+        self.image_loaded.emit()
+
+    # -- label maps ------------------------------------------------------------------
+    def open_labels(self, path: str | Path, role: str = "edit", *, resample: bool = False,
+                    then: Callable[[], None] | None = None) -> Job | None:
+        """Read a label map for the current image as the edited mask or ground truth."""
+        path = Path(path)
+        image = self.layers.image
+        if image is None:
+            self._report("Open an image first", "Labels belong to an image: open the image first.")
+            return None
+        reference = image.volume
+
+        def work(progress: Callable[[float, str], None], cancel: object) -> LabelMap:
+            progress(0.0, f"reading {path.name}")
+            return engine_io.load_labels(path, reference=reference, resample=resample)
+
+        def done(labelmap: LabelMap) -> None:
+            if self.layers.image is None or self.layers.image.volume is not reference:
+                log.info("%s: the image changed while it loaded; dropped", path.name)
+                return
+            layer = self._add_label_layer(labelmap, path, role)
+            note = " (resampled onto the image grid)" if resample else ""
+            self.message.emit(f"Opened {path.name} as {layer.name}{note}")
+            self.settings.last_dir = str(path.parent)
+            self.labels_loaded.emit(layer)
+            if then is not None:
+                then()
+
+        def failed(exc: BaseException) -> None:
+            if isinstance(exc, GeometryMismatchError) and not resample:
+                if self.dialogs.ask_resample(path.name, list(exc.differences)):
+                    self.open_labels(path, role, resample=True, then=then)
+                else:
+                    self.message.emit(f"{path.name} was not opened (its grid differs)")
+                return
+            self._report("Could not open the label map", describe_error(exc, path))
+
+        title = "Resampling" if resample else "Opening"
+        return self._submit(work, f"{title} {path.name}", done, path, on_error=failed)
+
+    def _add_label_layer(self, labelmap: LabelMap, path: Path, role: str) -> LabelLayer:
+        base = EDITED_NAME if role == "edit" else TRUTH_NAME if role == "truth" else "Result"
+        display = {"opacity": EDIT_OPACITY if role == "edit" else TRUTH_OPACITY}
+        return self.layers.add_labels(labelmap, name=f"{base}: {path.name}", role=role,
+                                      path=path if role == "edit" else None, **display)
+
+    # -- saving ------------------------------------------------------------------------
+    def save_labels(self, path: str | Path, layer: LabelLayer | None = None) -> Job | None:
+        """Write *layer* (default: the edited mask) to *path* in the image's geometry."""
+        layer = layer or self.layers.edited
+        if layer is None:
+            self._report("Nothing to save", "There is no label layer to save.")
+            return None
+        path = Path(path)
+        snapshot = layer.labelmap.with_array(layer.labelmap.array.copy())
+
+        def work(progress: Callable[[float, str], None], cancel: object) -> Path:
+            progress(0.0, f"writing {path.name}")
+            return engine_io.save(snapshot, path)
+
+        def done(written: Path) -> None:
+            layer.path = Path(written)
+            layer.modified = False
+            if layer.role == "edit":
+                layer.name = f"{EDITED_NAME}: {Path(written).name}"
+                self.layers.layers_changed.emit()  # panels show the new name
+            self.settings.last_dir = str(Path(written).parent)
+            self.message.emit(f"Saved {Path(written).name}")
+            self.saved.emit(str(written))
+
+        return self._submit(work, f"Saving {path.name}", done, path, "Could not save the labels")
+
+    # -- plumbing ----------------------------------------------------------------------
+    def _submit(
+        self,
+        work: Callable,
+        description: str,
+        done: Callable,
+        path: Path | None,
+        title: str = "Error",
+        on_error: Callable[[BaseException], None] | None = None,
+    ) -> Job:
+        def error(exc: BaseException) -> None:
+            if on_error is not None:
+                on_error(exc)
+            else:
+                self._report(title, describe_error(exc, path))
+
+        def cancelled() -> None:
+            self.message.emit(f"{description}: cancelled")
+
+        def guarded(result: object) -> None:
+            try:
+                done(result)
+            except Exception as exc:  # a result the viewer cannot show
+                log.exception("%s: could not display the result", description)
+                self._report(title, describe_error(exc, path))
+
+        job = self.runner.submit(work, description, on_result=guarded, on_error=error,
+                                 on_cancelled=cancelled)
+        self.current = job
+        return job
+
+    def _report(self, title: str, message: str) -> None:
+        log.warning("%s: %s", title, message)
+        self.failed.emit(message)
+        self.dialogs.error(title, message)

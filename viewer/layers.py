@@ -1,0 +1,291 @@
+"""The layer model: one image and a stack of label layers, without Qt.
+
+Views and panels subscribe to :class:`Event` objects (plain callbacks, as
+napari's layer events) and never poke at each other. A label layer holds a
+:class:`~engine.volume.LabelMap` and how it is drawn (visibility, opacity,
+filled or outline, hidden labels); the colour look-up table and the voxel
+counts are cached and rebuilt only when something they depend on changes.
+
+Roles: ``"edit"`` is the mask the user edits (one per image, created empty if
+none is opened), ``"truth"`` the ground truth (at most one), ``"result"`` any
+number of method results.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from engine.display import auto_window, histogram, label_lut, label_volumes
+from engine.volume import LabelMap, Volume
+
+__all__ = ["BBox", "Event", "ImageLayer", "LabelLayer", "LayerStack"]
+
+log = logging.getLogger(__name__)
+
+#: A box of voxels in canonical array order: one slice per axis.
+BBox = tuple[slice, slice, slice]
+
+ROLES = ("edit", "truth", "result")
+
+
+class Event:
+    """A list of callbacks called in order by :meth:`emit`."""
+
+    def __init__(self) -> None:
+        self._callbacks: list[Callable[..., Any]] = []
+
+    def connect(self, callback: Callable[..., Any]) -> None:
+        if callback not in self._callbacks:
+            self._callbacks.append(callback)
+
+    def disconnect(self, callback: Callable[..., Any]) -> None:
+        if callback in self._callbacks:
+            self._callbacks.remove(callback)
+
+    def emit(self, *args: Any) -> None:
+        for callback in list(self._callbacks):
+            callback(*args)
+
+
+def _value_range(array: np.ndarray) -> tuple[float, float]:
+    """(min, max) of the finite values, without copying when all are finite."""
+    if array.size == 0:
+        return 0.0, 1.0
+    lo, hi = float(np.nanmin(array)), float(np.nanmax(array))
+    if not (np.isfinite(lo) and np.isfinite(hi)):
+        finite = array[np.isfinite(array)]
+        if finite.size == 0:
+            return 0.0, 1.0
+        lo, hi = float(finite.min()), float(finite.max())
+    return lo, hi
+
+
+class ImageLayer:
+    """The image shown in grey levels under the label layers."""
+
+    def __init__(self, volume: Volume, *, path: Path | None = None, name: str = "") -> None:
+        self.volume = volume
+        self.path = path
+        self.name = name or (path.name if path else volume.metadata.get("description", "image"))
+        self.data_range = _value_range(volume.array)
+        self.default_levels = auto_window(volume.array, volume.modality)
+        self.levels: tuple[float, float] = self.default_levels
+        #: ``(n, 3)`` uint8 colour look-up table, or None for plain grey.
+        self.lut: np.ndarray | None = None
+        self.levels_changed = Event()
+        self.lut_changed = Event()
+        self._histogram: tuple[np.ndarray, np.ndarray] | None = None
+
+    def set_levels(self, low: float, high: float) -> None:
+        low, high = float(low), float(high)
+        if high <= low:
+            high = low + max(1e-6, abs(low) * 1e-6)
+        if (low, high) != self.levels:
+            self.levels = (low, high)
+            self.levels_changed.emit(self.levels)
+
+    def reset_levels(self) -> None:
+        self.set_levels(*self.default_levels)
+
+    def set_lut(self, lut: np.ndarray | None) -> None:
+        self.lut = lut
+        self.lut_changed.emit(lut)
+
+    def histogram(self) -> tuple[np.ndarray, np.ndarray]:
+        """Cached ``(bin centres, counts)`` of the voxel values."""
+        if self._histogram is None:
+            self._histogram = histogram(self.volume.array)
+        return self._histogram
+
+    def value_at(self, ijk: tuple[int, int, int]) -> float:
+        return float(self.volume.array[ijk])
+
+
+class LabelLayer:
+    """A label map and how it is drawn."""
+
+    def __init__(
+        self,
+        labelmap: LabelMap,
+        *,
+        name: str,
+        role: str = "result",
+        path: Path | None = None,
+        opacity: float = 0.5,
+        outline: bool = False,
+        visible: bool = True,
+    ) -> None:
+        if role not in ROLES:
+            raise ValueError(f"unknown layer role {role!r}; expected one of {ROLES}")
+        self.labelmap = labelmap
+        self.name = name
+        self.role = role
+        self.path = path
+        self.visible = visible
+        self.opacity = float(opacity)
+        self.outline = outline
+        self.hidden: set[int] = set()
+        self.modified = False
+        #: Display properties changed (visibility, opacity, outline, colours).
+        self.display_changed = Event()
+        #: Voxels changed: called with a :data:`BBox` or None for "everywhere".
+        self.data_changed = Event()
+        self._lut: np.ndarray | None = None
+        self._counts: dict[int, tuple[int, float]] | None = None
+
+    # -- display ---------------------------------------------------------------
+    def set_visible(self, visible: bool) -> None:
+        if visible != self.visible:
+            self.visible = bool(visible)
+            self.display_changed.emit(self)
+
+    def set_opacity(self, opacity: float) -> None:
+        opacity = float(min(1.0, max(0.0, opacity)))
+        if opacity != self.opacity:
+            self.opacity = opacity
+            self.display_changed.emit(self)
+
+    def set_outline(self, outline: bool) -> None:
+        if outline != self.outline:
+            self.outline = bool(outline)
+            self.display_changed.emit(self)
+
+    def set_label_visible(self, value: int, visible: bool) -> None:
+        before = set(self.hidden)
+        if visible:
+            self.hidden.discard(int(value))
+        else:
+            self.hidden.add(int(value))
+        if self.hidden != before:
+            self._lut = None
+            self.display_changed.emit(self)
+
+    @property
+    def lut(self) -> np.ndarray:
+        """RGBA look-up table covering every value in the table and the mask."""
+        if self._lut is None:
+            present = self.counts().keys()
+            top = max([0, *self.labelmap.labels, *present])
+            self._lut = label_lut(
+                self.labelmap.labels, top + 1, values=present, hidden=self.hidden
+            )
+        return self._lut
+
+    # -- data ------------------------------------------------------------------
+    def counts(self) -> dict[int, tuple[int, float]]:
+        """Cached ``{value: (voxels, mL)}`` of the values present."""
+        if self._counts is None:
+            self._counts = label_volumes(self.labelmap.array, self.labelmap.voxel_volume_ml)
+        return self._counts
+
+    def notify_changed(self, bbox: BBox | None = None) -> None:
+        """Say that voxels inside *bbox* (None: anywhere) were changed."""
+        self._counts = None
+        if self._lut is not None and bbox is not None:
+            region = self.labelmap.array[bbox]
+            if region.size and int(region.max()) >= self._lut.shape[0]:
+                self._lut = None
+        else:
+            self._lut = None
+        self.data_changed.emit(bbox)
+
+    def label_at(self, ijk: tuple[int, int, int]) -> int:
+        return int(self.labelmap.array[ijk])
+
+
+class LayerStack:
+    """The image and its label layers, bottom to top, plus global overlay settings."""
+
+    def __init__(self) -> None:
+        self.image: ImageLayer | None = None
+        self.labels: list[LabelLayer] = []
+        self.global_opacity = 1.0
+        self.labels_shown = True
+        #: The image was replaced (every label layer was removed first).
+        self.image_changed = Event()
+        #: A label layer was added or removed, or the order changed.
+        self.layers_changed = Event()
+        #: Global overlay settings changed (opacity, all labels shown).
+        self.overlay_changed = Event()
+
+    # -- image -----------------------------------------------------------------
+    def set_image(self, volume: Volume, *, path: Path | None = None, name: str = "") -> ImageLayer:
+        self.labels.clear()
+        self.image = ImageLayer(volume, path=path, name=name)
+        self.image_changed.emit(self.image)
+        self.layers_changed.emit()
+        return self.image
+
+    # -- label layers ------------------------------------------------------------
+    def add_labels(
+        self,
+        labelmap: LabelMap,
+        *,
+        name: str,
+        role: str = "result",
+        path: Path | None = None,
+        **display: Any,
+    ) -> LabelLayer:
+        """Add a layer on top; an ``edit`` or ``truth`` layer replaces the previous one."""
+        if self.image is None:
+            raise RuntimeError("open an image before its label maps")
+        if labelmap.shape != self.image.volume.shape:
+            raise ValueError(
+                f"label map shape {labelmap.shape} differs from the image {self.image.volume.shape}"
+            )
+        layer = LabelLayer(labelmap, name=name, role=role, path=path, **display)
+        if role in ("edit", "truth"):
+            old = self.by_role(role)
+            if old is not None:
+                self.labels[self.labels.index(old)] = layer
+                self.layers_changed.emit()
+                return layer
+        if role == "edit":
+            self.labels.insert(0, layer)
+        elif role == "truth":
+            at = 1 if self.edited is not None else 0
+            self.labels.insert(at, layer)
+        else:
+            self.labels.append(layer)
+        self.layers_changed.emit()
+        return layer
+
+    def remove(self, layer: LabelLayer) -> None:
+        if layer in self.labels:
+            self.labels.remove(layer)
+            self.layers_changed.emit()
+
+    def by_role(self, role: str) -> LabelLayer | None:
+        return next((lay for lay in self.labels if lay.role == role), None)
+
+    @property
+    def edited(self) -> LabelLayer | None:
+        """The mask being edited."""
+        return self.by_role("edit")
+
+    @property
+    def ground_truth(self) -> LabelLayer | None:
+        return self.by_role("truth")
+
+    # -- global overlay settings --------------------------------------------------
+    def set_global_opacity(self, opacity: float) -> None:
+        opacity = float(min(1.0, max(0.0, opacity)))
+        if opacity != self.global_opacity:
+            self.global_opacity = opacity
+            self.overlay_changed.emit()
+
+    def set_labels_shown(self, shown: bool) -> None:
+        if shown != self.labels_shown:
+            self.labels_shown = bool(shown)
+            self.overlay_changed.emit()
+
+    def effective_opacity(self, layer: LabelLayer) -> float:
+        """Opacity a layer is drawn with (0 when hidden)."""
+        if not (self.labels_shown and layer.visible):
+            return 0.0
+        return layer.opacity * self.global_opacity

@@ -1,0 +1,79 @@
+"""Persistent user settings (``QSettings``): convention, layout, recent files."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from PySide6.QtCore import QByteArray, QSettings
+
+from engine.display import CONVENTIONS
+
+__all__ = ["MAX_RECENT", "Settings"]
+
+MAX_RECENT = 10
+
+
+class Settings:
+    """Typed access to the application's ``QSettings``.
+
+    Pass a ``QSettings`` (tests use an INI file in a temporary folder);
+    by default the platform's native store for organisation and application
+    "Delineo" is used.
+    """
+
+    def __init__(self, store: QSettings | None = None) -> None:
+        self.store = store if store is not None else QSettings("Delineo", "Delineo")
+
+    # -- display -----------------------------------------------------------------
+    @property
+    def convention(self) -> str:
+        value = str(self.store.value("display/convention", "radiological"))
+        return value if value in CONVENTIONS else "radiological"
+
+    @convention.setter
+    def convention(self, value: str) -> None:
+        if value not in CONVENTIONS:
+            raise ValueError(f"unknown convention {value!r}")
+        self.store.setValue("display/convention", value)
+
+    @property
+    def layout(self) -> str:
+        return str(self.store.value("display/layout", "2x2"))
+
+    @layout.setter
+    def layout(self, value: str) -> None:
+        self.store.setValue("display/layout", value)
+
+    # -- files -------------------------------------------------------------------
+    def recent_files(self) -> list[str]:
+        value = self.store.value("files/recent", [])
+        if isinstance(value, str):  # QSettings returns a lone entry as a string
+            value = [value]
+        return [str(v) for v in (value or []) if str(v)]
+
+    def add_recent(self, path: str | Path) -> None:
+        text = str(Path(path).resolve())
+        items = [p for p in self.recent_files() if p != text]
+        self.store.setValue("files/recent", [text, *items][:MAX_RECENT])
+
+    def remove_recent(self, path: str) -> None:
+        self.store.setValue("files/recent", [p for p in self.recent_files() if p != path])
+
+    def clear_recent(self) -> None:
+        self.store.setValue("files/recent", [])
+
+    @property
+    def last_dir(self) -> str:
+        return str(self.store.value("files/last_dir", str(Path.home())))
+
+    @last_dir.setter
+    def last_dir(self, value: str) -> None:
+        self.store.setValue("files/last_dir", value)
+
+    # -- window ------------------------------------------------------------------
+    def window_state(self) -> tuple[QByteArray | None, QByteArray | None]:
+        return self.store.value("window/geometry"), self.store.value("window/state")
+
+    def save_window_state(self, geometry: QByteArray, state: QByteArray) -> None:
+        self.store.setValue("window/geometry", geometry)
+        self.store.setValue("window/state", state)

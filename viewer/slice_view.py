@@ -1,0 +1,458 @@
+"""One orthogonal slice view: ``ViewBox`` + image ``ImageItem`` + one RGBA
+overlay ``ImageItem`` per label layer + a crosshair, under a header bar with
+the plane's name, a slice slider and a maximise button.
+
+The view renders lazily: model events only mark what is stale (the image,
+some overlays) and a zero-delay timer renders the visible slice once, so a
+burst of changes costs one redraw. Hidden views (another one maximised)
+render when they are shown again. Scene coordinates are millimetres along
+the two in-plane array axes, so the physical aspect ratio comes from the
+voxel spacing and ``setAspectLocked``; the radiological/neurological
+convention is a flip of the ViewBox's x axis.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Callable
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import QPointF, QRectF, Qt, QTimer, Signal
+from PySide6.QtGui import QColor, QIcon, QPainter, QPen, QPixmap, QShowEvent
+from PySide6.QtWidgets import (
+    QFrame,
+    QHBoxLayout,
+    QLabel,
+    QSlider,
+    QToolButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+from engine.display import extract_slice, label_rgba, plane_geometry
+
+from .cursor import Cursor
+from .layers import BBox, ImageLayer, LabelLayer, LayerStack
+from .slice_canvas import SliceCanvas
+from .tools.base import Tool, ToolEvent
+
+__all__ = ["PLANE_COLOURS", "PLANE_TITLES", "SliceView"]
+
+log = logging.getLogger(__name__)
+
+#: Header colours of the planes, as in 3D Slicer (red, green, yellow).
+PLANE_COLOURS = {"axial": "#c8473a", "coronal": "#5c9f45", "sagittal": "#d7b33b"}
+PLANE_TITLES = {"axial": "Axial", "coronal": "Coronal", "sagittal": "Sagittal"}
+CROSSHAIR_PEN = (90, 200, 255, 190)
+ZOOM_PER_PIXEL = 0.01
+ZOOM_PER_NOTCH = 0.85
+FAST_STEP = 5
+
+
+def _maximise_icon() -> QIcon:
+    """A light 'expand' glyph drawn at run time (no icon theme needed)."""
+    pixmap = QPixmap(16, 16)
+    pixmap.fill(Qt.GlobalColor.transparent)
+    painter = QPainter(pixmap)
+    painter.setPen(QPen(QColor("#c8ccd2"), 1.5))
+    for x0, y0, dx, dy in ((2, 2, 1, 1), (14, 2, -1, 1), (2, 14, 1, -1), (14, 14, -1, -1)):
+        painter.drawLine(x0, y0, x0 + 4 * dx, y0)
+        painter.drawLine(x0, y0, x0, y0 + 4 * dy)
+    painter.end()
+    return QIcon(pixmap)
+
+
+def _row_major(item: pg.ImageItem) -> pg.ImageItem:
+    item.setOpts(axisOrder="row-major")
+    return item
+
+
+class SliceView(QWidget):
+    """A view of one plane of the layer stack, linked to the shared cursor."""
+
+    maximise_requested = Signal(str)
+    activated = Signal(str)
+    #: Voxel index under the pointer, or None when it leaves the volume/view.
+    hovered = Signal(object)
+    #: Window/level drag in screen pixels (dx, dy).
+    window_level_dragged = Signal(float, float)
+    #: The slice was re-rendered (for tests and benchmarks).
+    rendered = Signal()
+
+    def __init__(
+        self,
+        plane: str,
+        cursor: Cursor,
+        layers: LayerStack,
+        *,
+        tool: Callable[[], Tool | None] = lambda: None,
+        convention: str = "radiological",
+        parent: QWidget | None = None,
+    ) -> None:
+        super().__init__(parent)
+        self.setObjectName(f"view_{plane}")
+        self.plane = plane
+        self.cursor = cursor
+        self.layers = layers
+        self.tool_provider = tool
+        self.geometry_ = plane_geometry(plane, convention)
+        self.index = 0
+        self._spacing = (1.0, 1.0)
+        self._size = (1, 1)
+        self._stale_image = True
+        self._stale: set[LabelLayer] = set()
+        self._blank: set[LabelLayer] = set()  # layers with no label on the shown slice
+        self._items: dict[LabelLayer, pg.ImageItem] = {}
+        self._layer_callbacks: dict[LabelLayer, tuple[Callable, Callable]] = {}
+        self._gesture_anchor = QPointF()
+        self._image_layer: ImageLayer | None = None
+
+        self.viewbox = pg.ViewBox(enableMenu=False, lockAspect=True, invertY=False)
+        self.viewbox.setMouseEnabled(False, False)
+        self.viewbox.disableAutoRange()
+        self.image_item = _row_major(pg.ImageItem())
+        self.viewbox.addItem(self.image_item)
+        pen = pg.mkPen(CROSSHAIR_PEN, width=1)
+        self.vline = pg.InfiniteLine(angle=90, movable=False, pen=pen)
+        self.hline = pg.InfiniteLine(angle=0, movable=False, pen=pen)
+        for line in (self.vline, self.hline):
+            line.setZValue(1000)
+            self.viewbox.addItem(line, ignoreBounds=True)
+        self.canvas = SliceCanvas(self.viewbox, self, self)
+        self._build_header()
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.setSpacing(0)
+        layout.addWidget(self.header)
+        layout.addWidget(self.canvas, 1)
+
+        self._timer = QTimer(self)
+        self._timer.setSingleShot(True)
+        self._timer.setInterval(0)
+        self._timer.timeout.connect(self.render_pending)
+
+        cursor.changed.connect(self._on_cursor)
+        layers.image_changed.connect(self._on_image)
+        layers.layers_changed.connect(self._sync_layers)
+        layers.overlay_changed.connect(self._apply_opacities)
+        self.set_convention(convention)
+        self.update_tool_cursor()
+        if layers.image is not None:
+            self._on_image(layers.image)
+
+    # -- construction ------------------------------------------------------------
+    def _build_header(self) -> None:
+        self.header = QFrame(self)
+        self.header.setObjectName("sliceHeader")
+        colour = PLANE_COLOURS[self.plane]
+        self.header.setStyleSheet(
+            f"#sliceHeader {{ background: #23262b; border-top: 3px solid {colour}; }}"
+        )
+        row = QHBoxLayout(self.header)
+        row.setContentsMargins(6, 1, 2, 1)
+        row.setSpacing(6)
+        title = QLabel(PLANE_TITLES[self.plane], self.header)
+        title.setStyleSheet(f"color: {colour}; font-weight: 700;")
+        title.setMinimumWidth(58)
+        self.slider = QSlider(Qt.Orientation.Horizontal, self.header)
+        self.slider.setObjectName(f"slider_{self.plane}")
+        self.slider.setFocusPolicy(Qt.FocusPolicy.ClickFocus)
+        self.slider.setToolTip(f"{PLANE_TITLES[self.plane]} slice")
+        self.slider.valueChanged.connect(self._slider_moved)
+        self.slice_label = QLabel("–", self.header)
+        self.slice_label.setMinimumWidth(64)
+        self.slice_label.setAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+        self.slice_label.setStyleSheet("color: #c8ccd2;")
+        self.max_button = QToolButton(self.header)
+        self.max_button.setAutoRaise(True)
+        self.max_button.setIcon(_maximise_icon())
+        self.max_button.setToolTip("Maximise / restore this view (double-click in the view)")
+        self.max_button.clicked.connect(lambda: self.maximise_requested.emit(self.plane))
+        for widget in (title, self.slider, self.slice_label, self.max_button):
+            row.addWidget(widget, 1 if widget is self.slider else 0)
+
+    # -- public API --------------------------------------------------------------
+    def set_convention(self, convention: str) -> None:
+        """Radiological or neurological left-right display (see engine.display)."""
+        self.geometry_ = plane_geometry(self.plane, convention)
+        self.viewbox.invertX(self.geometry_.flip_x)
+        self.canvas.set_letters(dict(self.geometry_.letters))
+
+    @property
+    def normal_axis(self) -> int:
+        return self.geometry_.normal_axis
+
+    def reset_view(self) -> None:
+        """Fit the whole slice in the view (undo zoom and pan)."""
+        w = self._size[0] * self._spacing[0]
+        h = self._size[1] * self._spacing[1]
+        self.viewbox.setRange(QRectF(0.0, 0.0, w, h), padding=0.02)
+
+    def view_rect(self) -> QRectF:
+        """The visible area in view coordinates (mm)."""
+        (x0, x1), (y0, y1) = self.viewbox.viewRange()
+        return QRectF(x0, y0, x1 - x0, y1 - y0)
+
+    def zoom(self, factor: float, centre: QPointF | None = None) -> None:
+        """Zoom in (*factor* > 1) or out about *centre* (default: the view's centre)."""
+        self.viewbox.scaleBy((1.0 / factor, 1.0 / factor), center=centre)
+
+    def pan(self, dx_mm: float, dy_mm: float) -> None:
+        """Move the visible area by ``(dx, dy)`` millimetres."""
+        self.viewbox.translateBy(x=dx_mm, y=dy_mm)
+
+    def step(self, delta: int) -> None:
+        """Move this view's slice by *delta* (the cursor follows)."""
+        self.cursor.step(self.normal_axis, delta)
+
+    def set_slice(self, index: int) -> None:
+        self.cursor.set_axis(self.normal_axis, index)
+
+    def set_crosshair_visible(self, visible: bool) -> None:
+        self.vline.setVisible(visible)
+        self.hline.setVisible(visible)
+
+    def update_tool_cursor(self) -> None:
+        tool = self.tool_provider()
+        shape = getattr(Qt.CursorShape, tool.cursor_shape if tool else "CrossCursor")
+        self.canvas.setCursor(shape)
+
+    def refresh_labels(self, layer: LabelLayer, bbox: BBox | None = None) -> None:
+        """Redraw *layer* if this view's slice crosses *bbox* (None: always)."""
+        if layer not in self._items:
+            return
+        if bbox is not None:
+            span = bbox[self.normal_axis]
+            start = 0 if span.start is None else span.start
+            stop = self._depth() if span.stop is None else span.stop
+            if not start <= self.index < stop:
+                return
+        self._stale.add(layer)
+        self._schedule()
+
+    def overlay_item(self, layer: LabelLayer) -> pg.ImageItem | None:
+        return self._items.get(layer)
+
+    # -- rendering ---------------------------------------------------------------
+    def _depth(self) -> int:
+        image = self.layers.image
+        return image.volume.shape[self.normal_axis] if image else 1
+
+    def _schedule(self) -> None:
+        if self.isVisible():
+            self._timer.start()
+
+    def showEvent(self, ev: QShowEvent) -> None:
+        super().showEvent(ev)
+        if self._stale_image or self._stale:
+            self._timer.start()
+
+    def render_pending(self) -> None:
+        """Render whatever is stale now (normally called by the zero-delay timer)."""
+        self._timer.stop()
+        image = self.layers.image
+        if image is None or not (self._stale_image or self._stale):
+            return
+        geo = self.geometry_
+        if self._stale_image:
+            self._stale_image = False
+            data = extract_slice(image.volume.array, geo, self.index)
+            self.image_item.setImage(data, autoLevels=False, levels=image.levels, lut=image.lut)
+            self._place(self.image_item)
+        for layer in list(self._stale):
+            item = self._items.get(layer)
+            if item is None or self.layers.effective_opacity(layer) == 0.0:
+                continue  # stays stale until it is shown
+            self._stale.discard(layer)
+            labels = extract_slice(layer.labelmap.array, geo, self.index)
+            if labels.any():
+                self._blank.discard(layer)
+                item.setImage(label_rgba(labels, layer.lut, outline=layer.outline),
+                              autoLevels=False)
+                self._place(item)
+            else:
+                self._blank.add(layer)  # nothing to draw on this slice: skip painting it
+            item.setVisible(layer not in self._blank)
+        self.rendered.emit()
+
+    def _place(self, item: pg.ImageItem) -> None:
+        w = self._size[0] * self._spacing[0]
+        h = self._size[1] * self._spacing[1]
+        item.setRect(QRectF(0.0, 0.0, w, h))
+
+    def _invalidate(self) -> None:
+        self._stale_image = True
+        self._stale.update(self._items)
+        self._schedule()
+
+    # -- model events ------------------------------------------------------------
+    def _on_image(self, image: ImageLayer) -> None:
+        if self._image_layer is not None:
+            self._image_layer.levels_changed.disconnect(self._on_levels)
+            self._image_layer.lut_changed.disconnect(self._on_lut)
+        self._image_layer = image
+        image.levels_changed.connect(self._on_levels)
+        image.lut_changed.connect(self._on_lut)
+        vol = image.volume
+        geo = self.geometry_
+        self._spacing = (vol.spacing[geo.x_axis], vol.spacing[geo.y_axis])
+        self._size = (vol.shape[geo.x_axis], vol.shape[geo.y_axis])
+        self.slider.blockSignals(True)
+        self.slider.setRange(0, vol.shape[geo.normal_axis] - 1)
+        self.slider.blockSignals(False)
+        self.index = self.cursor.position[geo.normal_axis]
+        self._sync_layers()
+        self._update_cursor_display()
+        self._invalidate()
+        self.reset_view()
+
+    def _on_levels(self, levels: tuple[float, float]) -> None:
+        self.image_item.setLevels(levels)
+
+    def _on_lut(self, lut: np.ndarray | None) -> None:
+        self.image_item.setLookupTable(lut)
+
+    def _sync_layers(self) -> None:
+        current = self.layers.labels
+        for layer in [lay for lay in self._items if lay not in current]:
+            self.viewbox.removeItem(self._items.pop(layer))
+            display_cb, data_cb = self._layer_callbacks.pop(layer)
+            layer.display_changed.disconnect(display_cb)
+            layer.data_changed.disconnect(data_cb)
+            self._stale.discard(layer)
+            self._blank.discard(layer)
+        for z, layer in enumerate(current):
+            item = self._items.get(layer)
+            if item is None:
+                item = _row_major(pg.ImageItem())
+                self._items[layer] = item
+                self.viewbox.addItem(item)
+
+                def display_cb(lay: LabelLayer) -> None:
+                    self._on_layer_display(lay)
+
+                def data_cb(bbox: BBox | None, lay: LabelLayer = layer) -> None:
+                    self.refresh_labels(lay, bbox)
+
+                layer.display_changed.connect(display_cb)
+                layer.data_changed.connect(data_cb)
+                self._layer_callbacks[layer] = (display_cb, data_cb)
+                self._stale.add(layer)
+            item.setZValue(10 + z)
+        self._apply_opacities()
+
+    def _on_layer_display(self, layer: LabelLayer) -> None:
+        # Outline / hidden labels change the pixels; opacity and visibility do not.
+        self._stale.add(layer)
+        self._apply_opacities()
+
+    def _apply_opacities(self) -> None:
+        for layer, item in self._items.items():
+            opacity = self.layers.effective_opacity(layer)
+            item.setOpacity(opacity)
+            item.setVisible(opacity > 0.0 and layer not in self._blank)
+        if self._stale:
+            self._schedule()
+
+    def _on_cursor(self, new: tuple[int, int, int], old: tuple[int, int, int]) -> None:
+        self._update_cursor_display()
+        index = new[self.normal_axis]
+        if index != self.index:
+            self.index = index
+            self._invalidate()
+
+    def _update_cursor_display(self) -> None:
+        pos = self.cursor.position
+        geo = self.geometry_
+        self.vline.setValue((pos[geo.x_axis] + 0.5) * self._spacing[0])
+        self.hline.setValue((pos[geo.y_axis] + 0.5) * self._spacing[1])
+        index = pos[geo.normal_axis]
+        self.slider.blockSignals(True)
+        self.slider.setValue(index)
+        self.slider.blockSignals(False)
+        self.slice_label.setText(f"{index + 1} / {self._depth()}")
+
+    def _slider_moved(self, value: int) -> None:
+        self.set_slice(value)
+
+    # -- gestures (called by the canvas) -----------------------------------------
+    def tool_event(self, pos: QPointF, mods: frozenset[str] = frozenset()) -> ToolEvent:
+        """The :class:`ToolEvent` for a point of the view (coordinates in mm)."""
+        geo = self.geometry_
+        fx = pos.x() / self._spacing[0]
+        fy = pos.y() / self._spacing[1]
+        voxel = [0.0, 0.0, 0.0]
+        voxel[geo.x_axis] = fx - 0.5
+        voxel[geo.y_axis] = fy - 0.5
+        voxel[geo.normal_axis] = float(self.index)
+        ix, iy = math.floor(fx), math.floor(fy)
+        index = None
+        if self.layers.image is not None and 0 <= ix < self._size[0] and 0 <= iy < self._size[1]:
+            ijk = [0, 0, 0]
+            ijk[geo.x_axis], ijk[geo.y_axis], ijk[geo.normal_axis] = ix, iy, self.index
+            index = tuple(ijk)
+        return ToolEvent(self.plane, geo.normal_axis, tuple(voxel), index, mods)  # type: ignore[arg-type]
+
+    def gesture_start(self, gesture: str, pos: QPointF, mods: frozenset[str]) -> None:
+        self.activated.emit(self.plane)
+        self._gesture_anchor = pos
+        if gesture == "tool":
+            tool = self.tool_provider()
+            if tool is not None and self.layers.image is not None:
+                tool.press(self.tool_event(pos, mods))
+        elif gesture == "pan":
+            self.canvas.setCursor(Qt.CursorShape.ClosedHandCursor)
+        elif gesture == "zoom":
+            self.canvas.setCursor(Qt.CursorShape.SizeVerCursor)
+        elif gesture == "window_level":
+            self.canvas.setCursor(Qt.CursorShape.SizeAllCursor)
+
+    def gesture_move(self, gesture: str, pos: QPointF, delta: QPointF,
+                     mods: frozenset[str]) -> None:
+        if gesture == "tool":
+            tool = self.tool_provider()
+            if tool is not None and self.layers.image is not None:
+                tool.move(self.tool_event(pos, mods))
+        elif gesture == "pan":
+            origin = self.canvas.to_view(QPointF(0.0, 0.0))
+            moved = self.canvas.to_view(delta)
+            self.pan(origin.x() - moved.x(), origin.y() - moved.y())
+        elif gesture == "zoom":
+            self.zoom(math.exp(-delta.y() * ZOOM_PER_PIXEL), self._gesture_anchor)
+        elif gesture == "window_level":
+            self.window_level_dragged.emit(delta.x(), delta.y())
+
+    def gesture_end(self, gesture: str, pos: QPointF, mods: frozenset[str]) -> None:
+        if gesture == "tool":
+            tool = self.tool_provider()
+            if tool is not None and self.layers.image is not None:
+                tool.release(self.tool_event(pos, mods))
+        self.update_tool_cursor()
+
+    def gesture_wheel(self, gesture: str, steps: int, pos: QPointF) -> None:
+        self.activated.emit(self.plane)
+        if gesture == "slice":
+            self.step(steps)
+        elif gesture == "slice_fast":
+            self.step(steps * FAST_STEP)
+        elif gesture == "zoom":
+            self.zoom(ZOOM_PER_NOTCH ** -steps, pos)
+
+    def gesture_double(self, gesture: str, pos: QPointF) -> None:
+        if gesture == "maximise":
+            self.maximise_requested.emit(self.plane)
+
+    def pointer_hover(self, pos: QPointF | None, mods: frozenset[str]) -> None:
+        if pos is None or self.layers.image is None:
+            self.hovered.emit(None)
+            return
+        event = self.tool_event(pos, mods)
+        self.hovered.emit(event.index)
+        tool = self.tool_provider()
+        if tool is not None:
+            tool.hover(event)
+
+    def pointer_entered(self) -> None:
+        self.activated.emit(self.plane)
