@@ -613,7 +613,7 @@ def train(
         },
         "validation": history,
         "software": _software(),
-        "argv": sys.argv,
+        "argv": [Path(sys.argv[0]).name, *sys.argv[1:]],  # no path of this machine
     }
     save_weights(model, out / f"{config.model}.safetensors", card)
     card["_losses"] = losses  # in-memory only (tests), not written
