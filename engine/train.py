@@ -395,7 +395,7 @@ def save_weights(model: nn.Module, path: str | Path, card: dict[str, Any]) -> Pa
 
 def _save_checkpoint(path: Path, model: nn.Module, opt: torch.optim.Optimizer,
                      gen: torch.Generator, step: int, history: list[dict[str, Any]],
-                     config: TrainConfig) -> None:
+                     config: TrainConfig, runs: list[dict[str, Any]] | None = None) -> None:
     from safetensors.torch import save_file
 
     tensors = {f"model.{k}": v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
@@ -407,10 +407,34 @@ def _save_checkpoint(path: Path, model: nn.Module, opt: torch.optim.Optimizer,
     tensors["rng.synth"] = gen.get_state().cpu()
     tensors["rng.torch_cpu"] = torch.get_rng_state()
     meta = {"step": str(step), "param_groups": json.dumps(osd["param_groups"]),
-            "history": json.dumps(history), "config": json.dumps(asdict(config))}
+            "history": json.dumps(history), "config": json.dumps(asdict(config)),
+            "runs": json.dumps(runs or [])}
     tmp = path.with_suffix(".tmp")
     save_file(tensors, str(tmp), metadata=meta)
     tmp.replace(path)
+
+
+def checkpoint_config(path: str | Path) -> TrainConfig:
+    """The :class:`TrainConfig` a checkpoint was written with."""
+    from .inference import load_weights
+
+    _, meta = load_weights(path)
+    data = json.loads(meta["config"])
+    data["crop"] = tuple(data.get("crop", (96, 96)))
+    return TrainConfig(**data)
+
+
+def checkpoint_runs(path: str | Path) -> list[dict[str, Any]]:
+    """The runs (command, first and last step) that produced a checkpoint, oldest first."""
+    from .inference import load_weights
+
+    _, meta = load_weights(path)
+    return json.loads(meta.get("runs", "[]"))
+
+
+#: Fields of :class:`TrainConfig` that may change when resuming (they do not change the
+#: arithmetic of a step beyond floating-point reduction order).
+RESUMABLE_CHANGES = ("device", "threads")
 
 
 def load_checkpoint(path: str | Path, model: nn.Module, opt: torch.optim.Optimizer,
@@ -545,13 +569,22 @@ def train(
 
     ckpt = out / "checkpoint.safetensors"
     step, history = 0, []
+    runs: list[dict[str, Any]] = []
     if resume:
         if not ckpt.is_file():
             raise ParameterError(f"--resume: no checkpoint in {out}")
+        stored = asdict(checkpoint_config(ckpt))
+        given = asdict(config)
+        changed = [k for k in given if k not in RESUMABLE_CHANGES and given[k] != stored.get(k)]
+        if changed:
+            diffs = ", ".join(f"{k} {stored.get(k)!r} -> {given[k]!r}" for k in changed)
+            raise ParameterError(f"--resume must keep the checkpoint's recipe; changed: {diffs}")
+        runs = checkpoint_runs(ckpt)
         step, history = load_checkpoint(ckpt, model, opt, gen)
         log.info("resumed %s at step %d", config.model, step)
     val_set = _validation_set(config.data) if config.val_every > 0 else []
 
+    runs.append({"command": command, "from_step": step, "to_step": step})
     model.train()
     t_start = time.perf_counter()
     running: dict[str, float] = {}
@@ -583,8 +616,9 @@ def train(
                      "loss": round(running["loss"], 4), **val}
             history.append(entry)
             log.info("validation %s", json.dumps(entry))
+        runs[-1]["to_step"] = step
         if step % config.checkpoint_every == 0 or step == config.steps:
-            _save_checkpoint(ckpt, model, opt, gen, step, history, config)
+            _save_checkpoint(ckpt, model, opt, gen, step, history, config, runs)
 
     seconds = time.perf_counter() - t_start
     card = {
@@ -598,6 +632,7 @@ def train(
         "labels": {"0": "background", "1": "CSF", "2": "gray matter", "3": "white matter"},
         "training": {
             "command": command,
+            "runs": runs,
             "config": asdict(config),
             "device": str(device),
             "device_name": (torch.cuda.get_device_name(device) if device.type == "cuda"

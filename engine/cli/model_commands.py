@@ -44,16 +44,18 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--device", default="auto")
     p.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint")
-    p.add_argument("--batch-size", type=int, default=32)
-    p.add_argument("--volumes-per-step", type=int, default=4)
-    p.add_argument("--optimizer", default="adamw", choices=["adamw", "sgd"])
+    # Recipe options default to None: fresh runs fill in TRAIN_DEFAULTS, --resume the
+    # checkpoint's own values (a resumed run cannot silently change the recipe).
+    p.add_argument("--batch-size", type=int, help="patches per step (default 32)")
+    p.add_argument("--volumes-per-step", type=int, help="phantoms drawn per step (default 4)")
+    p.add_argument("--optimizer", choices=["adamw", "sgd"], help="default adamw")
     p.add_argument("--lr", type=float, default=None,
                    help="peak learning rate (default 2e-3 AdamW, 2e-2 SGD)")
-    p.add_argument("--lambda-tv", type=float, default=0.02, help="weight of the TV term")
-    p.add_argument("--base", type=int, default=16, help="channels of the first stage")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--val-every", type=int, default=1000)
-    p.add_argument("--checkpoint-every", type=int, default=500)
+    p.add_argument("--lambda-tv", type=float, help="weight of the TV term (default 0.02)")
+    p.add_argument("--base", type=int, help="channels of the first stage (default 16)")
+    p.add_argument("--seed", type=int, help="default 0")
+    p.add_argument("--val-every", type=int, help="validate every N steps (default 1000)")
+    p.add_argument("--checkpoint-every", type=int, help="default 500")
     p.add_argument("--threads", type=int, default=0, help="CPU threads (0: torch default)")
     p.add_argument("--data", default="mni", choices=["mni", "toy"], help=argparse.SUPPRESS)
     p.set_defaults(func=cmd_train)
@@ -95,19 +97,47 @@ def cmd_synth(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_train(args: argparse.Namespace) -> int:
-    from ..train import TrainConfig, train
+#: Recipe defaults of a fresh ``train`` run.
+TRAIN_DEFAULTS = {"batch_size": 32, "volumes_per_step": 4, "optimizer": "adamw",
+                  "lambda_tv": 0.02, "base": 16, "seed": 0, "val_every": 1000,
+                  "checkpoint_every": 500}
 
-    lr = args.lr if args.lr is not None else (2e-2 if args.optimizer == "sgd" else 2e-3)
-    config = TrainConfig(
-        model=args.model, model_args={"base": args.base}, steps=args.steps,
-        batch_size=args.batch_size, volumes_per_step=args.volumes_per_step,
-        optimizer=args.optimizer, lr=lr, lambda_tv=args.lambda_tv, seed=args.seed,
-        device=args.device, data=args.data, val_every=args.val_every,
-        checkpoint_every=args.checkpoint_every, threads=args.threads,
+
+def _train_config(args: argparse.Namespace) -> Any:
+    """The TrainConfig of the command line (recipe from the checkpoint with --resume)."""
+    from ..train import TrainConfig, checkpoint_config
+
+    if args.resume:
+        ckpt = Path(args.out) / "checkpoint.safetensors"
+        if not ckpt.is_file():
+            raise ParameterError(f"--resume: no checkpoint in {args.out}")
+        stored = checkpoint_config(ckpt)
+        base = {"batch_size": stored.batch_size, "volumes_per_step": stored.volumes_per_step,
+                "optimizer": stored.optimizer, "lambda_tv": stored.lambda_tv,
+                "base": stored.model_args.get("base", 16), "seed": stored.seed,
+                "val_every": stored.val_every, "checkpoint_every": stored.checkpoint_every,
+                "lr": stored.lr}
+    else:
+        base = dict(TRAIN_DEFAULTS)
+    values = {k: (getattr(args, k) if getattr(args, k) is not None else base.get(k))
+              for k in (*TRAIN_DEFAULTS, "lr")}
+    if values["lr"] is None:
+        values["lr"] = 2e-2 if values["optimizer"] == "sgd" else 2e-3
+    return TrainConfig(
+        model=args.model, model_args={"base": values["base"]}, steps=args.steps,
+        batch_size=values["batch_size"], volumes_per_step=values["volumes_per_step"],
+        optimizer=values["optimizer"], lr=values["lr"], lambda_tv=values["lambda_tv"],
+        seed=values["seed"], device=args.device, data=args.data,
+        val_every=values["val_every"], checkpoint_every=values["checkpoint_every"],
+        threads=args.threads,
     )
-    argv = [a for a in sys.argv[1:] if a != "--resume"]
-    command = "delineo-engine " + " ".join(shlex.quote(a) for a in argv)
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from ..train import train
+
+    config = _train_config(args)
+    command = "delineo-engine " + " ".join(shlex.quote(a) for a in sys.argv[1:])
     bar = ProgressBar(f"train {args.model}")
     try:
         card = train(config, args.out, resume=args.resume, command=command, progress=bar)

@@ -134,6 +134,22 @@ def test_an_interrupted_run_resumes_to_the_same_weights(tmp_path):
         torch.testing.assert_close(a[key], b[key], rtol=1e-5, atol=1e-6)
 
 
+def test_resume_refuses_a_changed_recipe_and_records_every_run(tmp_path):
+    from engine.errors import ParameterError
+    from engine.jobs import Cancelled, CancelToken
+
+    token = CancelToken()
+    with pytest.raises(Cancelled):
+        train(_tiny(steps=8, checkpoint_every=4), tmp_path, cancel=token, command="first",
+              progress=lambda f, _m: token.cancel() if f >= 0.5 else None)
+    with pytest.raises(ParameterError, match="batch_size 8 -> 6"):
+        train(_tiny(steps=8, checkpoint_every=4, batch_size=6), tmp_path, resume=True)
+    card = train(_tiny(steps=8, checkpoint_every=4, threads=1), tmp_path, resume=True,
+                 command="second")
+    assert [(r["command"], r["from_step"], r["to_step"]) for r in card["training"]["runs"]] \
+        == [("first", 0, 4), ("second", 4, 8)]
+
+
 def test_checkpoint_round_trip_restores_model_optimizer_and_rng(tmp_path):
     train(_tiny(steps=4, checkpoint_every=4), tmp_path)
     model = build_model("unet", in_channels=3, n_classes=4, base=8)
