@@ -133,7 +133,10 @@ def load_weights(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, s
         raise ModelLoadError("weights file not found", path=path)
     with path.open("rb") as fh:
         head = fh.read(16)
-    if head[:2] == b"PK" or head[:1] == b"\x80":
+    # safetensors: an 8-byte little-endian header length, then the JSON header ("{").
+    # A torch.save file is a zip ("PK") or a bare pickle (0x80, protocol 2-5).
+    looks_safetensors = len(head) > 8 and head[8:9] == b"{"
+    if not looks_safetensors and (head[:2] == b"PK" or head[:1] == b"\x80"):
         raise ModelLoadError(
             "refusing a pickled (torch.save) weights file: Delineo loads safetensors only",
             path=path,
@@ -374,9 +377,16 @@ class Predictor:
             full = full / full.sum(dim=0, keepdim=True).clamp_min(1e-6)
         probs = full.cpu().numpy()
         if mask is not None:
-            outside = ~np.asarray(mask, bool)
-            probs[:, outside] = 0.0
-            probs[0, outside] = 1.0
+            # A brain mask says which voxels are tissue, as for the classical methods:
+            # outside it is background, inside it the most likely of CSF/GM/WM.
+            inside = np.asarray(mask, bool)
+            probs[:, ~inside] = 0.0
+            probs[0, ~inside] = 1.0
+            tissue = probs[1:, inside]
+            sums = tissue.sum(axis=0, keepdims=True)
+            probs[1:, inside] = np.where(sums > 1e-6, tissue / np.maximum(sums, 1e-6),
+                                         np.float32(1.0 / 3.0))
+            probs[0, inside] = 0.0
         labels = probs.argmax(axis=0).astype(np.uint8)
         return Prediction(probs, labels, time.perf_counter() - t0, str(self.device),
                           self.batch_size)

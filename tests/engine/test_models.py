@@ -177,6 +177,22 @@ def test_a_pickled_weights_file_is_refused(tmp_path):
         load_weights(garbage)
 
 
+def test_a_safetensors_header_length_ending_in_0x80_is_not_taken_for_a_pickle(tmp_path):
+    from safetensors.torch import save_file
+
+    path = tmp_path / "w.safetensors"
+    tensors = {"w": torch.arange(6, dtype=torch.float32)}
+    for pad in range(400):  # the header's length byte runs through every value
+        save_file(tensors, str(path), metadata={"pad": "x" * pad})
+        if path.read_bytes()[0] == 0x80:
+            break
+    else:
+        pytest.fail("could not produce a header length ending in 0x80")
+    loaded, meta = load_weights(path)
+    torch.testing.assert_close(loaded["w"], tensors["w"])
+    assert meta["pad"].startswith("x")
+
+
 def test_weights_that_do_not_fit_the_card_are_refused(tmp_path):
     model = build_model("unet", base=8)
     card = {"name": "unet", "architecture": {"name": "unet", "arguments": {"base": 16}},
