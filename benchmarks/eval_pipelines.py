@@ -4,8 +4,8 @@ Run: ``python benchmarks/eval_pipelines.py [--pipelines cnn,cnn+rd,cnn+rd+ac,une
 [--cases t1_n3_inu20,t1_n9_inu40,t2_n3_inu20,pd_n3_inu20,mni] [--out DIR]``.
 
 Cases are full 197 x 233 x 189 volumes: phantoms rendered by
-:func:`engine.data.phantom.synthesize_phantom` with seed 1 (the same files
-``delineo-engine synth DIR --contrast C --noise N --inu I --seed 1`` writes)
+:func:`engine.data.phantom.synthesize_phantom` (the same files
+``delineo-engine synth DIR --contrast C --noise N --inu I --seed S`` writes)
 and the MNI152 T1 template with its ground truth. Every pipeline runs with
 the true brain mask (ground truth > 0), as in the methods' accuracy tables.
 Printed, per case and pipeline: mean Dice over CSF/GM/WM, Dice on the
@@ -30,11 +30,13 @@ from engine.data.phantom import synthesize_phantom
 from engine.metrics import confusion, evaluate_labels
 from engine.pipeline import run_pipeline
 
+#: name -> (contrast, noise, INU, seed), as ``delineo-engine synth DIR --contrast C
+#: --noise N% --inu I% --seed S`` writes them (docs/model.md).
 CASES = {
-    "t1_n3_inu20": ("t1", 0.03, 0.20),
-    "t1_n9_inu40": ("t1", 0.09, 0.40),
-    "t2_n3_inu20": ("t2", 0.03, 0.20),
-    "pd_n3_inu20": ("pd", 0.03, 0.20),
+    "t1_n3_inu20": ("t1", 0.03, 0.20, 1),
+    "t1_n9_inu40": ("t1", 0.09, 0.40, 2),
+    "t2_n3_inu20": ("t2", 0.03, 0.20, 3),
+    "pd_n3_inu20": ("pd", 0.03, 0.20, 4),
 }
 SLAB = (70, 90)
 
@@ -42,8 +44,8 @@ SLAB = (70, 90)
 def load_case(name: str):
     if name == "mni":
         return load_demo()
-    contrast, noise, inu = CASES[name]
-    return synthesize_phantom(contrast, noise=noise, inu=inu, seed=1)
+    contrast, noise, inu, seed = CASES[name]
+    return synthesize_phantom(contrast, noise=noise, inu=inu, seed=seed)
 
 
 def main() -> None:

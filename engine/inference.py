@@ -210,7 +210,9 @@ def fuse_batchnorm(model: nn.Module) -> nn.Module:
 def _head_box(x: torch.Tensor, divisor: int, margin: int = 6) -> tuple[slice, slice, slice]:
     """Bounding box of the head on a 4x average-pooled copy (noise-robust)."""
     top = _quantile(x, 0.999)
-    coarse = F.avg_pool3d(x[None, None], 4, stride=4, ceil_mode=True)[0, 0]
+    # pool by 4 along each axis that has at least 4 voxels (a single slice stays one)
+    kernel = tuple(4 if n >= 4 else 1 for n in x.shape)
+    coarse = F.avg_pool3d(x[None, None], kernel, stride=kernel, ceil_mode=True)[0, 0]
     fg = coarse > FOREGROUND_FRACTION * top
     if not bool(fg.any()):
         return slice(0, x.shape[0]), slice(0, x.shape[1]), slice(0, x.shape[2])
@@ -218,8 +220,9 @@ def _head_box(x: torch.Tensor, divisor: int, margin: int = 6) -> tuple[slice, sl
     for axis in range(3):
         other = tuple(a for a in range(3) if a != axis)
         idx = torch.nonzero(fg.any(dim=other[1]).any(dim=other[0])).flatten()
-        lo = max(0, int(idx.min()) * 4 - margin)
-        hi = min(x.shape[axis], (int(idx.max()) + 1) * 4 + margin)
+        k = kernel[axis]
+        lo = max(0, int(idx.min()) * k - margin)
+        hi = min(x.shape[axis], (int(idx.max()) + 1) * k + margin)
         out.append(slice(lo, hi))
     return tuple(out)  # type: ignore[return-value]
 

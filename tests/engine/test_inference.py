@@ -130,6 +130,19 @@ def test_real_network_runs_end_to_end_on_cpu():
         assert pred.labels.shape == array.shape and pred.labels.max() <= 3
 
 
+def test_a_single_slice_and_thin_volumes_are_segmented():
+    from engine.data.phantom import synthesize_phantom
+    from engine.metrics import confusion
+
+    image, truth = synthesize_phantom("t1", noise=0.03, inu=0.2, seed=5)
+    pred = Predictor.from_name("delineo", device="cpu")
+    for k0, k1 in ((100, 101), (100, 103)):
+        out = pred.predict_array(image.array[:, :, k0:k1], mask=truth.array[:, :, k0:k1] > 0)
+        assert out.labels.shape == (*image.shape[:2], k1 - k0)
+        conf = confusion(out.labels, truth.array[:, :, k0:k1], [1, 2, 3])
+        assert np.mean([conf[v].dice for v in (1, 2, 3)]) > 0.9
+
+
 def test_evaluate_command_on_a_prediction(tmp_path, capsys):
     _, truth = _toy_image()
     affine = np.eye(4)
