@@ -35,6 +35,7 @@ from typing import Any
 import numpy as np
 
 from .compare import display_slice
+from .errors import ParameterError
 from .io.atomic import atomic_path, atomic_write_bytes
 from .jobs import CancelToken, check_cancel, report, scaled_progress
 from .memory import PeakMemory
@@ -76,7 +77,7 @@ class BenchmarkConfig:
     def quick(cls, device: str = "auto") -> BenchmarkConfig:
         return cls(
             n_slices=6, methods=("otsu", "gmm", "energy", "sklearn_gmm"), sweep_slices=3,
-            sweeps={"energy": {"lam": (0.1, 0.5, 2.0)}}, grid_noise=(0.0, 0.09),
+            sweeps={"energy": {"lam": (0.1, 0.5, 2.0), "eta": (0.03, 0.5)}}, grid_noise=(0.0, 0.09),
             grid_inu=(0.0, 0.4), grid_slices=2, volume_runtime=False, device=device,
         )
 
@@ -333,8 +334,6 @@ def run_benchmark(
     names = list(config.methods) if config.methods else list(runners)
     unknown = [n for n in names if n not in runners]
     if unknown:
-        from .errors import ParameterError
-
         raise ParameterError(f"unknown methods {unknown}; known: {', '.join(sorted(runners))}")
     result = BenchmarkResult(out)
     report(progress, 0.0, "making the case-study slices")
@@ -378,15 +377,22 @@ def run_benchmark(
             for v in vs]
     for j, (method, pname, value) in enumerate(jobs):
         check_cancel(cancel)
-        dices, times = [], []
+        dices, times, note = [], [], ""
         for case in sweep_cases:
-            pred, seconds, _ = _run_one(runners[method], case, device, {pname: value})
+            try:
+                pred, seconds, _ = _run_one(runners[method], case, device, {pname: value})
+            except ParameterError as exc:  # e.g. a time step beyond the stability limit
+                note = f"rejected: {exc}"
+                break
             dices.append(float(np.mean(list(score(pred, case.truth.array,
                                                   case.image.spacing)["dice"].values()))))
             times.append(seconds)
-        result.sweep_rows.append({"method": method, "parameter": pname, "value": value,
-                                  "mean_dice": float(np.mean(dices)),
-                                  "seconds_per_slice": float(np.median(times))})
+        result.sweep_rows.append({
+            "method": method, "parameter": pname, "value": value,
+            "mean_dice": float(np.mean(dices)) if not note else float("nan"),
+            "seconds_per_slice": float(np.median(times)) if not note else float("nan"),
+            "note": note,
+        })
         report(stage, (j + 1) / max(1, len(jobs)), f"{method} {pname}={value:g}")
 
     # 3. robustness grid ----------------------------------------------------------------

@@ -212,7 +212,8 @@ def write_all(result: BenchmarkResult, cases: Sequence[CaseSlice], figure_case: 
     files.append(_figure(figure_case, preds, out))
     sweep_md = markdown_table(result.sweep_rows, [
         ("method", "method", "{}"), ("parameter", "parameter", "{}"), ("value", "value", "{:g}"),
-        ("mean_dice", "mean Dice", "{:.3f}"), ("seconds_per_slice", "s / slice", "{:.3f}")])
+        ("mean_dice", "mean Dice", "{:.3f}"), ("seconds_per_slice", "s / slice", "{:.3f}"),
+        ("note", "note", "{}")])
     grid_md = markdown_table(result.grid_rows, [
         ("method", "method", "{}"), ("noise_pct", "noise (%)", "{:g}"),
         ("inu_pct", "INU (%)", "{:g}"), ("mean_dice", "mean Dice", "{:.3f}")])

@@ -91,7 +91,8 @@ def test_table_dice_equals_delineo_engine_evaluate(quick):
 def test_sweeps_and_grid_cover_what_was_asked(quick):
     out, _, _ = quick
     sweeps = _read(out / "parameters.csv")
-    assert [float(r["value"]) for r in sweeps] == [0.1, 0.5, 2.0]
+    assert [(r["parameter"], float(r["value"])) for r in sweeps] == [
+        ("lam", 0.1), ("lam", 0.5), ("lam", 2.0), ("eta", 0.03), ("eta", 0.5)]
     grid = _read(out / "robustness.csv")
     cells = {(r["method"], float(r["noise_pct"]), float(r["inu_pct"])) for r in grid}
     assert len(cells) == len(BenchmarkConfig.quick().methods) * 4
@@ -122,3 +123,14 @@ def test_pad_keeps_every_voxel():
     assert out[ox, oy, 0] == arr[0, 0, 0]
     assert out[ox + 196, oy + 232, 0] == arr[196, 232, 0]
     assert out.sum() == arr.sum()
+
+
+def test_an_unstable_sweep_value_is_reported_as_rejected(quick):
+    out, _, _ = quick
+    rows = {(r["parameter"], float(r["value"])): r for r in _read(out / "parameters.csv")}
+    bad = rows[("eta", 0.5)]  # above the descent's stability bound
+    assert bad["note"].startswith("rejected:") and "eta" in bad["note"]
+    assert math.isnan(float(bad["mean_dice"]))
+    good = rows[("eta", 0.03)]
+    assert good["note"] == "" and 0.5 < float(good["mean_dice"]) <= 1.0
+
