@@ -103,6 +103,8 @@ def comparison_rows(
 def _fmt(value: Any, pattern: str) -> str:
     if isinstance(value, float) and (math.isnan(value) or math.isinf(value)):
         return "—" if math.isnan(value) else "∞"
+    if isinstance(value, str) and pattern != "{}":
+        return value or "—"  # a metric that was not computed (e.g. surface=False)
     return pattern.format(value)
 
 

@@ -37,15 +37,17 @@ from typing import Literal
 
 import numpy as np
 
-from .volume import LabelTable
+from .volume import Label, LabelTable
 
 __all__ = [
     "CONVENTIONS",
     "CT_PRESETS",
+    "DIFFERENCE_LABELS",
     "PLANES",
     "PlaneGeometry",
     "WindowPreset",
     "auto_window",
+    "difference_map",
     "drag_window",
     "extract_slice",
     "histogram",
@@ -411,3 +413,50 @@ def label_volumes(array: np.ndarray, voxel_ml: float) -> dict[int, tuple[int, fl
         uniq, cnt = np.unique(array, return_counts=True)
         pairs = zip(uniq.tolist(), cnt.tolist(), strict=True)
     return {int(v): (int(c), float(c) * float(voxel_ml)) for v, c in pairs}
+
+
+# ---------------------------------------------------------------------------
+# Differences against a ground truth
+# ---------------------------------------------------------------------------
+#: Values of :func:`difference_map` with their names and colours (magenta, lime).
+DIFFERENCE_LABELS = LabelTable.from_labels(
+    [
+        Label(0, "Agreement", (0, 0, 0)),
+        Label(1, "False positive", (255, 40, 230)),
+        Label(2, "False negative", (140, 255, 0)),
+    ]
+)
+
+
+def difference_map(
+    pred: np.ndarray, truth: np.ndarray, label: int | None = None
+) -> np.ndarray:
+    """Where *pred* disagrees with *truth*: 0 agreement, 1 false positive, 2 false negative.
+
+    With *label* given, for that label only: false positive where
+    ``pred == label`` and ``truth != label``, false negative where
+    ``truth == label`` and ``pred != label``. With ``label=None``, over all
+    labels: false positive where *pred* holds a label (non-zero) that
+    differs from *truth* (a wrong or extra label), false negative where
+    *truth* holds a label and *pred* is background (missed). Works on any
+    matching pair of arrays or boxes of arrays (``uint8`` result).
+
+    Example
+    -------
+    >>> difference_map(np.array([0, 1, 1, 2, 0]), np.array([0, 1, 0, 1, 2])).tolist()
+    [0, 0, 1, 1, 2]
+    >>> difference_map(np.array([0, 1, 1, 2, 0]), np.array([0, 1, 0, 1, 2]), 1).tolist()
+    [0, 0, 1, 2, 0]
+    """
+    pred = np.asarray(pred)
+    truth = np.asarray(truth)
+    out = np.zeros(pred.shape, np.uint8)
+    if label is None:
+        wrong = pred != truth
+        out[wrong & (pred != 0)] = 1
+        out[wrong & (pred == 0)] = 2  # truth != 0 there, as pred != truth
+    else:
+        p, t = pred == label, truth == label
+        out[p & ~t] = 1
+        out[t & ~p] = 2
+    return out

@@ -128,6 +128,19 @@ class History:
             raise RuntimeError(f"step {self._open_name!r} is still open")
         self._push(Step.from_diff(name, diff))
 
+    def set_budget(self, budget_bytes: int) -> None:
+        """Change the memory budget; the oldest steps go if the history is now too big."""
+        self.budget_bytes = int(budget_bytes)
+        dropped = False
+        while self._bytes > self.budget_bytes and self._redo:
+            self._bytes -= self._redo.pop(0).nbytes  # the furthest redo step first
+            dropped = True
+        while self._bytes > self.budget_bytes and self._undo:
+            self._bytes -= self._undo.popleft().nbytes
+            dropped = True
+        if dropped:
+            self._changed()
+
     def _push(self, step: Step) -> None:
         self._bytes -= sum(s.nbytes for s in self._redo)
         self._redo.clear()

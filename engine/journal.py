@@ -44,7 +44,8 @@ import numpy as np
 
 from .editing import Diff
 
-__all__ = ["EditJournal", "JournalInfo", "default_journal_dir", "image_key"]
+__all__ = ["EditJournal", "JournalInfo", "default_journal_dir", "image_key", "read_journal",
+           "replay"]
 
 log = logging.getLogger(__name__)
 
@@ -253,6 +254,16 @@ def _decode(payload: bytes) -> Diff:
     new = np.frombuffer(payload, dtype, n, pos + n * dtype.itemsize).copy()
     box = tuple(tuple(int(v) for v in b) for b in meta["box"])
     return Diff(box, mask, old, new)  # type: ignore[arg-type]
+
+
+def read_journal(path: str | os.PathLike[str]) -> tuple[dict[str, Any], list[Diff]]:
+    """The header and the complete steps of the journal at *path*, in order.
+
+    A record cut short by a crash is left out (with everything after it).
+    Recovery reads a journal into memory first, so that the live session may
+    start its own journal for the same image before the steps are applied.
+    """
+    return _read(Path(path))
 
 
 def replay(path: str | os.PathLike[str], labels: np.ndarray) -> int:

@@ -9,7 +9,13 @@ from __future__ import annotations
 import html
 from pathlib import Path
 
-from PySide6.QtWidgets import QFileDialog, QInputDialog, QMessageBox, QWidget
+from PySide6.QtWidgets import (
+    QColorDialog,
+    QFileDialog,
+    QInputDialog,
+    QMessageBox,
+    QWidget,
+)
 
 __all__ = ["IMAGE_FILTER", "LABEL_FILTER", "Dialogs"]
 
@@ -69,6 +75,33 @@ class Dialogs:
             QMessageBox.StandardButton.Save)
         return {QMessageBox.StandardButton.Save: "save",
                 QMessageBox.StandardButton.Discard: "discard"}.get(answer, "cancel")
+
+    def ask_recover(self, name: str, n_steps: int, when: str) -> bool:
+        """Offer to recover the unsaved edits journalled before a crash."""
+        box = QMessageBox(self.parent)
+        box.setObjectName("recoverDialog")
+        box.setIcon(QMessageBox.Icon.Question)
+        box.setWindowTitle("Recover unsaved edits")
+        box.setText(f"Delineo did not close normally while <b>{html.escape(name)}</b> "
+                    f"had unsaved edits ({n_steps} step{'s' if n_steps != 1 else ''}, "
+                    f"last one {html.escape(when)}).")
+        box.setInformativeText("Recover them? (Discard deletes the journal of those edits.)")
+        recover = box.addButton("Recover", QMessageBox.ButtonRole.AcceptRole)
+        box.addButton("Discard", QMessageBox.ButtonRole.DestructiveRole)
+        box.setDefaultButton(recover)
+        box.exec()
+        return box.clickedButton() is recover
+
+    def ask_new_label(self, value: int) -> tuple[str, tuple[int, int, int]] | None:
+        """Name and colour of a new label *value*, or None if cancelled."""
+        name, ok = QInputDialog.getText(self.parent, "New label", f"Name of label {value}:",
+                                        text=f"Label {value}")
+        if not ok:
+            return None
+        colour = QColorDialog.getColor(parent=self.parent, title=f"Colour of {name}")
+        if not colour.isValid():
+            return None
+        return name, (colour.red(), colour.green(), colour.blue())
 
     def open_file(self, title: str, file_filter: str, start: str) -> str | None:
         path, _ = QFileDialog.getOpenFileName(self.parent, title, start, file_filter)

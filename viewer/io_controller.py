@@ -54,6 +54,7 @@ class IOController(QObject):
     image_loaded = Signal()
     labels_loaded = Signal(object)  # the new LabelLayer
     saved = Signal(str)
+    save_started = Signal(object)  # the LabelLayer whose snapshot is being written
     failed = Signal(str)  # the message shown to the user
     message = Signal(str)  # short status-bar text
 
@@ -165,6 +166,7 @@ class IOController(QObject):
             return None
         path = Path(path)
         snapshot = layer.labelmap.with_array(layer.labelmap.array.copy())
+        self.save_started.emit(layer)
 
         def work(progress: Callable[[float, str], None], cancel: object) -> Path:
             progress(0.0, f"writing {path.name}")

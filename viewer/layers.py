@@ -8,7 +8,9 @@ counts are cached and rebuilt only when something they depend on changes.
 
 Roles: ``"edit"`` is the mask the user edits (one per image, created empty if
 none is opened), ``"truth"`` the ground truth (at most one), ``"result"`` any
-number of method results.
+number of method results, ``"difference"`` the false-positive / false-negative
+overlay of the edited mask against the ground truth (at most one; kept up to
+date by :mod:`viewer.edit_session`).
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from engine.display import auto_window, histogram, label_lut, label_volumes
-from engine.volume import LabelMap, Volume
+from engine.volume import LabelMap, LabelTable, Volume
 
 __all__ = ["BBox", "Event", "ImageLayer", "LabelLayer", "LayerStack"]
 
@@ -30,7 +32,7 @@ log = logging.getLogger(__name__)
 #: A box of voxels in canonical array order: one slice per axis.
 BBox = tuple[slice, slice, slice]
 
-ROLES = ("edit", "truth", "result")
+ROLES = ("edit", "truth", "result", "difference")
 
 
 class Event:
@@ -165,6 +167,12 @@ class LabelLayer:
             self._lut = None
             self.display_changed.emit(self)
 
+    def set_label_table(self, table: LabelTable) -> None:
+        """Replace the label table (names and colours), e.g. after adding a label."""
+        self.labelmap.labels = table
+        self._lut = None
+        self.display_changed.emit(self)
+
     @property
     def lut(self) -> np.ndarray:
         """RGBA look-up table covering every value in the table and the mask."""
@@ -239,7 +247,7 @@ class LayerStack:
                 f"label map shape {labelmap.shape} differs from the image {self.image.volume.shape}"
             )
         layer = LabelLayer(labelmap, name=name, role=role, path=path, **display)
-        if role in ("edit", "truth"):
+        if role in ("edit", "truth", "difference"):
             old = self.by_role(role)
             if old is not None:
                 self.labels[self.labels.index(old)] = layer

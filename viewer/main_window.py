@@ -17,6 +17,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 from PySide6.QtCore import Qt, QTimer, Signal
@@ -25,6 +26,7 @@ from PySide6.QtWidgets import (
     QDialog,
     QDockWidget,
     QMainWindow,
+    QMenu,
     QMessageBox,
     QTextBrowser,
     QToolBar,
@@ -37,15 +39,22 @@ from engine.volume import LabelMap, Volume
 
 from .cursor import Cursor
 from .dialogs import IMAGE_FILTER, LABEL_FILTER, Dialogs
+from .edit_session import EditSession
 from .io_controller import EDIT_OPACITY, TRUTH_OPACITY, IOController
 from .layers import BBox, LabelLayer, LayerStack
 from .panels import LabelsPanel, LayersPanel, WindowLevelPanel
+from .panels.edit_panel import EditPanel
+from .panels.metrics_panel import MetricsPanel
+from .recovery import RecoveryController
 from .settings import Settings
 from .shortcuts import bind_actions, reference_html
 from .status_bar import StatusBar, format_readout
 from .tools import TOOLS, Tool, ToolContext
 from .view_grid import ViewGrid
 from .workers import JobRunner
+
+if TYPE_CHECKING:
+    from .methods_controller import MethodsController
 
 __all__ = ["MainWindow"]
 
@@ -75,8 +84,13 @@ class MainWindow(QMainWindow):
         self.cursor = Cursor()
         self.runner = JobRunner(self)
         self.io = IOController(self.layers, self.runner, self.dialogs, self.settings, self)
+        # Editing: every change of the edited mask goes through self.edits (edit_session.py).
+        self.edits = EditSession(self.layers, refresh=self.refresh_labels, runner=self.runner,
+                                 history_bytes=self.settings.history_mb * 2**20, parent=self)
+        self.recovery = RecoveryController(self.edits, self.io, self.runner, self.dialogs, self)
         self.tool_context = ToolContext(self.cursor, self.layers, refresh=self.refresh_labels)
         self.tools: dict[str, Tool] = {name: cls(self.tool_context) for name, cls in TOOLS.items()}
+        self.tool_context.edits = self.edits
         self.tool: Tool = self.tools["navigate"]
         self._hover: tuple[int, int, int] | None = None
 
@@ -90,11 +104,16 @@ class MainWindow(QMainWindow):
             view.window_level_dragged.connect(self._window_level_drag)
 
         self._build_docks()
+        self._build_edit_docks()
+        self._methods: MethodsController | None = None  # see the ``methods`` property
         self._build_status_bar()
         self.actions_ = bind_actions(self, self._handlers(), views=self.grid)
         self._build_menus()
         self._build_toolbar()
+        self._build_editing()
 
+        # The Methods dock imports torch (~1 s): build it once the first image is on screen.
+        self.image_shown.connect(lambda: QTimer.singleShot(0, lambda: self.methods))
         self.layers.image_changed.connect(lambda *_: self._image_changed())
         self.layers.layers_changed.connect(self._update_title)
         self.cursor.changed.connect(lambda *_: self._update_readout())
@@ -178,6 +197,10 @@ class MainWindow(QMainWindow):
             "last_slice": to_end(True),
             "centre_cursor": lambda: self.cursor.set([n // 2 for n in self.cursor.shape]),
             "help_reference": self.show_reference,
+            **self._edit_handlers(),
+            "run_pipeline": lambda: self.methods.run(),
+            "compare_results": lambda: self.methods.open_comparison(),
+            "tool_refine": lambda: self.set_tool("refine"),
         }
 
     def _build_menus(self) -> None:
@@ -263,16 +286,17 @@ class MainWindow(QMainWindow):
     # -- public API: files ---------------------------------------------------------------
     def open_image(self, path: str | Path) -> None:
         """Open an image (replaces the current one, after asking about unsaved edits)."""
-        if self._confirm_discard():
+        if self._confirm_discard(then=lambda: self.io.open_image(path)):
             self.io.open_image(path)
 
     def open_demo(self) -> None:
-        if self._confirm_discard():
+        if self._confirm_discard(then=self.io.open_demo):
             self.io.open_demo()
 
     def open_labels(self, path: str | Path) -> None:
-        """Open a label map as the edited mask."""
-        self.io.open_labels(path, "edit")
+        """Open a label map as the edited mask (after asking about unsaved edits)."""
+        if self._confirm_discard(then=lambda: self.io.open_labels(path, "edit")):
+            self.io.open_labels(path, "edit")
 
     def open_ground_truth(self, path: str | Path) -> None:
         self.io.open_labels(path, "truth")
@@ -317,6 +341,8 @@ class MainWindow(QMainWindow):
 
     def choose_labels(self, role: str) -> None:
         title = "Open labels to edit" if role == "edit" else "Open ground truth"
+        if role == "edit" and not self._confirm_discard():
+            return  # opening labels to edit replaces the edited mask
         path = self.dialogs.open_file(title, LABEL_FILTER, self.settings.last_dir)
         if path:
             self.io.open_labels(path, role)
@@ -353,12 +379,27 @@ class MainWindow(QMainWindow):
         """Show a method's output as a new label layer on top."""
         return self.layers.add_labels(labelmap, name=name, role="result", **display)
 
+    @property
+    def methods(self) -> MethodsController:
+        """The Methods dock, comparison mode and click-to-refine (built on first use)."""
+        if self._methods is None:
+            from .methods_controller import MethodsController
+
+            self._methods = MethodsController(self)
+            self._methods.build_menu(self.menuBar(), self.actions_)
+        return self._methods
+
     def set_tool(self, name: str) -> None:
+        if name == "refine":
+            self.methods  # noqa: B018 - the Refine tool sends its requests to the controller
         if self.tool is not self.tools[name]:
             self.tool.deactivate()
             self.tool = self.tools[name]
             self.tool.activate()
             self.grid.update_tool_cursor()
+        action = getattr(self, "tool_actions", {}).get(name)
+        if action is not None:
+            action.setChecked(True)
 
     def set_layout(self, name: str) -> None:
         self.grid.set_layout(name)
@@ -399,6 +440,134 @@ class MainWindow(QMainWindow):
         dialog.show()
         dialog.raise_()
         return dialog
+
+    # -- editing: docks, Edit menu, keys (the logic is in viewer/edit_session.py) ----------
+    def _build_edit_docks(self) -> None:
+        self.edit_panel = EditPanel(self.edits, self)
+        self.metrics_panel = MetricsPanel(self.edits, self)
+        docks = []
+        for key, title, panel in (("edit", "Editing", self.edit_panel),
+                                  ("metrics", "Live Metrics", self.metrics_panel)):
+            dock = QDockWidget(title, self)
+            dock.setObjectName(f"dock_{key}")
+            dock.setWidget(panel)
+            dock.setFeatures(QDockWidget.DockWidgetFeature.DockWidgetMovable
+                             | QDockWidget.DockWidgetFeature.DockWidgetClosable
+                             | QDockWidget.DockWidgetFeature.DockWidgetFloatable)
+            self.addDockWidget(Qt.DockWidgetArea.LeftDockWidgetArea, dock)
+            self.docks[key] = dock
+            docks.append(dock)
+        self.resizeDocks(docks, [340, 340], Qt.Orientation.Horizontal)
+        self.resizeDocks(docks, [560, 360], Qt.Orientation.Vertical)
+
+    def _build_editing(self) -> None:
+        a = self.actions_
+        edits = self.edits
+        menu = QMenu("&Edit", self)
+        view = next((act for act in self.menuBar().actions() if act.text() == "&View"), None)
+        if view is not None:
+            self.menuBar().insertMenu(view, menu)
+        else:
+            self.menuBar().addMenu(menu)
+        menu.addActions([a["undo"], a["redo"]])
+        menu.addSeparator()
+        new_label = menu.addAction("&New Label…")
+        new_label.triggered.connect(self.new_label)
+        islands = menu.addAction("Remove Small &Islands of the Selected Label")
+        islands.triggered.connect(lambda: edits.remove_small_islands())
+        largest = menu.addAction("&Keep the Largest Component of the Selected Label")
+        largest.triggered.connect(lambda: edits.keep_largest_component())
+        menu.addSeparator()
+        surface = menu.addAction("Compute &HD95 / ASSD")
+        surface.triggered.connect(lambda: edits.compute_surface_metrics())
+        for key in ("toggle_differences", "toggle_truth_outline"):
+            a[key].setCheckable(True)
+        menu.addActions([a["toggle_differences"], a["toggle_truth_outline"]])
+        self.edit_menu = menu
+        keys = {"navigate": "N", "brush": "B", "eraser": "E", "fill": "F"}
+        for name, act in self.tool_actions.items():
+            if name in keys:  # show the key; the binding itself is in viewer.shortcuts
+                act.setText(f"{self.tools[name].label}\t{keys[name]}")
+                act.setIconText(self.tools[name].label)
+        first_tool = next(iter(self.tool_actions.values()), None)
+        a["undo"].setIconText("Undo")
+        a["redo"].setIconText("Redo")
+        self.toolbar.insertActions(first_tool, [a["undo"], a["redo"]])
+        self.toolbar.insertSeparator(first_tool)
+
+        edits.changed.connect(self._edits_changed)
+        edits.message.connect(self.show_message)
+        edits.overlay_changed.connect(self._sync_edit_toggles)
+        edits.options_changed.connect(self.grid.update_tool_cursor)
+        edits.selected_label_changed.connect(self._label_selected)
+        self.edit_panel.new_label_requested.connect(self.new_label)
+        self.labels_panel.label_clicked.connect(self.select_label)
+        self.edit_panel.budget.valueChanged.connect(
+            lambda mb: setattr(self.settings, "history_mb", int(mb)))
+        self.io.save_started.connect(edits.save_started)
+        self.io.saved.connect(edits.saved)
+        self.io.failed.connect(lambda _m: edits.save_failed())
+        self._edits_changed()
+
+    def _edit_handlers(self) -> dict[str, Callable[[], object]]:
+        edits = self.edits
+
+        def select(n: int) -> Callable[[], None]:
+            return lambda: self.select_label(n)
+
+        def tool(name: str) -> Callable[[], None]:
+            return lambda: self.set_tool(name)
+
+        return {
+            "undo": edits.undo,
+            "redo": edits.redo,
+            **{f"tool_{name}": tool(name) for name in ("navigate", "brush", "eraser", "fill")},
+            "brush_smaller": lambda: edits.grow_brush(-1),
+            "brush_larger": lambda: edits.grow_brush(1),
+            **{f"select_label_{n}": select(n) for n in range(1, 10)},
+            "toggle_differences": lambda: edits.show_differences(not edits.differences_shown),
+            "toggle_truth_outline": lambda: edits.show_truth_outline(not edits.truth_outline),
+        }
+
+    def select_label(self, value: int) -> None:
+        """Make *value* the label the brush and the fill paint."""
+        if 1 <= value <= self.edits.max_label:
+            self.edits.selected_label = value
+
+    def new_label(self) -> int | None:
+        """Ask for a name and a colour, add the label to the edited mask's table, select it."""
+        if self.edits.layer is None:
+            return None
+        value = self.edits.next_label_value()
+        answer = self.dialogs.ask_new_label(value)
+        if answer is None:
+            return None
+        name, colour = answer
+        return self.edits.add_label(name, colour, value)
+
+    def _label_selected(self, value: int) -> None:
+        self.labels_panel.select_value(value)
+        self.grid.update_tool_cursor()  # the brush outline takes the label's colour
+        self.show_message(f"Painting label {value}: {self.edits.label_name(value)}", 3000)
+
+    def _edits_changed(self) -> None:
+        history = self.edits.history
+        undo, redo = self.actions_["undo"], self.actions_["redo"]
+        undo.setEnabled(history.can_undo)
+        redo.setEnabled(history.can_redo)
+        undo.setText(f"&Undo {history.undo_name}" if history.undo_name else "&Undo")
+        redo.setText(f"&Redo {history.redo_name}" if history.redo_name else "&Redo")
+        undo.setToolTip(f"Undo {history.undo_name} (Ctrl+Z)" if history.undo_name else "Undo")
+        redo.setToolTip(f"Redo {history.redo_name} (Ctrl+Shift+Z)" if history.redo_name
+                        else "Redo")
+        self._update_title()
+
+    def _sync_edit_toggles(self) -> None:
+        for key, value in (("toggle_differences", self.edits.differences_shown),
+                           ("toggle_truth_outline", self.edits.truth_outline)):
+            self.actions_[key].blockSignals(True)
+            self.actions_[key].setChecked(value)
+            self.actions_[key].blockSignals(False)
 
     # -- reactions ---------------------------------------------------------------------
     def _image_changed(self) -> None:
@@ -478,16 +647,39 @@ class MainWindow(QMainWindow):
             "and correct label maps.</p><p>Demo data: MNI ICBM152 2009a template © McConnell "
             "Brain Imaging Centre, Montreal Neurological Institute.</p>")
 
-    def _confirm_discard(self) -> bool:
-        """Ask about unsaved edits; True when it is fine to drop the current labels."""
+    def _confirm_discard(self, then: Callable[[], object] | None = None) -> bool:
+        """Ask about unsaved edits; True when it is fine to drop the current labels.
+
+        "Save" saves in the background and returns False; *then* runs once the
+        save has succeeded (e.g. closing the window, opening the next image).
+        """
         edited = self.layers.edited
         if edited is None or not edited.modified:
             return True
         answer = self.dialogs.ask_unsaved(edited.name)
         if answer == "save":
-            self.save_labels()
-            return False  # the save runs in the background; the user retries after it
+            self._save_then(then)
+            return False
         return answer == "discard"
+
+    def _save_then(self, then: Callable[[], object] | None) -> None:
+        before = self.io.current
+        self.save_labels()
+        job = self.io.current
+        if then is None or job is None or job is before:
+            return  # no save started (e.g. the file dialog was cancelled)
+
+        def finished(*_args: object) -> None:
+            if not job.done:
+                return  # another job's message
+            self.io.saved.disconnect(finished)
+            self.io.failed.disconnect(finished)
+            edited = self.layers.edited
+            if job.succeeded and (edited is None or not edited.modified):
+                then()
+
+        self.io.saved.connect(finished)
+        self.io.failed.connect(finished)
 
     # -- drag and drop -----------------------------------------------------------------
     def dragEnterEvent(self, event: QDragEnterEvent) -> None:
@@ -514,14 +706,17 @@ class MainWindow(QMainWindow):
         role = self.dialogs.ask_drop_role(Path(first).name)
         if role == "image":
             self.open_image(first)
-        elif role in ("edit", "truth"):
+        elif role == "edit":
+            self.open_labels(first)
+        elif role == "truth":
             self.io.open_labels(first, role)
 
     # -- closing -----------------------------------------------------------------------
     def closeEvent(self, event: QCloseEvent) -> None:
-        if not self._confirm_discard():
+        if not self._confirm_discard(then=self.close):
             event.ignore()
             return
+        self.edits.close()  # a clean close: the crash journal goes
         self.runner.shutdown(3000)
         self.settings.save_window_state(self.saveGeometry(), self.saveState())
         super().closeEvent(event)

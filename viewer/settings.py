@@ -1,4 +1,4 @@
-"""Persistent user settings (``QSettings``): convention, layout, recent files."""
+"""Persistent user settings (``QSettings``): convention, layout, recent files, undo memory."""
 
 from __future__ import annotations
 
@@ -8,9 +8,12 @@ from PySide6.QtCore import QByteArray, QSettings
 
 from engine.display import CONVENTIONS
 
-__all__ = ["MAX_RECENT", "Settings"]
+__all__ = ["DEFAULT_HISTORY_MB", "MAX_RECENT", "Settings"]
 
 MAX_RECENT = 10
+DEFAULT_HISTORY_MB = 256
+MIN_HISTORY_MB = 16
+MAX_HISTORY_MB = 16384
 
 
 class Settings:
@@ -69,6 +72,21 @@ class Settings:
     @last_dir.setter
     def last_dir(self, value: str) -> None:
         self.store.setValue("files/last_dir", value)
+
+    # -- editing -----------------------------------------------------------------
+    @property
+    def history_mb(self) -> int:
+        """Memory budget of the undo history, in MiB (default 256)."""
+        try:
+            value = int(self.store.value("editing/history_mb", DEFAULT_HISTORY_MB))
+        except (TypeError, ValueError):
+            value = DEFAULT_HISTORY_MB
+        return min(MAX_HISTORY_MB, max(MIN_HISTORY_MB, value))
+
+    @history_mb.setter
+    def history_mb(self, value: int) -> None:
+        self.store.setValue("editing/history_mb", int(min(MAX_HISTORY_MB,
+                                                          max(MIN_HISTORY_MB, int(value)))))
 
     # -- window ------------------------------------------------------------------
     def window_state(self) -> tuple[QByteArray | None, QByteArray | None]:

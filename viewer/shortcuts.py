@@ -105,22 +105,56 @@ KEYS: tuple[KeyBinding, ...] = (
     KeyBinding("last_slice", "Last slice", ("End",), "Navigation", views_only=True),
     KeyBinding("centre_cursor", "Centre the cursor in the volume", ("Ctrl+Home",), "Navigation",
                views_only=True),
+    # Editing (viewer/edit_session.py, viewer/tools/brush.py, fill.py)
+    KeyBinding("undo", "&Undo", ("Ctrl+Z",), "Editing",
+               "Undo the last change of the edited mask (a whole drag is one step)"),
+    KeyBinding("redo", "&Redo", ("Ctrl+Shift+Z", "Ctrl+Y"), "Editing"),
+    KeyBinding("tool_navigate", "&Navigate tool", ("N",), "Editing",
+               "Click or drag moves the cursor", views_only=True),
+    KeyBinding("tool_brush", "&Brush tool", ("B",), "Editing",
+               "Paint the selected label; the right button erases", views_only=True),
+    KeyBinding("tool_eraser", "&Eraser tool", ("E",), "Editing", views_only=True),
+    KeyBinding("tool_fill", "&Fill tool", ("F",), "Editing",
+               "Fill the connected region under the click", views_only=True),
+    KeyBinding("brush_smaller", "Smaller brush", ("[",), "Editing", views_only=True),
+    KeyBinding("brush_larger", "Larger brush", ("]",), "Editing", views_only=True),
+    *(KeyBinding(f"select_label_{n}", f"Select label {n}", (str(n),), "Editing",
+                 "The label the brush and the fill paint" if n == 1 else "", views_only=True)
+      for n in range(1, 10)),
+    KeyBinding("toggle_differences", "Show / Hide &Differences", ("D",), "Editing",
+               "False positives and false negatives against the ground truth",
+               views_only=True),
+    KeyBinding("toggle_truth_outline", "Ground-Truth &Outline", ("G",), "Editing",
+               "Draw the ground truth as outlines over the edited mask", views_only=True),
+    # Segment (viewer/methods_controller.py, viewer/tools/refine.py)
+    KeyBinding("run_pipeline", "&Run Pipeline", ("Ctrl+R",), "Segment",
+               "Run the pipeline set up in the Methods dock, in the background"),
+    KeyBinding("compare_results", "&Compare Results…", ("Ctrl+K",), "Segment",
+               "Side-by-side panes of the results and the ground truth, and the metrics table"),
+    KeyBinding("tool_refine", "Re&fine tool", ("A",), "Segment",
+               "Active contour: a click grows or refines the selected label, a drag starts "
+               "from a box", views_only=True),
     # Help
     KeyBinding("help_reference", "&Keyboard and Mouse Reference", ("F1",), "Help"),
 )
 
 MOUSE: tuple[MouseGesture, ...] = (
-    MouseGesture("tool", "left", "", "Click or drag: move the cursor (linked crosshair)"),
+    MouseGesture("tool", "left", "",
+                 "Click or drag: the active tool — Navigate moves the cursor (linked "
+                 "crosshair), Brush paints, Eraser erases, Fill fills, Refine grows the "
+                 "selected label (a drag: from a box)"),
     MouseGesture("window_level", "left", "Shift",
                  "Drag: window/level — right/left widens/narrows the window, "
                  "up/down brightens/darkens"),
     MouseGesture("pan", "middle", "", "Drag: pan"),
     MouseGesture("pan", "left", "Ctrl+Shift", "Drag: pan (without a middle button)"),
-    MouseGesture("zoom", "right", "", "Drag up/down: zoom in/out"),
+    MouseGesture("zoom", "right", "", "Drag up/down: zoom in/out; with the Brush: erase"),
     MouseGesture("slice", "wheel", "", "Wheel: next/previous slice"),
-    MouseGesture("slice_fast", "wheel", "Shift", "Wheel: 5 slices at a time"),
+    MouseGesture("slice_fast", "wheel", "Shift",
+                 "Wheel: 5 slices at a time; with the Brush or Eraser: brush size"),
     MouseGesture("zoom", "wheel", "Ctrl", "Wheel: zoom about the mouse"),
-    MouseGesture("maximise", "double-left", "", "Double-click: maximise / restore this view"),
+    MouseGesture("maximise", "double-left", "",
+                 "Double-click: maximise / restore this view (not with the editing tools)"),
 )
 
 

@@ -23,6 +23,7 @@ from PySide6.QtCore import QPointF, QRectF, Qt, QTimer, Signal
 from PySide6.QtGui import QColor, QIcon, QPainter, QPen, QPixmap, QShowEvent
 from PySide6.QtWidgets import (
     QFrame,
+    QGraphicsEllipseItem,
     QHBoxLayout,
     QLabel,
     QSlider,
@@ -46,6 +47,8 @@ log = logging.getLogger(__name__)
 PLANE_COLOURS = {"axial": "#c8473a", "coronal": "#5c9f45", "sagittal": "#d7b33b"}
 PLANE_TITLES = {"axial": "Axial", "coronal": "Coronal", "sagittal": "Sagittal"}
 CROSSHAIR_PEN = (90, 200, 255, 190)
+TOOL_OUTLINE_PEN = (240, 240, 240, 230)
+TOOL_OUTLINE_FILL_ALPHA = 90
 ZOOM_PER_PIXEL = 0.01
 ZOOM_PER_NOTCH = 0.85
 FAST_STEP = 5
@@ -120,6 +123,13 @@ class SliceView(QWidget):
         for line in (self.vline, self.hline):
             line.setZValue(1000)
             self.viewbox.addItem(line, ignoreBounds=True)
+        # The active tool's outline around the pointer (the brush), in mm.
+        self.tool_outline = QGraphicsEllipseItem()
+        self.tool_outline.setZValue(1001)
+        self.tool_outline.hide()
+        self.viewbox.addItem(self.tool_outline, ignoreBounds=True)
+        self._pointer: QPointF | None = None
+        self._tool_drag: Tool | None = None
         self.canvas = SliceCanvas(self.viewbox, self, self)
         self._build_header()
         layout = QVBoxLayout(self)
@@ -218,6 +228,31 @@ class SliceView(QWidget):
         tool = self.tool_provider()
         shape = getattr(Qt.CursorShape, tool.cursor_shape if tool else "CrossCursor")
         self.canvas.setCursor(shape)
+        self.update_tool_outline()
+
+    def update_tool_outline(self) -> None:
+        """Draw the active tool's outline (the brush circle) around the pointer."""
+        tool = self.tool_provider()
+        shape = None
+        if tool is not None and self._pointer is not None and self.layers.image is not None:
+            shape = tool.outline()
+        if shape is None:
+            self.tool_outline.hide()
+            return
+        radius, rgb = shape
+        centre = self._pointer
+        self.tool_outline.setRect(QRectF(centre.x() - radius, centre.y() - radius,
+                                         2.0 * radius, 2.0 * radius))
+        # A light ring shows over any label colour; the fill says what is painted.
+        pen = QPen(QColor(*TOOL_OUTLINE_PEN))
+        pen.setCosmetic(True)
+        pen.setWidthF(1.5)
+        if rgb is None:
+            pen.setStyle(Qt.PenStyle.DashLine)  # erasing
+        self.tool_outline.setPen(pen)
+        self.tool_outline.setBrush(QColor(*rgb, TOOL_OUTLINE_FILL_ALPHA) if rgb is not None
+                                   else QColor(0, 0, 0, 0))
+        self.tool_outline.show()
 
     def refresh_labels(self, layer: LabelLayer, bbox: BBox | None = None) -> None:
         """Redraw *layer* if this view's slice crosses *bbox* (None: always)."""
@@ -378,7 +413,8 @@ class SliceView(QWidget):
         self.set_slice(value)
 
     # -- gestures (called by the canvas) -----------------------------------------
-    def tool_event(self, pos: QPointF, mods: frozenset[str] = frozenset()) -> ToolEvent:
+    def tool_event(self, pos: QPointF, mods: frozenset[str] = frozenset(),
+                   gesture: str = "tool") -> ToolEvent:
         """The :class:`ToolEvent` for a point of the view (coordinates in mm)."""
         geo = self.geometry_
         fx = pos.x() / self._spacing[0]
@@ -393,15 +429,24 @@ class SliceView(QWidget):
             ijk = [0, 0, 0]
             ijk[geo.x_axis], ijk[geo.y_axis], ijk[geo.normal_axis] = ix, iy, self.index
             index = tuple(ijk)
-        return ToolEvent(self.plane, geo.normal_axis, tuple(voxel), index, mods)  # type: ignore[arg-type]
+        return ToolEvent(self.plane, geo.normal_axis, tuple(voxel), index, mods,  # type: ignore[arg-type]
+                         gesture)
+
+    def _gesture_tool(self, gesture: str) -> Tool | None:
+        """The tool a drag goes to: ``"tool"`` always, other gestures if it claims them."""
+        tool = self.tool_provider()
+        if tool is None or self.layers.image is None:
+            return None
+        return tool if gesture == "tool" or tool.claims(gesture) else None
 
     def gesture_start(self, gesture: str, pos: QPointF, mods: frozenset[str]) -> None:
         self.activated.emit(self.plane)
         self._gesture_anchor = pos
-        if gesture == "tool":
-            tool = self.tool_provider()
-            if tool is not None and self.layers.image is not None:
-                tool.press(self.tool_event(pos, mods))
+        self._tool_drag = self._gesture_tool(gesture)
+        if self._tool_drag is not None:
+            self._tool_drag.press(self.tool_event(pos, mods, gesture))
+        elif gesture == "tool":
+            pass
         elif gesture == "pan":
             self.canvas.setCursor(Qt.CursorShape.ClosedHandCursor)
         elif gesture == "zoom":
@@ -411,10 +456,10 @@ class SliceView(QWidget):
 
     def gesture_move(self, gesture: str, pos: QPointF, delta: QPointF,
                      mods: frozenset[str]) -> None:
-        if gesture == "tool":
-            tool = self.tool_provider()
-            if tool is not None and self.layers.image is not None:
-                tool.move(self.tool_event(pos, mods))
+        if self._tool_drag is not None:
+            self._tool_drag.move(self.tool_event(pos, mods, gesture))
+        elif gesture == "tool":
+            pass
         elif gesture == "pan":
             origin = self.canvas.to_view(QPointF(0.0, 0.0))
             moved = self.canvas.to_view(delta)
@@ -425,14 +470,16 @@ class SliceView(QWidget):
             self.window_level_dragged.emit(delta.x(), delta.y())
 
     def gesture_end(self, gesture: str, pos: QPointF, mods: frozenset[str]) -> None:
-        if gesture == "tool":
-            tool = self.tool_provider()
-            if tool is not None and self.layers.image is not None:
-                tool.release(self.tool_event(pos, mods))
+        tool, self._tool_drag = self._tool_drag, None
+        if tool is not None:
+            tool.release(self.tool_event(pos, mods, gesture))
         self.update_tool_cursor()
 
     def gesture_wheel(self, gesture: str, steps: int, pos: QPointF) -> None:
         self.activated.emit(self.plane)
+        tool = self.tool_provider()
+        if tool is not None and self.layers.image is not None and tool.wheel(gesture, steps):
+            return  # the tool used it (e.g. Shift + wheel sizes the brush)
         if gesture == "slice":
             self.step(steps)
         elif gesture == "slice_fast":
@@ -441,10 +488,15 @@ class SliceView(QWidget):
             self.zoom(ZOOM_PER_NOTCH ** -steps, pos)
 
     def gesture_double(self, gesture: str, pos: QPointF) -> None:
+        tool = self.tool_provider()
+        if tool is not None and tool.claims(gesture):
+            return  # e.g. a quick second click of the brush must not maximise the view
         if gesture == "maximise":
             self.maximise_requested.emit(self.plane)
 
     def pointer_hover(self, pos: QPointF | None, mods: frozenset[str]) -> None:
+        self._pointer = pos
+        self.update_tool_outline()
         if pos is None or self.layers.image is None:
             self.hovered.emit(None)
             return

@@ -13,7 +13,7 @@ import logging
 from collections.abc import Callable
 
 from PySide6.QtCore import Qt, Signal
-from PySide6.QtWidgets import QGridLayout, QLabel, QWidget
+from PySide6.QtWidgets import QFrame, QGridLayout, QLabel, QScrollArea, QSizePolicy, QWidget
 
 from .cursor import Cursor
 from .layers import LayerStack
@@ -86,7 +86,8 @@ class InfoPanel(QLabel):
             ("Value range", f"{image.data_range[0]:.6g} … {image.data_range[1]:.6g}"),
         ]
         for layer in self.layers.labels:
-            role = {"edit": "Edited mask", "truth": "Ground truth"}.get(layer.role, "Result")
+            role = {"edit": "Edited mask", "truth": "Ground truth",
+                    "difference": "Differences"}.get(layer.role, "Result")
             rows.append((role, layer.name))
         for warning in vol.metadata.get("warnings", []) or []:
             rows.append(("Warning", str(warning)))
@@ -120,7 +121,15 @@ class ViewGrid(QWidget):
             plane: SliceView(plane, cursor, layers, tool=tool, convention=convention, parent=self)
             for plane in ("axial", "coronal", "sagittal")
         }
-        self.info = InfoPanel(layers, self)
+        self.info = InfoPanel(layers)
+        # Scrolled, so that its wrapped text never dictates the grid's row heights
+        # (in a narrow cell it would squeeze the views of the other row).
+        self.info_area = QScrollArea(self)
+        self.info_area.setObjectName("infoArea")
+        self.info_area.setWidget(self.info)
+        self.info_area.setWidgetResizable(True)
+        self.info_area.setFrameShape(QFrame.Shape.NoFrame)
+        self.info_area.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Ignored)
         self.active = "axial"
         self.maximised: str | None = None
         self.layout_name = layout if layout in LAYOUTS else "2x2"
@@ -133,7 +142,7 @@ class ViewGrid(QWidget):
         self._arrange()
 
     def _cells(self) -> dict[str, QWidget]:
-        return {**self.views, "info": self.info}
+        return {**self.views, "info": self.info_area}
 
     def _arrange(self) -> None:
         cells = self._cells()

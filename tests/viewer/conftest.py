@@ -18,6 +18,12 @@ def _pyqtgraph_options():
     configure_pyqtgraph()
 
 
+@pytest.fixture(autouse=True)
+def _private_data_dir(tmp_path, monkeypatch):
+    """Edit journals (crash recovery) go to a temporary folder, never the user's."""
+    monkeypatch.setenv("DELINEO_DATA_DIR", str(tmp_path / "delineo-data"))
+
+
 @pytest.fixture
 def settings(tmp_path):
     from PySide6.QtCore import QSettings

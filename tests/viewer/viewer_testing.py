@@ -25,6 +25,9 @@ class ScriptedDialogs:
         self.unsaved = "discard"
         self.open_path: str | None = None
         self.save_path: str | None = None
+        self.recover = True
+        self.recover_asked: list[tuple[str, int]] = []
+        self.new_label: tuple[str, tuple[int, int, int]] | None = ("Lesion", (230, 30, 30))
 
     def error(self, title: str, message: str) -> None:
         self.errors.append((title, message))
@@ -38,6 +41,13 @@ class ScriptedDialogs:
 
     def ask_unsaved(self, name: str) -> str:
         return self.unsaved
+
+    def ask_recover(self, name: str, n_steps: int, when: str) -> bool:
+        self.recover_asked.append((name, n_steps))
+        return self.recover
+
+    def ask_new_label(self, value: int) -> tuple[str, tuple[int, int, int]] | None:
+        return self.new_label
 
     def open_file(self, title: str, file_filter: str, start: str) -> str | None:
         return self.open_path

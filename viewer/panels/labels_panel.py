@@ -3,7 +3,7 @@ a show/hide box, voxel count and volume in millilitres."""
 
 from __future__ import annotations
 
-from PySide6.QtCore import Qt, QTimer
+from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtGui import QColor, QIcon, QPixmap
 from PySide6.QtWidgets import (
     QAbstractItemView,
@@ -40,7 +40,13 @@ def _number_item(text: str, value: float) -> QTableWidgetItem:
 
 
 class LabelsPanel(QWidget):
-    """The label table of the chosen layer (combo box on top)."""
+    """The label table of the chosen layer (combo box on top).
+
+    Clicking a row emits ``label_clicked`` with its value (the main window
+    makes it the label the brush paints).
+    """
+
+    label_clicked = Signal(int)
 
     def __init__(self, layers: LayerStack, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -64,6 +70,7 @@ class LabelsPanel(QWidget):
         for col in range(1, len(COLUMNS)):
             header.setSectionResizeMode(col, QHeaderView.ResizeMode.ResizeToContents)
         self.table.itemChanged.connect(self._item_changed)
+        self.table.cellClicked.connect(self._cell_clicked)
         self.total = QLabel("", self)
         self.total.setStyleSheet("color: #8a919c;")
         layout = QVBoxLayout(self)
@@ -121,7 +128,10 @@ class LabelsPanel(QWidget):
         self._recount.start()
 
     def _display_changed(self, _layer: LabelLayer) -> None:
-        self._sync_checks()
+        if self.layer is not None and self.table.rowCount() != len(self.rows()):
+            self.refresh()  # e.g. a label was added to the table
+        else:
+            self._sync_checks()
 
     # -- table -----------------------------------------------------------------------
     def rows(self) -> list[int]:
@@ -177,6 +187,20 @@ class LabelsPanel(QWidget):
                 item.setCheckState(Qt.CheckState.Unchecked if hidden else Qt.CheckState.Checked)
         finally:
             self._filling = False
+
+    def _cell_clicked(self, row: int, _column: int) -> None:
+        item = self.table.item(row, 0)
+        if item is not None:
+            self.label_clicked.emit(int(item.data(Qt.ItemDataRole.UserRole)))
+
+    def select_value(self, value: int) -> None:
+        """Highlight the row of label *value* (if listed)."""
+        for row in range(self.table.rowCount()):
+            item = self.table.item(row, 0)
+            if item is not None and item.data(Qt.ItemDataRole.UserRole) == value:
+                self.table.selectRow(row)
+                return
+        self.table.clearSelection()
 
     def _item_changed(self, item: QTableWidgetItem) -> None:
         if self._filling or self.layer is None or item.column() != 0:

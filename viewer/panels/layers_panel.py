@@ -18,7 +18,8 @@ from ..layers import LabelLayer, LayerStack
 
 __all__ = ["LayersPanel"]
 
-_ROLE_TEXT = {"edit": "edited", "truth": "ground truth", "result": "result"}
+_ROLE_TEXT = {"edit": "edited", "truth": "ground truth", "result": "result",
+              "difference": "differences"}
 
 
 def _percent_slider(parent: QWidget, value: float, tip: str) -> QSlider:

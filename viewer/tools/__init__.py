@@ -10,11 +10,19 @@ fill, ...) is one file here and one line in the registry.
 from __future__ import annotations
 
 from .base import Tool, ToolContext, ToolEvent
+from .brush import BrushTool, EraserTool
+from .fill import FillTool
 from .navigate import NavigateTool
+from .refine import RefineTool
 
-__all__ = ["TOOLS", "NavigateTool", "Tool", "ToolContext", "ToolEvent"]
+__all__ = ["TOOLS", "BrushTool", "EraserTool", "FillTool", "NavigateTool", "RefineTool", "Tool",
+           "ToolContext", "ToolEvent"]
 
 #: name -> tool class; the main window instantiates each with a ToolContext.
 TOOLS: dict[str, type[Tool]] = {
     NavigateTool.name: NavigateTool,
+    BrushTool.name: BrushTool,
+    EraserTool.name: EraserTool,
+    FillTool.name: FillTool,
+    RefineTool.name: RefineTool,
 }

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from ..cursor import Cursor
+    from ..edit_session import EditSession
     from ..layers import BBox, LabelLayer, LayerStack
 
 __all__ = ["Tool", "ToolContext", "ToolEvent"]
@@ -30,6 +31,10 @@ class ToolEvent:
         The voxel under the pointer, or None outside the volume.
     modifiers : frozenset of str
         Held modifiers among ``"Shift"``, ``"Ctrl"``, ``"Alt"``.
+    gesture : str
+        The gesture of :mod:`viewer.shortcuts` that produced the event:
+        ``"tool"`` (left button), or another one the tool claimed with
+        :meth:`Tool.claims` (e.g. ``"zoom"``, the right button, for erasing).
     """
 
     plane: str
@@ -37,6 +42,7 @@ class ToolEvent:
     voxel: tuple[float, float, float]
     index: tuple[int, int, int] | None
     modifiers: frozenset[str] = frozenset()
+    gesture: str = "tool"
 
 
 @dataclass
@@ -44,13 +50,16 @@ class ToolContext:
     """The models a tool works on, and how it asks for a redraw.
 
     ``refresh(layer, bbox)`` tells the views that the voxels of *layer* inside
-    *bbox* changed (only views whose slice crosses the box redraw).
+    *bbox* changed (only views whose slice crosses the box redraw). Editing
+    tools change the edited mask only through ``edits``, the
+    :class:`~viewer.edit_session.EditSession` (undo, journal, live metrics).
     """
 
     cursor: Cursor
     layers: LayerStack
     refresh: Callable[[LabelLayer, BBox | None], None] = field(default=lambda *_: None)
     extras: dict[str, Any] = field(default_factory=dict)
+    edits: EditSession | None = None
 
 
 class Tool:
@@ -86,3 +95,22 @@ class Tool:
 
     def hover(self, event: ToolEvent) -> None:
         """Pointer moved with no button held (e.g. to draw a brush outline)."""
+
+    def claims(self, gesture: str) -> bool:
+        """True to receive *gesture* (other than ``"tool"``) as press/move/release.
+
+        A claimed gesture reaches the tool with ``event.gesture`` set to its
+        name instead of doing what :mod:`viewer.shortcuts` binds it to.
+        """
+        return False
+
+    def wheel(self, gesture: str, steps: int) -> bool:
+        """A wheel gesture over a view; return True when the tool used it."""
+        return False
+
+    def outline(self) -> tuple[float, tuple[int, int, int] | None] | None:
+        """A circle around the pointer: ``(radius in mm, RGB painted or None when erasing)``.
+
+        None: no circle.
+        """
+        return None

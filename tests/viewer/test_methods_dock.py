@@ -1,0 +1,202 @@
+"""The Methods dock: generated forms, a pipeline run in the worker, cancel, errors,
+the new result layer, and making it the edited mask as one undoable step."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from phantom_testing import methods_of, one_torch_thread, tissue_phantom, wait_until
+from PySide6.QtWidgets import QCheckBox, QComboBox, QDoubleSpinBox, QSpinBox
+
+from engine.metrics import dice
+from engine.params import describe
+from engine.pipeline import PIPELINES, POST_STEPS, STEPS
+from viewer.panels.methods_panel import missing_weights
+
+pytestmark = pytest.mark.gui
+__all__ = ["one_torch_thread"]  # the autouse fixture, imported
+
+
+@pytest.fixture
+def phantom_window(window):
+    volume, truth = tissue_phantom()
+    window.show_volume(volume, name="phantom", truth=truth)
+    window.grid.render_pending()
+    return window
+
+
+@pytest.fixture
+def dock(phantom_window):
+    return methods_of(phantom_window).panel
+
+
+def test_the_dock_offers_every_pipeline(phantom_window, dock):
+    assert "methods" in phantom_window.docks
+    names = [dock.chooser.itemData(i) for i in range(dock.chooser.count())]
+    assert names == sorted(PIPELINES)
+    for name in ("otsu", "gmm", "reaction_diffusion", "cnn", "cnn+rd+ac"):
+        assert name in names
+
+
+def test_forms_come_from_the_parameter_dataclasses(dock):
+    dock.select_pipeline("reaction_diffusion")
+    form = dock.form("reaction_diffusion")
+    infos = describe(STEPS["reaction_diffusion"].params_type)
+    assert set(form.editors) == {info.name for info in infos}
+    for info in infos:
+        editor = form.editors[info.name]
+        assert info.doc.split(",")[0][:20] in editor.toolTip()
+        if info.choices:
+            assert isinstance(editor, QComboBox)
+            assert [editor.itemData(i) for i in range(editor.count())] == list(info.choices)
+        elif info.type is int:
+            assert isinstance(editor, QSpinBox)
+            assert editor.value() == info.default
+            if info.hi is not None:
+                assert editor.maximum() == int(info.hi)
+        elif info.type is float:
+            assert isinstance(editor, QDoubleSpinBox)
+            assert editor.value() == pytest.approx(info.default)
+            if info.unit:
+                assert editor.suffix().strip() == info.unit
+            if info.lo is not None and info.lo_inclusive:
+                assert editor.minimum() == pytest.approx(info.lo)
+        elif info.type is bool:
+            assert isinstance(editor, QCheckBox)
+    assert form.changes() == {}
+    form.set_value("iterations", 7)
+    assert form.changes() == {"iterations": 7}
+    assert dock.describe() == "reaction_diffusion (iterations=7)"
+    dock.reset()
+    assert dock.form("reaction_diffusion").changes() == {}
+
+
+def test_post_processing_steps_compose(dock):
+    dock.select_pipeline("otsu")
+    assert [s.name for s in dock.current_pipeline().steps] == ["otsu"]
+    dock.post_checks["fill_holes"].setChecked(True)
+    dock.post_checks["small_islands"].setChecked(True)
+    names = [s.name for s in dock.current_pipeline().steps]
+    assert names[0] == "otsu" and set(names[1:]) == {"fill_holes", "small_islands"}
+    assert names[1:] == [n for n in POST_STEPS if n in names]
+    dock.form("small_islands").set_value("min_size_mm3", 20.0)
+    assert dock.describe() == "otsu + small_islands + fill_holes (min_size_mm3=20)"
+    dock.select_pipeline("cnn")  # the network pipelines keep the largest component by default
+    assert dock.post_checks["largest_component"].isChecked()
+    dock.select_pipeline("otsu")  # each pipeline remembers its own choice
+    assert dock.post_checks["fill_holes"].isChecked()
+
+
+def test_a_pipeline_runs_in_the_worker_and_adds_a_named_layer(qtbot, phantom_window, dock):
+    methods = methods_of(phantom_window)
+    dock.select_pipeline("gmm")
+    dock.form("gmm").set_value("iterations", 4)
+    dock.set_device("cpu")
+    dock.set_mask_source("truth")
+    progress = []
+    methods.pipelines.progress.connect(lambda f, m: progress.append((f, m)))
+    before = list(phantom_window.layers.labels)
+    with qtbot.waitSignal(methods.pipelines.finished, timeout=120_000) as blocker:
+        job = dock.run()
+        assert job is not None
+        assert not dock.run_button.isEnabled() and dock.cancel_button.isEnabled()
+    layer = blocker.args[0]
+    assert layer.role == "result" and layer.name == "gmm (iterations=4)"
+    assert phantom_window.layers.labels == [*before, layer]
+    assert any("gmm" in m for _, m in progress)  # the step shows in the progress text
+    meta = layer.labelmap.metadata
+    assert meta["runtime_s"] > 0 and meta["peak_memory_bytes"] > 0 and meta["device"] == "cpu"
+    truth = phantom_window.layers.ground_truth.labelmap.array
+    assert np.mean([dice(layer.labelmap.array, truth, k) for k in (1, 2, 3)]) > 0.85
+    assert dock.run_button.isEnabled() and not dock.cancel_button.isEnabled()
+    assert dock.progress.value() == 1000
+    assert "gmm (iterations=4)" in dock.status.text() and "peak memory" in dock.status.text()
+    assert dock.selected_result() is layer
+    # the same run again gets its own name
+    with qtbot.waitSignal(methods.pipelines.finished, timeout=120_000) as again:
+        dock.run()
+    assert again.args[0].name == "gmm (iterations=4) #2"
+
+
+def test_cancel_stops_a_run_without_a_layer(qtbot, phantom_window, dock):
+    methods = methods_of(phantom_window)
+    dock.select_pipeline("reaction_diffusion")
+    dock.form("reaction_diffusion").set_value("iterations", 100_000)  # far too long to finish
+    before = list(phantom_window.layers.labels)
+    seen = []
+    methods.pipelines.progress.connect(lambda f, m: seen.append(m))
+    dock.run()
+    wait_until(qtbot, lambda: any("iteration" in m for m in seen), 60)
+    with qtbot.waitSignal(methods.pipelines.cancelled, timeout=10_000):
+        dock.cancel_button.click()
+    assert phantom_window.layers.labels == before
+    assert dock.status.text() == "Cancelled"
+    assert dock.run_button.isEnabled()
+    wait_until(qtbot, lambda: not phantom_window.runner.running, 10)
+
+
+def test_a_failing_run_says_why(qtbot, phantom_window, dock):
+    methods = methods_of(phantom_window)
+    dock.select_pipeline("active_contour")
+    dock.form("active_contour").set_value("dt", 50.0)  # in range, but unstable
+    with qtbot.waitSignal(methods.pipelines.failed, timeout=60_000) as blocker:
+        dock.run()
+    assert "stability" in blocker.args[0]
+    assert "stability" in dock.status.text()
+    assert all(lay.role != "result" for lay in phantom_window.layers.labels)
+    assert dock.run_button.isEnabled()
+
+
+def test_network_pipelines_without_weights_cannot_run(dock, monkeypatch, tmp_path):
+    monkeypatch.setenv("DELINEO_MODELS_DIR", str(tmp_path / "no-models"))
+    dock.select_pipeline("cnn+rd")
+    assert missing_weights(PIPELINES["cnn+rd"])
+    assert not dock.warning.isHidden() and "delineo.safetensors" in dock.warning.text()
+    assert not dock.run_button.isEnabled()
+    dock.select_pipeline("otsu")
+    assert dock.warning.isHidden() and dock.run_button.isEnabled()
+
+
+def test_making_a_result_the_edited_mask_is_one_undo_step(qtbot, phantom_window, dock):
+    methods = methods_of(phantom_window)
+    edits = phantom_window.edits
+    edited = phantom_window.layers.edited
+    original = edited.labelmap.array.copy()
+    dock.select_pipeline("otsu")
+    dock.set_mask_source("truth")
+    with qtbot.waitSignal(methods.pipelines.finished, timeout=60_000) as blocker:
+        dock.run()
+    result = blocker.args[0]
+    assert dock.use_button.isEnabled()
+    assert dock.use_selected_result()
+    assert phantom_window.layers.edited is edited  # the same layer, new contents
+    assert np.array_equal(edited.labelmap.array, result.labelmap.array)
+    assert edited.labelmap.array is not result.labelmap.array
+    assert edited.modified
+    assert edits.undo()
+    assert np.array_equal(edited.labelmap.array, original)
+    assert edits.redo()
+    assert np.array_equal(edited.labelmap.array, result.labelmap.array)
+    assert not edits.redo()
+
+
+def test_results_can_be_removed(qtbot, phantom_window, dock):
+    methods = methods_of(phantom_window)
+    dock.select_pipeline("otsu")
+    with qtbot.waitSignal(methods.pipelines.finished, timeout=60_000) as blocker:
+        dock.run()
+    assert dock.results.currentText() == blocker.args[0].name
+    dock.remove_button.click()
+    assert blocker.args[0] not in phantom_window.layers.labels
+    assert dock.results.count() == 0 and not dock.use_button.isEnabled()
+
+
+def test_a_result_for_a_replaced_image_is_dropped(qtbot, phantom_window, dock):
+    methods = methods_of(phantom_window)
+    dock.select_pipeline("otsu")
+    with qtbot.waitSignal(methods.pipelines.failed, timeout=60_000) as blocker:
+        dock.run()
+        volume, truth = tissue_phantom(seed=1)
+        phantom_window.show_volume(volume, name="another", truth=truth)  # before delivery
+    assert "replaced" in blocker.args[0]
+    assert all(lay.role != "result" for lay in phantom_window.layers.labels)

@@ -1,0 +1,326 @@
+"""Pipelines and click-to-refine as background jobs of the main window.
+
+:class:`PipelineRunner` runs an :mod:`engine.pipeline` pipeline on the shown
+image in the window's :class:`~viewer.workers.JobRunner` and turns the result
+into a new label layer named after the pipeline and its parameters, carrying
+its runtime and peak memory (``labelmap.metadata``) for the comparison table.
+:class:`RefineRunner` runs :func:`engine.refine.refine_at` for the
+click-to-refine tool and applies the outcome to the edited mask as one
+undoable step. Neither knows about threads: the job runner does.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, Protocol
+
+import numpy as np
+import torch
+from PySide6.QtCore import QObject, Signal
+
+from engine.editing import Diff
+from engine.errors import DelineoError
+from engine.pipeline import Pipeline, PipelineResult, get_pipeline, run_pipeline
+from engine.refine import ClickRefineParams, LocalEdit, refine_at
+from engine.volume import LabelMap
+
+from .layers import LabelLayer, LayerStack
+from .workers import Job, JobRunner
+
+__all__ = ["MASK_SOURCES", "PipelineRunner", "RefineRunner", "describe_failure", "result_name"]
+
+log = logging.getLogger(__name__)
+
+#: Brain-mask choices of a pipeline run: key -> text shown in the methods dock.
+MASK_SOURCES: dict[str, str] = {
+    "auto": "Automatic (from the image)",
+    "truth": "Ground truth brain (labels > 0)",
+    "edit": "Edited mask brain (labels > 0)",
+}
+
+
+class EditsLike(Protocol):
+    """What the runners use of the window's edit session (:mod:`viewer.edit_session`)."""
+
+    selected_label: int
+
+    def apply_diff(self, diff: Diff | None, name: str) -> None: ...
+    def apply_labels(self, array: np.ndarray, name: str) -> None: ...
+
+
+def describe_failure(exc: BaseException) -> str:
+    """One line for the user about a failed run."""
+    if isinstance(exc, DelineoError):
+        return str(exc)
+    if isinstance(exc, MemoryError):
+        return "not enough memory for this pipeline on this image"
+    return f"unexpected error ({type(exc).__name__}: {exc})"
+
+
+def _format_value(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:g}"
+    return str(value)
+
+
+def result_name(pipeline: Pipeline, base: Pipeline | None = None) -> str:
+    """``"gmm"``, ``"gmm (iterations=5)"``, ``"otsu + fill_holes"``: the pipeline and what
+    differs from its built-in definition *base* (default: the pipeline of that name)."""
+    if base is None:
+        try:
+            base = get_pipeline(pipeline.name)
+        except DelineoError:
+            base = Pipeline(pipeline.name, "", ())
+    base_names = [s.name for s in base.steps]
+    names = [s.name for s in pipeline.steps]
+    text = pipeline.name
+    added = [n for n in names if n not in base_names]
+    removed = [n for n in base_names if n not in names]
+    text += "".join(f" + {n}" for n in added) + "".join(f" − {n}" for n in removed)
+    counts: dict[str, int] = {}
+    for step in pipeline.steps:
+        for key in step.params:
+            counts[key] = counts.get(key, 0) + 1
+    args = []
+    for step in pipeline.steps:
+        for key, value in step.params.items():
+            label = key if counts[key] == 1 else f"{step.name}.{key}"
+            args.append(f"{label}={_format_value(value)}")
+    if args:
+        text += f" ({', '.join(args)})"
+    return text
+
+
+def _unique(name: str, taken: Sequence[str]) -> str:
+    if name not in taken:
+        return name
+    n = 2
+    while f"{name} #{n}" in taken:
+        n += 1
+    return f"{name} #{n}"
+
+
+class PipelineRunner(QObject):
+    """Runs one pipeline at a time on the image of *layers*; results become layers.
+
+    Parameters
+    ----------
+    layers : LayerStack
+    runner : JobRunner
+        The window's job runner (its status bar shows the progress too).
+    add_layer : callable
+        ``add_layer(labelmap, name) -> LabelLayer``: the window's
+        :meth:`~viewer.main_window.MainWindow.add_result_layer`.
+    edits : callable
+        Returns the window's edit session (or None before it exists).
+    """
+
+    started = Signal(str)
+    progress = Signal(float, str)
+    #: The new result layer.
+    finished = Signal(object)
+    failed = Signal(str)
+    cancelled = Signal()
+
+    def __init__(
+        self,
+        layers: LayerStack,
+        runner: JobRunner,
+        add_layer: Callable[[LabelMap, str], LabelLayer],
+        edits: Callable[[], EditsLike | None] = lambda: None,
+        parent: QObject | None = None,
+    ) -> None:
+        super().__init__(parent)
+        self.layers = layers
+        self.runner = runner
+        self.add_layer = add_layer
+        self.edits = edits
+        self.job: Job | None = None
+        self.last_result: PipelineResult | None = None
+
+    @property
+    def running(self) -> bool:
+        return self.job is not None and not self.job.done
+
+    def run(self, pipeline: Pipeline | str, *, device: str = "auto", mask: str = "auto",
+            overrides: Mapping[int, Mapping[str, Any]] | None = None) -> Job | None:
+        """Start *pipeline* on the shown image; None (and :attr:`failed`) if it cannot start."""
+        image = self.layers.image
+        if image is None:
+            self.failed.emit("open an image first")
+            return None
+        if self.running:
+            self.failed.emit("a pipeline is already running; cancel it first")
+            return None
+        try:
+            pipe = get_pipeline(pipeline)
+            if overrides:
+                pipe = pipe.with_params(overrides)
+            for step in pipe.steps:
+                step.resolved_params()  # unknown steps and out-of-range values fail here
+            brain = self._mask_source(mask)
+        except DelineoError as exc:
+            self.failed.emit(str(exc))
+            return None
+        volume = image.volume
+        name = _unique(result_name(pipe), [lay.name for lay in self.layers.labels])
+
+        def work(progress: Callable[[float, str], None], cancel: Any) -> PipelineResult:
+            mask_array = None if brain is None else np.asarray(brain) > 0
+            return run_pipeline(volume, pipe, device=device, mask=mask_array,
+                                progress=progress, cancel=cancel)
+
+        def done(result: PipelineResult) -> None:
+            if self.layers.image is not image:
+                self.failed.emit(f"{pipe.name}: the image was replaced while it ran; "
+                                 "the result was dropped")
+                return
+            self.last_result = result
+            self.finished.emit(self._show(result, name))
+
+        def error(exc: BaseException) -> None:
+            log.info("pipeline %s failed: %s", pipe.name, exc)
+            self.failed.emit(f"{pipe.name}: {describe_failure(exc)}")
+
+        self.job = self.runner.submit(work, f"Running {pipe.name}", on_result=done,
+                                      on_error=error, on_cancelled=self.cancelled.emit,
+                                      on_progress=self.progress.emit)
+        self.started.emit(name)
+        return self.job
+
+    def cancel(self) -> None:
+        """Ask the running pipeline to stop (it checks between iterations and slices)."""
+        if self.job is not None and not self.job.done:
+            self.job.cancel()
+
+    def _mask_source(self, key: str) -> np.ndarray | None:
+        if key == "auto":
+            return None
+        if key not in MASK_SOURCES:
+            raise DelineoError(f"unknown brain mask {key!r}")
+        layer = self.layers.ground_truth if key == "truth" else self.layers.edited
+        if layer is None:
+            raise DelineoError("there is no ground truth to take the brain mask from"
+                               if key == "truth" else "there is no edited mask")
+        # The edited mask may change while the job runs: hand the worker a snapshot.
+        return layer.labelmap.array.copy() if key == "edit" else layer.labelmap.array
+
+    def _show(self, result: PipelineResult, name: str) -> LabelLayer:
+        labels = result.labels
+        labels.metadata.update({
+            "pipeline": result.pipeline,
+            "pipeline_description": result.description,
+            "runtime_s": result.seconds,
+            "peak_memory_bytes": (result.peak_cuda_bytes if result.peak_cuda_bytes
+                                  else result.peak_rss_bytes),
+            "device": result.device,
+            "steps": [(s.name, s.seconds) for s in result.steps],
+        })
+        return self.add_layer(labels, name)
+
+    def make_edited(self, layer: LabelLayer) -> bool:
+        """Copy *layer*'s labels into the edited mask as one undoable step."""
+        edits = self.edits()
+        if edits is None or self.layers.edited is None:
+            self.failed.emit("there is no edited mask to replace")
+            return False
+        edits.apply_labels(layer.labelmap.array.copy(), f"Use {layer.name} as the edited mask")
+        return True
+
+
+class RefineRunner(QObject):
+    """Click-to-refine jobs: one at a time, applied to the edited mask as one undo step.
+
+    *params* and *device* are callables so that the methods dock's current
+    settings are used at the moment of the click.
+    """
+
+    started = Signal(str)
+    #: Voxels changed (0 when the contour changed nothing).
+    finished = Signal(int)
+    failed = Signal(str)
+    cancelled = Signal()
+
+    def __init__(
+        self,
+        layers: LayerStack,
+        runner: JobRunner,
+        edits: Callable[[], EditsLike | None],
+        *,
+        params: Callable[[], ClickRefineParams] = ClickRefineParams,
+        device: Callable[[], str] = lambda: "auto",
+        parent: QObject | None = None,
+    ) -> None:
+        super().__init__(parent)
+        self.layers = layers
+        self.runner = runner
+        self.edits = edits
+        self.params = params
+        self.device = device
+        self.job: Job | None = None
+
+    @property
+    def running(self) -> bool:
+        return self.job is not None and not self.job.done
+
+    def request(self, *, seed: Sequence[int] | None = None,
+                box: tuple[Sequence[int], Sequence[int]] | None = None) -> Job | None:
+        """Grow or refine the selected label from *seed* or *box* (voxel indices)."""
+        image, layer, edits = self.layers.image, self.layers.edited, self.edits()
+        if image is None or layer is None or edits is None:
+            self.failed.emit("open an image (with an edited mask) first")
+            return None
+        if self.running:
+            self.failed.emit("a refinement is still running")
+            return None
+        label = int(edits.selected_label)
+        try:
+            params = self.params()
+            device = self.device()
+        except DelineoError as exc:
+            self.failed.emit(str(exc))
+            return None
+        volume = image.volume
+        snapshot = layer.labelmap.array.copy()  # the worker reads this, never the live mask
+        started = time.perf_counter()
+
+        def work(progress: Callable[[float, str], None], cancel: Any) -> LocalEdit:
+            # A click works on a small crop: one intra-op thread is as fast, and on a busy
+            # CPU it avoids OpenMP spin-waits that can stretch it from 0.2 s to a minute.
+            # (With torch's OpenMP backend the setting is per thread: pipelines running
+            # in other worker threads keep theirs.)
+            threads = torch.get_num_threads()
+            torch.set_num_threads(1)
+            try:
+                return refine_at(volume, snapshot, label, seed=seed, box=box, params=params,
+                                 device=device, progress=progress, cancel=cancel)
+            finally:
+                torch.set_num_threads(threads)
+
+        def done(edit: LocalEdit) -> None:
+            if self.layers.edited is not layer:
+                self.failed.emit("the edited mask was replaced during the refinement")
+                return
+            diff = edit.apply_to(layer.labelmap.array)
+            what = {"grow": "Grow", "refine": "Refine", "box": "Grow (box)"}[edit.mode]
+            name = f"{what} label {label}"
+            if diff is not None:
+                edits.apply_diff(diff, name)
+            log.info("%s: %d voxels in %.2f s", name, 0 if diff is None else diff.count,
+                     time.perf_counter() - started)
+            self.finished.emit(0 if diff is None else diff.count)
+
+        def error(exc: BaseException) -> None:
+            self.failed.emit(f"refinement: {describe_failure(exc)}")
+
+        where = "box" if box is not None else "click"
+        self.job = self.runner.submit(work, f"Refining label {label}", on_result=done,
+                                      on_error=error, on_cancelled=self.cancelled.emit)
+        self.started.emit(f"label {label} from the {where}")
+        return self.job
+
+    def cancel(self) -> None:
+        if self.job is not None and not self.job.done:
+            self.job.cancel()
