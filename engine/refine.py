@@ -63,6 +63,7 @@ from .methods.active_contour import (
     check_stability,
     refine_labels,
 )
+from .methods.numerics import single_threaded_torch
 from .params import param, validate
 from .volume import Volume
 
@@ -220,6 +221,7 @@ def _sub_volume(volume: Volume, region: Region) -> Volume:
     return Volume(np.ascontiguousarray(volume.array[region]), affine, modality=volume.modality)
 
 
+@single_threaded_torch()  # a click works on a small crop
 def refine_at(
     volume: Volume,
     labels: np.ndarray,

@@ -31,6 +31,7 @@ from PySide6.QtWidgets import (
     QTextBrowser,
     QToolBar,
     QVBoxLayout,
+    QWidget,
 )
 
 from engine import __version__
@@ -138,21 +139,25 @@ class MainWindow(QMainWindow):
         self.layers_panel = LayersPanel(self.layers, self)
         self.labels_panel = LabelsPanel(self.layers, self)
         self.docks: dict[str, QDockWidget] = {}
-        for key, title, panel in (
-            ("window", "Window / Level", self.window_panel),
-            ("layers", "Label Layers", self.layers_panel),
-            ("labels", "Labels", self.labels_panel),
-        ):
-            dock = QDockWidget(title, self)
-            dock.setObjectName(f"dock_{key}")
-            dock.setWidget(panel)
-            dock.setFeatures(QDockWidget.DockWidgetFeature.DockWidgetMovable
-                             | QDockWidget.DockWidgetFeature.DockWidgetClosable
-                             | QDockWidget.DockWidgetFeature.DockWidgetFloatable)
-            self.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, dock)
-            self.docks[key] = dock
-        self.resizeDocks(list(self.docks.values()), [360] * 3, Qt.Orientation.Horizontal)
-        self.resizeDocks(list(self.docks.values()), [215, 170, 420], Qt.Orientation.Vertical)
+        right = Qt.DockWidgetArea.RightDockWidgetArea
+        docks = [self.add_dock("window", "Window / Level", self.window_panel, right),
+                 self.add_dock("layers", "Label Layers", self.layers_panel, right),
+                 self.add_dock("labels", "Labels", self.labels_panel, right)]
+        self.resizeDocks(docks, [360] * 3, Qt.Orientation.Horizontal)
+        self.resizeDocks(docks, [215, 170, 420], Qt.Orientation.Vertical)
+
+    def add_dock(self, key: str, title: str, panel: QWidget,
+                 area: Qt.DockWidgetArea) -> QDockWidget:
+        """A movable, closable, floatable dock around *panel*, kept in ``docks[key]``."""
+        dock = QDockWidget(title, self)
+        dock.setObjectName(f"dock_{key}")
+        dock.setWidget(panel)
+        dock.setFeatures(QDockWidget.DockWidgetFeature.DockWidgetMovable
+                         | QDockWidget.DockWidgetFeature.DockWidgetClosable
+                         | QDockWidget.DockWidgetFeature.DockWidgetFloatable)
+        self.addDockWidget(area, dock)
+        self.docks[key] = dock
+        return dock
 
     def _build_status_bar(self) -> None:
         self.status = StatusBar(self)
@@ -445,18 +450,9 @@ class MainWindow(QMainWindow):
     def _build_edit_docks(self) -> None:
         self.edit_panel = EditPanel(self.edits, self)
         self.metrics_panel = MetricsPanel(self.edits, self)
-        docks = []
-        for key, title, panel in (("edit", "Editing", self.edit_panel),
-                                  ("metrics", "Live Metrics", self.metrics_panel)):
-            dock = QDockWidget(title, self)
-            dock.setObjectName(f"dock_{key}")
-            dock.setWidget(panel)
-            dock.setFeatures(QDockWidget.DockWidgetFeature.DockWidgetMovable
-                             | QDockWidget.DockWidgetFeature.DockWidgetClosable
-                             | QDockWidget.DockWidgetFeature.DockWidgetFloatable)
-            self.addDockWidget(Qt.DockWidgetArea.LeftDockWidgetArea, dock)
-            self.docks[key] = dock
-            docks.append(dock)
+        left = Qt.DockWidgetArea.LeftDockWidgetArea
+        docks = [self.add_dock("edit", "Editing", self.edit_panel, left),
+                 self.add_dock("metrics", "Live Metrics", self.metrics_panel, left)]
         self.resizeDocks(docks, [340, 340], Qt.Orientation.Horizontal)
         self.resizeDocks(docks, [560, 360], Qt.Orientation.Vertical)
 

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 import pyqtgraph as pg
 from PySide6.QtCore import QObject, QRectF, Qt
 from PySide6.QtGui import QAction
-from PySide6.QtWidgets import QDockWidget, QGraphicsRectItem, QMenu, QMenuBar
+from PySide6.QtWidgets import QGraphicsRectItem, QMenu, QMenuBar
 
 from .comparison import ComparisonWindow
 from .panels.methods_panel import MethodsPanel
@@ -56,20 +56,14 @@ class MethodsController(QObject):
         self.box_item: QGraphicsRectItem | None = None
         self._box_view: Any = None
 
-        dock = QDockWidget("Methods", window)
-        dock.setObjectName("dock_methods")
-        dock.setWidget(self.panel)
-        dock.setFeatures(QDockWidget.DockWidgetFeature.DockWidgetMovable
-                         | QDockWidget.DockWidgetFeature.DockWidgetClosable
-                         | QDockWidget.DockWidgetFeature.DockWidgetFloatable)
+        dock = window.add_dock("methods", "Methods", self.panel,
+                               Qt.DockWidgetArea.LeftDockWidgetArea)
         editing = window.docks.get("edit")
         if editing is not None:  # a tab beside the Editing dock: segment, then correct
             window.tabifyDockWidget(editing, dock)
             editing.raise_()
         else:
-            window.addDockWidget(Qt.DockWidgetArea.LeftDockWidgetArea, dock)
             window.resizeDocks([dock], [340], Qt.Orientation.Horizontal)
-        window.docks["methods"] = dock
         self.dock = dock
 
         self.panel.compare_requested.connect(self.open_comparison)

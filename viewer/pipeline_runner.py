@@ -17,7 +17,6 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Protocol
 
 import numpy as np
-import torch
 from PySide6.QtCore import QObject, Signal
 
 from engine.editing import Diff
@@ -287,17 +286,8 @@ class RefineRunner(QObject):
         started = time.perf_counter()
 
         def work(progress: Callable[[float, str], None], cancel: Any) -> LocalEdit:
-            # A click works on a small crop: one intra-op thread is as fast, and on a busy
-            # CPU it avoids OpenMP spin-waits that can stretch it from 0.2 s to a minute.
-            # (With torch's OpenMP backend the setting is per thread: pipelines running
-            # in other worker threads keep theirs.)
-            threads = torch.get_num_threads()
-            torch.set_num_threads(1)
-            try:
-                return refine_at(volume, snapshot, label, seed=seed, box=box, params=params,
-                                 device=device, progress=progress, cancel=cancel)
-            finally:
-                torch.set_num_threads(threads)
+            return refine_at(volume, snapshot, label, seed=seed, box=box, params=params,
+                             device=device, progress=progress, cancel=cancel)
 
         def done(edit: LocalEdit) -> None:
             if self.layers.edited is not layer:

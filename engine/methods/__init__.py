@@ -12,7 +12,9 @@ code (CPU or CUDA, 2-D or 3-D):
   :func:`active_contour` (binary, from a seed, box or mask) and
   :func:`refine_labels`;
 * :mod:`~engine.methods.baselines` -- multi-Otsu and Gaussian mixture + MRF;
-* :mod:`~engine.methods.masks` -- the rough brain mask used when none is given.
+* :mod:`~engine.methods.masks` -- the rough brain mask used when none is given;
+* :mod:`~engine.methods.numerics` -- the Neumann stencil, 1-D k-means and the
+  brain-crop helpers the methods share.
 
 Example
 -------

@@ -83,10 +83,10 @@ from ..params import param, validate
 from ..volume import BRAIN_TISSUE_LABELS, Label, LabelMap, LabelTable, Volume
 from .base import SegmentationResult
 from .masks import bounding_box, resolve_mask
-from .reaction_diffusion import (
+from .numerics import (
     NeumannStencil,
     Progress,
-    _active_inverse_squares,
+    inverse_square_sum,
     normalize_intensities,
 )
 
@@ -169,7 +169,7 @@ def check_stability(params: ActiveContourParams, spacing: Sequence[float],
     engine.errors.ParameterError: dt=5 t.u. exceeds the stability limit 0.4 t.u. ...
     """
     validate(params)
-    s = _active_inverse_squares(spacing, shape)
+    s = inverse_square_sum(spacing, shape)
     active = [h for h, n in zip(spacing, shape, strict=True) if n > 1] or list(spacing)
     rate = 2.0 * params.mu * s + (params.nu + params.region) / min(active)
     limit = math.inf if rate == 0 else 1.0 / rate

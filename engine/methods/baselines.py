@@ -48,13 +48,13 @@ from ..params import param, validate
 from ..volume import Volume
 from .base import SegmentationResult
 from .masks import bounding_box, resolve_mask
-from .reaction_diffusion import (
+from .numerics import (
     NeumannStencil,
     Progress,
-    _full_probabilities,
-    _labels_to_volume,
-    _prepare,
+    full_probabilities,
     kmeans_1d,
+    labels_to_volume,
+    prepare_crop,
     rank_labels,
 )
 
@@ -148,7 +148,7 @@ def run_otsu(
         values, full_mask[box], bins=params.bins, contrast=params.contrast
     )
     report(progress, 1.0, "thresholds applied")
-    labels = _labels_to_volume(volume, box, crop_labels)
+    labels = labels_to_volume(volume, box, crop_labels)
     return SegmentationResult(labels=labels, info={"thresholds": thresholds})
 
 
@@ -195,7 +195,7 @@ def run_gmm(
     ranks = rank_labels(params.contrast)
     dev = resolve_device(device)
     check_cancel(cancel)
-    full_mask, crop = _prepare(volume, mask, dev)
+    full_mask, crop = prepare_crop(volume, mask, dev)
     image = crop.image
     inside = image[crop.mask]
     n_in = float(inside.numel())
@@ -244,8 +244,8 @@ def run_gmm(
     rank = torch.argmax(q, dim=0)
     lut = torch.tensor(ranks, dtype=torch.uint8, device=dev)
     crop_labels = torch.where(crop.mask, lut[rank], torch.zeros_like(rank, dtype=torch.uint8))
-    labels = _labels_to_volume(volume, crop.box, crop_labels.cpu().numpy())
-    probs = _full_probabilities(volume, crop.box, full_mask, q, ranks)
+    labels = labels_to_volume(volume, crop.box, crop_labels.cpu().numpy())
+    probs = full_probabilities(volume, crop.box, full_mask, q, ranks)
     info = {
         "means": [float(x) for x in mu.cpu()],
         "stds": [float(x) for x in sigma.cpu()],

@@ -59,13 +59,13 @@ from ..jobs import CancelToken, check_cancel, report
 from ..params import param, validate
 from ..volume import Volume
 from .base import SegmentationResult
-from .reaction_diffusion import (
+from .numerics import (
     NeumannStencil,
     Progress,
-    _active_inverse_squares,
-    _labels_to_volume,
-    _prepare,
+    inverse_square_sum,
     kmeans_1d,
+    labels_to_volume,
+    prepare_crop,
     rank_labels,
 )
 
@@ -101,7 +101,7 @@ def energy_step_limit(lam: float, spacing: Sequence[float], shape: Sequence[int]
     >>> round(energy_step_limit(1.0, (1.0, 1.0, 1.0), (8, 8, 8)), 4)
     0.0769
     """
-    return 1.0 / (1.0 + 4.0 * lam * _active_inverse_squares(spacing, shape))
+    return 1.0 / (1.0 + 4.0 * lam * inverse_square_sum(spacing, shape))
 
 
 def _check(params: EnergyParams, spacing: Sequence[float], shape: Sequence[int]) -> None:
@@ -236,7 +236,7 @@ def run_energy(
     ranks = rank_labels(params.contrast)
     dev = resolve_device(device)
     check_cancel(cancel)
-    _, crop = _prepare(volume, mask, dev)
+    _, crop = prepare_crop(volume, mask, dev)
     v, energies = descend(
         crop.image, params, crop.spacing,
         domain=None if crop.mask_f is None else crop.mask,
@@ -247,7 +247,7 @@ def run_energy(
     rank = torch.bucketize(v, 0.5 * (centres[1:] + centres[:-1]))
     lut = torch.tensor(ranks, dtype=torch.uint8, device=dev)
     crop_labels = torch.where(crop.mask, lut[rank], torch.zeros_like(rank, dtype=torch.uint8))
-    labels = _labels_to_volume(volume, crop.box, crop_labels.cpu().numpy())
+    labels = labels_to_volume(volume, crop.box, crop_labels.cpu().numpy())
     info = {
         "energy": energies,
         "iterations": params.iterations,

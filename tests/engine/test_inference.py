@@ -19,15 +19,6 @@ from engine.models import build_model
 from engine.volume import LabelMap
 
 
-@pytest.fixture(autouse=True)
-def _one_torch_thread():
-    """Small tensors: one thread is faster than two on a shared 2-core machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 class Oracle(nn.Module):
     """A fake network that thresholds the centre slice: lets tests check geometry exactly."""
 

@@ -4,22 +4,12 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import torch
 
 from engine.errors import ParameterError
 from engine.methods import ActiveContourParams, active_contour, refine_labels
 from engine.volume import Volume
 
 PARAMS = ActiveContourParams(iterations=160)
-
-
-@pytest.fixture(autouse=True)
-def _one_torch_thread():
-    """The phantoms are small: one thread avoids OpenMP spin-waits on a shared 2-core CPU."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def _dice(a: np.ndarray, b: np.ndarray) -> float:

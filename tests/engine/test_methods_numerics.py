@@ -24,13 +24,8 @@ from engine.methods import (
 from engine.methods.active_contour import check_stability as contour_stability
 from engine.methods.active_contour import signed_distance
 from engine.methods.energy import descend, energy_step_limit
-from engine.methods.reaction_diffusion import (
-    NeumannStencil,
-    check_stability,
-    diffusion_step_limit,
-    evolve_fields,
-    kmeans_1d,
-)
+from engine.methods.numerics import NeumannStencil, diffusion_step_limit, kmeans_1d
+from engine.methods.reaction_diffusion import check_stability, evolve_fields
 from engine.volume import Volume
 
 try:
@@ -39,15 +34,6 @@ except ImportError:  # tests/engine is on sys.path (pytest "prepend" import mode
     from test_methods_phantom import phantom  # type: ignore[no-redef]
 
 CPU = torch.device("cpu")
-
-
-@pytest.fixture(autouse=True)
-def _one_torch_thread():
-    """The phantoms are small: one thread avoids OpenMP spin-waits on a shared 2-core CPU."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def test_stencil_is_symmetric_and_neumann():

@@ -9,7 +9,6 @@ import time
 
 import numpy as np
 import pytest
-import torch
 
 from engine.errors import ParameterError
 from engine.methods import METHODS, get_method, register
@@ -19,15 +18,6 @@ from engine.volume import Volume
 
 #: T1-like intensities of background, CSF, GM, WM.
 INTENSITY = np.array([5.0, 30.0, 60.0, 90.0], dtype=np.float32)
-
-
-@pytest.fixture(autouse=True)
-def _one_torch_thread():
-    """The phantoms are small: one thread avoids OpenMP spin-waits on a shared 2-core CPU."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def shells(shape: tuple[int, ...], radii: tuple[float, float, float]) -> np.ndarray:

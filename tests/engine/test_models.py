@@ -16,15 +16,6 @@ from engine.models import MODELS, build_model, count_parameters
 from engine.train import TrainConfig, load_checkpoint, save_weights, train
 
 
-@pytest.fixture(autouse=True)
-def _one_torch_thread():
-    """Small tensors: one thread is faster than two on a shared 2-core machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 # -- loss terms on hand-made tensors ---------------------------------------------
 def _onehot_probs(labels: torch.Tensor, n: int = 4) -> torch.Tensor:
     return torch.nn.functional.one_hot(labels, n).movedim(-1, 1).float()

@@ -19,15 +19,6 @@ from engine.data.phantom import (
 from engine.train import SliceSynthesizer
 
 
-@pytest.fixture(autouse=True)
-def _one_torch_thread():
-    """Small tensors: one thread is faster than two on a shared 2-core machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def test_rician_noise_matches_the_requested_level():
     gen = torch.Generator().manual_seed(0)
     bright = torch.ones(1, 1, 128, 128, 8)

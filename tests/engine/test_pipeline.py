@@ -9,7 +9,6 @@ import json
 import nibabel as nib
 import numpy as np
 import pytest
-import torch
 
 from engine.cli import main
 from engine.errors import ParameterError
@@ -21,14 +20,6 @@ try:
     from tests.engine.test_methods_phantom import mean_dice, phantom
 except ImportError:  # tests/engine is on sys.path (pytest "prepend" import mode)
     from test_methods_phantom import mean_dice, phantom  # type: ignore[no-redef]
-
-
-@pytest.fixture(autouse=True)
-def _one_torch_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def test_the_named_pipelines_exist_with_their_steps():

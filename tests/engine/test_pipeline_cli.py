@@ -5,7 +5,6 @@ from __future__ import annotations
 import nibabel as nib
 import numpy as np
 import pytest
-import torch
 
 from engine.cli import main
 from engine.cli.method_commands import pipeline_overrides
@@ -16,15 +15,6 @@ try:
     from tests.engine.test_methods_phantom import mean_dice, phantom
 except ImportError:  # tests/engine is on sys.path (pytest "prepend" import mode)
     from test_methods_phantom import mean_dice, phantom  # type: ignore[no-redef]
-
-
-@pytest.fixture(autouse=True)
-def _one_torch_thread():
-    """Small phantoms: one thread avoids OpenMP spin-waits on a shared CPU."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 @pytest.fixture

@@ -4,20 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import torch
 
 from engine.errors import ParameterError
 from engine.jobs import Cancelled, CancelToken
 from engine.refine import ClickRefineParams, refine_at
 from engine.volume import Volume
-
-
-@pytest.fixture(autouse=True)
-def _one_torch_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def _ball_scene(noise: float = 4.0) -> tuple[Volume, np.ndarray]:
