@@ -18,11 +18,11 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from common import emit, machine, median, timeit
 
+from engine.core.metrics import confusion
 from engine.data.mni import load_demo
-from engine.editing import paint_stroke
-from engine.history import History
-from engine.live_metrics import LiveMetrics
-from engine.metrics import confusion
+from engine.editing.history import History
+from engine.editing.kernels import paint_stroke
+from engine.editing.live_metrics import LiveMetrics
 
 
 def main() -> None:

@@ -1,7 +1,7 @@
 """Whole-volume CNN inference speed (the issue's goal: <= 5 s on 2 CPU cores, <= 0.5 s CUDA).
 
 Run: ``python benchmarks/bench_inference.py [--device cpu|cuda] [--threads N] [--tta]``.
-Times :meth:`engine.inference.Predictor.predict_array` on the 197 x 233 x 189 demo
+Times :meth:`engine.models.predictor.Predictor.predict_array` on the 197 x 233 x 189 demo
 T1 for each shipped network (``resources/models``), or an untrained network
 of the same architecture if the weights are missing: crop to the head, robust
 normalisation, 2.5-D slices in batches, soft-max, full-size probabilities and
@@ -23,8 +23,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from common import emit, machine, median, timeit
 
-from engine.inference import Predictor, models_dir
 from engine.models import build_model, count_parameters
+from engine.models.predictor import Predictor, models_dir
 
 
 def _image() -> np.ndarray:

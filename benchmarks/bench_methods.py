@@ -34,6 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from common import emit, machine
 
+from engine.core.metrics import dice
 from engine.data.mni import load_demo
 from engine.methods import (
     METHODS,
@@ -48,7 +49,6 @@ from engine.methods import (
     run_otsu,
     run_reaction_diffusion,
 )
-from engine.metrics import dice
 
 #: Starting box of the binary contour: the central part of the brain (voxel indices).
 BOX = ((50, 50, 40), (147, 183, 130))

@@ -25,10 +25,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from common import emit, machine
 
+from engine.core.errors import DelineoError
+from engine.core.metrics import dice
 from engine.data.mni import load_demo
-from engine.errors import DelineoError
-from engine.metrics import dice
-from engine.pipeline import PIPELINES, run_pipeline
+from engine.methods.pipeline import PIPELINES, run_pipeline
 
 DEFAULT = "cnn,cnn+rd,cnn+rd+ac,unet,gmm,reaction_diffusion"
 

@@ -151,7 +151,7 @@ def run_strokes(app, window, *, n_strokes: int, sphere: bool, seed: int) -> dict
 def reference_full_dice(window) -> float:
     from common import median, timeit
 
-    from engine.metrics import confusion
+    from engine.core.metrics import confusion
 
     pred = window.edits.labels
     truth = window.edits.truth

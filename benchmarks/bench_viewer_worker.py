@@ -206,7 +206,7 @@ def main() -> None:
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     sys.stdout.write(f"# {machine()}; Qt platform {platform}; {os.cpu_count()} CPUs; "
                      f"load average {load:.2f} at start\n")
-    from engine.pipeline import PIPELINES
+    from engine.methods.pipeline import PIPELINES
     from viewer.panels.methods_panel import missing_weights
 
     networks = not missing_weights(PIPELINES["cnn+rd+ac"])

@@ -25,10 +25,10 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from engine.core.metrics import confusion, evaluate_labels
 from engine.data.mni import load_demo
 from engine.data.phantom import synthesize_phantom
-from engine.metrics import confusion, evaluate_labels
-from engine.pipeline import run_pipeline
+from engine.methods.pipeline import run_pipeline
 
 #: name -> (contrast, noise, INU, seed), as ``delineo-engine synth DIR --contrast C
 #: --noise N% --inu I% --seed S`` writes them (docs/model.md).

@@ -37,7 +37,7 @@ from typing import Literal
 
 import numpy as np
 
-from .volume import Label, LabelTable
+from .core.volume import Label, LabelTable
 
 __all__ = [
     "CONVENTIONS",
@@ -326,7 +326,7 @@ def label_lut(
 
     Example
     -------
-    >>> from engine.volume import BRAIN_TISSUE_LABELS
+    >>> from engine.core.volume import BRAIN_TISSUE_LABELS
     >>> label_lut(BRAIN_TISSUE_LABELS, 4, hidden=[1])[:, 3].tolist()
     [0, 0, 255, 255]
     """

@@ -37,8 +37,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from engine.core.volume import Label, LabelMap, LabelTable
 from engine.display import drag_window
-from engine.volume import Label, LabelMap, LabelTable
 
 from .cursor import Cursor
 from .layers import BBox, ImageLayer, LabelLayer, LayerStack

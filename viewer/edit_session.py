@@ -3,25 +3,25 @@
 Every change of the edited mask -- a brush stroke, a fill, a clean-up, a
 method's result, an undo -- goes through :class:`EditSession`, which
 
-* keeps the undo history (:class:`engine.history.History`: sparse diffs,
+* keeps the undo history (:class:`engine.editing.history.History`: sparse diffs,
   capped in bytes; one mouse drag is one step);
 * appends every completed step to the crash journal
-  (:class:`engine.journal.EditJournal`, in the user data folder);
+  (:class:`engine.editing.journal.EditJournal`, in the user data folder);
 * updates the live overlap metrics against the ground truth from the
-  change's diff alone (:class:`engine.live_metrics.LiveMetrics`) and marks
+  change's diff alone (:class:`engine.editing.live_metrics.LiveMetrics`) and marks
   the surface distances (HD95, ASSD) stale, or recomputes them in a worker;
 * keeps the false-positive / false-negative overlay up to date in the box of
   the change;
 * tells the views which box changed (only the slices crossing it redraw).
 
-Tools compute a change with an :mod:`engine.editing` kernel, which writes it
-into the mask and returns a :class:`~engine.editing.Diff`, and hand the diff
+Tools compute a change with an :mod:`engine.editing.kernels` kernel, which writes it
+into the mask and returns a :class:`~engine.editing.kernels.Diff`, and hand the diff
 here: :meth:`~EditSession.begin_gesture`, :meth:`~EditSession.record` per
 stroke segment, :meth:`~EditSession.end_gesture` for a mouse drag, or
 :meth:`~EditSession.apply_diff` for a one-shot change. Other features use
 :meth:`~EditSession.apply_diff` and :meth:`~EditSession.apply_labels`::
 
-    diff = engine.editing.flood_fill(session.labels, seed, 2)
+    diff = engine.editing.kernels.flood_fill(session.labels, seed, 2)
     session.apply_diff(diff, "Fill")                 # one undo step
     session.apply_labels(result.array, "Use Otsu result")
 """
@@ -37,14 +37,14 @@ from typing import Any
 import numpy as np
 from PySide6.QtCore import QObject, Signal
 
-from engine import editing as kernels
+from engine.core.metrics import surface_metrics
+from engine.core.volume import Label, LabelTable
 from engine.display import DIFFERENCE_LABELS, difference_map
-from engine.editing import PAINT_MODES, Diff
-from engine.history import DEFAULT_BUDGET_BYTES, History
-from engine.journal import EditJournal
-from engine.live_metrics import LiveMetrics
-from engine.metrics import surface_metrics
-from engine.volume import Label, LabelTable
+from engine.editing import kernels
+from engine.editing.history import DEFAULT_BUDGET_BYTES, History
+from engine.editing.journal import EditJournal
+from engine.editing.kernels import PAINT_MODES, Diff
+from engine.editing.live_metrics import LiveMetrics
 
 from .layers import LabelLayer, LayerStack
 from .workers import Job, JobRunner
@@ -135,7 +135,7 @@ class EditSession(QObject):
     history_bytes : int
         Memory budget of the undo history.
     journal_dir : path, optional
-        Folder of the crash journal (default: ``engine.journal.default_journal_dir()``).
+        Folder of the crash journal (default: ``engine.editing.journal.default_journal_dir()``).
     """
 
     #: After any change of the mask or of the history (undo/redo availability).
@@ -244,7 +244,7 @@ class EditSession(QObject):
         for layer in (self.layers.edited, self.layers.ground_truth):
             if layer is not None:
                 return layer.labelmap.labels
-        from engine.volume import BRAIN_TISSUE_LABELS
+        from engine.core.volume import BRAIN_TISSUE_LABELS
 
         return BRAIN_TISSUE_LABELS
 
@@ -308,7 +308,7 @@ class EditSession(QObject):
         self.message.emit(f"Brush {size:g} mm")
 
     def paint_kwargs(self, plane_axis: int | None, *, erase: bool = False) -> dict[str, Any]:
-        """Keyword arguments of :func:`engine.editing.paint` / ``paint_stroke`` for a stroke.
+        """Keyword arguments of :func:`~engine.editing.kernels.paint` (or ``paint_stroke``).
 
         The eraser writes 0 under the same paint mode, except that
         "only over background" (which would erase nothing) erases everything.
@@ -373,7 +373,7 @@ class EditSession(QObject):
         """Apply *diff* to the edited mask as one undoable step.
 
         Works whether or not the diff was already written into the mask (the
-        :mod:`engine.editing` kernels write in place): voxels not yet holding
+        :mod:`engine.editing.kernels` kernels write in place): voxels not yet holding
         the diff's new values are written, keeping what was there as the
         values an undo restores. ``None`` (nothing changed) is ignored.
         """

@@ -16,8 +16,8 @@ from pathlib import Path
 from PySide6.QtCore import QObject, Signal
 
 from engine import io as engine_io
-from engine.errors import DelineoError, GeometryMismatchError
-from engine.volume import LabelMap, Volume
+from engine.core.errors import DelineoError, GeometryMismatchError
+from engine.core.volume import LabelMap, Volume
 
 from .dialogs import Dialogs
 from .layers import LabelLayer, LayerStack

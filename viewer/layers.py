@@ -2,7 +2,7 @@
 
 Views and panels subscribe to :class:`Event` objects (plain callbacks, as
 napari's layer events) and never poke at each other. A label layer holds a
-:class:`~engine.volume.LabelMap` and how it is drawn (visibility, opacity,
+:class:`~engine.core.volume.LabelMap` and how it is drawn (visibility, opacity,
 filled or outline, hidden labels); the colour look-up table and the voxel
 counts are cached and rebuilt only when something they depend on changes.
 
@@ -22,8 +22,8 @@ from typing import Any
 
 import numpy as np
 
+from engine.core.volume import LabelMap, LabelTable, Volume
 from engine.display import auto_window, histogram, label_lut, label_volumes
-from engine.volume import LabelMap, LabelTable, Volume
 
 __all__ = ["BBox", "Event", "ImageLayer", "LabelLayer", "LayerStack"]
 

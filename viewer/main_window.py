@@ -35,8 +35,8 @@ from PySide6.QtWidgets import (
 )
 
 from engine import __version__
+from engine.core.volume import LabelMap, Volume
 from engine.display import drag_window
-from engine.volume import LabelMap, Volume
 
 from .cursor import Cursor
 from .dialogs import IMAGE_FILTER, LABEL_FILTER, Dialogs

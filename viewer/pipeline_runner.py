@@ -1,10 +1,10 @@
 """Pipelines and click-to-refine as background jobs of the main window.
 
-:class:`PipelineRunner` runs an :mod:`engine.pipeline` pipeline on the shown
+:class:`PipelineRunner` runs an :mod:`engine.methods.pipeline` pipeline on the shown
 image in the window's :class:`~viewer.workers.JobRunner` and turns the result
 into a new label layer named after the pipeline and its parameters, carrying
 its runtime and peak memory (``labelmap.metadata``) for the comparison table.
-:class:`RefineRunner` runs :func:`engine.refine.refine_at` for the
+:class:`RefineRunner` runs :func:`engine.editing.refine.refine_at` for the
 click-to-refine tool and applies the outcome to the edited mask as one
 undoable step. Neither knows about threads: the job runner does.
 """
@@ -19,11 +19,11 @@ from typing import Any, Protocol
 import numpy as np
 from PySide6.QtCore import QObject, Signal
 
-from engine.editing import Diff
-from engine.errors import DelineoError
-from engine.pipeline import Pipeline, PipelineResult, get_pipeline, run_pipeline
-from engine.refine import ClickRefineParams, LocalEdit, refine_at
-from engine.volume import LabelMap
+from engine.core.errors import DelineoError
+from engine.core.volume import LabelMap
+from engine.editing.kernels import Diff
+from engine.editing.refine import ClickRefineParams, LocalEdit, refine_at
+from engine.methods.pipeline import Pipeline, PipelineResult, get_pipeline, run_pipeline
 
 from .layers import LabelLayer, LayerStack
 from .workers import Job, JobRunner

@@ -1,7 +1,7 @@
 """Crash recovery: offer the unsaved edits journalled before a crash or a kill.
 
 While the user edits, :class:`~viewer.edit_session.EditSession` appends every
-completed step to the image's edit journal (:mod:`engine.journal`, in the
+completed step to the image's edit journal (:mod:`engine.editing.journal`, in the
 user data folder) and deletes it on a clean close. When an image is opened,
 :class:`RecoveryController` looks for a journal of that image left with
 completed steps by a Delineo that is no longer running, and asks the user
@@ -31,8 +31,8 @@ import numpy as np
 from PySide6.QtCore import QObject, QTimer, Signal
 
 from engine import io as engine_io
-from engine.editing import Diff
-from engine.journal import EditJournal, read_journal
+from engine.editing.journal import EditJournal, read_journal
+from engine.editing.kernels import Diff
 
 from .edit_session import EditSession
 from .io_controller import EDITED_NAME, IOController, describe_error

@@ -1,7 +1,7 @@
 """Engine jobs on a thread pool, reported back to the GUI thread as Qt signals.
 
 The only module of Delineo that knows about threads. A job is any callable
-``fn(progress, cancel)`` -- the engine convention of :mod:`engine.jobs` -- and
+``fn(progress, cancel)`` -- the engine convention of :mod:`engine.core.jobs` -- and
 runs on a :class:`~PySide6.QtCore.QThreadPool`; its progress, result, error or
 cancellation arrive in the GUI thread through queued signals, so the window
 stays responsive while files load or methods run.
@@ -27,7 +27,7 @@ from typing import Any
 
 from PySide6.QtCore import QObject, Qt, QThreadPool, Signal, Slot
 
-from engine.jobs import Cancelled, CancelToken
+from engine.core.jobs import Cancelled, CancelToken
 
 __all__ = ["Job", "JobRunner"]
 

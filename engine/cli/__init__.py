@@ -2,7 +2,7 @@
 
 Each group of sub-commands lives in its own module exposing
 ``register(subparsers)``; :data:`COMMAND_MODULES` lists them explicitly.
-Errors the user can act on (:class:`~engine.errors.DelineoError`, missing
+Errors the user can act on (:class:`~engine.core.errors.DelineoError`, missing
 files) print one line on stderr and exit with status 2.
 """
 
@@ -15,8 +15,8 @@ import sys
 from collections.abc import Sequence
 
 from .. import __version__
-from ..errors import DelineoError
-from ..jobs import Cancelled
+from ..core.errors import DelineoError
+from ..core.jobs import Cancelled
 
 #: Modules that add sub-commands, in the order they appear in ``--help``.
 COMMAND_MODULES: list[str] = [

@@ -31,8 +31,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_benchmark(args: argparse.Namespace) -> int:
-    from ..benchmark import BenchmarkConfig, run_benchmark
-    from ..errors import ParameterError
+    from ..core.errors import ParameterError
+    from ..evaluation.benchmark.run import BenchmarkConfig, run_benchmark
 
     config = BenchmarkConfig.quick(args.device) if args.quick else BenchmarkConfig(
         device=args.device)

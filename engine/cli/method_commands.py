@@ -5,7 +5,7 @@
 writes its label map (0 background, 1 CSF, 2 GM, 3 WM) on the input's grid:
 the labels land voxel for voxel on the input file, in its own orientation.
 ``--pipeline NAME`` (instead of ``--method``) runs a named pipeline of
-:mod:`engine.pipeline`; its ``--param`` assignments are ``STEP.NAME=VALUE``
+:mod:`engine.methods.pipeline`; its ``--param`` assignments are ``STEP.NAME=VALUE``
 (or ``NAME=VALUE`` when only one step has that parameter).
 ``delineo-engine methods`` lists the methods and their parameters.
 """
@@ -21,10 +21,10 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import ParameterError
+from ..core.errors import ParameterError
+from ..core.params import describe, parse_assignments
+from ..core.volume import LabelMap, Volume
 from ..io import load, load_labels, save
-from ..params import describe, parse_assignments
-from ..volume import LabelMap, Volume
 from .progress import ProgressBar
 
 
@@ -126,7 +126,7 @@ def _report(what: str, device: object, elapsed: float, labels: LabelMap) -> None
 def cmd_segment(args: argparse.Namespace) -> int:
     if args.pipeline:
         return _segment_pipeline(args)
-    from ..device import resolve_device
+    from ..core.device import resolve_device
     from ..methods import get_method
 
     spec = get_method(args.method)
@@ -148,8 +148,8 @@ def cmd_segment(args: argparse.Namespace) -> int:
 
 
 def _segment_pipeline(args: argparse.Namespace) -> int:
-    from ..device import resolve_device
-    from ..pipeline import get_pipeline, run_pipeline
+    from ..core.device import resolve_device
+    from ..methods.pipeline import get_pipeline, run_pipeline
 
     pipe = get_pipeline(args.pipeline)
     overrides = pipeline_overrides(pipe, args.param)

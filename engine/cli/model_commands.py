@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import ParameterError
+from ..core.errors import ParameterError
 from .progress import ProgressBar
 
 
@@ -105,7 +105,7 @@ TRAIN_DEFAULTS = {"batch_size": 32, "volumes_per_step": 4, "optimizer": "adamw",
 
 def _train_config(args: argparse.Namespace) -> Any:
     """The TrainConfig of the command line (recipe from the checkpoint with --resume)."""
-    from ..train import TrainConfig, checkpoint_config
+    from ..models.training import TrainConfig, checkpoint_config
 
     if args.resume:
         ckpt = Path(args.out) / "checkpoint.safetensors"
@@ -134,7 +134,7 @@ def _train_config(args: argparse.Namespace) -> Any:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from ..train import train
+    from ..models.training import train
 
     config = _train_config(args)
     command = "delineo-engine " + " ".join(shlex.quote(a) for a in sys.argv[1:])
@@ -165,7 +165,7 @@ def _parse_slab(text: str) -> tuple[int, int] | None:
 def dice_table(pred: np.ndarray, truth: np.ndarray,
                slab: tuple[int, int] | None) -> dict[str, Any]:
     """Dice of CSF/GM/WM and their mean on the whole volume and on the slab."""
-    from ..metrics import confusion
+    from ..core.metrics import confusion
 
     def row(p: np.ndarray, t: np.ndarray) -> dict[str, float]:
         c = confusion(p, t, [1, 2, 3])

@@ -8,11 +8,11 @@ from pathlib import Path
 
 import numpy as np
 
-from ..compare import MethodRun, comparison_rows, montage, to_markdown, write_csv
-from ..errors import ParameterError
+from ..core.errors import ParameterError
+from ..core.params import describe
+from ..evaluation.compare import MethodRun, comparison_rows, montage, to_markdown, write_csv
 from ..io import load, load_labels, save
-from ..params import describe
-from ..pipeline import DEFAULT_PIPELINE, PIPELINES, get_pipeline, run_pipeline
+from ..methods.pipeline import DEFAULT_PIPELINE, PIPELINES, get_pipeline, run_pipeline
 from .progress import ProgressBar
 
 

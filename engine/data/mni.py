@@ -41,9 +41,9 @@ from pathlib import Path
 import numpy as np
 from scipy import ndimage
 
-from ..errors import DelineoError
-from ..jobs import report
-from ..volume import BRAIN_TISSUE_LABELS, LabelMap, Volume
+from ..core.errors import DelineoError
+from ..core.jobs import report
+from ..core.volume import BRAIN_TISSUE_LABELS, LabelMap, Volume
 
 __all__ = [
     "HELD_OUT_SLAB",

@@ -44,7 +44,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F  # noqa: N812 - the usual torch alias
 
-from ..volume import BRAIN_TISSUE_LABELS, LabelMap, Volume
+from ..core.volume import BRAIN_TISSUE_LABELS, LabelMap, Volume
 
 __all__ = [
     "CONTRASTS",
@@ -465,7 +465,7 @@ def synthesize_phantom(
         0 background, 1 CSF, 2 GM, 3 WM.
     """
     if contrast not in CONTRASTS and means is None:
-        from ..errors import ParameterError
+        from ..core.errors import ParameterError
 
         raise ParameterError(f"unknown contrast {contrast!r}; choose {', '.join(CONTRASTS)}")
     gen = torch.Generator().manual_seed(int(seed))

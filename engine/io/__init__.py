@@ -1,13 +1,13 @@
 """One entry point to read and write volumes, whatever the format.
 
 * :func:`load` -- an image from a NIfTI file, a DICOM file or a DICOM folder,
-  as a canonical RAS+ :class:`~engine.volume.Volume`.
+  as a canonical RAS+ :class:`~engine.core.volume.Volume`.
 * :func:`load_labels` -- a label map, checked against the image it belongs to.
 * :func:`save` -- NIfTI output in the source file's geometry, written atomically.
 
 The format is recognised from the content (magic bytes), not trusted from the
 extension; every reader validates before it allocates and raises a typed
-:class:`~engine.errors.ReadError` with a one-line message.
+:class:`~engine.core.errors.ReadError` with a one-line message.
 """
 
 from __future__ import annotations
@@ -19,17 +19,17 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import (
+from ..core.errors import (
     GeometryMismatchError,
     InvalidImageError,
     TruncatedFileError,
     UnsupportedFormatError,
 )
-from ..jobs import CancelToken
-from ..resample import resample_labels_to
-from ..volume import BRAIN_TISSUE_LABELS, LabelMap, LabelTable, Volume
+from ..core.jobs import CancelToken
+from ..core.volume import BRAIN_TISSUE_LABELS, LabelMap, LabelTable, Volume
 from .atomic import full_suffix
 from .nifti import is_nifti, read_nifti, write_nifti
+from .resample import resample_labels_to
 
 __all__ = ["detect_format", "load", "load_labels", "save"]
 
@@ -41,7 +41,7 @@ _DICOM_SUFFIXES = {".dcm", ".dicom", ".ima", ""}
 def detect_format(path: str | Path) -> str:
     """``"nifti"``, ``"dicom"`` or ``"dicom-folder"`` from the file's content.
 
-    Raises :class:`~engine.errors.UnsupportedFormatError` for anything else.
+    Raises :class:`~engine.core.errors.UnsupportedFormatError` for anything else.
     """
     path = Path(path)
     if not path.exists():
@@ -78,7 +78,7 @@ def load(
     progress: Callable[[float, str], None] | None = None,
     cancel: CancelToken | None = None,
 ) -> Volume:
-    """Read an image as a canonical RAS+ :class:`~engine.volume.Volume`.
+    """Read an image as a canonical RAS+ :class:`~engine.core.volume.Volume`.
 
     Parameters
     ----------
@@ -141,7 +141,7 @@ def load_labels(
         The image the labels belong to.
     resample : bool
         If the grids differ: ``False`` raises
-        :class:`~engine.errors.GeometryMismatchError` listing the differences;
+        :class:`~engine.core.errors.GeometryMismatchError` listing the differences;
         ``True`` resamples the labels (nearest neighbour) onto *reference*.
     labels : LabelTable, optional
         Label table to use; default: the one stored in the file, else the

@@ -13,7 +13,7 @@ import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from ..errors import WriteError
+from ..core.errors import WriteError
 
 __all__ = ["atomic_path", "atomic_write_bytes", "full_suffix"]
 

@@ -26,13 +26,13 @@ import numpy as np
 from nibabel.filebasedimages import ImageFileError
 from nibabel.spatialimages import HeaderDataError
 
-from ..errors import (
+from ..core.errors import (
     InvalidImageError,
     TruncatedFileError,
     UnsupportedFormatError,
     WriteError,
 )
-from ..volume import LabelMap, LabelTable, Volume
+from ..core.volume import LabelMap, LabelTable, Volume
 from .atomic import atomic_path, full_suffix
 
 __all__ = ["MAX_BYTES", "is_nifti", "read_nifti", "write_nifti"]
@@ -176,7 +176,7 @@ def _read_labels_extension(hdr: Any) -> LabelTable | None:
 
 
 def read_nifti(path: str | Path, *, volume_index: int = 0) -> Volume:
-    """Read a NIfTI-1/2 file into a canonical RAS+ :class:`~engine.volume.Volume`.
+    """Read a NIfTI-1/2 file into a canonical RAS+ :class:`~engine.core.volume.Volume`.
 
     Parameters
     ----------

@@ -2,7 +2,7 @@
 
 Every method is ``run(volume, params, *, device, mask, progress, cancel) ->
 SegmentationResult`` with a frozen parameter dataclass (see
-:mod:`engine.methods.base`). The classical methods are device-agnostic torch
+:mod:`engine.core.steps`). The classical methods are device-agnostic torch
 code (CPU or CUDA, 2-D or 3-D):
 
 * :mod:`~engine.methods.reaction_diffusion` -- reaction-diffusion fields
@@ -23,8 +23,8 @@ Example
 15
 """
 
+from ..core.steps import MethodSpec, RunMethod, SegmentationResult
 from .active_contour import ActiveContourParams, active_contour, refine_labels, run_active_contour
-from .base import MethodSpec, RunMethod, SegmentationResult
 from .baselines import GMMParams, OtsuParams, run_gmm, run_otsu
 from .energy import EnergyParams, run_energy
 from .masks import bounding_box, resolve_mask, rough_brain_mask

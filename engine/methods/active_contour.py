@@ -45,7 +45,7 @@ follows the contour's extent, not the volume's.
     \Delta t \,\Bigl(2 \mu \sum_i h_i^{-2} + \frac{\nu + w}{h_{\min}}\Bigr) \le 1
 
 (axes longer than one voxel); a larger time step raises
-:class:`~engine.errors.ParameterError`.
+:class:`~engine.core.errors.ParameterError`.
 
 Uses: :func:`active_contour` (binary, from a seed point, a box or a mask)
 and :func:`refine_labels` (moves the boundaries of the labels of another
@@ -55,7 +55,7 @@ method: multi-Otsu labels refined by :func:`refine_labels`.
 Example
 -------
 >>> import numpy as np
->>> from engine.volume import Volume
+>>> from engine.core.volume import Volume
 >>> yy, xx = np.mgrid[:48, :48]
 >>> img = ((xx - 24) ** 2 + (yy - 24) ** 2 < 12 ** 2).astype(np.float32)
 >>> res = active_contour(Volume(img, np.eye(4)), seed=(24, 24), device="cpu")
@@ -76,12 +76,12 @@ import numpy as np
 import torch
 from torch.nn import functional as torch_f
 
-from ..device import resolve_device
-from ..errors import ParameterError
-from ..jobs import CancelToken, check_cancel, report, scaled_progress
-from ..params import param, validate
-from ..volume import BRAIN_TISSUE_LABELS, Label, LabelMap, LabelTable, Volume
-from .base import SegmentationResult
+from ..core.device import resolve_device
+from ..core.errors import ParameterError
+from ..core.jobs import CancelToken, check_cancel, report, scaled_progress
+from ..core.params import param, validate
+from ..core.steps import SegmentationResult
+from ..core.volume import BRAIN_TISSUE_LABELS, Label, LabelMap, LabelTable, Volume
 from .masks import bounding_box, resolve_mask
 from .numerics import (
     NeumannStencil,
@@ -166,7 +166,7 @@ def check_stability(params: ActiveContourParams, spacing: Sequence[float],
     ... # doctest: +ELLIPSIS
     Traceback (most recent call last):
     ...
-    engine.errors.ParameterError: dt=5 t.u. exceeds the stability limit 0.4 t.u. ...
+    engine.core.errors.ParameterError: dt=5 t.u. exceeds the stability limit 0.4 t.u. ...
     """
     validate(params)
     s = inverse_square_sum(spacing, shape)
@@ -642,7 +642,7 @@ def active_contour(
     Example
     -------
     >>> import numpy as np
-    >>> from engine.volume import Volume
+    >>> from engine.core.volume import Volume
     >>> img = np.zeros((40, 40, 1), np.float32); img[10:30, 12:28] = 1.0
     >>> res = active_contour(Volume(img, np.eye(4)), box=((5, 5), (35, 35)), device="cpu")
     >>> int(res.labels.array.sum())
@@ -756,7 +756,7 @@ def refine_labels(
     Example
     -------
     >>> import numpy as np
-    >>> from engine.volume import Volume
+    >>> from engine.core.volume import Volume
     >>> img = np.ones((32, 32, 1), np.float32); img[8:24, 8:24] = 2.0
     >>> rough = np.ones(img.shape, np.uint8); rough[10:26, 10:26] = 2   # shifted by 2 voxels
     >>> out = refine_labels(Volume(img, np.eye(4)), rough, labels_to_refine=(2,), device="cpu")
@@ -841,7 +841,7 @@ def run_active_contour(
     Example
     -------
     >>> import numpy as np
-    >>> from engine.volume import Volume
+    >>> from engine.core.volume import Volume
     >>> img = np.zeros((24, 24, 24), np.float32); img[4:20, 4:20, 4:20] = 1.0
     >>> img[7:17, 7:17, 7:17] = 2.0; img[10:14, 10:14, 10:14] = 3.0
     >>> res = run_active_contour(Volume(img + 1, np.eye(4)), ActiveContourParams(iterations=20),

@@ -23,7 +23,7 @@ r"""Baselines: multi-Otsu thresholds and a Gaussian mixture with an MRF prior.
 Example
 -------
 >>> import numpy as np
->>> from engine.volume import Volume
+>>> from engine.core.volume import Volume
 >>> img = np.zeros((20, 20, 20), np.float32); img[4:16, 4:16, 4:16] = 1.0
 >>> img[7:13, 7:13, 7:13] = 2.0; img[9:11, 9:11, 9:11] = 3.0
 >>> vol = Volume(img + 1.0, np.eye(4))
@@ -41,12 +41,12 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from ..device import resolve_device
-from ..errors import ParameterError
-from ..jobs import CancelToken, check_cancel, report
-from ..params import param, validate
-from ..volume import Volume
-from .base import SegmentationResult
+from ..core.device import resolve_device
+from ..core.errors import ParameterError
+from ..core.jobs import CancelToken, check_cancel, report
+from ..core.params import param, validate
+from ..core.steps import SegmentationResult
+from ..core.volume import Volume
 from .masks import bounding_box, resolve_mask
 from .numerics import (
     NeumannStencil,
@@ -131,7 +131,7 @@ def run_otsu(
     Example
     -------
     >>> import numpy as np
-    >>> from engine.volume import Volume
+    >>> from engine.core.volume import Volume
     >>> rng = np.random.default_rng(0)
     >>> img = np.repeat(np.array([10.0, 50.0, 90.0]), 20) + rng.normal(0, 3, 60)
     >>> res = run_otsu(Volume(img.reshape(60, 1, 1), np.eye(4)), mask=np.ones((60, 1, 1)))
@@ -182,7 +182,7 @@ def run_gmm(
     Example
     -------
     >>> import numpy as np
-    >>> from engine.volume import Volume
+    >>> from engine.core.volume import Volume
     >>> rng = np.random.default_rng(0)
     >>> img = np.zeros((30, 30), np.float32); img[5:25, 5:25] = 1.0; img[10:20, 10:20] = 2.0
     >>> img[13:17, 13:17] = 3.0

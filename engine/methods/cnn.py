@@ -3,7 +3,7 @@
 The weights load on first use (from ``resources/models/``) and stay cached
 per device, so running a network twice, or in a pipeline, does not re-read
 them. The network code itself lives in :mod:`engine.models` and the
-predictor in :mod:`engine.inference`.
+predictor in :mod:`engine.models.predictor`.
 
 Example
 -------
@@ -20,14 +20,14 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ..device import resolve_device
-from ..jobs import CancelToken
-from ..params import param
-from ..volume import Volume
-from .base import MethodSpec, SegmentationResult
+from ..core.device import resolve_device
+from ..core.jobs import CancelToken
+from ..core.params import param
+from ..core.steps import MethodSpec, SegmentationResult
+from ..core.volume import Volume
 
 if TYPE_CHECKING:
-    from ..inference import Predictor
+    from ..models.predictor import Predictor
 
 __all__ = ["CNN_SPECS", "CNNParams"]
 
@@ -44,7 +44,7 @@ _PREDICTORS: dict[tuple[str, str], Predictor] = {}  # loaded networks, by (name,
 
 
 def _cached_predictor(name: str, device: str) -> Predictor:
-    from ..inference import Predictor
+    from ..models.predictor import Predictor
 
     key = (name, str(resolve_device(device)))
     if key not in _PREDICTORS:

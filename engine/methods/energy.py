@@ -27,7 +27,7 @@ at every step for :math:`\eta < 2 / L`, i.e.
     \eta < \frac{1}{1 + 4 \lambda \sum_i h_i^{-2}}
 
 (axes longer than one voxel only). A larger :math:`\eta` raises
-:class:`~engine.errors.ParameterError`. The energy of every iterate is kept
+:class:`~engine.core.errors.ParameterError`. The energy of every iterate is kept
 in ``SegmentationResult.info["energy"]`` (``iterations + 1`` values, the
 first for :math:`v = I`). Finally the voxels of the mask are classified by
 1-D k-means of :math:`v` into three classes (CSF, GM, WM by increasing
@@ -36,7 +36,7 @@ intensity on T1).
 Example
 -------
 >>> import numpy as np
->>> from engine.volume import Volume
+>>> from engine.core.volume import Volume
 >>> img = np.zeros((20, 20, 20), np.float32); img[4:16, 4:16, 4:16] = 1.0
 >>> img[7:13, 7:13, 7:13] = 2.0; img[9:11, 9:11, 9:11] = 3.0
 >>> res = run_energy(Volume(img + 1.0, np.eye(4)), device="cpu")
@@ -53,12 +53,12 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from ..device import resolve_device
-from ..errors import ParameterError
-from ..jobs import CancelToken, check_cancel, report
-from ..params import param, validate
-from ..volume import Volume
-from .base import SegmentationResult
+from ..core.device import resolve_device
+from ..core.errors import ParameterError
+from ..core.jobs import CancelToken, check_cancel, report
+from ..core.params import param, validate
+from ..core.steps import SegmentationResult
+from ..core.volume import Volume
 from .numerics import (
     NeumannStencil,
     Progress,
@@ -224,7 +224,7 @@ def run_energy(
     Example
     -------
     >>> import numpy as np
-    >>> from engine.volume import Volume
+    >>> from engine.core.volume import Volume
     >>> img = np.zeros((24, 24), np.float32); img[4:20, 4:20] = 1.0; img[8:16, 8:16] = 2.0
     >>> img[11:13, 11:13] = 3.0
     >>> res = run_energy(Volume(img + 1.0, np.eye(4)), EnergyParams(lam=0.2), device="cpu")

@@ -35,8 +35,8 @@ import logging
 import numpy as np
 from scipy import ndimage
 
-from ..errors import ParameterError
-from ..volume import Volume
+from ..core.errors import ParameterError
+from ..core.volume import Volume
 
 __all__ = ["bounding_box", "resolve_mask", "rough_brain_mask"]
 

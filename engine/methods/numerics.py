@@ -22,9 +22,9 @@ from typing import NamedTuple
 import numpy as np
 import torch
 
-from ..errors import ParameterError
-from ..jobs import ProgressCallback
-from ..volume import BRAIN_TISSUE_LABELS, LabelMap, Volume
+from ..core.errors import ParameterError
+from ..core.jobs import ProgressCallback
+from ..core.volume import BRAIN_TISSUE_LABELS, LabelMap, Volume
 from .masks import bounding_box, resolve_mask
 
 __all__ = [

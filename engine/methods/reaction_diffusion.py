@@ -36,7 +36,7 @@ left out of its stencil, which is the zero-flux condition and conserves
 the sum running over the axes longer than one voxel; the reaction keeps the
 fields in :math:`[0, 1]` for :math:`\Delta t\,\alpha \le 1` and
 :math:`\Delta t\,\beta \le 1`. Larger steps raise
-:class:`~engine.errors.ParameterError`.
+:class:`~engine.core.errors.ParameterError`.
 
 The module also holds the pieces the other classical methods share: the
 zero-flux stencil :class:`NeumannStencil`, intensity normalisation and the
@@ -45,7 +45,7 @@ zero-flux stencil :class:`NeumannStencil`, intensity normalisation and the
 Example
 -------
 >>> import numpy as np
->>> from engine.volume import Volume
+>>> from engine.core.volume import Volume
 >>> img = np.zeros((24, 24, 1), np.float32); img[4:20, 4:20] = 1.0
 >>> img[8:16, 8:16] = 2.0; img[10:14, 10:14] = 3.0
 >>> vol = Volume(img, np.eye(4))
@@ -66,12 +66,12 @@ from typing import NamedTuple
 import numpy as np
 import torch
 
-from ..device import resolve_device
-from ..errors import ParameterError
-from ..jobs import CancelToken, check_cancel, report
-from ..params import param, validate
-from ..volume import Volume
-from .base import SegmentationResult
+from ..core.device import resolve_device
+from ..core.errors import ParameterError
+from ..core.jobs import CancelToken, check_cancel, report
+from ..core.params import param, validate
+from ..core.steps import SegmentationResult
+from ..core.volume import Volume
 from .numerics import (
     NeumannStencil,
     Progress,
@@ -175,7 +175,7 @@ def check_stability(params: ReactionDiffusionParams, spacing: Sequence[float],
     ...                 (1.0, 1.0, 1.0), (8, 8, 8))  # doctest: +ELLIPSIS
     Traceback (most recent call last):
     ...
-    engine.errors.ParameterError: dt=0.3 t.u. exceeds the explicit diffusion stability limit ...
+    engine.core.errors.ParameterError: dt=0.3 t.u. exceeds the explicit diffusion stability ...
     """
     validate(params)
     limit = diffusion_step_limit(params.diffusion, spacing, shape)
@@ -225,7 +225,7 @@ def evolve_fields(
         are always clipped at 0 (values below 1e-30 become 0).
     progress, cancel
         ``progress(fraction, "iteration i/n")`` once per step; the token is
-        checked before every step (raises :class:`~engine.jobs.Cancelled`).
+        checked before every step (raises :class:`~engine.core.jobs.Cancelled`).
 
     Returns
     -------
@@ -352,7 +352,7 @@ def run_reaction_diffusion(
     Example
     -------
     >>> import numpy as np
-    >>> from engine.volume import Volume
+    >>> from engine.core.volume import Volume
     >>> img = np.zeros((20, 20, 20), np.float32); img[4:16, 4:16, 4:16] = 1.0
     >>> img[7:13, 7:13, 7:13] = 2.0; img[9:11, 9:11, 9:11] = 3.0
     >>> res = run_reaction_diffusion(Volume(img + 1.0, np.eye(4)), device="cpu")

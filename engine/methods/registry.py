@@ -1,4 +1,4 @@
-"""The registry of segmentation methods: name -> :class:`~engine.methods.base.MethodSpec`.
+"""The registry of segmentation methods: name -> :class:`~engine.core.steps.MethodSpec`.
 
 :data:`METHODS` is an explicit dict filled here with the classical methods,
 the baselines and the shipped networks (``"unet"``, ``"delineo"``, from
@@ -19,9 +19,9 @@ from __future__ import annotations
 
 import logging
 
-from ..errors import ParameterError
+from ..core.errors import ParameterError
+from ..core.steps import MethodSpec
 from .active_contour import ActiveContourParams, run_active_contour
-from .base import MethodSpec
 from .baselines import GMMParams, OtsuParams, run_gmm, run_otsu
 from .cnn import CNN_SPECS
 from .energy import EnergyParams, run_energy
@@ -77,12 +77,12 @@ METHODS.update({spec.name: spec for spec in CNN_SPECS})
 def register(spec: MethodSpec, *, replace: bool = False) -> MethodSpec:
     """Add *spec* to :data:`METHODS` (e.g. a CNN method) and return it.
 
-    Raises :class:`~engine.errors.ParameterError` if the name is taken and
+    Raises :class:`~engine.core.errors.ParameterError` if the name is taken and
     *replace* is false.
 
     Example
     -------
-    >>> from engine.methods.base import MethodSpec
+    >>> from engine.core.steps import MethodSpec
     >>> spec = MethodSpec("demo_copy", "otsu again", OtsuParams, run_otsu, kind="baseline")
     >>> register(spec) is METHODS.pop("demo_copy")
     True
@@ -102,14 +102,14 @@ def method_names() -> list[str]:
 
 
 def get_method(name: str) -> MethodSpec:
-    """The method called *name*; :class:`~engine.errors.ParameterError` lists the known ones.
+    """The method called *name*; :class:`~engine.core.errors.ParameterError` lists the known ones.
 
     Example
     -------
     >>> get_method("nope")  # doctest: +ELLIPSIS
     Traceback (most recent call last):
     ...
-    engine.errors.ParameterError: unknown method 'nope'; known methods: active_contour, ...
+    engine.core.errors.ParameterError: unknown method 'nope'; known methods: active_contour, ...
     """
     try:
         return METHODS[name]

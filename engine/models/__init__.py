@@ -18,7 +18,7 @@ from typing import Any
 
 from torch import nn
 
-from ..errors import ParameterError
+from ..core.errors import ParameterError
 from .delineo_net import DelineoNet
 from .unet import UNet
 

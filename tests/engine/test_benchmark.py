@@ -13,7 +13,12 @@ import sys
 import numpy as np
 import pytest
 
-from engine.benchmark import BenchmarkConfig, _pad_to, case_study_slices, run_benchmark
+from engine.evaluation.benchmark.run import (
+    BenchmarkConfig,
+    _pad_to,
+    case_study_slices,
+    run_benchmark,
+)
 
 pytestmark = pytest.mark.slow
 

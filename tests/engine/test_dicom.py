@@ -12,7 +12,7 @@ import pydicom
 import pytest
 from pydicom.data import get_testdata_file
 
-from engine.errors import (
+from engine.core.errors import (
     DicomSeriesError,
     InvalidImageError,
     MissingDecoderError,
@@ -22,9 +22,9 @@ from engine.errors import (
     TruncatedFileError,
     UnsupportedFormatError,
 )
+from engine.core.jobs import Cancelled, CancelToken
+from engine.core.volume import Volume
 from engine.io.dicom import DicomSeriesInfo, is_dicom_file, list_series, read_dicom
-from engine.jobs import Cancelled, CancelToken
-from engine.volume import Volume
 
 try:
     from tests.engine import dicom_factory as fac

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from engine import display
+from engine.core.volume import BRAIN_TISSUE_LABELS, Label, LabelTable
 from engine.display import (
     CT_PRESETS,
     auto_window,
@@ -24,7 +25,6 @@ from engine.display import (
     range_to_window,
     window_to_range,
 )
-from engine.volume import BRAIN_TISSUE_LABELS, Label, LabelTable
 
 
 def test_docstring_examples():

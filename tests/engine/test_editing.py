@@ -14,7 +14,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from engine.editing import (
+from engine.core.metrics import confusion
+from engine.editing.history import History
+from engine.editing.journal import EditJournal
+from engine.editing.kernels import (
     flood_fill,
     keep_largest_component,
     merge_diffs,
@@ -23,10 +26,7 @@ from engine.editing import (
     remove_small_islands,
     replace_all,
 )
-from engine.history import History
-from engine.journal import EditJournal
-from engine.live_metrics import LiveMetrics
-from engine.metrics import confusion
+from engine.editing.live_metrics import LiveMetrics
 
 
 # -- kernels ------------------------------------------------------------------------
@@ -212,7 +212,7 @@ def test_journal_round_trip_and_truncated_tail(tmp_path):
     assert info is not None
     assert info.n_steps == 2
     restored = np.zeros_like(labels)
-    from engine.journal import replay
+    from engine.editing.journal import replay
 
     assert replay(info.path, restored) == 2
     assert np.array_equal(restored, snapshots[1])
@@ -230,9 +230,9 @@ def test_clean_close_leaves_nothing_to_recover(tmp_path):
 
 _CHILD = textwrap.dedent("""
     import sys, time, numpy as np
-    from engine.editing import paint_stroke
-    from engine.history import History
-    from engine.journal import EditJournal
+    from engine.editing.kernels import paint_stroke
+    from engine.editing.history import History
+    from engine.editing.journal import EditJournal
     folder = sys.argv[1]
     labels = np.zeros((48, 48, 48), np.uint8)
     journal = EditJournal.create(folder, image_path="brain.nii.gz", shape=labels.shape,
@@ -271,7 +271,7 @@ def test_journal_survives_sigkill(tmp_path):
     assert info is not None
     assert info.n_steps == 5
     restored = np.zeros((48, 48, 48), np.uint8)
-    from engine.journal import replay
+    from engine.editing.journal import replay
 
     replay(info.path, restored)
     assert np.array_equal(restored, np.load(tmp_path / "expected.npy"))

@@ -6,11 +6,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from engine.core.metrics import assd, confusion, hausdorff95, surface_metrics
 from engine.display import difference_map
-from engine.editing import paint
-from engine.history import History
-from engine.journal import EditJournal, read_journal, replay
-from engine.metrics import assd, confusion, hausdorff95, surface_metrics
+from engine.editing.history import History
+from engine.editing.journal import EditJournal, read_journal, replay
+from engine.editing.kernels import paint
 
 
 def _steps(labels, n, history):

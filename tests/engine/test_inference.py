@@ -11,12 +11,12 @@ import torch
 from torch import nn
 
 from engine.cli import main
+from engine.core.jobs import Cancelled, CancelToken
+from engine.core.volume import LabelMap
 from engine.data.phantom import synthesize_phantom, toy_tissue_block
-from engine.inference import Predictor, robust_normalise
 from engine.io import load, load_labels, save
-from engine.jobs import Cancelled, CancelToken
 from engine.models import build_model
-from engine.volume import LabelMap
+from engine.models.predictor import Predictor, robust_normalise
 
 
 class Oracle(nn.Module):
@@ -122,8 +122,8 @@ def test_real_network_runs_end_to_end_on_cpu():
 
 
 def test_a_single_slice_and_thin_volumes_are_segmented():
+    from engine.core.metrics import confusion
     from engine.data.phantom import synthesize_phantom
-    from engine.metrics import confusion
 
     image, truth = synthesize_phantom("t1", noise=0.03, inu=0.2, seed=5)
     pred = Predictor.from_name("delineo", device="cpu")
@@ -150,7 +150,7 @@ def test_evaluate_command_on_a_prediction(tmp_path, capsys):
 
 
 def test_batchnorm_folding_keeps_the_outputs():
-    from engine.inference import fuse_batchnorm
+    from engine.models.predictor import fuse_batchnorm
 
     torch.manual_seed(0)
     for name in ("unet", "delineo"):

@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from engine.errors import ParameterError
+from engine.core.errors import ParameterError
+from engine.core.volume import Volume
 from engine.methods import ActiveContourParams, active_contour, refine_labels
-from engine.volume import Volume
 
 PARAMS = ActiveContourParams(iterations=160)
 

@@ -8,8 +8,9 @@ import numpy as np
 import pytest
 import torch
 
-from engine.errors import ParameterError
-from engine.jobs import Cancelled, CancelToken
+from engine.core.errors import ParameterError
+from engine.core.jobs import Cancelled, CancelToken
+from engine.core.volume import Volume
 from engine.methods import (
     ActiveContourParams,
     EnergyParams,
@@ -26,7 +27,6 @@ from engine.methods.active_contour import signed_distance
 from engine.methods.energy import descend, energy_step_limit
 from engine.methods.numerics import NeumannStencil, diffusion_step_limit, kmeans_1d
 from engine.methods.reaction_diffusion import check_stability, evolve_fields
-from engine.volume import Volume
 
 try:
     from tests.engine.test_methods_phantom import phantom

@@ -10,11 +10,11 @@ import time
 import numpy as np
 import pytest
 
-from engine.errors import ParameterError
+from engine.core.errors import ParameterError
+from engine.core.params import replace
+from engine.core.steps import MethodSpec
+from engine.core.volume import Volume
 from engine.methods import METHODS, get_method, register
-from engine.methods.base import MethodSpec
-from engine.params import replace
-from engine.volume import Volume
 
 #: T1-like intensities of background, CSF, GM, WM.
 INTENSITY = np.array([5.0, 30.0, 60.0, 90.0], dtype=np.float32)

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
-from engine.metrics import assd, confusion, dice, evaluate_labels, hausdorff95
+from engine.core.metrics import assd, confusion, dice, evaluate_labels, hausdorff95
 
 
 def test_confusion_counts_by_hand():

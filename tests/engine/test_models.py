@@ -9,11 +9,11 @@ import numpy as np
 import pytest
 import torch
 
-from engine.errors import ParameterError
-from engine.inference import ModelLoadError, Predictor, load_model, load_weights, models_dir
-from engine.losses import SegmentationLoss, soft_dice_loss, total_variation
+from engine.core.errors import ParameterError
 from engine.models import MODELS, build_model, count_parameters
-from engine.train import TrainConfig, load_checkpoint, save_weights, train
+from engine.models.losses import SegmentationLoss, soft_dice_loss, total_variation
+from engine.models.predictor import ModelLoadError, Predictor, load_model, load_weights, models_dir
+from engine.models.training import TrainConfig, load_checkpoint, save_weights, train
 
 
 # -- loss terms on hand-made tensors ---------------------------------------------
@@ -108,7 +108,7 @@ def test_tiny_training_run_decreases_the_loss(tmp_path):
 
 
 def test_an_interrupted_run_resumes_to_the_same_weights(tmp_path):
-    from engine.jobs import Cancelled, CancelToken
+    from engine.core.jobs import Cancelled, CancelToken
 
     straight, resumed = tmp_path / "straight", tmp_path / "resumed"
     train(_tiny(steps=8, checkpoint_every=4), straight)
@@ -126,8 +126,8 @@ def test_an_interrupted_run_resumes_to_the_same_weights(tmp_path):
 
 
 def test_resume_refuses_a_changed_recipe_and_records_every_run(tmp_path):
-    from engine.errors import ParameterError
-    from engine.jobs import Cancelled, CancelToken
+    from engine.core.errors import ParameterError
+    from engine.core.jobs import Cancelled, CancelToken
 
     token = CancelToken()
     with pytest.raises(Cancelled):
@@ -211,7 +211,7 @@ def test_shipped_weights_load_safely_and_reach_the_dice_floor(name):
     # a small phantom: 24 slices around the held-out slab
     sub = image.array[:, :, 66:90]
     pred = Predictor.from_name(name, device="cpu", batch_size=8).predict_array(sub)
-    from engine.metrics import confusion
+    from engine.core.metrics import confusion
 
     conf = confusion(pred.labels, truth.array[:, :, 66:90], [1, 2, 3])
     mean = np.mean([conf[v].dice for v in (1, 2, 3)])

@@ -11,7 +11,7 @@ import nibabel as nib
 import numpy as np
 import pytest
 
-from engine.errors import (
+from engine.core.errors import (
     GeometryMismatchError,
     InvalidImageError,
     ReadError,
@@ -19,8 +19,8 @@ from engine.errors import (
     UnsupportedFormatError,
     WriteError,
 )
+from engine.core.volume import Label, LabelMap, Volume
 from engine.io import load, load_labels, save
-from engine.volume import Label, LabelMap, Volume
 
 NIB_DATA = Path(nib.__file__).parent / "tests" / "data"
 

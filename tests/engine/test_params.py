@@ -6,8 +6,8 @@ from dataclasses import dataclass
 
 import pytest
 
-from engine.errors import ParameterError
-from engine.params import describe, param, parse_assignments, replace, validate
+from engine.core.errors import ParameterError
+from engine.core.params import describe, param, parse_assignments, replace, validate
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,7 @@ from engine.data.phantom import (
     toy_tissue_block,
     training_blocks,
 )
-from engine.train import SliceSynthesizer
+from engine.models.training import SliceSynthesizer
 
 
 def test_rician_noise_matches_the_requested_level():

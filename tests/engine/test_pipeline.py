@@ -11,10 +11,10 @@ import numpy as np
 import pytest
 
 from engine.cli import main
-from engine.errors import ParameterError
-from engine.jobs import Cancelled, CancelToken
-from engine.pipeline import PIPELINES, Pipeline, Step, get_pipeline, run_pipeline
-from engine.postprocess import fill_holes, largest_brain_component, remove_small_islands
+from engine.core.errors import ParameterError
+from engine.core.jobs import Cancelled, CancelToken
+from engine.methods.pipeline import PIPELINES, Pipeline, Step, get_pipeline, run_pipeline
+from engine.methods.postprocess import fill_holes, largest_brain_component, remove_small_islands
 
 try:
     from tests.engine.test_methods_phantom import mean_dice, phantom

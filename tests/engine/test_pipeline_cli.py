@@ -8,8 +8,8 @@ import pytest
 
 from engine.cli import main
 from engine.cli.method_commands import pipeline_overrides
-from engine.errors import ParameterError
-from engine.pipeline import PIPELINES
+from engine.core.errors import ParameterError
+from engine.methods.pipeline import PIPELINES
 
 try:
     from tests.engine.test_methods_phantom import mean_dice, phantom

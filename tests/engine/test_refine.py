@@ -1,14 +1,14 @@
-"""Click-to-refine (engine.refine): grow, refine and box modes, local work, safe apply."""
+"""Click-to-refine (engine.editing.refine): grow, refine and box modes, local work, safe apply."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from engine.errors import ParameterError
-from engine.jobs import Cancelled, CancelToken
-from engine.refine import ClickRefineParams, refine_at
-from engine.volume import Volume
+from engine.core.errors import ParameterError
+from engine.core.jobs import Cancelled, CancelToken
+from engine.core.volume import Volume
+from engine.editing.refine import ClickRefineParams, refine_at
 
 
 def _ball_scene(noise: float = 4.0) -> tuple[Volume, np.ndarray]:

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from engine.volume import (
+from engine.core.volume import (
     BRAIN_TISSUE_LABELS,
     Label,
     LabelMap,

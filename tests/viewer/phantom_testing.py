@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from engine.volume import BRAIN_TISSUE_LABELS, LabelMap, Volume
+from engine.core.volume import BRAIN_TISSUE_LABELS, LabelMap, Volume
 
 SHAPE = (40, 40, 28)
 #: Mean intensity of background, CSF, gray matter and white matter (T1-like).

@@ -10,10 +10,10 @@ import pytest
 from phantom_testing import methods_of, one_torch_thread, tissue_phantom
 from viewer_testing import click, pixel_of
 
-from engine.compare import COLUMNS
-from engine.editing import paint
-from engine.metrics import dice
-from engine.volume import LabelMap
+from engine.core.metrics import dice
+from engine.core.volume import LabelMap
+from engine.editing.kernels import paint
+from engine.evaluation.compare import COLUMNS
 from viewer.comparison import disagreement
 
 pytestmark = pytest.mark.gui

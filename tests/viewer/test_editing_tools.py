@@ -10,7 +10,7 @@ from PySide6.QtCore import QPoint, QPointF, Qt
 from PySide6.QtTest import QTest
 from viewer_testing import SPACING, click, drag, mouse, pixel_of, synthetic_labels, wheel
 
-from engine.editing import flood_fill
+from engine.editing.kernels import flood_fill
 
 pytestmark = pytest.mark.gui
 
@@ -255,7 +255,7 @@ def test_islands_and_largest_component_buttons(window):
     arr[2:10, 2:10, 2:8] = 2
     arr[15, 15, 5] = 2
     arr[18:20, 20:22, 5] = 2
-    from engine.volume import LabelMap
+    from engine.core.volume import LabelMap
 
     window.show_volume(vol, name="synthetic", labels=LabelMap.on_grid_of(vol, arr))
     edits = window.edits

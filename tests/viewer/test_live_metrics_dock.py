@@ -1,4 +1,4 @@
-"""The live metrics dock: figures equal a full recomputation by engine.metrics
+"""The live metrics dock: figures equal a full recomputation by engine.core.metrics
 after every stroke segment of a real mouse drag, HD95/ASSD in a worker, the
 difference overlay (FP/FN in two colours) and the ground-truth outline."""
 
@@ -9,8 +9,8 @@ import pytest
 from PySide6.QtCore import Qt
 from viewer_testing import mouse, pixel_of, synthetic_labels, synthetic_volume
 
+from engine.core.metrics import assd, confusion, hausdorff95
 from engine.display import DIFFERENCE_LABELS, difference_map
-from engine.metrics import assd, confusion, hausdorff95
 from viewer.panels.metrics_panel import format_metric
 
 pytestmark = pytest.mark.gui

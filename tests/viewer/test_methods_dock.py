@@ -8,9 +8,9 @@ import pytest
 from phantom_testing import methods_of, one_torch_thread, tissue_phantom, wait_until
 from PySide6.QtWidgets import QCheckBox, QComboBox, QDoubleSpinBox, QSpinBox
 
-from engine.metrics import dice
-from engine.params import describe
-from engine.pipeline import PIPELINES, POST_STEPS, STEPS
+from engine.core.metrics import dice
+from engine.core.params import describe
+from engine.methods.pipeline import PIPELINES, POST_STEPS, STEPS
 from viewer.panels.methods_panel import missing_weights
 
 pytestmark = pytest.mark.gui

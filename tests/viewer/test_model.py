@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from viewer_testing import synthetic_labels, synthetic_volume
 
-from engine.jobs import Cancelled
+from engine.core.jobs import Cancelled
 from viewer.cursor import Cursor
 from viewer.layers import Event, LabelLayer, LayerStack
 

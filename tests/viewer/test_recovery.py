@@ -17,8 +17,8 @@ import pytest
 from viewer_testing import click, pixel_of, synthetic_labels, synthetic_volume, write_nifti
 
 from engine import io as engine_io
-from engine.editing import paint
-from engine.journal import EditJournal, default_journal_dir, replay
+from engine.editing.journal import EditJournal, default_journal_dir, replay
+from engine.editing.kernels import paint
 
 pytestmark = pytest.mark.gui
 

@@ -8,7 +8,7 @@ from phantom_testing import methods_of, one_torch_thread, tissue_phantom, wait_u
 from PySide6.QtWidgets import QGraphicsRectItem
 from viewer_testing import click, drag, pixel_of
 
-from engine.metrics import dice
+from engine.core.metrics import dice
 from viewer.tools.refine import drag_box
 
 pytestmark = pytest.mark.gui

@@ -8,7 +8,7 @@ from PySide6.QtCore import QEvent, QPoint, QPointF, Qt
 from PySide6.QtGui import QImage, QMouseEvent, QWheelEvent
 from PySide6.QtWidgets import QApplication, QWidget
 
-from engine.volume import BRAIN_TISSUE_LABELS, LabelMap, Volume
+from engine.core.volume import BRAIN_TISSUE_LABELS, LabelMap, Volume
 
 SHAPE = (24, 30, 12)
 SPACING = (1.0, 1.0, 2.5)

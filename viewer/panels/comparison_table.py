@@ -1,7 +1,7 @@
-"""The comparison table: methods × labels with the metrics of :mod:`engine.compare`.
+"""The comparison table: methods × labels with the metrics of :mod:`engine.evaluation.compare`.
 
 Every result layer (and the edited mask, when it holds labels) is evaluated
-against the ground-truth layer by :func:`engine.compare.comparison_rows` --
+against the ground-truth layer by :func:`engine.evaluation.compare.comparison_rows` --
 Dice, IoU, sensitivity, specificity, accuracy, HD95, average surface
 distance, volume difference -- next to the run's runtime and peak memory.
 The evaluation runs in the window's job runner (HD95 takes seconds on a full
@@ -40,9 +40,9 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from engine.compare import COLUMNS, MethodRun, comparison_rows, to_markdown, write_csv
+from engine.core.volume import LabelMap
+from engine.evaluation.compare import COLUMNS, MethodRun, comparison_rows, to_markdown, write_csv
 from engine.io.atomic import atomic_write_bytes
-from engine.volume import LabelMap
 
 from ..layers import LabelLayer, LayerStack
 from ..workers import Job, JobRunner
@@ -113,7 +113,10 @@ def _truth_labels(truth: LabelMap) -> list[int]:
 
 
 class ComparisonTableModel(QAbstractTableModel):
-    """Rows of :func:`engine.compare.comparison_rows`, columns of :data:`engine.compare.COLUMNS`."""
+    """Rows of :func:`~engine.evaluation.compare.comparison_rows`.
+
+    Columns are :data:`~engine.evaluation.compare.COLUMNS`.
+    """
 
     def __init__(self, parent: Any = None) -> None:
         super().__init__(parent)
@@ -324,7 +327,7 @@ class ComparisonTable(QWidget):
         return out
 
     def sort_by(self, key: str, descending: bool = False) -> None:
-        """Sort on the column *key* of :data:`engine.compare.COLUMNS`."""
+        """Sort on the column *key* of :data:`engine.evaluation.compare.COLUMNS`."""
         column = [k for k, _, _ in COLUMNS].index(key)
         order = Qt.SortOrder.DescendingOrder if descending else Qt.SortOrder.AscendingOrder
         self.view.sortByColumn(column, order)

@@ -1,8 +1,8 @@
 """The methods dock: pick a pipeline, edit its parameters, run it in the background.
 
 Everything the dock offers comes from the engine's registries: the pipelines
-of :data:`engine.pipeline.PIPELINES`, the post-processing steps of
-:data:`engine.pipeline.POST_STEPS`, and one :class:`ParamsForm` per step
+of :data:`engine.methods.pipeline.PIPELINES`, the post-processing steps of
+:data:`engine.methods.pipeline.POST_STEPS`, and one :class:`ParamsForm` per step
 generated from the step's parameter dataclass (ranges, units and tool tips
 from their declarations). *Run* hands the pipeline to a
 :class:`~viewer.pipeline_runner.PipelineRunner`; the progress bar shows the
@@ -34,9 +34,9 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from engine.errors import DelineoError
-from engine.pipeline import DEFAULT_PIPELINE, PIPELINES, POST_STEPS, Pipeline, Step
-from engine.refine import ClickRefineParams
+from engine.core.errors import DelineoError
+from engine.editing.refine import ClickRefineParams
+from engine.methods.pipeline import DEFAULT_PIPELINE, PIPELINES, POST_STEPS, Pipeline, Step
 
 from ..layers import LabelLayer, LayerStack
 from ..pipeline_runner import MASK_SOURCES, PipelineRunner, result_name
@@ -56,8 +56,8 @@ _POST_TEXT = {"largest_component": "Keep the largest brain component",
 
 def missing_weights(pipeline: Pipeline) -> list[str]:
     """Weights files the networks of *pipeline* need and do not find."""
-    from engine.inference import model_path
     from engine.methods.registry import METHODS
+    from engine.models.predictor import model_path
 
     out = []
     for step in pipeline.steps:
@@ -422,7 +422,7 @@ class MethodsPanel(QWidget):
 
     def refine_params(self) -> ClickRefineParams:
         """The click-to-refine settings (validated)."""
-        from engine.params import validate
+        from engine.core.params import validate
 
         return validate(self.refine_form.params())
 

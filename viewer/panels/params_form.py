@@ -1,4 +1,4 @@
-"""A form generated from a parameter dataclass of :mod:`engine.params`.
+"""A form generated from a parameter dataclass of :mod:`engine.core.params`.
 
 One row per field: a check box for ``bool``, a combo box for choices, a spin
 box for numbers (its range from the field's ``lo``/``hi``, its suffix the
@@ -31,7 +31,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from engine.params import ParamInfo, describe
+from engine.core.params import ParamInfo, describe
 
 __all__ = ["ParamsForm", "tooltip"]
 

@@ -2,7 +2,7 @@
 
 A 2-D disk in the plane of the view or a 3-D sphere, of the diameter set in
 the edit panel (``[`` / ``]`` or Shift + wheel change it). Each mouse move
-paints one stroke segment with :func:`engine.editing.paint_stroke` and hands
+paints one stroke segment with :func:`engine.editing.kernels.paint_stroke` and hands
 its diff to the :class:`~viewer.edit_session.EditSession` (live metrics and
 display follow at once); the whole drag is one undo step. With the brush,
 the right button erases.
@@ -10,7 +10,7 @@ the right button erases.
 
 from __future__ import annotations
 
-from engine.editing import paint_stroke
+from engine.editing.kernels import paint_stroke
 
 from .base import Tool, ToolContext, ToolEvent
 

@@ -3,14 +3,14 @@
 The region is the voxels connected to the clicked one (face neighbours) that
 hold the same label -- in the view's slice (2-D) or in the whole volume
 (3-D) -- and, with an intensity tolerance, whose intensity is within the
-tolerance of the clicked voxel's (:func:`engine.editing.flood_fill`). The
+tolerance of the clicked voxel's (:func:`engine.editing.kernels.flood_fill`). The
 paint mode applies to the clicked region: "only over background" fills only
 a background region, "only over label N" only a region of label N.
 """
 
 from __future__ import annotations
 
-from engine.editing import flood_fill
+from engine.editing.kernels import flood_fill
 
 from .base import Tool, ToolEvent
 

@@ -2,7 +2,7 @@
 
 A click on a structure grows the selected label there; a click inside the
 selected label refines its boundary near the click; a drag draws a box the
-contour starts from (:func:`engine.refine.refine_at`). The contour runs in a
+contour starts from (:func:`engine.editing.refine.refine_at`). The contour runs in a
 worker; its result is one undo step. The tool only turns gestures into
 requests: ``context.extras["refine"](seed=..., box=...)`` starts the job and
 ``context.extras["refine_preview"](plane, corner_a, corner_b)`` draws (or,

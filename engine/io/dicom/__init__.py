@@ -25,7 +25,7 @@ What the reader guarantees
   ``metadata["warnings"]``.
 * **Typed, one-line errors.** Empty, truncated or non-DICOM files, folders
   without images, absurd image sizes, undecodable or compressed pixel data
-  without a decoder all raise a :class:`~engine.errors.ReadError` subclass
+  without a decoder all raise a :class:`~engine.core.errors.ReadError` subclass
   whose message names the file and the problem.
 
 Array layout
@@ -34,7 +34,7 @@ The file-order array is indexed ``[column, row, slice]``: voxel axis 0 runs
 along the row direction cosine (``IOP[0:3]``) with the column spacing
 (``PixelSpacing[1]``), axis 1 along the column direction cosine (``IOP[3:6]``)
 with the row spacing (``PixelSpacing[0]``), axis 2 along the sorted slices.
-:meth:`engine.volume.Volume.from_file_array` then flips/permutes it to RAS+.
+:meth:`engine.core.volume.Volume.from_file_array` then flips/permutes it to RAS+.
 
 Example
 -------
@@ -54,9 +54,9 @@ from typing import Any
 
 import numpy as np
 
-from ...errors import DicomSeriesError, InvalidImageError, NoImageFoundError, ParameterError
-from ...jobs import CancelToken, check_cancel, report, scaled_progress
-from ...volume import Volume
+from ...core.errors import DicomSeriesError, InvalidImageError, NoImageFoundError, ParameterError
+from ...core.jobs import CancelToken, check_cancel, report, scaled_progress
+from ...core.volume import Volume
 from ..nifti import MAX_BYTES
 from .geometry import _TILT_TOL, _FrameRef, _plan_geometry
 from .headers import is_dicom_file
@@ -99,7 +99,7 @@ def read_dicom(
         What to do when slices are unevenly spaced or missing: resample
         linearly along the normal onto a uniform grid at (about) the median
         step, with a warning in ``metadata["warnings"]``, or raise
-        :class:`~engine.errors.DicomSeriesError`.
+        :class:`~engine.core.errors.DicomSeriesError`.
     progress : callable, optional
         ``progress(fraction, message)``.
     cancel : CancelToken, optional

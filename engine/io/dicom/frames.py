@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 from pydicom.dataset import Dataset
 
-from ...errors import InvalidImageError
+from ...core.errors import InvalidImageError
 from .records import _FrameGeom, _Header
 from .tags import _first_item, _float, _floats, _value
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ...errors import DicomSeriesError, InvalidImageError
+from ...core.errors import DicomSeriesError, InvalidImageError
 from .records import _FrameGeom, _Header
 
 #: Largest absolute difference between direction cosines of "the same" orientation.

@@ -19,7 +19,7 @@ from pydicom.uid import (
     ImplicitVRLittleEndian,
 )
 
-from ...errors import InvalidImageError, ReadError, TruncatedFileError, UnsupportedFormatError
+from ...core.errors import InvalidImageError, ReadError, TruncatedFileError, UnsupportedFormatError
 from ..nifti import MAX_BYTES
 from .frames import _frame_geometries
 from .records import _Header
@@ -273,7 +273,7 @@ def _transfer_syntax(ds: Dataset) -> str:
 def _scan_file(path: Path) -> _Header:
     """Read and validate one file's header (no pixel data).
 
-    Raises :class:`~engine.errors.ReadError` when no DICOM data set can be
+    Raises :class:`~engine.core.errors.ReadError` when no DICOM data set can be
     read at all. Problems of a recognisable image (truncated pixel data,
     absurd size...) are stored in ``header.problem`` so that a folder scan can
     still list its series and reading that series reports the problem.

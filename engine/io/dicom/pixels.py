@@ -8,7 +8,7 @@ import numpy as np
 from pydicom.pixels import get_decoder
 from pydicom.uid import UID
 
-from ...errors import (
+from ...core.errors import (
     InvalidImageError,
     MissingDecoderError,
     TruncatedFileError,

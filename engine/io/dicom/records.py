@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ...errors import ReadError
+from ...core.errors import ReadError
 
 
 @dataclass(frozen=True)

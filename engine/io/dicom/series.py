@@ -11,8 +11,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ...errors import DicomSeriesError, ParameterError, ReadError, UnsupportedFormatError
-from ...jobs import CancelToken, check_cancel, report
+from ...core.errors import DicomSeriesError, ParameterError, ReadError, UnsupportedFormatError
+from ...core.jobs import CancelToken, check_cancel, report
 from .headers import _looks_like_bare_dicom, _scan_file
 from .records import _Header
 

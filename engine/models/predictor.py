@@ -1,4 +1,4 @@
-"""The CNN predictor: a :class:`~engine.volume.Volume` in, tissue probabilities and labels out.
+"""The CNN predictor: a :class:`~engine.core.volume.Volume` in, tissue probabilities and labels out.
 
 Steps of :meth:`Predictor.predict`:
 
@@ -15,7 +15,7 @@ Steps of :meth:`Predictor.predict`:
    map 0/1/2/3 on the input's grid.
 
 CUDA out-of-memory halves the batch until it fits and finally falls back to
-the CPU. Progress is reported per batch and :class:`~engine.jobs.CancelToken`
+the CPU. Progress is reported per batch and :class:`~engine.core.jobs.CancelToken`
 is polled between batches.
 
 Weights are read from ``safetensors`` files only (no pickled code is ever
@@ -39,11 +39,11 @@ import torch
 import torch.nn.functional as F  # noqa: N812 - the usual torch alias
 from torch import nn
 
-from .device import resolve_device
-from .errors import DelineoError, ParameterError
-from .jobs import CancelToken, check_cancel, report
-from .methods.base import SegmentationResult
-from .volume import BRAIN_TISSUE_LABELS, LabelMap, Volume
+from ..core.device import resolve_device
+from ..core.errors import DelineoError, ParameterError
+from ..core.jobs import CancelToken, check_cancel, report
+from ..core.steps import SegmentationResult
+from ..core.volume import BRAIN_TISSUE_LABELS, LabelMap, Volume
 
 __all__ = [
     "ModelLoadError",
@@ -108,7 +108,7 @@ def models_dir() -> Path:
     override = os.environ.get("DELINEO_MODELS_DIR")
     if override:
         return Path(override)
-    return Path(__file__).resolve().parents[1] / "resources" / "models"
+    return Path(__file__).resolve().parents[2] / "resources" / "models"
 
 
 def model_path(name_or_path: str | Path) -> Path:
@@ -158,7 +158,7 @@ def load_model(name_or_path: str | Path) -> tuple[nn.Module, dict[str, Any]]:
     The card is ``<weights>.json`` beside the weights; without it, the
     architecture stored in the safetensors metadata is used.
     """
-    from .models import build_model
+    from . import build_model
 
     path = model_path(name_or_path)
     tensors, meta = load_weights(path)

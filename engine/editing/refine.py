@@ -25,14 +25,14 @@ costs the size of the structure, not of the volume:
 
 :func:`refine_at` only reads its inputs; it returns a :class:`LocalEdit`
 (the region, the labels before and after) that :meth:`LocalEdit.apply_to`
-turns into an undoable :class:`~engine.editing.Diff`, leaving alone any voxel
+turns into an undoable :class:`~engine.editing.kernels.Diff`, leaving alone any voxel
 that was edited in the meantime. So the computation can run in a worker
 thread while the user keeps editing.
 
 Example
 -------
 >>> import numpy as np
->>> from engine.volume import Volume
+>>> from engine.core.volume import Volume
 >>> img = np.zeros((40, 40, 12), np.float32); img[10:30, 10:30, 2:10] = 100.0
 >>> labels = np.zeros(img.shape, np.uint8)
 >>> edit = refine_at(Volume(img, np.eye(4)), labels, 2, seed=(20, 20, 6), device="cpu")
@@ -54,18 +54,18 @@ from typing import Any
 
 import numpy as np
 
-from .editing import Diff, replace_all
-from .errors import ParameterError
-from .jobs import CancelToken, ProgressCallback
-from .methods.active_contour import (
+from ..core.errors import ParameterError
+from ..core.jobs import CancelToken, ProgressCallback
+from ..core.params import param, validate
+from ..core.volume import Volume
+from ..methods.active_contour import (
     ActiveContourParams,
     active_contour,
     check_stability,
     refine_labels,
 )
-from .methods.numerics import single_threaded_torch
-from .params import param, validate
-from .volume import Volume
+from ..methods.numerics import single_threaded_torch
+from .kernels import Diff, replace_all
 
 __all__ = ["ClickRefineParams", "LocalEdit", "refine_at", "seed_similarity"]
 

@@ -17,7 +17,7 @@ def resolve_device(device: str | torch.device | None = "auto") -> torch.device:
     """Turn ``"auto"``, ``"cpu"``, ``"cuda"``, ``"cuda:1"`` or a device into a torch device.
 
     ``"auto"`` (and ``None``) picks CUDA when available, else the CPU. Asking
-    for CUDA on a machine without it raises :class:`~engine.errors.ParameterError`.
+    for CUDA on a machine without it raises :class:`~engine.core.errors.ParameterError`.
     """
     if isinstance(device, torch.device):
         return device

@@ -10,7 +10,7 @@ ground truth (the seed paper's Figure 2, measured).
 Example
 -------
 >>> import numpy as np
->>> from engine.volume import LabelMap
+>>> from engine.core.volume import LabelMap
 >>> truth = LabelMap(np.zeros((8, 8, 8), np.uint8), np.eye(4)); truth.array[2:6, 2:6, 2:6] = 1
 >>> rows = comparison_rows({"copy": truth}, truth, labels=[1])
 >>> rows[0]["dice"], rows[0]["label"]
@@ -28,9 +28,9 @@ from typing import Any
 
 import numpy as np
 
-from .io.atomic import atomic_path, atomic_write_bytes
-from .metrics import evaluate_labels
-from .volume import LabelMap, Volume
+from ..core.metrics import evaluate_labels
+from ..core.volume import LabelMap, Volume
+from ..io.atomic import atomic_path, atomic_write_bytes
 
 __all__ = [
     "COLUMNS",

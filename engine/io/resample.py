@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage
 
-from .volume import LabelMap, Volume
+from ..core.volume import LabelMap, Volume
 
 __all__ = ["resample_labels_to", "resample_to"]
 

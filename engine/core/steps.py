@@ -2,7 +2,7 @@
 
 A method is a function ``run(volume, params, *, device, mask, progress,
 cancel) -> SegmentationResult`` plus a frozen parameter dataclass declared with
-:func:`engine.params.param`. Classical methods, baselines and the networks
+:func:`engine.core.params.param`. Classical methods, baselines and the networks
 are registered the same way, so the CLI, pipelines and the viewer treat them
 alike.
 """
@@ -15,8 +15,8 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from ..jobs import CancelToken, ProgressCallback
-from ..volume import LabelMap, Volume
+from .jobs import CancelToken, ProgressCallback
+from .volume import LabelMap, Volume
 
 __all__ = ["MethodSpec", "RunMethod", "SegmentationResult"]
 

@@ -3,8 +3,8 @@
 Every kernel changes the label array **in place** and returns a sparse
 :class:`Diff` -- bounding box, changed-voxel mask, old and new values -- or
 ``None`` when nothing changed. Diffs feed the undo history
-(:mod:`engine.history`), the live metrics (:mod:`engine.live_metrics`), the
-crash journal (:mod:`engine.journal`) and the display (only the box is
+(:mod:`engine.editing.history`), the live metrics (:mod:`engine.editing.live_metrics`), the
+crash journal (:mod:`engine.editing.journal`) and the display (only the box is
 redrawn). Costs follow the size of the edit, not of the volume, except for
 3-D flood fill and component clean-up, which must look at the whole label.
 

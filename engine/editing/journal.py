@@ -15,7 +15,7 @@ before it intact.
 Example
 -------
 >>> import numpy as np, tempfile
->>> from engine.editing import paint
+>>> from engine.editing.kernels import paint
 >>> labels = np.zeros((8, 8, 8), np.uint8)
 >>> j = EditJournal.create(tempfile.mkdtemp(), image_path="t1.nii", shape=labels.shape,
 ...                        affine=np.eye(4), dtype=labels.dtype)
@@ -42,7 +42,7 @@ from typing import Any
 
 import numpy as np
 
-from .editing import Diff
+from .kernels import Diff
 
 __all__ = ["EditJournal", "JournalInfo", "default_journal_dir", "image_key", "read_journal",
            "replay"]

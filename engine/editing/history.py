@@ -3,14 +3,14 @@
 One *step* is what the user sees as one action: a whole mouse drag (many
 stroke segments), one fill, one algorithm result. Segments are recorded while
 a step is open (:meth:`History.begin` ... :meth:`History.end`) and merged into
-a single :class:`~engine.editing.Diff` when it closes. The history keeps as
+a single :class:`~engine.editing.kernels.Diff` when it closes. The history keeps as
 many steps as fit in ``budget_bytes`` (oldest dropped first), never a fixed
 number of steps; changed-voxel masks are stored bit-packed.
 
 Example
 -------
 >>> import numpy as np
->>> from engine.editing import paint
+>>> from engine.editing.kernels import paint
 >>> labels = np.zeros((10, 10, 10), np.uint8)
 >>> h = History()
 >>> h.begin("brush")
@@ -29,7 +29,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .editing import Diff, merge_diffs
+from .kernels import Diff, merge_diffs
 
 __all__ = ["DEFAULT_BUDGET_BYTES", "History", "Step"]
 

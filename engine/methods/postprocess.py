@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import ndimage
 
-from .params import param
+from ..core.params import param
 
 __all__ = [
     "FillHolesParams",

@@ -3,7 +3,7 @@
 :class:`LiveMetrics` holds per-label confusion counts of the edited mask
 against the ground truth. It is initialised with one pass over the volume;
 afterwards :meth:`LiveMetrics.update` adjusts the counts from a
-:class:`~engine.editing.Diff` alone -- the changed voxels' old and new values
+:class:`~engine.editing.kernels.Diff` alone -- the changed voxels' old and new values
 and the truth under them -- so the cost is proportional to the stroke, not to
 the volume. The figures always equal a full recomputation (tested over
 random edit sequences).
@@ -11,7 +11,7 @@ random edit sequences).
 Example
 -------
 >>> import numpy as np
->>> from engine.editing import paint
+>>> from engine.editing.kernels import paint
 >>> truth = np.zeros((10, 10, 10), np.uint8); truth[3:7, 3:7, 3:7] = 1
 >>> mask = np.zeros_like(truth)
 >>> live = LiveMetrics(mask, truth, labels=[1])
@@ -26,8 +26,8 @@ from collections.abc import Iterable
 
 import numpy as np
 
-from .editing import Diff
-from .metrics import Confusion, confusion
+from ..core.metrics import Confusion, confusion
+from .kernels import Diff
 
 __all__ = ["LiveMetrics"]
 

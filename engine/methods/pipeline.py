@@ -33,13 +33,14 @@ from typing import Any
 
 import numpy as np
 
-from .device import resolve_device
-from .errors import ParameterError
-from .jobs import CancelToken, check_cancel, report, scaled_progress
-from .memory import PeakMemory
-from .methods.base import SegmentationResult
-from .params import describe, validate
-from .params import replace as replace_params
+from ..core.device import resolve_device
+from ..core.errors import ParameterError
+from ..core.jobs import CancelToken, check_cancel, report, scaled_progress
+from ..core.memory import PeakMemory
+from ..core.params import describe, validate
+from ..core.params import replace as replace_params
+from ..core.steps import SegmentationResult
+from ..core.volume import LabelMap, Volume
 from .postprocess import (
     FillHolesParams,
     LargestComponentParams,
@@ -48,7 +49,6 @@ from .postprocess import (
     largest_brain_component,
     remove_small_islands,
 )
-from .volume import LabelMap, Volume
 
 __all__ = [
     "DEFAULT_PIPELINE",
@@ -96,7 +96,7 @@ class StepSpec:
 # -- step runners -------------------------------------------------------------------
 def _method_runner(method_name: str) -> Callable[[StepContext], SegmentationResult]:
     def run(ctx: StepContext) -> SegmentationResult:
-        from .methods.registry import get_method
+        from .registry import get_method
 
         spec = get_method(method_name)
         return spec.run(ctx.volume, ctx.params, device=ctx.device, mask=ctx.mask,
@@ -117,7 +117,7 @@ def _relabel(ctx: StepContext, array: np.ndarray, info: dict[str, Any],
 
 
 def _run_rd_regularize(ctx: StepContext) -> SegmentationResult:
-    from .methods.reaction_diffusion import regularize_probabilities
+    from .reaction_diffusion import regularize_probabilities
 
     prev = ctx.previous
     if prev is None or prev.probabilities is None:
@@ -129,7 +129,7 @@ def _run_rd_regularize(ctx: StepContext) -> SegmentationResult:
 
 
 def _run_ac_refine(ctx: StepContext) -> SegmentationResult:
-    from .methods.active_contour import refine_labels
+    from .active_contour import refine_labels
 
     prev = ctx.previous
     if prev is None:
@@ -159,8 +159,8 @@ def _post_runner(
 
 
 def _refine_specs() -> dict[str, StepSpec]:
-    from .methods.active_contour import ActiveContourParams
-    from .methods.reaction_diffusion import ReactionDiffusionParams
+    from .active_contour import ActiveContourParams
+    from .reaction_diffusion import ReactionDiffusionParams
 
     return {
         "rd_regularize": StepSpec(
@@ -188,7 +188,7 @@ POST_STEPS: dict[str, StepSpec] = {
 
 def _steps() -> dict[str, StepSpec]:
     """Every step type: registered methods (segment), refinements and post-processing."""
-    from .methods.registry import METHODS
+    from .registry import METHODS
 
     out = {
         name: StepSpec(name, "segment", spec.summary, spec.params_type, _method_runner(name))
@@ -272,7 +272,7 @@ _POST = (Step("largest_component"),)
 
 
 def _builtin_pipelines() -> dict[str, Pipeline]:
-    from .methods.registry import METHODS
+    from .registry import METHODS
 
     pipes = {
         "cnn": Pipeline("cnn", "the proposed network (delineo)", (Step("delineo"), *_POST)),
@@ -370,7 +370,7 @@ def run_pipeline(
     progress, cancel
         ``progress(fraction, "step 2/3 rd_regularize: ...")``; the cancel
         token is checked between and inside steps (raises
-        :class:`~engine.jobs.Cancelled`).
+        :class:`~engine.core.jobs.Cancelled`).
     """
     pipe = get_pipeline(pipeline)
     if overrides:

@@ -1,4 +1,4 @@
-"""Tables (Markdown, CSV) and figures (PNG) of :mod:`engine.benchmark`."""
+"""Tables (Markdown, CSV) and figures (PNG) of :mod:`engine.evaluation.benchmark.run`."""
 
 from __future__ import annotations
 
@@ -11,9 +11,9 @@ from typing import Any
 
 import numpy as np
 
-from .benchmark import TISSUES, BenchmarkResult, CaseSlice, SliceScore, save_png, write_text
-from .compare import display_slice
-from .volume import LabelMap
+from ...core.volume import LabelMap
+from ..compare import display_slice
+from .run import TISSUES, BenchmarkResult, CaseSlice, SliceScore, save_png, write_text
 
 CASE_COLUMNS = [
     ("method", "method", "{}"),

@@ -7,7 +7,7 @@ a random contrast, INU field, blur and Rician noise, and normalised as the
 whole volume would be at inference (see :class:`SliceSynthesizer` and
 :data:`DATA_RECIPE`).
 
-The loss is :class:`engine.losses.SegmentationLoss` (soft Dice + CE +
+The loss is :class:`engine.models.losses.SegmentationLoss` (soft Dice + CE +
 ``lambda_tv`` x TV of the probabilities). Optimisers: SGD with Nesterov
 momentum or AdamW; linear warm-up then cosine decay; bf16 autocast on CUDA.
 
@@ -36,7 +36,10 @@ import torch
 import torch.nn.functional as F  # noqa: N812 - the usual torch alias
 from torch import nn
 
-from .data.phantom import (
+from ..core.device import resolve_device
+from ..core.errors import ParameterError
+from ..core.jobs import CancelToken, check_cancel, report
+from ..data.phantom import (
     CONTRAST_MEANS,
     TissueBlock,
     add_rician_noise,
@@ -47,12 +50,9 @@ from .data.phantom import (
     toy_tissue_block,
     training_blocks,
 )
-from .device import resolve_device
-from .errors import ParameterError
-from .inference import FOREGROUND_FRACTION, Predictor, _quantile
-from .jobs import CancelToken, check_cancel, report
+from . import build_model, count_parameters
 from .losses import SegmentationLoss
-from .models import build_model, count_parameters
+from .predictor import FOREGROUND_FRACTION, Predictor, _quantile
 
 __all__ = [
     "VALIDATION_PHANTOMS",
@@ -88,7 +88,7 @@ DATA_RECIPE = {
     "inu": "Legendre polynomial field of degree <= 3 over the block, peak-to-peak U(0, 0.5) "
            "over the brain",
     "noise": "Rician, std U(0, 0.10) of the brightest tissue mean",
-    "normalisation": "the scale engine.inference.robust_normalise finds on the whole block "
+    "normalisation": "the scale engine.models.predictor.robust_normalise finds on the whole block "
                      "(estimated on 32,768 fixed random voxels rendered alike), then p=0.3 "
                      "gamma U(0.75,1.35) and gain U(0.9,1.1)",
 }
@@ -170,7 +170,7 @@ class SliceSynthesizer:
     support mask, in-plane blur or lower resolution, a smooth polynomial INU
     field defined over the whole block (peak-to-peak ``U(0, 0.5)`` over the
     brain) and Rician noise; then the *whole-volume* normalisation of
-    :func:`engine.inference.robust_normalise`, whose percentiles are computed
+    :func:`engine.models.predictor.robust_normalise`, whose percentiles are computed
     on a fixed random sample of 32,768 voxels of the block rendered with the
     same contrast, field and noise -- so a patch is scaled as the whole
     volume would be at inference.
@@ -416,7 +416,7 @@ def _save_checkpoint(path: Path, model: nn.Module, opt: torch.optim.Optimizer,
 
 def checkpoint_config(path: str | Path) -> TrainConfig:
     """The :class:`TrainConfig` a checkpoint was written with."""
-    from .inference import load_weights
+    from .predictor import load_weights
 
     _, meta = load_weights(path)
     data = json.loads(meta["config"])
@@ -426,7 +426,7 @@ def checkpoint_config(path: str | Path) -> TrainConfig:
 
 def checkpoint_runs(path: str | Path) -> list[dict[str, Any]]:
     """The runs (command, first and last step) that produced a checkpoint, oldest first."""
-    from .inference import load_weights
+    from .predictor import load_weights
 
     _, meta = load_weights(path)
     return json.loads(meta.get("runs", "[]"))
@@ -440,7 +440,7 @@ RESUMABLE_CHANGES = ("device", "threads")
 def load_checkpoint(path: str | Path, model: nn.Module, opt: torch.optim.Optimizer,
                     gen: torch.Generator) -> tuple[int, list[dict[str, Any]]]:
     """Restore a checkpoint written by :func:`train`; returns ``(step, history)``."""
-    from .inference import load_weights
+    from .predictor import load_weights
 
     tensors, meta = load_weights(path)
     model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
@@ -460,7 +460,7 @@ def load_checkpoint(path: str | Path, model: nn.Module, opt: torch.optim.Optimiz
 # ---------------------------------------------------------------------------
 def _validation_set(data: str) -> list[tuple[str, np.ndarray, np.ndarray, np.ndarray]]:
     """(name, image, truth, voxels-counted mask) -- the held-out slab is never counted."""
-    from .data.mni import HELD_OUT_SLAB
+    from ..data.mni import HELD_OUT_SLAB
 
     out = []
     if data == "toy":
@@ -478,7 +478,7 @@ def _validation_set(data: str) -> list[tuple[str, np.ndarray, np.ndarray, np.nda
 
 def _validate(model: nn.Module, config: TrainConfig, device: torch.device,
               val_set: list[tuple[str, np.ndarray, np.ndarray, np.ndarray]]) -> dict[str, Any]:
-    from .metrics import confusion
+    from ..core.metrics import confusion
 
     model.eval()
     pred = Predictor(model, context=config.context, device=device, batch_size=32,
@@ -508,7 +508,7 @@ def _software() -> dict[str, str]:
     import numpy
     import safetensors
 
-    from . import __version__
+    from .. import __version__
 
     return {"python": platform.python_version(), "torch": torch.__version__,
             "numpy": numpy.__version__, "safetensors": safetensors.__version__,
@@ -628,7 +628,7 @@ def train(
         "parameters": count_parameters(model),
         "input": {"context": config.context, "channels": 2 * config.context + 1,
                   "plane": "axial", "spacing_mm": 1.0,
-                  "normalisation": "engine.inference.robust_normalise"},
+                  "normalisation": "engine.models.predictor.robust_normalise"},
         "labels": {"0": "background", "1": "CSF", "2": "gray matter", "3": "white matter"},
         "training": {
             "command": command,

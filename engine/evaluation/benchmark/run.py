@@ -34,13 +34,13 @@ from typing import Any
 
 import numpy as np
 
-from .compare import display_slice
-from .errors import ParameterError
-from .io.atomic import atomic_path, atomic_write_bytes
-from .jobs import CancelToken, check_cancel, report, scaled_progress
-from .memory import PeakMemory
-from .metrics import confusion, hausdorff95
-from .volume import BRAIN_TISSUE_LABELS, LabelMap, Volume
+from ...core.errors import ParameterError
+from ...core.jobs import CancelToken, check_cancel, report, scaled_progress
+from ...core.memory import PeakMemory
+from ...core.metrics import confusion, hausdorff95
+from ...core.volume import BRAIN_TISSUE_LABELS, LabelMap, Volume
+from ...io.atomic import atomic_path, atomic_write_bytes
+from ..compare import display_slice
 
 __all__ = [
     "BenchmarkConfig",
@@ -136,7 +136,7 @@ def _pad_to(array: np.ndarray, size: int) -> tuple[np.ndarray, tuple[int, int]]:
 
 def make_slice(k: int, contrast: str, noise: float, inu: float, seed: int) -> CaseSlice:
     """A 256 × 256 axial phantom slice at template index *k*."""
-    from .data.phantom import TissueBlock, mni_tissue_block, synthesize_phantom
+    from ...data.phantom import TissueBlock, mni_tissue_block, synthesize_phantom
 
     full = mni_tissue_block()
     block = TissueBlock(full.maps[..., k:k + 1], full.labels[..., k:k + 1],
@@ -176,7 +176,7 @@ Runner = Callable[[CaseSlice | Volume, np.ndarray, str, str, Mapping[str, Any]],
 
 
 def _pipeline_runner(name: str) -> Runner:
-    from .pipeline import get_pipeline, run_pipeline
+    from ...methods.pipeline import get_pipeline, run_pipeline
 
     pipe = get_pipeline(name)
 
@@ -256,7 +256,7 @@ def reference_methods() -> dict[str, Runner]:
 
 
 def available_methods() -> dict[str, Runner]:
-    from .pipeline import PIPELINES
+    from ...methods.pipeline import PIPELINES
 
     out: dict[str, Runner] = {name: _pipeline_runner(name) for name in PIPELINES}
     out.update(reference_methods())
@@ -322,8 +322,8 @@ def run_benchmark(
     cancel: CancelToken | None = None,
 ) -> BenchmarkResult:
     """Run the case study, sweeps, robustness grid and figure; write tables and PNGs."""
-    from . import benchmark_report as rep
-    from .device import resolve_device
+    from ...core.device import resolve_device
+    from . import report as rep
 
     config = config or BenchmarkConfig()
     device = str(resolve_device(config.device))
@@ -353,7 +353,7 @@ def run_benchmark(
             scores.append(SliceScore(name, i, s["dice"], s["sensitivity"], s["specificity"],
                                      s["accuracy"], s["hd95"], seconds, peak))
             if i == 0:
-                from .io import save
+                from ...io import save
 
                 save(case.truth.with_array(pred.astype(np.uint8)),
                      out / "predictions" / f"{name}_slice0.nii.gz")
@@ -430,7 +430,7 @@ def _volume_runtimes(names: Sequence[str], runners: Mapping[str, Runner], device
                      progress: Callable[[float, str], None] | None,
                      cancel: CancelToken | None) -> dict[str, float]:
     """Seconds per full 197 × 233 × 189 T1 phantom (3 % noise, 20 % INU) per method."""
-    from .data.phantom import synthesize_phantom
+    from ...data.phantom import synthesize_phantom
 
     image, truth = synthesize_phantom("t1", noise=0.03, inu=0.2, seed=7)
     case = CaseSlice(image, truth, "t1", 0.03, 0.2, -1, 7)
