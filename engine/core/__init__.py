@@ -1,0 +1,17 @@
+"""The foundation every other part of the engine stands on.
+
+* :mod:`~engine.core.volume` -- ``Volume`` / ``LabelMap`` / ``LabelTable`` in
+  canonical RAS+;
+* :mod:`~engine.core.errors` -- typed, one-line errors;
+* :mod:`~engine.core.params` -- parameter dataclasses with units and ranges;
+* :mod:`~engine.core.jobs` -- progress callbacks and cancel tokens;
+* :mod:`~engine.core.device`, :mod:`~engine.core.memory` -- torch device
+  choice and peak-memory sampling;
+* :mod:`~engine.core.steps` -- the contract of a segmentation step
+  (``MethodSpec``, ``SegmentationResult``), below both the classical methods
+  and the networks;
+* :mod:`~engine.core.metrics` -- overlap and distance metrics (pure
+  functions), used by editing, training and evaluation alike.
+
+Nothing here imports another part of Delineo.
+"""

@@ -1,0 +1,1 @@
+"""The evaluation report: :mod:`.run` computes, :mod:`.report` writes tables and figures."""
