@@ -1,4 +1,5 @@
-"""Segmentation methods: classical PDE methods, baselines, and the method registry.
+"""Segmentation methods and how they compose: classical PDE methods, baselines,
+the network as a method, the method registry, pipelines and post-processing.
 
 Every method is ``run(volume, params, *, device, mask, progress, cancel) ->
 SegmentationResult`` with a frozen parameter dataclass (see
@@ -14,7 +15,12 @@ code (CPU or CUDA, 2-D or 3-D):
 * :mod:`~engine.methods.baselines` -- multi-Otsu and Gaussian mixture + MRF;
 * :mod:`~engine.methods.masks` -- the rough brain mask used when none is given;
 * :mod:`~engine.methods.numerics` -- the Neumann stencil, 1-D k-means and the
-  brain-crop helpers the methods share.
+  brain-crop helpers the methods share;
+* :mod:`~engine.methods.cnn` -- the shipped networks (``engine.models``) as
+  methods;
+* :mod:`~engine.methods.registry` -- name -> :class:`~engine.core.steps.MethodSpec`;
+* :mod:`~engine.methods.pipeline` -- named pipelines: method -> refinement ->
+  post-processing (:mod:`~engine.methods.postprocess`).
 
 Example
 -------
