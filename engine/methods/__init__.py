@@ -29,42 +29,53 @@ Example
 15
 """
 
-from ..core.steps import MethodSpec, RunMethod, SegmentationResult
-from .active_contour import ActiveContourParams, active_contour, refine_labels, run_active_contour
-from .baselines import GMMParams, OtsuParams, run_gmm, run_otsu
-from .energy import EnergyParams, run_energy
-from .masks import bounding_box, resolve_mask, rough_brain_mask
-from .reaction_diffusion import (
-    ReactionDiffusionParams,
-    RegularizedProbabilities,
-    regularize_probabilities,
-    run_reaction_diffusion,
-)
-from .registry import METHODS, get_method, method_names, register
+from __future__ import annotations
 
-__all__ = [
-    "METHODS",
-    "ActiveContourParams",
-    "EnergyParams",
-    "GMMParams",
-    "MethodSpec",
-    "OtsuParams",
-    "ReactionDiffusionParams",
-    "RegularizedProbabilities",
-    "RunMethod",
-    "SegmentationResult",
-    "active_contour",
-    "bounding_box",
-    "get_method",
-    "method_names",
-    "refine_labels",
-    "register",
-    "regularize_probabilities",
-    "resolve_mask",
-    "rough_brain_mask",
-    "run_active_contour",
-    "run_energy",
-    "run_gmm",
-    "run_otsu",
-    "run_reaction_diffusion",
-]
+import importlib
+from typing import Any
+
+#: public name -> the module (relative to this package) that defines it. Loaded on
+#: first use, so that importing one light module (``masks``, ``postprocess``) does
+#: not import every method and the networks with it.
+_EXPORTS = {
+    "MethodSpec": "..core.steps",
+    "RunMethod": "..core.steps",
+    "SegmentationResult": "..core.steps",
+    "ActiveContourParams": ".active_contour",
+    "active_contour": ".active_contour",
+    "refine_labels": ".active_contour",
+    "run_active_contour": ".active_contour",
+    "GMMParams": ".baselines",
+    "OtsuParams": ".baselines",
+    "run_gmm": ".baselines",
+    "run_otsu": ".baselines",
+    "EnergyParams": ".energy",
+    "run_energy": ".energy",
+    "bounding_box": ".masks",
+    "resolve_mask": ".masks",
+    "rough_brain_mask": ".masks",
+    "ReactionDiffusionParams": ".reaction_diffusion",
+    "RegularizedProbabilities": ".reaction_diffusion",
+    "regularize_probabilities": ".reaction_diffusion",
+    "run_reaction_diffusion": ".reaction_diffusion",
+    "METHODS": ".registry",
+    "get_method": ".registry",
+    "method_names": ".registry",
+    "register": ".registry",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    try:
+        module = _EXPORTS[name]
+    except KeyError:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}") from None
+    value = getattr(importlib.import_module(module, __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_EXPORTS})
