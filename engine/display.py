@@ -7,7 +7,9 @@ toolkit so that it can be tested (and reused by scripts that render figures).
   and the orientation letters on its edges, for the radiological or the
   neurological convention.
 * :func:`extract_slice` -- the 2-D slice of a canonical RAS+ array, as rows
-  (screen y) by columns (screen x).
+  (screen y) by columns (screen x); :func:`image_slice` -- the same slice as
+  the pixels of a picture (row 0 at the top, left-right as on screen), for
+  figures written by Delineo (comparison montage, benchmark figure).
 * :func:`auto_window`, :func:`percentile_window`, :data:`CT_PRESETS` --
   display windows; intensities themselves are never rescaled.
 * :func:`label_lut`, :func:`label_rgba`, :func:`label_outline` -- RGBA
@@ -51,6 +53,7 @@ __all__ = [
     "drag_window",
     "extract_slice",
     "histogram",
+    "image_slice",
     "label_lut",
     "label_outline",
     "label_rgba",
@@ -154,6 +157,28 @@ def extract_slice(array: np.ndarray, geometry: PlaneGeometry, index: int) -> np.
     key[geometry.normal_axis] = int(index)
     # The remaining axes keep their order (x_axis < y_axis in every plane): transpose to (y, x).
     return array[tuple(key)].T
+
+
+def image_slice(
+    array: np.ndarray, plane: str, index: int, *, convention: str = "radiological"
+) -> np.ndarray:
+    """The slice *index* of a 3-D RAS+ *array* as a picture: row 0 at the top.
+
+    The slice of :func:`extract_slice`, with its rows reversed (screen y up
+    becomes image row 0 at the top, as ``matplotlib.pyplot.imshow`` and PNG
+    files expect) and its columns reversed where the plane's screen x runs
+    against the array axis. Axial, radiological: anterior up, the patient's
+    right on the left. The result is a view, not a copy.
+
+    Example
+    -------
+    >>> a = np.zeros((3, 4, 2)); a[0, 3, 1] = 1  # the patient's left, most anterior
+    >>> np.argwhere(image_slice(a, "axial", 1)).tolist()  # top row, right edge
+    [[0, 2]]
+    """
+    geometry = plane_geometry(plane, convention)
+    sl = extract_slice(array, geometry, index)
+    return sl[::-1, ::-1] if geometry.flip_x else sl[::-1, :]
 
 
 # ---------------------------------------------------------------------------

@@ -12,6 +12,11 @@ voxels with at least one 6-neighbour outside the mask. Conventions for empty
 masks: both empty → distance 0; exactly one empty → ``inf``. Dice/IoU with
 both masks empty are 1 (perfect agreement on absence).
 
+Means over labels, slices or cases go through one helper, :func:`finite_mean`:
+it averages the finite values and says how many it left out, so that one
+missed tissue (``inf`` HD95) neither turns a whole mean into ``inf`` nor
+silently flatters a method. Tables show that count next to the mean.
+
 Example
 -------
 >>> import numpy as np
@@ -31,10 +36,12 @@ from scipy import ndimage
 
 __all__ = [
     "Confusion",
+    "MeanSummary",
     "assd",
     "confusion",
     "dice",
     "evaluate_labels",
+    "finite_mean",
     "hausdorff95",
     "surface_distances",
     "surface_metrics",
@@ -118,6 +125,55 @@ def confusion(pred: np.ndarray, truth: np.ndarray, labels: Iterable[int]) -> dic
         fn = int(joint[v, :].sum() - tp)
         out[v] = Confusion(tp=tp, fp=fp, fn=fn, tn=n - tp - fp - fn)
     return out
+
+
+@dataclass(frozen=True)
+class MeanSummary:
+    """The mean of the finite values of a set, with how many were used.
+
+    Attributes
+    ----------
+    mean : float
+        Mean of the finite values; NaN when there is none.
+    used : int
+        How many values were finite (and averaged).
+    total : int
+        How many values there were.
+    """
+
+    mean: float
+    used: int
+    total: int
+
+    @property
+    def misses(self) -> int:
+        """How many values were left out because they were not finite (NaN or ±inf)."""
+        return self.total - self.used
+
+    def __float__(self) -> float:
+        return self.mean
+
+
+def finite_mean(values: Iterable[float]) -> MeanSummary:
+    """Mean of the finite *values*, with the count used and the total.
+
+    A missed structure gives an infinite surface distance and an empty truth an
+    undefined relative volume; averaging them would make the whole mean
+    ``inf`` or NaN, dropping them quietly would flatter the method. This
+    returns both the mean of what is finite and the number left out, which
+    every Delineo table reports beside the mean.
+
+    Example
+    -------
+    >>> finite_mean([2.0, float("inf"), 4.0])
+    MeanSummary(mean=3.0, used=2, total=3)
+    >>> finite_mean([]).misses, finite_mean([float("nan")]).used
+    (0, 0)
+    """
+    array = np.asarray([float(v) for v in values], dtype=np.float64)
+    finite = array[np.isfinite(array)]
+    mean = float(finite.mean()) if finite.size else float("nan")
+    return MeanSummary(mean, int(finite.size), int(array.size))
 
 
 def dice(pred: np.ndarray, truth: np.ndarray, label: int = 1) -> float:

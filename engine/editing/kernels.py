@@ -8,6 +8,12 @@ crash journal (:mod:`engine.editing.journal`) and the display (only the box is
 redrawn). Costs follow the size of the edit, not of the volume, except for
 3-D flood fill and component clean-up, which must look at the whole label.
 
+The component clean-up kernels (:func:`remove_small_islands`,
+:func:`keep_largest_component`) are thin wrappers that turn the array-level
+primitives of :mod:`engine.methods.postprocess` into diffs; components are
+face-connected (6-connectivity), as in the post-processing steps and the
+default flood fill.
+
 Paint modes decide which voxels a brush may change:
 
 * ``"all"`` -- paint over everything;
@@ -27,11 +33,15 @@ True
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 from scipy import ndimage
+
+from ..core.errors import ParameterError
+from ..methods.postprocess import largest_component, small_components
 
 __all__ = [
     "PAINT_MODES",
@@ -290,10 +300,28 @@ def flood_fill(
     ``connectivity=1``) that hold the seed's label and, with *tolerance*,
     whose intensity is within ``tolerance`` of the seed's intensity.
     ``plane_axis`` restricts the fill to the slice through the seed.
+
+    Raises
+    ------
+    ParameterError
+        If the seed is outside the volume, or is not itself part of the
+        region to fill: a negative or NaN *tolerance*, or a NaN intensity at
+        the seed. (Without this check the fill would take everything *but*
+        the seed's region.)
     """
     seed = tuple(int(s) for s in seed)
-    if any(not 0 <= s < n for s, n in zip(seed, labels.shape, strict=True)):
-        raise ValueError(f"seed {seed} outside the volume {labels.shape}")
+    if len(seed) != labels.ndim or any(
+            not 0 <= s < n for s, n in zip(seed, labels.shape, strict=True)):
+        raise ParameterError(f"fill seed {seed} is outside the volume {labels.shape}")
+    if tolerance is not None:
+        if image is None:
+            raise ValueError("an intensity tolerance needs the intensity image")
+        if image.shape != labels.shape:
+            raise ValueError(f"image shape {image.shape} differs from {labels.shape}")
+        if not float(tolerance) >= 0:  # also refuses NaN
+            raise ParameterError(f"fill tolerance must be 0 or more, not {tolerance}")
+        if math.isnan(float(image[seed])):
+            raise ParameterError(f"the image has no intensity (NaN) at the fill seed {seed}")
     if plane_axis is None:
         box: Box = ((0, labels.shape[0]), (0, labels.shape[1]), (0, labels.shape[2]))
     else:
@@ -305,10 +333,10 @@ def flood_fill(
     local_seed = tuple(s - b[0] for s, b in zip(seed, box, strict=True))
     candidate = region == region[local_seed]
     if tolerance is not None:
-        if image is None:
-            raise ValueError("an intensity tolerance needs the intensity image")
         sub = image[sl].astype(np.float32)
         candidate &= np.abs(sub - float(sub[local_seed])) <= tolerance
+    if not candidate[local_seed]:  # whatever the reason: never fill the complement
+        raise ParameterError(f"the fill seed {seed} is not part of the region to fill")
     structure = ndimage.generate_binary_structure(3, connectivity)
     if plane_axis is not None:
         keep = [slice(None)] * 3
@@ -322,34 +350,31 @@ def flood_fill(
     return _diff_from_selection(labels, box, select, value)
 
 
-def _components(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    comp, n = ndimage.label(mask, structure=ndimage.generate_binary_structure(3, 1))
-    sizes = np.bincount(comp.ravel(), minlength=n + 1)
-    sizes[0] = 0
-    return comp, sizes
-
-
 def _full_box(shape: Sequence[int]) -> Box:
     return tuple((0, int(n)) for n in shape)  # type: ignore[return-value]
 
 
 def remove_small_islands(labels: np.ndarray, value: int, *, min_voxels: int) -> Diff | None:
-    """Set to 0 every 6-connected component of *value* smaller than *min_voxels*."""
-    comp, sizes = _components(labels == value)
-    small = (sizes > 0) & (sizes < min_voxels)
+    """Set to 0 every face-connected component of *value* smaller than *min_voxels*.
+
+    The components are those of :func:`engine.methods.postprocess.small_components`.
+    """
+    small = small_components(labels == value, min_voxels)
     if not small.any():
         return None
-    return _diff_from_selection(labels, _full_box(labels.shape), small[comp], 0)
+    return _diff_from_selection(labels, _full_box(labels.shape), small, 0)
 
 
 def keep_largest_component(labels: np.ndarray, value: int) -> Diff | None:
-    """Keep only the largest 6-connected component of *value*; the rest becomes 0."""
-    comp, sizes = _components(labels == value)
-    if np.count_nonzero(sizes) <= 1:
+    """Keep only the largest face-connected component of *value*; the rest becomes 0.
+
+    The component is that of :func:`engine.methods.postprocess.largest_component`.
+    """
+    mask = labels == value
+    drop = mask & ~largest_component(mask)
+    if not drop.any():
         return None
-    drop = sizes > 0
-    drop[int(np.argmax(sizes))] = False
-    return _diff_from_selection(labels, _full_box(labels.shape), drop[comp], 0)
+    return _diff_from_selection(labels, _full_box(labels.shape), drop, 0)
 
 
 def replace_all(labels: np.ndarray, new_labels: np.ndarray) -> Diff | None:

@@ -3,9 +3,16 @@
 :func:`comparison_rows` evaluates several label maps against one ground truth
 (per label and the mean over labels: Dice, IoU, sensitivity, specificity,
 accuracy, HD95, ASSD, volume difference) and carries each method's runtime
-and peak memory. :func:`write_csv` and :func:`to_markdown` export the table;
-:func:`montage` draws one slice per plane for every method next to the
-ground truth (the seed paper's Figure 2, measured).
+and peak memory. :func:`write_csv` and :func:`to_markdown` export the table
+(through :mod:`engine.evaluation.tables`); :func:`montage` draws one slice per
+plane for every method next to the ground truth (the seed paper's Figure 2,
+measured).
+
+The ``mean`` row averages the finite per-label values
+(:func:`engine.core.metrics.finite_mean`). A label a method missed entirely
+has an infinite HD95 and ASSD; it is left out of those means and named in the
+row's ``misses`` column (``HD95 (mm) 1/3``: one of three labels left out), so the
+mean neither becomes ``inf`` nor hides the miss.
 
 Example
 -------
@@ -13,30 +20,28 @@ Example
 >>> from engine.core.volume import LabelMap
 >>> truth = LabelMap(np.zeros((8, 8, 8), np.uint8), np.eye(4)); truth.array[2:6, 2:6, 2:6] = 1
 >>> rows = comparison_rows({"copy": truth}, truth, labels=[1])
->>> rows[0]["dice"], rows[0]["label"]
-(1.0, 'CSF')
+>>> rows[0]["dice"], rows[0]["label"], rows[1]["misses"]
+(1.0, 'CSF', '')
 """
 
 from __future__ import annotations
 
-import csv
-import io
-import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from ..core.metrics import evaluate_labels
+from ..core.metrics import evaluate_labels, finite_mean
 from ..core.volume import LabelMap, Volume
-from ..io.atomic import atomic_path, atomic_write_bytes
+from ..display import image_slice, plane_geometry
+from ..io.atomic import atomic_path
+from . import tables
 
 __all__ = [
     "COLUMNS",
     "MethodRun",
     "comparison_rows",
-    "display_slice",
     "montage",
     "to_markdown",
     "write_csv",
@@ -57,7 +62,11 @@ COLUMNS: list[tuple[str, str, str]] = [
     ("volume_diff_pct", "ΔV (%)", "{:+.1f}"),
     ("runtime_s", "runtime (s)", "{:.2f}"),
     ("peak_memory_mb", "peak memory (MB)", "{:.0f}"),
+    ("misses", "misses", "{}"),
 ]
+
+#: Keys that are not metrics averaged over labels.
+_NOT_AVERAGED = {"method", "label", "value", "runtime_s", "peak_memory_mb", "misses"}
 
 
 class MethodRun:
@@ -94,63 +103,42 @@ def comparison_rows(
         for value, metrics in per_label.items():
             rows.append({"method": name, "label": truth.labels.name(value), "value": value,
                          **metrics, **extra})
-        keys = next(iter(per_label.values())).keys()
-        mean = {k: float(np.mean([m[k] for m in per_label.values()])) for k in keys}
-        rows.append({"method": name, "label": "mean", "value": -1, **mean, **extra})
+        rows.append({"method": name, "label": "mean", "value": -1,
+                     **_mean_row(per_label.values()), **extra})
     return rows
 
 
-def _fmt(value: Any, pattern: str) -> str:
-    if isinstance(value, float) and (math.isnan(value) or math.isinf(value)):
-        return "—" if math.isnan(value) else "∞"
-    if isinstance(value, str) and pattern != "{}":
-        return value or "—"  # a metric that was not computed (e.g. surface=False)
-    return pattern.format(value)
+def _mean_row(per_label: Iterable[Mapping[str, float]]) -> dict[str, Any]:
+    """Finite means over labels, and the ``misses`` text naming what was left out."""
+    per_label = list(per_label)
+    headers = {key: header for key, header, _ in COLUMNS}
+    out: dict[str, Any] = {}
+    misses = []
+    for key in per_label[0] if per_label else ():
+        if key in _NOT_AVERAGED:
+            continue
+        summary = finite_mean(m[key] for m in per_label)
+        out[key] = summary.mean
+        if summary.misses:
+            misses.append(f"{headers.get(key, key)} {summary.misses}/{summary.total}")
+    out["misses"] = ", ".join(misses)
+    return out
 
 
 def to_markdown(rows: Sequence[Mapping[str, Any]], *, columns: Sequence[str] | None = None) -> str:
     """A Markdown table of *rows* (all :data:`COLUMNS` unless *columns* is given)."""
-    cols = [c for c in COLUMNS if columns is None or c[0] in columns]
-    lines = ["| " + " | ".join(h for _, h, _ in cols) + " |",
-             "|" + "|".join("---" if k in ("method", "label") else "---:" for k, _, _ in cols)
-             + "|"]
-    for row in rows:
-        lines.append("| " + " | ".join(_fmt(row.get(k, ""), f) for k, _, f in cols) + " |")
-    return "\n".join(lines) + "\n"
+    return tables.markdown_table(rows, [c for c in COLUMNS if columns is None or c[0] in columns])
 
 
 def write_csv(rows: Sequence[Mapping[str, Any]], path: str | Path) -> Path:
-    """Write *rows* as CSV (full precision), atomically."""
-    buf = io.StringIO()
-    writer = csv.writer(buf)
-    keys = [k for k, _, _ in COLUMNS]
-    writer.writerow(keys)
-    for row in rows:
-        writer.writerow([row.get(k, "") for k in keys])
-    atomic_write_bytes(path, buf.getvalue().encode())
-    return Path(path)
-
-
-def display_slice(array: np.ndarray, plane: str, index: int) -> np.ndarray:
-    """A 2-D slice of a RAS+ array oriented for display in radiological convention.
-
-    Axial: anterior up, patient right on the left. Coronal: superior up,
-    patient right on the left. Sagittal: superior up, anterior on the left.
-    """
-    if plane == "axial":
-        sl = array[:, :, index]        # (x: R+, y: A+)
-    elif plane == "coronal":
-        sl = array[:, index, :]        # (x: R+, z: S+)
-    elif plane == "sagittal":
-        sl = array[index, :, :]        # (y: A+, z: S+)
-    else:
-        raise ValueError(f"plane must be axial, coronal or sagittal, not {plane!r}")
-    return sl.T[::-1, ::-1]
+    """Write *rows* as CSV with the keys of :data:`COLUMNS` (full precision), atomically."""
+    return tables.write_csv(rows, path, columns=[k for k, _, _ in COLUMNS])
 
 
 def _aspect(spacing: Sequence[float], plane: str) -> float:
-    col, row = {"axial": (0, 1), "coronal": (0, 2), "sagittal": (1, 2)}[plane]
-    return float(spacing[row] / spacing[col])
+    """Height / width of one pixel of *plane* on screen."""
+    geometry = plane_geometry(plane)
+    return float(spacing[geometry.y_axis] / spacing[geometry.x_axis])
 
 
 def _default_slices(truth: LabelMap) -> dict[str, int]:
@@ -195,14 +183,14 @@ def montage(
                              figsize=(2.3 * len(columns), 2.4 * len(planes)), squeeze=False,
                              facecolor="black")
     for r, plane in enumerate(planes):
-        image = display_slice(data, plane, slices[plane])
+        image = image_slice(data, plane, slices[plane])
         aspect = _aspect(volume.spacing, plane)
         for c, (title, lm) in enumerate(columns):
             ax = axes[r][c]
             ax.imshow(image, cmap="gray", vmin=lo, vmax=hi, aspect=aspect,
                       interpolation="nearest")
             if lm is not None:
-                ax.imshow(lut[display_slice(lm.array, plane, slices[plane])], aspect=aspect,
+                ax.imshow(lut[image_slice(lm.array, plane, slices[plane])], aspect=aspect,
                           interpolation="nearest")
             ax.set_xticks([])
             ax.set_yticks([])

@@ -3,6 +3,19 @@
 Each function takes a label array and returns a new one (the input is not
 modified); parameter dataclasses make them pipeline steps like any method.
 
+The connected-component primitives -- :func:`connected_components`,
+:func:`largest_component`, :func:`small_components` -- are the one
+implementation Delineo has: the editor's clean-up kernels
+(:mod:`engine.editing.kernels`) wrap them to produce undoable diffs.
+
+**Connectivity.** Components are face-connected (6-connectivity in 3-D):
+two voxels touching only along an edge or at a corner belong to different
+components. This is the connectivity of the editor's flood fill, of the
+surface definition of :mod:`engine.core.metrics`, and the default of the
+"islands" tools of common segmentation editors; it never merges two pieces
+that a slice-by-slice reader would see as separate, so a diagonal bridge of
+single voxels does not save an island from clean-up.
+
 Example
 -------
 >>> import numpy as np
@@ -22,15 +35,21 @@ from scipy import ndimage
 from ..core.params import param
 
 __all__ = [
+    "FACE_CONNECTIVITY",
     "FillHolesParams",
     "LargestComponentParams",
     "SmallIslandsParams",
+    "connected_components",
     "fill_holes",
     "largest_brain_component",
+    "largest_component",
     "remove_small_islands",
+    "small_components",
 ]
 
-_FACES = ndimage.generate_binary_structure(3, 1)
+#: Structuring element of every connected-component computation: face neighbours.
+FACE_CONNECTIVITY = ndimage.generate_binary_structure(3, 1)
+FACE_CONNECTIVITY.setflags(write=False)
 
 
 @dataclass(frozen=True)
@@ -53,19 +72,47 @@ class FillHolesParams:
     )
 
 
-def largest_brain_component(labels: np.ndarray) -> np.ndarray:
-    """Zero every foreground voxel outside the largest 6-connected brain component."""
-    brain = labels > 0
-    comp, n = ndimage.label(brain, structure=_FACES)
-    if n <= 1:
-        return labels.copy()
-    sizes = np.bincount(comp.ravel())
+def connected_components(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Face-connected components of a 3-D boolean *mask*.
+
+    Returns
+    -------
+    components : ndarray of int
+        0 outside the mask, ``1..n`` for the components.
+    sizes : ndarray of int, shape (n + 1,)
+        Voxel count of each component; ``sizes[0]`` is 0.
+    """
+    comp, n = ndimage.label(np.asarray(mask, bool), structure=FACE_CONNECTIVITY)
+    sizes = np.bincount(comp.ravel(), minlength=n + 1)
     sizes[0] = 0
-    return np.where(comp == int(np.argmax(sizes)), labels, 0).astype(labels.dtype)
+    return comp, sizes
+
+
+def largest_component(mask: np.ndarray) -> np.ndarray:
+    """The largest face-connected component of *mask* (all False if *mask* is empty).
+
+    Of equally large components, the first in C order wins.
+    """
+    comp, sizes = connected_components(mask)
+    if sizes.size <= 1:
+        return np.zeros(comp.shape, bool)
+    return comp == int(np.argmax(sizes))
+
+
+def small_components(mask: np.ndarray, min_voxels: float) -> np.ndarray:
+    """The voxels of *mask* whose face-connected component has fewer than *min_voxels*."""
+    comp, sizes = connected_components(mask)
+    small = (sizes > 0) & (sizes < min_voxels)
+    return small[comp]
+
+
+def largest_brain_component(labels: np.ndarray) -> np.ndarray:
+    """Zero every foreground voxel outside the largest face-connected brain component."""
+    return np.where(largest_component(labels > 0), labels, 0).astype(labels.dtype)
 
 
 def _majority_neighbour(labels: np.ndarray, region: np.ndarray, exclude: int) -> int:
-    ring = ndimage.binary_dilation(region, structure=_FACES) & ~region
+    ring = ndimage.binary_dilation(region, structure=FACE_CONNECTIVITY) & ~region
     values = labels[ring]
     values = values[values != exclude]
     if values.size == 0:
@@ -80,10 +127,7 @@ def remove_small_islands(
     out = labels.copy()
     min_voxels = min_size_mm3 / float(np.prod(spacing))
     for value in [int(v) for v in np.unique(labels) if v != 0]:
-        comp, n = ndimage.label(labels == value, structure=_FACES)
-        if n == 0:
-            continue
-        sizes = np.bincount(comp.ravel())
+        comp, sizes = connected_components(labels == value)
         objects = ndimage.find_objects(comp)
         for index in np.nonzero(sizes[1:] < min_voxels)[0] + 1:
             box = tuple(slice(max(0, s.start - 1), s.stop + 1) for s in objects[index - 1])
@@ -101,9 +145,8 @@ def fill_holes(
     if not holes.any():
         return labels.copy()
     out = labels.copy()
-    comp, _ = ndimage.label(holes, structure=_FACES)
+    comp, sizes = connected_components(holes)
     max_voxels = max_hole_mm3 / float(np.prod(spacing))
-    sizes = np.bincount(comp.ravel())
     for index, box in enumerate(ndimage.find_objects(comp), start=1):
         if box is None or sizes[index] > max_voxels:
             continue

@@ -13,12 +13,17 @@ import sys
 import numpy as np
 import pytest
 
+from engine.core.jobs import Cancelled, CancelToken
+from engine.evaluation.benchmark import run as benchmark_run
+from engine.evaluation.benchmark.records import SliceScore
+from engine.evaluation.benchmark.report import CASE_COLUMNS, case_rows
 from engine.evaluation.benchmark.run import (
     BenchmarkConfig,
     _pad_to,
     case_study_slices,
     run_benchmark,
 )
+from engine.evaluation.tables import markdown_table
 
 pytestmark = pytest.mark.slow
 
@@ -56,12 +61,15 @@ def test_case_study_table_structure_and_finite_figures(quick):
                     "specificity", "hd95_mm", "seconds_per_slice", "peak_memory_mb"):
             value = float(row[key])
             assert math.isfinite(value), (row["method"], key)
+        assert 0 <= int(row["hd95_misses"]) <= 3 * BenchmarkConfig.quick().n_slices
         for key in ("dice_csf", "dice_gm", "dice_wm", "accuracy"):
             assert 0.0 <= float(row[key]) <= 1.0
         mean = np.mean([float(row[k]) for k in ("dice_csf", "dice_gm", "dice_wm")])
         assert float(row["dice_mean"]) == pytest.approx(mean)
     report = (out / "report.md").read_text()
     assert "| method | Dice CSF |" in report
+    assert "| HD95 (mm) | HD95 misses |" in report
+    assert f"over the {3 * BenchmarkConfig.quick().n_slices} slice-tissue pairs" in report
     # Every method beats chance clearly on these phantoms.
     assert min(float(r["dice_mean"]) for r in rows) > 0.5
 
@@ -139,3 +147,73 @@ def test_an_unstable_sweep_value_is_reported_as_rejected(quick):
     good = rows[("eta", 0.03)]
     assert good["note"] == "" and 0.5 < float(good["mean_dice"]) <= 1.0
 
+
+
+def _score(method, index, hd95, dice=0.8):
+    tissues = (1, 2, 3)
+    return SliceScore(method, index, {v: dice for v in tissues}, {v: 0.9 for v in tissues},
+                      {v: 0.99 for v in tissues}, 0.95, dict(zip(tissues, hd95, strict=True)),
+                      0.1, 2**20)
+
+
+def test_case_table_hd95_is_the_finite_mean_with_its_misses():
+    inf = float("inf")
+    per_method = {
+        "misses_wm": [_score("misses_wm", 0, (2.0, 4.0, inf)),
+                      _score("misses_wm", 1, (3.0, 5.0, 6.0))],
+        "clean": [_score("clean", 0, (2.0, 2.0, 2.0), 0.9),
+                  _score("clean", 1, (4.0, 4.0, 4.0), 0.9)],
+    }
+    rows = {r["method"]: r for r in case_rows(per_method, {})}
+    # one miss out of six pairs: the mean of the five finite values, and the count beside it
+    assert rows["misses_wm"]["hd95_mm"] == pytest.approx((2 + 4 + 3 + 5 + 6) / 5)
+    assert rows["misses_wm"]["hd95_misses"] == 1
+    assert rows["clean"]["hd95_mm"] == pytest.approx(3.0) and rows["clean"]["hd95_misses"] == 0
+    table = markdown_table(list(rows.values()), CASE_COLUMNS)
+    assert "| misses_wm | 0.800 |" in table and "| 4.00 | 1 |" in table and "| 3.00 | 0 |" in table
+
+
+def _tiny(**kw):
+    return BenchmarkConfig(n_slices=1, methods=("otsu",), sweep_slices=1, sweeps={},
+                           grid_noise=(0.0,), grid_inu=(0.0,), grid_slices=1,
+                           volume_runtime=False, device="cpu", **kw)
+
+
+def test_a_cancelled_run_creates_no_output_folder(tmp_path):
+    token = CancelToken()
+    token.cancel()
+    out = tmp_path / "new" / "bench"
+    with pytest.raises(Cancelled):
+        run_benchmark(out, _tiny(), cancel=token)
+    assert not (tmp_path / "new").exists()
+
+
+def test_a_run_failing_while_writing_leaves_nothing_half_written(tmp_path, monkeypatch):
+    def write_some_then_fail(result, *args):
+        (result.out_dir / "case_study.csv").write_text("method\n")
+        raise OSError("disk full")
+
+    monkeypatch.setattr(benchmark_run, "write_all", write_some_then_fail)
+    fresh = tmp_path / "fresh"
+    with pytest.raises(OSError, match="disk full"):
+        run_benchmark(fresh, _tiny())
+    assert not fresh.exists()
+    kept = tmp_path / "kept"
+    kept.mkdir()
+    (kept / "case_study.csv").write_text("an earlier run\n")
+    with pytest.raises(OSError, match="disk full"):
+        run_benchmark(kept, _tiny())
+    assert [p.name for p in kept.iterdir()] == ["case_study.csv"]
+    assert (kept / "case_study.csv").read_text() == "an earlier run\n"
+
+
+def test_a_tiny_run_moves_every_file_into_place(tmp_path):
+    out = tmp_path / "tiny"
+    result = run_benchmark(out, _tiny())
+    assert sorted(p.name for p in out.iterdir()) == sorted([
+        "case_study.csv", "case_study_slices.csv", "parameters.csv", "robustness.csv",
+        "robustness.png", "figure.png", "report.md", "predictions"])
+    assert sorted(p.name for p in (out / "predictions").iterdir()) == [
+        "image_slice0.nii.gz", "otsu_slice0.nii.gz", "truth_slice0.nii.gz"]
+    assert all(f.parent in (out, out / "predictions") and f.exists() for f in result.files)
+    assert len(result.files) == 10

@@ -15,6 +15,7 @@ from engine.display import (
     drag_window,
     extract_slice,
     histogram,
+    image_slice,
     label_lut,
     label_outline,
     label_rgba,
@@ -86,6 +87,51 @@ def test_extract_slice_rows_are_y_and_columns_are_x():
     assert np.shares_memory(ax, a)  # a view, not a copy
     with pytest.raises(IndexError):
         extract_slice(a, plane_geometry("axial"), 6)
+
+
+def test_image_slice_is_the_picture_the_figures_always_drew():
+    # The comparison montage and the benchmark figure used their own slicer:
+    # ``array[...].T[::-1, ::-1]`` (radiological, row 0 at the top). The shared
+    # one must give the very same pixels.
+    a = np.random.default_rng(3).random((5, 6, 7))
+    old = {"axial": lambda i: a[:, :, i].T[::-1, ::-1],
+           "coronal": lambda i: a[:, i, :].T[::-1, ::-1],
+           "sagittal": lambda i: a[i, :, :].T[::-1, ::-1]}
+    for plane, slicer in old.items():
+        n = a.shape[plane_geometry(plane).normal_axis]
+        for index in range(n):
+            assert np.array_equal(image_slice(a, plane, index), slicer(index)), (plane, index)
+    # neurological: the patient's right on the right, so only the rows turn over
+    assert np.array_equal(image_slice(a, "axial", 2, convention="neurological"),
+                          a[:, :, 2].T[::-1, :])
+    with pytest.raises(IndexError):
+        image_slice(a, "axial", 7)
+
+
+def test_montage_pixels_are_unchanged_by_the_shared_slicer(tmp_path, monkeypatch):
+    from matplotlib.image import imread
+
+    from engine.core.volume import LabelMap, Volume
+    from engine.evaluation import compare
+
+    rng = np.random.default_rng(4)
+    affine = np.diag([1.0, 1.2, 2.0, 1.0])
+    volume = Volume(rng.random((18, 14, 10)).astype(np.float32), affine)
+    truth = np.zeros((18, 14, 10), np.uint8)
+    truth[3:15, 2:12, 2:8] = 1
+    truth[6:12, 4:9, 3:6] = 2
+    labels = LabelMap.on_grid_of(volume, truth)
+    layers = {"shifted": labels.with_array(np.roll(truth, 2, axis=0))}
+    new = imread(compare.montage(volume, layers, labels, tmp_path / "new.png"))
+
+    def old_display_slice(array, plane, index):
+        sl = {"axial": lambda: array[:, :, index], "coronal": lambda: array[:, index, :],
+              "sagittal": lambda: array[index, :, :]}[plane]()
+        return sl.T[::-1, ::-1]
+
+    monkeypatch.setattr(compare, "image_slice", old_display_slice)
+    old = imread(compare.montage(volume, layers, labels, tmp_path / "old.png"))
+    assert new.shape == old.shape and np.array_equal(new, old)
 
 
 def test_window_range_round_trip():

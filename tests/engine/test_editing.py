@@ -14,6 +14,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from engine.core.errors import ParameterError
 from engine.core.metrics import confusion
 from engine.editing.history import History
 from engine.editing.journal import EditJournal
@@ -27,6 +28,7 @@ from engine.editing.kernels import (
     replace_all,
 )
 from engine.editing.live_metrics import LiveMetrics
+from engine.methods.postprocess import largest_component, small_components
 
 
 # -- kernels ------------------------------------------------------------------------
@@ -107,6 +109,51 @@ def test_island_removal_and_largest_component():
     assert d.count == 8
     assert np.count_nonzero(labels) == 1000
     assert keep_largest_component(labels, 1) is None
+
+
+@pytest.mark.parametrize("case", ["negative tolerance", "nan tolerance", "nan seed",
+                                  "seed outside"])
+def test_flood_fill_refuses_a_seed_that_is_not_in_its_own_region(case):
+    # Each of these used to fill everything *except* the seed's region.
+    labels = np.zeros((12, 12, 12), np.uint8)
+    labels[:, 6:, :] = 1
+    image = np.linspace(0, 100, labels.size, dtype=np.float32).reshape(labels.shape)
+    seed, tolerance = (2, 2, 2), 5.0
+    if case == "negative tolerance":
+        tolerance = -1.0
+    elif case == "nan tolerance":
+        tolerance = float("nan")
+    elif case == "nan seed":
+        image[seed] = np.nan
+    else:
+        seed = (2, 12, 2)
+    before = labels.copy()
+    with pytest.raises(ParameterError) as info:
+        flood_fill(labels, seed, 3, image=image, tolerance=tolerance)
+    assert "\n" not in str(info.value)
+    assert np.array_equal(labels, before)
+    # a zero tolerance is fine: it fills the seed and its equal-intensity neighbours
+    flat = np.zeros_like(image)
+    d = flood_fill(labels, (2, 2, 2), 3, image=flat, tolerance=0.0)
+    assert d.count == 12 * 6 * 12 and np.all(labels[:, :6, :] == 3)
+
+
+def test_clean_up_kernels_are_the_post_processing_components():
+    rng = np.random.default_rng(7)
+    labels = (rng.random((16, 16, 16)) < 0.35).astype(np.uint8) * 2
+    labels[:3, :3, :3] = 0
+    labels[0, 0, 0] = labels[1, 1, 1] = 2     # corner neighbours only: two components
+    mask = labels == 2
+    expected_small = mask & small_components(mask, 4)
+    assert expected_small[0, 0, 0] and expected_small[1, 1, 1]  # face connectivity
+    work = labels.copy()
+    d = remove_small_islands(work, 2, min_voxels=4)
+    assert np.array_equal(work == 2, mask & ~expected_small) and d.count == expected_small.sum()
+    work = labels.copy()
+    d = keep_largest_component(work, 2)
+    assert np.array_equal(work == 2, largest_component(mask))
+    d.revert(work)
+    assert np.array_equal(work, labels)
 
 
 def test_replace_all_diff_restores_exactly():

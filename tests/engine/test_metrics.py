@@ -1,12 +1,27 @@
-"""Metrics against hand-computed values and independent computations."""
+"""Metrics against hand-computed values and independent computations; the one
+averaging rule (finite mean with its count) and the one table writer."""
 
 from __future__ import annotations
+
+import csv
+import math
 
 import numpy as np
 import pytest
 from scipy import ndimage
 
-from engine.core.metrics import assd, confusion, dice, evaluate_labels, hausdorff95
+from engine.core.metrics import (
+    assd,
+    confusion,
+    dice,
+    evaluate_labels,
+    finite_mean,
+    hausdorff95,
+)
+from engine.core.volume import LabelMap
+from engine.evaluation.compare import COLUMNS, comparison_rows, to_markdown, write_csv
+from engine.evaluation.tables import format_cell, markdown_table
+from engine.evaluation.tables import write_csv as write_table_csv
 
 
 def test_confusion_counts_by_hand():
@@ -76,3 +91,83 @@ def test_evaluate_labels_volume_difference():
     assert row["volume_diff_ml"] == pytest.approx(-100 * 2 / 1000)
     assert row["volume_diff_pct"] == pytest.approx(-20.0)
     assert row["hd95"] == pytest.approx(2.0)
+
+
+# -- averaging -------------------------------------------------------------------------
+def test_finite_mean_averages_the_finite_values_and_counts_the_rest():
+    summary = finite_mean([1.0, float("inf"), 3.0, float("nan"), np.float32(5.0)])
+    assert summary.mean == pytest.approx(3.0)
+    assert (summary.used, summary.total, summary.misses) == (3, 5, 2)
+    assert float(summary) == summary.mean
+    nothing = finite_mean(x for x in [float("inf"), float("-inf")])
+    assert math.isnan(nothing.mean) and (nothing.used, nothing.misses) == (0, 2)
+    empty = finite_mean([])
+    assert math.isnan(empty.mean) and (empty.used, empty.total) == (0, 0)
+
+
+def _three_tissues() -> LabelMap:
+    truth = np.zeros((24, 24, 24), np.uint8)
+    truth[4:20, 4:20, 4:20] = 1
+    truth[7:17, 7:17, 7:17] = 2
+    truth[10:14, 10:14, 10:14] = 3
+    return LabelMap(truth, np.eye(4))
+
+
+def test_compare_mean_leaves_out_a_missed_label_and_says_so(tmp_path):
+    truth = _three_tissues()
+    pred = truth.array.copy()
+    pred[pred == 3] = 2                      # the method misses label 3 entirely
+    pred[4:20, 4:20, 4] = 0                  # and is a little off on label 1
+    rows = comparison_rows({"miss": truth.with_array(pred), "exact": truth}, truth)
+    by = {(r["method"], r["label"]): r for r in rows}
+    per_label = [by[("miss", name)] for name in ("CSF", "Gray matter", "White matter")]
+    assert math.isinf(per_label[2]["hd95"]) and math.isinf(per_label[2]["assd"])
+    mean = by[("miss", "mean")]
+    assert math.isfinite(mean["hd95"]) and math.isfinite(mean["assd"])
+    assert mean["hd95"] == pytest.approx(np.mean([r["hd95"] for r in per_label[:2]]))
+    assert mean["dice"] == pytest.approx(np.mean([r["dice"] for r in per_label]))
+    assert mean["misses"] == "HD95 (mm) 1/3, ASSD (mm) 1/3"
+    assert by[("exact", "mean")]["misses"] == "" and by[("exact", "mean")]["hd95"] == 0.0
+    # the Markdown table shows the finite mean and the miss
+    md = to_markdown(rows)
+    assert md.splitlines()[0].endswith("| misses |")
+    mean_line = next(line for line in md.splitlines() if line.startswith("| miss | mean |"))
+    assert f"| {mean['hd95']:.2f} |" in mean_line
+    assert mean_line.endswith("| HD95 (mm) 1/3, ASSD (mm) 1/3 |") and "∞" not in mean_line
+    assert "| miss | White matter |" in md and "∞" in md  # the per-label row keeps its ∞
+    # and so does the CSV, at full precision
+    with write_csv(rows, tmp_path / "cmp.csv").open(newline="") as fh:
+        written = list(csv.DictReader(fh))
+    assert list(written[0]) == [k for k, _, _ in COLUMNS]
+    row = next(r for r in written if r["method"] == "miss" and r["label"] == "mean")
+    assert float(row["hd95"]) == pytest.approx(mean["hd95"])
+    assert row["misses"] == "HD95 (mm) 1/3, ASSD (mm) 1/3"
+
+
+# -- tables ----------------------------------------------------------------------------
+def test_markdown_table_formats_missing_and_infinite_values():
+    columns = [("method", "method", "{}"), ("dice", "Dice", "{:.3f}"),
+               ("hd95", "HD95", "{:.1f}"), ("note", "note", "{}")]
+    rows = [{"method": "a", "dice": 0.91234, "hd95": float("inf"), "note": "x"},
+            {"method": "b", "dice": float("nan"), "hd95": ""},
+            {"method": "c", "dice": np.float32(0.5), "hd95": -math.inf, "note": ""}]
+    assert markdown_table(rows, columns).splitlines() == [
+        "| method | Dice | HD95 | note |",
+        "|---|---:|---:|---|",
+        "| a | 0.912 | ∞ | x |",
+        "| b | — | — |  |",
+        "| c | 0.500 | −∞ |  |",
+    ]
+    assert format_cell(3, "{:d}") == "3" and format_cell(None, "{:.2f}") == "—"
+
+
+def test_table_csv_keeps_every_key_in_first_seen_order(tmp_path):
+    rows = [{"method": "a", "dice": 0.123456789}, {"method": "b", "hd95": float("inf")}]
+    path = write_table_csv(rows, tmp_path / "t.csv")
+    with path.open(newline="") as fh:
+        written = list(csv.reader(fh))
+    assert written == [["method", "dice", "hd95"], ["a", "0.123456789", ""], ["b", "", "inf"]]
+    assert write_table_csv([], tmp_path / "empty.csv").read_text() == ""
+    only = write_table_csv(rows, tmp_path / "only.csv", columns=["hd95"])
+    with only.open(newline="") as fh:
+        assert list(csv.reader(fh)) == [["hd95"], [""], ["inf"]]

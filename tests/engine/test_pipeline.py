@@ -14,7 +14,12 @@ from engine.cli import main
 from engine.core.errors import ParameterError
 from engine.core.jobs import Cancelled, CancelToken
 from engine.methods.pipeline import PIPELINES, Pipeline, Step, get_pipeline, run_pipeline
-from engine.methods.postprocess import fill_holes, largest_brain_component, remove_small_islands
+from engine.methods.postprocess import (
+    connected_components,
+    fill_holes,
+    largest_brain_component,
+    remove_small_islands,
+)
 
 try:
     from tests.engine.test_methods_phantom import mean_dice, phantom
@@ -97,6 +102,20 @@ def test_post_processing_steps():
     assert (filled[5:8, 5:8, 5:8] == 2).all()
     small_only = fill_holes(labels, max_hole_mm3=10.0)  # the 27-voxel hole stays
     assert (small_only[5:8, 5:8, 5:8] == 0).all()
+
+
+def test_post_processing_components_are_face_connected():
+    labels = np.zeros((16, 16, 16), np.uint8)
+    labels[2:8, 2:8, 2:8] = 2           # 216 voxels
+    labels[8:11, 8:11, 8:11] = 3        # 27 voxels touching the first only at a corner
+    largest = largest_brain_component(labels)
+    assert (largest[8:11, 8:11, 8:11] == 0).all() and (largest[2:8, 2:8, 2:8] == 2).all()
+    labels[8:11, 8:11, 8:11] = 2        # the same label: still a separate, small piece
+    components, sizes = connected_components(labels == 2)
+    assert components.max() == 2
+    assert sorted(sizes[1:].tolist()) == [27, 216]
+    islands = remove_small_islands(labels, min_size_mm3=30.0)
+    assert (islands[8:11, 8:11, 8:11] == 0).all()  # no face neighbour: background
 
 
 def test_compare_command_agrees_with_evaluate(tmp_path, capsys):

@@ -1,1 +1,2 @@
-"""The evaluation report: :mod:`.run` computes, :mod:`.report` writes tables and figures."""
+"""The evaluation report: :mod:`.run` computes, :mod:`.report` writes tables and figures,
+:mod:`.records` holds what both share (result records, atomic file writers)."""

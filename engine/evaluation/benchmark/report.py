@@ -1,9 +1,12 @@
-"""Tables (Markdown, CSV) and figures (PNG) of :mod:`engine.evaluation.benchmark.run`."""
+"""Tables (Markdown, CSV) and figures (PNG) of :mod:`engine.evaluation.benchmark.run`.
+
+Means over slices and tissues go through :func:`engine.core.metrics.finite_mean`;
+the case-study table gives, beside the mean HD95, how many slice-tissue pairs
+were left out of it because a method missed the tissue (infinite HD95).
+"""
 
 from __future__ import annotations
 
-import csv
-import io
 import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -11,11 +14,15 @@ from typing import Any
 
 import numpy as np
 
+from ...core.metrics import confusion, finite_mean
 from ...core.volume import LabelMap
-from ..compare import display_slice
-from .run import TISSUES, BenchmarkResult, CaseSlice, SliceScore, save_png, write_text
+from ...display import image_slice
+from ..tables import Column, markdown_table, write_csv
+from .records import TISSUES, BenchmarkResult, CaseSlice, SliceScore, save_png, write_text
 
-CASE_COLUMNS = [
+__all__ = ["CASE_COLUMNS", "case_rows", "slice_rows", "write_all"]
+
+CASE_COLUMNS: list[Column] = [
     ("method", "method", "{}"),
     ("dice_csf", "Dice CSF", "{:.3f}"),
     ("dice_gm", "Dice GM", "{:.3f}"),
@@ -25,19 +32,16 @@ CASE_COLUMNS = [
     ("sensitivity", "sensitivity", "{:.3f}"),
     ("specificity", "specificity", "{:.3f}"),
     ("hd95_mm", "HD95 (mm)", "{:.2f}"),
+    ("hd95_misses", "HD95 misses", "{:d}"),
     ("seconds_per_slice", "s / slice", "{:.3f}"),
     ("seconds_per_volume", "s / volume", "{:.1f}"),
     ("peak_memory_mb", "peak RSS (MB)", "{:.0f}"),
 ]
 
 
-def _mean(values: Sequence[float]) -> float:
-    vals = [v for v in values if math.isfinite(v)]
-    return float(np.mean(vals)) if vals else float("nan")
-
-
 def slice_rows(per_method: Mapping[str, list[SliceScore]],
                cases: Sequence[CaseSlice]) -> list[dict[str, Any]]:
+    """One row per method and case-study slice: the slice's draw and its Dice per tissue."""
     rows = []
     for name, scores in per_method.items():
         for s in scores:
@@ -46,7 +50,7 @@ def slice_rows(per_method: Mapping[str, list[SliceScore]],
                 "method": name, "slice": s.index, "k": case.k, "contrast": case.contrast,
                 "noise_pct": round(100 * case.noise, 2), "inu_pct": round(100 * case.inu, 2),
                 **{f"dice_{v}": s.dice[v] for v in TISSUES},
-                "dice_mean": float(np.mean(list(s.dice.values()))),
+                "dice_mean": finite_mean(s.dice.values()).mean,
                 "accuracy": s.accuracy, "seconds": s.seconds,
             })
     return rows
@@ -54,47 +58,30 @@ def slice_rows(per_method: Mapping[str, list[SliceScore]],
 
 def case_rows(per_method: Mapping[str, list[SliceScore]],
               volume_seconds: Mapping[str, float]) -> list[dict[str, Any]]:
+    """One row per method: means over slices (and tissues), best mean Dice first.
+
+    ``hd95_mm`` is the mean over the slice-tissue pairs with a finite HD95;
+    ``hd95_misses`` counts the pairs left out (the method missed the tissue).
+    """
     rows = []
     for name, scores in per_method.items():
-        dice = {v: float(np.mean([s.dice[v] for s in scores])) for v in TISSUES}
+        dice = {v: finite_mean(s.dice[v] for s in scores).mean for v in TISSUES}
+        hd95 = finite_mean(s.hd95[v] for s in scores for v in TISSUES)
         rows.append({
             "method": name,
             "dice_csf": dice[1], "dice_gm": dice[2], "dice_wm": dice[3],
-            "dice_mean": float(np.mean(list(dice.values()))),
-            "accuracy": float(np.mean([s.accuracy for s in scores])),
-            "sensitivity": float(np.mean([np.mean(list(s.sensitivity.values())) for s in scores])),
-            "specificity": float(np.mean([np.mean(list(s.specificity.values())) for s in scores])),
-            "hd95_mm": _mean([_mean(list(s.hd95.values())) for s in scores]),
+            "dice_mean": finite_mean(dice.values()).mean,
+            "accuracy": finite_mean(s.accuracy for s in scores).mean,
+            "sensitivity": finite_mean(s.sensitivity[v] for s in scores for v in TISSUES).mean,
+            "specificity": finite_mean(s.specificity[v] for s in scores for v in TISSUES).mean,
+            "hd95_mm": hd95.mean,
+            "hd95_misses": hd95.misses,
             "seconds_per_slice": float(np.median([s.seconds for s in scores])),
             "seconds_per_volume": float(volume_seconds.get(name, float("nan"))),
             "peak_memory_mb": max(s.peak_bytes for s in scores) / 1024**2,
         })
     rows.sort(key=lambda r: -r["dice_mean"] if math.isfinite(r["dice_mean"]) else 0)
     return rows
-
-
-def _fmt(value: Any, pattern: str) -> str:
-    if isinstance(value, float) and not math.isfinite(value):
-        return "—"
-    return pattern.format(value)
-
-
-def markdown_table(rows: Sequence[Mapping[str, Any]],
-                   columns: Sequence[tuple[str, str, str]]) -> str:
-    head = "| " + " | ".join(h for _, h, _ in columns) + " |\n"
-    sep = "|" + "|".join("---" if i == 0 else "---:" for i in range(len(columns))) + "|\n"
-    body = "".join("| " + " | ".join(_fmt(r.get(k, float("nan")), f) for k, _, f in columns)
-                   + " |\n" for r in rows)
-    return head + sep + body
-
-
-def write_csv_rows(rows: Sequence[Mapping[str, Any]], path: Path) -> Path:
-    buf = io.StringIO()
-    if rows:
-        writer = csv.DictWriter(buf, fieldnames=list(rows[0].keys()))
-        writer.writeheader()
-        writer.writerows(rows)
-    return write_text(path, buf.getvalue())
 
 
 def _plot_sweeps(rows: Sequence[Mapping[str, Any]], out: Path) -> list[Path]:
@@ -174,18 +161,17 @@ def _figure(case: CaseSlice, preds: Mapping[str, LabelMap], out: Path) -> Path:
     rows = math.ceil(len(panels) / cols)
     fig, axes = plt.subplots(rows, cols, figsize=(2.4 * cols, 2.6 * rows), squeeze=False,
                              facecolor="black")
-    img = display_slice(case.image.array, "axial", 0)
+    img = image_slice(case.image.array, "axial", 0)
     lo, hi = np.percentile(img[img > 0], [1, 99.5]) if (img > 0).any() else (0, 1)
     for ax in axes.ravel():
         ax.axis("off")
     for ax, (title, lm) in zip(axes.ravel(), panels, strict=False):
         ax.imshow(img, cmap="gray", vmin=lo, vmax=hi, interpolation="nearest")
         if lm is not None:
-            ax.imshow(lut[display_slice(lm.array, "axial", 0)], interpolation="nearest")
+            ax.imshow(lut[image_slice(lm.array, "axial", 0)], interpolation="nearest")
             if title != "ground truth":
-                dice = np.mean([2 * np.sum((lm.array == v) & (case.truth.array == v))
-                                / max(1, np.sum(lm.array == v) + np.sum(case.truth.array == v))
-                                for v in TISSUES])
+                counts = confusion(lm.array, case.truth.array, TISSUES)
+                dice = finite_mean(c.dice for c in counts.values()).mean
                 title = f"{title}\nDice {dice:.3f}"
         ax.set_title(title, color="white", fontsize=8)
     fig.suptitle(f"axial k={case.k}, {case.contrast.upper()}, noise {100 * case.noise:.1f} %, "
@@ -198,12 +184,13 @@ def _figure(case: CaseSlice, preds: Mapping[str, LabelMap], out: Path) -> Path:
 
 def write_all(result: BenchmarkResult, cases: Sequence[CaseSlice], figure_case: CaseSlice,
               preds: Mapping[str, LabelMap], config: Any, device: str) -> list[Path]:
+    """Write the CSV tables, the PNG figures and ``report.md`` into ``result.out_dir``."""
     out = result.out_dir
     files = [
-        write_csv_rows(result.case_rows, out / "case_study.csv"),
-        write_csv_rows(result.slice_rows, out / "case_study_slices.csv"),
-        write_csv_rows(result.sweep_rows, out / "parameters.csv"),
-        write_csv_rows(result.grid_rows, out / "robustness.csv"),
+        write_csv(result.case_rows, out / "case_study.csv"),
+        write_csv(result.slice_rows, out / "case_study_slices.csv"),
+        write_csv(result.sweep_rows, out / "parameters.csv"),
+        write_csv(result.grid_rows, out / "robustness.csv"),
     ]
     if result.sweep_rows:
         files += _plot_sweeps(result.sweep_rows, out)
@@ -226,7 +213,10 @@ def write_all(result: BenchmarkResult, cases: Sequence[CaseSlice], figure_case: 
         f"INU {min(c.inu for c in cases) * 100:.0f}–{max(c.inu for c in cases) * 100:.0f} %), "
         f"seed {config.seed}. Every method segments inside the ground-truth brain mask. "
         "Runtime per slice is the median; per volume is one 197 × 233 × 189 T1 phantom "
-        "(3 % noise, 20 % INU); peak RSS is the process's resident memory during a run.\n\n"
+        "(3 % noise, 20 % INU); peak RSS is the process's resident memory during a run. "
+        f"HD95 is the mean over the {len(TISSUES) * len(cases)} slice-tissue pairs with a "
+        "finite distance; *HD95 misses* counts the pairs left out because the method "
+        "missed the tissue on that slice.\n\n"
         "## Case study\n\n" + markdown_table(result.case_rows, CASE_COLUMNS)
         + "\n## Parameter analysis\n\n" + sweep_md
         + "\n## Robustness (mean Dice, T1)\n\n" + grid_md

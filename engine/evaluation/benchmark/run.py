@@ -19,16 +19,24 @@ robustness grid and figure.
 
 Slices whose axial index lies in the held-out slab are used like any other:
 the benchmark trains nothing.
+
+Nothing is written until every measurement is done. The files are then
+written into a hidden staging folder inside the output folder and moved into
+place; a run that fails or is cancelled leaves no partial output behind (a
+folder it created is removed again, a folder that existed keeps its old
+contents).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import logging
-import math
+import os
+import shutil
+import tempfile
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -37,22 +45,25 @@ import numpy as np
 from ...core.errors import ParameterError
 from ...core.jobs import CancelToken, check_cancel, report, scaled_progress
 from ...core.memory import PeakMemory
-from ...core.metrics import confusion, hausdorff95
+from ...core.metrics import confusion, finite_mean, hausdorff95
 from ...core.volume import BRAIN_TISSUE_LABELS, LabelMap, Volume
-from ...io.atomic import atomic_path, atomic_write_bytes
-from ..compare import display_slice
+from .records import TISSUES, BenchmarkResult, CaseSlice, SliceScore
+from .report import case_rows, slice_rows, write_all
 
 __all__ = [
+    "DEFAULT_SWEEPS",
     "BenchmarkConfig",
+    "BenchmarkResult",
     "CaseSlice",
     "case_study_slices",
+    "make_slice",
     "reference_methods",
     "run_benchmark",
+    "score",
 ]
 
 log = logging.getLogger(__name__)
 
-TISSUES = (1, 2, 3)
 SLICE_SIZE = 256
 NOISE_GRID = (0.0, 0.01, 0.03, 0.05, 0.07, 0.09)
 INU_GRID = (0.0, 0.2, 0.4)
@@ -96,24 +107,6 @@ DEFAULT_SWEEPS: dict[str, dict[str, tuple[float, ...]]] = {
 
 
 # -- data -------------------------------------------------------------------------------
-@dataclass
-class CaseSlice:
-    """One 256 × 256 test slice with how it was made."""
-
-    image: Volume
-    truth: LabelMap
-    contrast: str
-    noise: float
-    inu: float
-    k: int
-    seed: int
-
-    @property
-    def method_contrast(self) -> str:
-        """Tissue order a classical method must assume: T1 (CSF<GM<WM) or T2-like."""
-        return "t1" if self.contrast == "t1" else "t2"
-
-
 def _pad_to(array: np.ndarray, size: int) -> tuple[np.ndarray, tuple[int, int]]:
     """Centre *array* in a ``size × size`` plane (padding or cropping each axis).
 
@@ -264,19 +257,6 @@ def available_methods() -> dict[str, Runner]:
 
 
 # -- evaluation -----------------------------------------------------------------------------
-@dataclass
-class SliceScore:
-    method: str
-    index: int
-    dice: dict[int, float]
-    sensitivity: dict[int, float]
-    specificity: dict[int, float]
-    accuracy: float
-    hd95: dict[int, float]
-    seconds: float
-    peak_bytes: int
-
-
 def score(pred: np.ndarray, truth: np.ndarray, spacing: Sequence[float]) -> dict[str, Any]:
     """Per-tissue Dice, sensitivity, specificity, HD95 and the overall accuracy."""
     counts = confusion(pred, truth, TISSUES)
@@ -298,22 +278,12 @@ def _run_one(runner: Runner, case: CaseSlice, device: str,
     return np.asarray(pred), time.perf_counter() - t0, peak.rss_bytes
 
 
-def _finite_mean(values: Sequence[float]) -> float:
-    vals = [v for v in values if math.isfinite(v)]
-    return float(np.mean(vals)) if vals else float("nan")
+def _mean_dice(pred: np.ndarray, case: CaseSlice) -> float:
+    """Dice averaged over the tissues of one slice."""
+    return finite_mean(score(pred, case.truth.array, case.image.spacing)["dice"].values()).mean
 
 
 # -- the run ---------------------------------------------------------------------------------
-@dataclass
-class BenchmarkResult:
-    out_dir: Path
-    case_rows: list[dict[str, Any]] = field(default_factory=list)
-    slice_rows: list[dict[str, Any]] = field(default_factory=list)
-    sweep_rows: list[dict[str, Any]] = field(default_factory=list)
-    grid_rows: list[dict[str, Any]] = field(default_factory=list)
-    files: list[Path] = field(default_factory=list)
-
-
 def run_benchmark(
     out_dir: str | Path,
     config: BenchmarkConfig | None = None,
@@ -321,15 +291,17 @@ def run_benchmark(
     progress: Callable[[float, str], None] | None = None,
     cancel: CancelToken | None = None,
 ) -> BenchmarkResult:
-    """Run the case study, sweeps, robustness grid and figure; write tables and PNGs."""
+    """Run the case study, sweeps, robustness grid and figure; write tables and PNGs.
+
+    The output folder is touched only once everything is measured; if the run
+    fails or is cancelled (:class:`~engine.core.jobs.Cancelled`) no partial
+    output is left (see the module docstring).
+    """
     from ...core.device import resolve_device
-    from . import report as rep
 
     config = config or BenchmarkConfig()
     device = str(resolve_device(config.device))
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "predictions").mkdir(exist_ok=True)
     runners = available_methods()
     names = list(config.methods) if config.methods else list(runners)
     unknown = [n for n in names if n not in runners]
@@ -344,6 +316,7 @@ def run_benchmark(
     total = len(names) * len(cases)
     done = 0
     per_method: dict[str, list[SliceScore]] = {}
+    predictions: dict[str, Volume] = {}        # file name under predictions/ -> image
     for name in names:
         scores = []
         for i, case in enumerate(cases):
@@ -353,21 +326,19 @@ def run_benchmark(
             scores.append(SliceScore(name, i, s["dice"], s["sensitivity"], s["specificity"],
                                      s["accuracy"], s["hd95"], seconds, peak))
             if i == 0:
-                from ...io import save
-
-                save(case.truth.with_array(pred.astype(np.uint8)),
-                     out / "predictions" / f"{name}_slice0.nii.gz")
+                predictions[f"{name}_slice0.nii.gz"] = case.truth.with_array(
+                    pred.astype(np.uint8))
                 if name == names[0]:
-                    save(case.truth, out / "predictions" / "truth_slice0.nii.gz")
-                    save(case.image, out / "predictions" / "image_slice0.nii.gz")
+                    predictions["truth_slice0.nii.gz"] = case.truth
+                    predictions["image_slice0.nii.gz"] = case.image
             done += 1
             report(stage, done / total, f"{name} slice {i + 1}/{len(cases)}")
         per_method[name] = scores
     volume_seconds: dict[str, float] = {}
     if config.volume_runtime:
         volume_seconds = _volume_runtimes(names, runners, device, progress, cancel)
-    result.slice_rows = rep.slice_rows(per_method, cases)
-    result.case_rows = rep.case_rows(per_method, volume_seconds)
+    result.slice_rows = slice_rows(per_method, cases)
+    result.case_rows = case_rows(per_method, volume_seconds)
 
     # 2. parameter sweeps -------------------------------------------------------------
     sweeps = config.sweeps if config.sweeps is not None else DEFAULT_SWEEPS
@@ -384,12 +355,11 @@ def run_benchmark(
             except ParameterError as exc:  # e.g. a time step beyond the stability limit
                 note = f"rejected: {exc}"
                 break
-            dices.append(float(np.mean(list(score(pred, case.truth.array,
-                                                  case.image.spacing)["dice"].values()))))
+            dices.append(_mean_dice(pred, case))
             times.append(seconds)
         result.sweep_rows.append({
             "method": method, "parameter": pname, "value": value,
-            "mean_dice": float(np.mean(dices)) if not note else float("nan"),
+            "mean_dice": finite_mean(dices).mean if not note else float("nan"),
             "seconds_per_slice": float(np.median(times)) if not note else float("nan"),
             "note": note,
         })
@@ -408,10 +378,10 @@ def run_benchmark(
             dices = []
             for case in grid_cases:
                 pred, _, _ = _run_one(runners[name], case, device)
-                dices.append(float(np.mean(list(score(pred, case.truth.array,
-                                                      case.image.spacing)["dice"].values()))))
+                dices.append(_mean_dice(pred, case))
             result.grid_rows.append({"method": name, "noise_pct": 100 * noise,
-                                     "inu_pct": 100 * inu, "mean_dice": float(np.mean(dices))})
+                                     "inu_pct": 100 * inu,
+                                     "mean_dice": finite_mean(dices).mean})
         report(stage, (c + 1) / len(cells), f"noise {100 * noise:g} %, INU {100 * inu:g} %")
 
     # 4. figure and reports ---------------------------------------------------------------
@@ -421,9 +391,48 @@ def run_benchmark(
     for name in names:
         pred, _, _ = _run_one(runners[name], figure_case, device)
         preds[name] = figure_case.truth.with_array(pred.astype(np.uint8))
-    result.files = rep.write_all(result, cases, figure_case, preds, config, device)
+    result.files = _write_outputs(result, predictions, cases, figure_case, preds, config,
+                                  device)
     report(progress, 1.0, "done")
     return result
+
+
+def _write_outputs(result: BenchmarkResult, predictions: Mapping[str, Volume],
+                   cases: Sequence[CaseSlice], figure_case: CaseSlice,
+                   preds: Mapping[str, LabelMap], config: BenchmarkConfig,
+                   device: str) -> list[Path]:
+    """Write every file into a staging folder inside ``result.out_dir``, then move it in.
+
+    On any failure the staging folder is removed, and so is the output folder
+    (or the highest of its parents) if this call created it.
+    """
+    from ...io import save
+
+    out = result.out_dir
+    created = next((p for p in reversed((out, *out.parents)) if not p.exists()), None)
+    staging: Path | None = None
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=".benchmark-", dir=out))
+        (staging / "predictions").mkdir()
+        staged = [save(image, staging / "predictions" / name)
+                  for name, image in predictions.items()]
+        staged += write_all(dataclasses.replace(result, out_dir=staging), cases, figure_case,
+                            preds, config, device)
+        files = []
+        for path in staged:
+            target = out / Path(path).relative_to(staging)
+            target.parent.mkdir(exist_ok=True)
+            os.replace(path, target)
+            files.append(target)
+        shutil.rmtree(staging)
+        return files
+    except BaseException:
+        if staging is not None:
+            shutil.rmtree(staging, ignore_errors=True)
+        if created is not None:
+            shutil.rmtree(created, ignore_errors=True)
+        raise
 
 
 def _volume_runtimes(names: Sequence[str], runners: Mapping[str, Runner], device: str,
@@ -441,17 +450,3 @@ def _volume_runtimes(names: Sequence[str], runners: Mapping[str, Runner], device
         _, seconds, _ = _run_one(runners[name], case, device)
         out[name] = seconds
     return out
-
-
-def write_text(path: Path, text: str) -> Path:
-    atomic_write_bytes(path, text.encode())
-    return path
-
-
-def save_png(fig: Any, path: Path) -> Path:
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=110, format="png")
-    return path
-
-
-__all__ += ["DEFAULT_SWEEPS", "BenchmarkResult", "display_slice", "make_slice", "score"]
