@@ -42,6 +42,7 @@ from PySide6.QtWidgets import (
 
 from engine.core.volume import LabelMap
 from engine.evaluation.compare import COLUMNS, MethodRun, comparison_rows, to_markdown, write_csv
+from engine.evaluation.tables import format_cell
 from engine.io.atomic import atomic_write_bytes
 
 from ..layers import LabelLayer, LayerStack
@@ -63,19 +64,12 @@ _TIPS = {
     "volume_diff_pct": "Volume difference relative to the ground truth (%)",
     "runtime_s": "Wall time of the pipeline run (s)",
     "peak_memory_mb": "Peak memory of the run: process RSS, or CUDA allocations on a GPU (MB)",
+    "misses": "Mean rows: metrics left out of the mean because a label had no finite value "
+              "(e.g. HD95 of a label the result misses), as left out / labels",
 }
 
 #: Rows are sorted on this role: the raw number (NaN sorts as +inf).
 SORT_ROLE = Qt.ItemDataRole.UserRole
-
-
-def _format(value: Any, pattern: str) -> str:
-    if isinstance(value, float):
-        if math.isnan(value):
-            return "—"
-        if math.isinf(value):
-            return "∞"
-    return pattern.format(value)
 
 
 def _complete(row: dict[str, Any]) -> dict[str, Any]:
@@ -141,7 +135,7 @@ class ComparisonTableModel(QAbstractTableModel):
         key, _, pattern = COLUMNS[index.column()]
         value = row.get(key, "")
         if role == Qt.ItemDataRole.DisplayRole:
-            return _format(value, pattern)
+            return format_cell(value, pattern)
         if role == SORT_ROLE:
             if isinstance(value, float) and math.isnan(value):
                 return math.inf
