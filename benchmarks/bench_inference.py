@@ -24,7 +24,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import emit, machine, median, timeit
 
 from engine.models import build_model, count_parameters
-from engine.models.predictor import Predictor, models_dir
+from engine.models.predictor import Predictor
+from engine.models.weights import models_dir
 
 
 def _image() -> np.ndarray:

@@ -13,11 +13,12 @@ and SynthSeg (randomise everything the network must not depend on):
    displacement has no through-plane component, so axial slices never mix.
 3. **Contrast.** ``image = sum_c fraction_c * mean_c`` with T1-like, T2-like,
    PD-like or random (well separated) class means; background is air (0).
-4. **Resolution.** Gaussian blur and/or a lower resolution along one axis
-   (down-sampled and interpolated back).
-5. **Intensity non-uniformity** (INU): a smooth multiplicative field
-   ``1 + a/2 * f`` with ``f`` spanning [-1, 1] over the brain, so that an
-   INU of ``a`` (e.g. 0.2 for "20 %") is the field's peak-to-peak range.
+4. **Resolution.** Gaussian blur (:func:`engine.core.tensors.gaussian_blur`)
+   and/or a lower resolution along one axis (down-sampled and interpolated back).
+5. **Intensity non-uniformity** (INU, :mod:`engine.data.fields`): a smooth
+   multiplicative field ``1 + a/2 * f`` with ``f`` spanning [-1, 1] over the
+   brain, so that an INU of ``a`` (e.g. 0.2 for "20 %") is the field's
+   peak-to-peak range.
 6. **Rician noise** with standard deviation ``noise * brightest tissue mean``
    (BrainWeb's convention: "3 %" noise is ``0.03`` of the brightest tissue).
 
@@ -44,7 +45,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F  # noqa: N812 - the usual torch alias
 
+from ..core.tensors import gaussian_blur
 from ..core.volume import BRAIN_TISSUE_LABELS, LabelMap, Volume
+from .fields import inu_field
 
 __all__ = [
     "CONTRASTS",
@@ -52,8 +55,6 @@ __all__ = [
     "TissueBlock",
     "add_rician_noise",
     "deform_inplane",
-    "gaussian_blur",
-    "inu_field",
     "lower_resolution",
     "mni_tissue_block",
     "random_contrast_means",
@@ -221,7 +222,7 @@ def toy_tissue_block(shape: tuple[int, int, int] = (48, 48, 24)) -> TissueBlock:
 
 
 # ---------------------------------------------------------------------------
-# Random fields and intensity operations (torch, any device, 2-D or 3-D)
+# Contrast, noise, resolution and deformation (torch, any device, 2-D or 3-D)
 # ---------------------------------------------------------------------------
 def _uniform(n: int, lo: float, hi: float, gen: torch.Generator | None,
              device: torch.device | str) -> torch.Tensor:
@@ -264,47 +265,6 @@ def render(fractions: torch.Tensor, means: torch.Tensor) -> torch.Tensor:
     return (fractions * means.view(shape)).sum(dim=1, keepdim=True)
 
 
-def inu_field(
-    like: torch.Tensor,
-    amplitude: torch.Tensor | float,
-    gen: torch.Generator | None = None,
-    *,
-    mask: torch.Tensor | None = None,
-    coarse: int = 4,
-) -> torch.Tensor:
-    """Smooth multiplicative field ``1 + amplitude/2 * f`` with ``f`` in [-1, 1].
-
-    Parameters
-    ----------
-    like : Tensor (B, 1, *spatial)
-        Gives the batch size, spatial shape (2-D or 3-D) and device.
-    amplitude : float or Tensor (B,)
-        Peak-to-peak range of the field (0.2 for "20 % INU").
-    mask : Tensor (B, 1, *spatial), optional
-        Region where ``f`` spans exactly [-1, 1] (e.g. the brain); default
-        the whole image.
-    coarse : int
-        Control points per axis of the random field (low frequency).
-    """
-    b, spatial = like.shape[0], like.shape[2:]
-    dims = len(spatial)
-    ctrl = torch.randn((b, 1) + (coarse,) * dims, generator=gen, device=like.device)
-    mode = "bicubic" if dims == 2 else "trilinear"
-    f = F.interpolate(ctrl, size=tuple(spatial), mode=mode, align_corners=True)
-    flat = f.flatten(1)
-    if mask is not None:
-        m = mask.flatten(1).bool()
-        lo = torch.where(m, flat, torch.full_like(flat, math.inf)).amin(dim=1)
-        hi = torch.where(m, flat, torch.full_like(flat, -math.inf)).amax(dim=1)
-    else:
-        lo, hi = flat.amin(dim=1), flat.amax(dim=1)
-    shape = (b,) + (1,) * (dims + 1)
-    f = (f - lo.view(shape)) / (hi - lo).clamp_min(1e-6).view(shape) * 2 - 1
-    amp = torch.as_tensor(amplitude, dtype=f.dtype, device=f.device).reshape(-1)
-    amp = amp.expand(b).reshape(shape)
-    return 1 + 0.5 * amp * f
-
-
 def add_rician_noise(
     image: torch.Tensor, sigma: torch.Tensor | float, gen: torch.Generator | None = None
 ) -> torch.Tensor:
@@ -315,34 +275,6 @@ def add_rician_noise(
     n1 = torch.randn(image.shape, generator=gen, device=image.device, dtype=image.dtype)
     n2 = torch.randn(image.shape, generator=gen, device=image.device, dtype=image.dtype)
     return torch.sqrt((image + s * n1) ** 2 + (s * n2) ** 2)
-
-
-def _gauss_kernel(sigma: float, device: torch.device | str) -> torch.Tensor:
-    radius = max(1, math.ceil(3 * sigma))
-    x = torch.arange(-radius, radius + 1, dtype=torch.float32, device=device)
-    k = torch.exp(-0.5 * (x / sigma) ** 2)
-    return k / k.sum()
-
-
-def gaussian_blur(image: torch.Tensor, sigma: float | tuple[float, ...]) -> torch.Tensor:
-    """Separable Gaussian blur of ``(B, C, *spatial)`` (voxel units; 0 = none)."""
-    dims = image.dim() - 2
-    sig = (sigma,) * dims if isinstance(sigma, (int, float)) else tuple(sigma)
-    c = image.shape[1]
-    out = image
-    for axis, s in enumerate(sig):
-        if s <= 0.05:
-            continue
-        k = _gauss_kernel(float(s), image.device).to(image.dtype)
-        shape = [1] * dims
-        shape[axis] = k.numel()
-        weight = k.view(1, 1, *shape).repeat(c, 1, *([1] * dims))
-        pad = [0] * (2 * dims)
-        # F.pad lists the last axis first
-        pad[2 * (dims - 1 - axis)] = pad[2 * (dims - 1 - axis) + 1] = k.numel() // 2
-        conv = F.conv2d if dims == 2 else F.conv3d
-        out = conv(F.pad(out, pad, mode="replicate"), weight, groups=c)
-    return out
 
 
 def lower_resolution(image: torch.Tensor, axis: int, factor: float) -> torch.Tensor:
@@ -465,9 +397,9 @@ def synthesize_phantom(
         0 background, 1 CSF, 2 GM, 3 WM.
     """
     if contrast not in CONTRASTS and means is None:
-        from ..core.errors import ParameterError
+        from ..core.errors import ParameterError, unknown_name
 
-        raise ParameterError(f"unknown contrast {contrast!r}; choose {', '.join(CONTRASTS)}")
+        raise ParameterError(unknown_name("contrast", contrast, CONTRASTS))
     gen = torch.Generator().manual_seed(int(seed))
     src = block if block is not None else mni_tissue_block()
     maps, labels = src.maps, src.labels
@@ -481,7 +413,7 @@ def synthesize_phantom(
         mu = torch.tensor([CONTRAST_MEANS[contrast]], dtype=torch.float32)
     img = render(maps[None, :3], mu)
     if blur > 0:
-        img = gaussian_blur(img, blur)
+        img = gaussian_blur(img, (blur,) * (img.dim() - 2))
     brain = (labels > 0)[None, None]
     img = img * inu_field(img, inu, gen, mask=brain)
     img = add_rician_noise(img, noise * float(mu.max()), gen)

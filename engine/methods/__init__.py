@@ -36,13 +36,13 @@ from typing import Any
 
 #: public name -> the module (relative to this package) that defines it. Loaded on
 #: first use, so that importing one light module (``masks``, ``postprocess``) does
-#: not import every method and the networks with it.
+#: not import every method and the networks with it. ``engine.methods.active_contour``
+#: is the module; its binary level-set function is ``active_contour.active_contour``.
 _EXPORTS = {
     "MethodSpec": "..core.steps",
     "RunMethod": "..core.steps",
     "SegmentationResult": "..core.steps",
     "ActiveContourParams": ".active_contour",
-    "active_contour": ".active_contour",
     "refine_labels": ".active_contour",
     "run_active_contour": ".active_contour",
     "GMMParams": ".baselines",

@@ -74,13 +74,13 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-from torch.nn import functional as torch_f
 
 from ..core.device import resolve_device
 from ..core.errors import ParameterError
 from ..core.jobs import CancelToken, check_cancel, report, scaled_progress
 from ..core.params import param, validate
 from ..core.steps import SegmentationResult
+from ..core.tensors import gaussian_blur
 from ..core.volume import BRAIN_TISSUE_LABELS, Label, LabelMap, LabelTable, Volume
 from .masks import bounding_box, resolve_mask
 from .numerics import (
@@ -234,23 +234,8 @@ def signed_distance(inside: torch.Tensor, spacing: Sequence[float], band: float)
 
 
 def _gaussian_smooth(img: torch.Tensor, sigma: float, spacing: Sequence[float]) -> torch.Tensor:
-    """Separable Gaussian smoothing (σ in mm) with replicated borders."""
-    out = img
-    for axis, h in enumerate(spacing):
-        n = out.shape[axis]
-        s = sigma / h
-        if n < 2 or s < 0.3:
-            continue
-        r = min(math.ceil(3.0 * s), n - 1)
-        x = torch.arange(-r, r + 1, dtype=torch.float32, device=img.device)
-        kernel = torch.exp(-0.5 * (x / s) ** 2)
-        kernel = (kernel / kernel.sum()).view(1, 1, -1)
-        moved = out.movedim(axis, -1)
-        shape = moved.shape
-        flat = moved.reshape(-1, 1, n)
-        flat = torch_f.conv1d(torch_f.pad(flat, (r, r), mode="replicate"), kernel)
-        out = flat.reshape(shape).movedim(-1, axis).contiguous()
-    return out
+    """Separable Gaussian smoothing (σ in mm) with replicated borders; below 0.3 voxel: none."""
+    return gaussian_blur(img, [sigma / h for h in spacing], min_sigma=0.3)
 
 
 def _gradient(img: torch.Tensor, spacing: Sequence[float]) -> list[torch.Tensor]:

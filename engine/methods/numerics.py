@@ -24,6 +24,7 @@ import torch
 
 from ..core.errors import ParameterError
 from ..core.jobs import ProgressCallback
+from ..core.tensors import quantile
 from ..core.volume import BRAIN_TISSUE_LABELS, LabelMap, Volume
 from .masks import bounding_box, resolve_mask
 
@@ -213,12 +214,9 @@ class NeumannStencil:
 
 
 def _quantiles(values: torch.Tensor, qs: Sequence[float]) -> list[float]:
-    values = values.reshape(-1)
-    if values.numel() > (1 << 24):  # torch.quantile's input limit
-        step = math.ceil(values.numel() / (1 << 24))
-        values = values[::step]
-    q = torch.tensor(list(qs), dtype=values.dtype, device=values.device)
-    return [float(x) for x in torch.quantile(values, q).cpu()]
+    """Linearly interpolated quantiles, on at most 2**24 values (fixed stride)."""
+    q = quantile(values, qs, interpolation="linear", max_samples=1 << 24)
+    return [float(x) for x in q.cpu()]
 
 
 def normalize_intensities(

@@ -5,6 +5,12 @@ arguments only (recorded in the model card as ``architecture.arguments``),
 exposes ``config`` (those arguments) and ``divisor`` (the input size must be a
 multiple of it), and its ``forward(x, deep=False)`` returns logits.
 
+Beside the networks: :mod:`~engine.models.weights` (safetensors weights and
+model cards, read and written), :mod:`~engine.models.predictor` (a network
+over a whole volume), :mod:`~engine.models.losses` and
+:mod:`~engine.models.training` (the loop, checkpoints and validation; the
+training samples come from :mod:`engine.data.synthesis`).
+
 Example
 -------
 >>> net = build_model("unet", base=8)
@@ -18,7 +24,7 @@ from typing import Any
 
 from torch import nn
 
-from ..core.errors import ParameterError
+from ..core.errors import ParameterError, unknown_name
 from .delineo_net import DelineoNet
 from .unet import UNet
 
@@ -36,9 +42,7 @@ def build_model(name: str, **arguments: Any) -> nn.Module:
     try:
         cls = MODELS[name]
     except KeyError:
-        raise ParameterError(
-            f"unknown model {name!r}; choose one of {', '.join(sorted(MODELS))}"
-        ) from None
+        raise ParameterError(unknown_name("model", name, sorted(MODELS))) from None
     try:
         return cls(**arguments)
     except TypeError as exc:

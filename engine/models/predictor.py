@@ -6,28 +6,30 @@ Steps of :meth:`Predictor.predict`:
    probabilities are interpolated back at the end);
 2. crop to the head's bounding box (found on a 4x down-sampled copy, so
    noise in the air does not widen it), padded to the network's divisor;
-3. normalise intensities robustly (:func:`robust_normalise`, the same
-   function the training uses);
+3. normalise intensities robustly
+   (:func:`engine.core.tensors.robust_normalise`; the training synthesiser
+   scales its patches with the same :func:`~engine.core.tensors.robust_scale`);
 4. run axial slices -- each with its neighbours as channels (2.5-D) -- in
    batches on the chosen device, optionally averaging with the left-right
    mirrored input (test-time augmentation);
 5. return per-label probabilities ``(4, *volume.shape)`` and the arg-max label
    map 0/1/2/3 on the input's grid.
 
-CUDA out-of-memory halves the batch until it fits and finally falls back to
-the CPU. Progress is reported per batch and :class:`~engine.core.jobs.CancelToken`
-is polled between batches.
+Out of memory halves the batch until it fits; CUDA out of memory at one
+slice per batch runs that volume on the CPU. Both last one call: the next
+volume starts again on the chosen device with the full batch. Progress is
+reported per batch and :class:`~engine.core.jobs.CancelToken` is polled
+between batches.
 
-Weights are read from ``safetensors`` files only (no pickled code is ever
-unpickled); the JSON model card beside them names the architecture.
+Weights are read by :mod:`engine.models.weights` from ``safetensors`` files
+only (no pickled code is ever unpickled); the JSON model card beside them
+names the architecture.
 """
 
 from __future__ import annotations
 
 import itertools
-import json
 import logging
-import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -40,147 +42,24 @@ import torch.nn.functional as F  # noqa: N812 - the usual torch alias
 from torch import nn
 
 from ..core.device import resolve_device
-from ..core.errors import DelineoError, ParameterError
+from ..core.errors import ParameterError
 from ..core.jobs import CancelToken, check_cancel, report
 from ..core.steps import SegmentationResult
+from ..core.tensors import FOREGROUND_FRACTION, quantile, robust_normalise
 from ..core.volume import BRAIN_TISSUE_LABELS, LabelMap, Volume
+from .weights import load_model
 
-__all__ = [
-    "ModelLoadError",
-    "Predictor",
-    "fuse_batchnorm",
-    "load_model",
-    "load_weights",
-    "model_path",
-    "models_dir",
-    "robust_normalise",
-]
+__all__ = ["Prediction", "Predictor", "fuse_batchnorm"]
 
 log = logging.getLogger(__name__)
 
-#: Foreground threshold, as a fraction of the 99.9th percentile of the volume.
-FOREGROUND_FRACTION = 0.15
 #: Grid the networks were trained on (mm).
 NETWORK_SPACING_MM = 1.0
 
 
-class ModelLoadError(DelineoError):
-    """A weights file is missing, not safetensors, or does not fit its architecture."""
-
-
 # ---------------------------------------------------------------------------
-# Intensity normalisation (shared with training)
+# Batch normalisation folding
 # ---------------------------------------------------------------------------
-def _quantile(x: torch.Tensor, q: float, max_samples: int = 1 << 20) -> torch.Tensor:
-    flat = x.reshape(-1)
-    if flat.numel() > max_samples:
-        step = flat.numel() // max_samples + 1
-        flat = flat[::step]
-    k = min(flat.numel(), max(1, round(q * (flat.numel() - 1)) + 1))
-    return flat.float().kthvalue(k).values  # an order statistic: O(n), no full sort
-
-
-def robust_normalise(x: torch.Tensor) -> torch.Tensor:
-    """Scale an MR image so its bright tissue sits near 1 (background stays 0).
-
-    The foreground is every voxel above ``0.15 x`` the 99.9th percentile; the
-    image is divided by the 99th percentile of the foreground and clipped to
-    [0, 1.5]. Negative values (some scanners) are shifted so the minimum is 0.
-    """
-    x = x.float()
-    lo = x.min()
-    if lo < 0:
-        x = x - lo
-    top = _quantile(x, 0.999)
-    if top <= 0:
-        return torch.zeros_like(x)
-    fg = x.reshape(-1)
-    fg = fg[fg > FOREGROUND_FRACTION * top]
-    scale = _quantile(fg, 0.99) if fg.numel() > 0 else top
-    return (x / scale.clamp_min(1e-6)).clamp(0, 1.5)
-
-
-# ---------------------------------------------------------------------------
-# Weights: safetensors + JSON model card
-# ---------------------------------------------------------------------------
-def models_dir() -> Path:
-    """Folder of the shipped weights (``DELINEO_MODELS_DIR`` overrides)."""
-    override = os.environ.get("DELINEO_MODELS_DIR")
-    if override:
-        return Path(override)
-    return Path(__file__).resolve().parents[2] / "resources" / "models"
-
-
-def model_path(name_or_path: str | Path) -> Path:
-    """The weights file of a shipped model name, or the given path."""
-    p = Path(name_or_path)
-    if p.suffix or p.exists():
-        return p
-    return models_dir() / f"{name_or_path}.safetensors"
-
-
-def load_weights(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
-    """Tensors and metadata of a ``.safetensors`` file; anything else is refused.
-
-    A pickle (``torch.save``) file is rejected before it is unpickled, whatever
-    its name: only the safetensors format (a JSON header and raw tensor bytes)
-    is parsed.
-    """
-    from safetensors import SafetensorError, safe_open
-
-    path = Path(path)
-    if not path.is_file():
-        raise ModelLoadError("weights file not found", path=path)
-    with path.open("rb") as fh:
-        head = fh.read(16)
-    # safetensors: an 8-byte little-endian header length, then the JSON header ("{").
-    # A torch.save file is a zip ("PK") or a bare pickle (0x80, protocol 2-5).
-    looks_safetensors = len(head) > 8 and head[8:9] == b"{"
-    if not looks_safetensors and (head[:2] == b"PK" or head[:1] == b"\x80"):
-        raise ModelLoadError(
-            "refusing a pickled (torch.save) weights file: Delineo loads safetensors only",
-            path=path,
-        )
-    try:
-        tensors: dict[str, torch.Tensor] = {}
-        with safe_open(str(path), framework="pt", device="cpu") as fh:
-            meta = dict(fh.metadata() or {})
-            for key in fh.keys():  # noqa: SIM118 - safe_open has no __iter__
-                tensors[key] = fh.get_tensor(key)
-    except (SafetensorError, OSError, ValueError) as exc:
-        raise ModelLoadError(f"not a valid safetensors file ({exc})", path=path) from None
-    return tensors, meta
-
-
-def load_model(name_or_path: str | Path) -> tuple[nn.Module, dict[str, Any]]:
-    """Build a network from its weights and model card; returns ``(model, card)``.
-
-    The card is ``<weights>.json`` beside the weights; without it, the
-    architecture stored in the safetensors metadata is used.
-    """
-    from . import build_model
-
-    path = model_path(name_or_path)
-    tensors, meta = load_weights(path)
-    card_path = path.with_suffix(".json")
-    if card_path.is_file():
-        card = json.loads(card_path.read_text())
-    elif "card" in meta:
-        card = json.loads(meta["card"])
-    else:
-        raise ModelLoadError("no model card (.json) beside the weights", path=path)
-    arch = card.get("architecture", {})
-    model = build_model(arch.get("name", ""), **arch.get("arguments", {}))
-    try:
-        model.load_state_dict(tensors, strict=True)
-    except RuntimeError as exc:
-        first = str(exc).strip().splitlines()[0]
-        raise ModelLoadError(f"weights do not fit the architecture: {first}", path=path) \
-            from None
-    model.eval()
-    return model, card
-
-
 def fuse_batchnorm(model: nn.Module) -> nn.Module:
     """Fold every ``Conv2d -> BatchNorm2d`` pair of ``nn.Sequential`` containers (eval only).
 
@@ -207,9 +86,14 @@ def fuse_batchnorm(model: nn.Module) -> nn.Module:
 # ---------------------------------------------------------------------------
 # Predictor
 # ---------------------------------------------------------------------------
+def _to_device(obj: Any, device: torch.device) -> Any:
+    """``obj.to(device)`` for a tensor or a module: every transfer of the predictor."""
+    return obj.to(device)
+
+
 def _head_box(x: torch.Tensor, divisor: int, margin: int = 6) -> tuple[slice, slice, slice]:
     """Bounding box of the head on a 4x average-pooled copy (noise-robust)."""
-    top = _quantile(x, 0.999)
+    top = quantile(x, 0.999)
     # pool by 4 along each axis that has at least 4 voxels (a single slice stays one)
     kernel = tuple(4 if n >= 4 else 1 for n in x.shape)
     coarse = F.avg_pool3d(x[None, None], kernel, stride=kernel, ceil_mode=True)[0, 0]
@@ -268,7 +152,8 @@ class Predictor:
         self.tta = bool(tta)
         self.name = name
         self.divisor = int(getattr(model, "divisor", 8))
-        self.model.to(self.device)
+        self._model_device: torch.device | None = None
+        self._place_model(self.device)
 
     @classmethod
     def from_name(cls, name_or_path: str | Path, **kwargs: Any) -> Predictor:
@@ -280,9 +165,14 @@ class Predictor:
         pred.card = card
         return pred
 
+    def _place_model(self, device: torch.device) -> None:
+        if self._model_device != device:
+            self.model = _to_device(self.model, device)
+            self._model_device = device
+
     # -- the network over slices ------------------------------------------------
-    def _forward(self, batch: torch.Tensor) -> torch.Tensor:
-        use_amp = self.device.type == "cuda"
+    def _forward(self, batch: torch.Tensor, device: torch.device) -> torch.Tensor:
+        use_amp = device.type == "cuda"
         with torch.autocast("cuda", dtype=torch.bfloat16, enabled=use_amp):
             logits = self.model(batch)
             if self.tta:
@@ -292,9 +182,15 @@ class Predictor:
             probs = 0.5 * (probs + logits_f.float().softmax(dim=1))
         return probs
 
-    def _run_slices(self, vol: torch.Tensor, progress: Callable[[float, str], None] | None,
-                    cancel: CancelToken | None) -> torch.Tensor:
-        """Probabilities ``(4, X, Y, Z)`` of a normalised, padded volume on ``self.device``."""
+    def _run_slices(self, vol: torch.Tensor, device: torch.device,
+                    progress: Callable[[float, str], None] | None,
+                    cancel: CancelToken | None) -> tuple[torch.Tensor, int]:
+        """Probabilities ``(4, X, Y, Z)`` of a normalised, padded volume, and the batch used.
+
+        Out of memory halves the batch for the rest of this call; at one
+        slice per batch the error propagates (:meth:`predict_array` then
+        retries on the CPU).
+        """
         nx, ny, nz = vol.shape
         c = self.context
         padded = F.pad(vol.permute(2, 0, 1)[None, None], (0, 0, 0, 0, c, c),
@@ -308,36 +204,27 @@ class Predictor:
             idx = torch.arange(start, stop, device=vol.device)
             window = idx[:, None] + torch.arange(2 * c + 1, device=vol.device)[None]
             x = padded[window]  # (b, 2c+1, X, Y)
+            probs = None
             try:
                 with torch.inference_mode():
-                    probs = self._forward(x.to(self.device))
+                    probs = self._forward(_to_device(x, device), device)
             except torch.cuda.OutOfMemoryError:
-                torch.cuda.empty_cache()
-                if batch > 1:
-                    batch = max(1, batch // 2)
-                    log.warning("%s: CUDA out of memory; batch size %d", self.name, batch)
-                    continue
-                if self.device.type == "cpu":
+                if batch == 1:
                     raise
-                log.warning("%s: CUDA out of memory at batch 1; falling back to the CPU",
-                            self.name)
-                self.device = torch.device("cpu")
-                self.model.to(self.device)
-                vol = vol.cpu()
-                padded = padded.cpu()
-                out = out.cpu() if out is not None else None
+            if probs is None:  # out of memory (outside the except block, which holds memory)
+                batch //= 2
+                log.warning("%s: out of memory on %s; batch size %d for this volume",
+                            self.name, device, batch)
+                torch.cuda.empty_cache()
                 continue
             if out is None:
                 out = torch.empty((probs.shape[1], nz, nx, ny), dtype=torch.float32,
                                   device=probs.device)
-            if out.device != probs.device:
-                out = out.to(probs.device)
             out[:, start:stop] = probs.permute(1, 0, 2, 3)
             start = stop
             report(progress, start / nz, f"{self.name}: slice {start}/{nz}")
-        self.batch_size = batch
         assert out is not None
-        return out.permute(0, 2, 3, 1)
+        return out.permute(0, 2, 3, 1), batch
 
     def predict_array(
         self,
@@ -348,12 +235,53 @@ class Predictor:
         progress: Callable[[float, str], None] | None = None,
         cancel: CancelToken | None = None,
     ) -> Prediction:
-        """Probabilities and labels of a canonical (RAS+) array with voxel *spacing*."""
+        """Probabilities and labels of a canonical (RAS+) array with voxel *spacing*.
+
+        CUDA out of memory even at one slice per batch runs *this* volume on
+        the CPU; the next call tries :attr:`device` again, with the full
+        :attr:`batch_size` (a fallback changes neither).
+        """
         t0 = time.perf_counter()
+        used: torch.device | None = self.device
+        try:
+            probs, batch = self._probabilities(array, spacing, self.device, progress, cancel)
+        except torch.cuda.OutOfMemoryError:
+            if self.device.type == "cpu":
+                raise
+            used = None  # retry outside the except block: its traceback holds device memory
+        if used is None:
+            torch.cuda.empty_cache()
+            log.warning("%s: out of memory on %s; this volume runs on the CPU",
+                        self.name, self.device)
+            used = torch.device("cpu")
+            probs, batch = self._probabilities(array, spacing, used, progress, cancel)
+        if mask is not None:
+            # A brain mask says which voxels are tissue, as for the classical methods:
+            # outside it is background, inside it the most likely of CSF/GM/WM.
+            inside = np.asarray(mask, bool)
+            probs[:, ~inside] = 0.0
+            probs[0, ~inside] = 1.0
+            tissue = probs[1:, inside]
+            sums = tissue.sum(axis=0, keepdims=True)
+            probs[1:, inside] = np.where(sums > 1e-6, tissue / np.maximum(sums, 1e-6),
+                                         np.float32(1.0 / 3.0))
+            probs[0, inside] = 0.0
+        labels = probs.argmax(axis=0).astype(np.uint8)
+        return Prediction(probs, labels, time.perf_counter() - t0, str(used), batch)
+
+    def _probabilities(
+        self,
+        array: np.ndarray,
+        spacing: tuple[float, float, float],
+        device: torch.device,
+        progress: Callable[[float, str], None] | None,
+        cancel: CancelToken | None,
+    ) -> tuple[np.ndarray, int]:
+        """``(4, *array.shape)`` probabilities computed on *device*, and the batch size used."""
+        self._place_model(device)
         shape = tuple(array.shape)
-        work_dev = self.device
         x = torch.as_tensor(np.ascontiguousarray(array), dtype=torch.float32)
-        x = torch.nan_to_num(x).to(work_dev)
+        x = _to_device(torch.nan_to_num(x), device)
         sp = np.asarray(spacing, float)
         resampled = bool(np.any(np.abs(sp - NETWORK_SPACING_MM) > 0.05 * NETWORK_SPACING_MM))
         if resampled:
@@ -368,7 +296,7 @@ class Predictor:
         px, py = (-nx) % d, (-ny) % d
         crop = robust_normalise(crop)
         crop = F.pad(crop, (0, 0, py // 2, py - py // 2, px // 2, px - px // 2))
-        probs_crop = self._run_slices(crop, progress, cancel)
+        probs_crop, batch = self._run_slices(crop, device, progress, cancel)
         probs_crop = probs_crop[:, px // 2:px // 2 + nx, py // 2:py // 2 + ny]
         full = torch.zeros((probs_crop.shape[0], *x.shape), dtype=torch.float32,
                            device=probs_crop.device)
@@ -378,21 +306,7 @@ class Predictor:
             full = F.interpolate(full[None], size=shape, mode="trilinear",
                                  align_corners=False)[0]
             full = full / full.sum(dim=0, keepdim=True).clamp_min(1e-6)
-        probs = full.cpu().numpy()
-        if mask is not None:
-            # A brain mask says which voxels are tissue, as for the classical methods:
-            # outside it is background, inside it the most likely of CSF/GM/WM.
-            inside = np.asarray(mask, bool)
-            probs[:, ~inside] = 0.0
-            probs[0, ~inside] = 1.0
-            tissue = probs[1:, inside]
-            sums = tissue.sum(axis=0, keepdims=True)
-            probs[1:, inside] = np.where(sums > 1e-6, tissue / np.maximum(sums, 1e-6),
-                                         np.float32(1.0 / 3.0))
-            probs[0, inside] = 0.0
-        labels = probs.argmax(axis=0).astype(np.uint8)
-        return Prediction(probs, labels, time.perf_counter() - t0, str(self.device),
-                          self.batch_size)
+        return full.cpu().numpy(), batch
 
     def predict(
         self,

@@ -12,11 +12,13 @@ from torch import nn
 
 from engine.cli import main
 from engine.core.jobs import Cancelled, CancelToken
+from engine.core.tensors import robust_normalise
 from engine.core.volume import LabelMap
 from engine.data.phantom import synthesize_phantom, toy_tissue_block
 from engine.io import load, load_labels, save
 from engine.models import build_model
-from engine.models.predictor import Predictor, robust_normalise
+from engine.models import predictor as predictor_module
+from engine.models.predictor import Predictor
 
 
 class Oracle(nn.Module):
@@ -95,13 +97,14 @@ def test_batches_cancel_progress_and_mask():
         pred.predict_array(array, cancel=token)
 
 
-def test_out_of_memory_halves_the_batch():
+def test_out_of_memory_halves_the_batch_for_one_call():
     calls = []
+    limit = {"batch": 2}
 
     class Greedy(Oracle):
         def forward(self, x, deep=False):
             calls.append(x.shape[0])
-            if x.shape[0] > 2:
+            if x.shape[0] > limit["batch"]:
                 raise torch.cuda.OutOfMemoryError("fake")
             return super().forward(x, deep)
 
@@ -109,8 +112,67 @@ def test_out_of_memory_halves_the_batch():
     pred = Predictor(Greedy(), device="cpu", batch_size=16)
     ref = Predictor(Oracle(), device="cpu", batch_size=16).predict_array(array)
     out = pred.predict_array(array)
-    assert pred.batch_size == 2 and calls[:3] == [16, 8, 4]
+    assert out.batch_size == 2 and calls[:3] == [16, 8, 4]
     np.testing.assert_array_equal(out.labels, ref.labels)
+    # the next call starts again with the full batch (the memory may be free again)
+    assert pred.batch_size == 16
+    limit["batch"] = 16
+    calls.clear()
+    again = pred.predict_array(array)
+    assert calls == [16, 4] and again.batch_size == 16  # 20 slices: 16 + 4
+    np.testing.assert_array_equal(again.labels, ref.labels)
+
+
+@pytest.mark.filterwarnings("ignore:CUDA is not available:UserWarning")  # autocast, no GPU
+def test_cuda_out_of_memory_runs_one_call_on_the_cpu_then_tries_the_gpu_again(monkeypatch):
+    # No GPU here: "cuda" is simulated. Every transfer of the predictor goes through
+    # _to_device, which records where it was sent and leaves the data in host memory;
+    # the fake network runs out of memory while it sits on the full "GPU".
+    where = {"model": None}
+    state = {"gpu_full": True}
+    seen = []
+
+    def fake_to_device(obj, device):
+        if isinstance(obj, nn.Module):
+            where["model"] = torch.device(device)
+        return obj
+
+    class NeedsMemory(Oracle):
+        def forward(self, x, deep=False):
+            seen.append((where["model"].type, x.shape[0]))
+            if where["model"].type == "cuda" and state["gpu_full"]:
+                raise torch.cuda.OutOfMemoryError("fake: CUDA out of memory")
+            return super().forward(x, deep)
+
+    monkeypatch.setattr(predictor_module, "_to_device", fake_to_device)
+    monkeypatch.setattr(predictor_module, "resolve_device", lambda d: torch.device("cuda"))
+    array, _ = _toy_image()
+    ref = Predictor(Oracle(), batch_size=8).predict_array(array)
+    pred = Predictor(NeedsMemory(), device="cuda", batch_size=8)
+    first = pred.predict_array(array)
+    # the batch was halved down to one slice on the GPU, then the volume ran on the CPU
+    assert [b for d, b in seen if d == "cuda"] == [8, 4, 2, 1]
+    assert {d for d, _ in seen[4:]} == {"cpu"}
+    assert first.device == "cpu" and first.batch_size == 8
+    np.testing.assert_array_equal(first.labels, ref.labels)
+    # the predictor still belongs to the GPU: the next call goes there again
+    assert pred.device == torch.device("cuda") and pred.batch_size == 8
+    state["gpu_full"] = False
+    seen.clear()
+    second = pred.predict_array(array)
+    assert {d for d, _ in seen} == {"cuda"} and where["model"].type == "cuda"
+    assert second.device == "cuda" and second.batch_size == 8
+    np.testing.assert_array_equal(second.labels, ref.labels)
+
+
+def test_out_of_memory_on_the_cpu_at_one_slice_is_raised():
+    class Hopeless(Oracle):
+        def forward(self, x, deep=False):
+            raise torch.cuda.OutOfMemoryError("fake")
+
+    array, _ = _toy_image()
+    with pytest.raises(torch.cuda.OutOfMemoryError):
+        Predictor(Hopeless(), device="cpu", batch_size=4).predict_array(array)
 
 
 def test_real_network_runs_end_to_end_on_cpu():

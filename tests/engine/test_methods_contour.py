@@ -7,7 +7,8 @@ import pytest
 
 from engine.core.errors import ParameterError
 from engine.core.volume import Volume
-from engine.methods import ActiveContourParams, active_contour, refine_labels
+from engine.methods import ActiveContourParams, refine_labels
+from engine.methods.active_contour import active_contour
 
 PARAMS = ActiveContourParams(iterations=160)
 

@@ -16,14 +16,13 @@ from engine.methods import (
     EnergyParams,
     GMMParams,
     ReactionDiffusionParams,
-    active_contour,
     regularize_probabilities,
     run_energy,
     run_gmm,
     run_reaction_diffusion,
 )
+from engine.methods.active_contour import active_contour, signed_distance
 from engine.methods.active_contour import check_stability as contour_stability
-from engine.methods.active_contour import signed_distance
 from engine.methods.energy import descend, energy_step_limit
 from engine.methods.numerics import NeumannStencil, diffusion_step_limit, kmeans_1d
 from engine.methods.reaction_diffusion import check_stability, evolve_fields
@@ -265,3 +264,57 @@ def test_cpu_and_cuda_agree():
     ca = active_contour(disk, seed=(24, 24), device="cpu").labels.array
     cb = active_contour(disk, seed=(24, 24), device="cuda").labels.array
     assert (ca == cb).mean() > 0.999
+
+
+# -- the shared torch numerics of engine.core.tensors ---------------------------------
+def test_quantiles_match_numpy():
+    from engine.core.tensors import quantile
+
+    values = np.random.default_rng(4).normal(size=10_001).astype(np.float32)
+    x = torch.from_numpy(values)
+    qs = [0.0, 0.005, 0.37, 0.5, 0.995, 1.0]
+    linear = quantile(x, qs, interpolation="linear", max_samples=1 << 24)
+    np.testing.assert_allclose(linear.numpy(), np.quantile(values, qs), rtol=1e-5, atol=1e-6)
+    # "nearest": the order statistic of rank round(q (n - 1)), an element of the data
+    for q in qs:
+        rank = round(q * (values.size - 1))
+        assert float(quantile(x, q)) == float(np.sort(values)[rank])
+    # above max_samples a fixed stride is used: same answer every time, close to the truth
+    big = torch.from_numpy(np.random.default_rng(5).random(3_000_001).astype(np.float32))
+    a, b = quantile(big, 0.9, max_samples=1 << 16), quantile(big, 0.9, max_samples=1 << 16)
+    assert float(a) == float(b) and float(a) == pytest.approx(0.9, abs=0.01)
+    with pytest.raises(ValueError, match="2\\*\\*24"):
+        quantile(x, 0.5, interpolation="linear", max_samples=1 << 25)
+
+
+@pytest.mark.parametrize("sigmas", [(1.0, 2.0, 0.0), (2.0, 1.0, 1.0)])
+def test_gaussian_blur_matches_scipy(sigmas):
+    from scipy import ndimage
+
+    from engine.core.tensors import gaussian_blur
+
+    image = np.random.default_rng(6).random((1, 2, 17, 23, 15)).astype(np.float32)
+    out = gaussian_blur(torch.from_numpy(image), sigmas).numpy()
+    ref = image.astype(np.float64)
+    for axis, s in enumerate(sigmas):
+        if s > 0:  # scipy's radius int(3 s + 0.5) equals ceil(3 s) for these sigmas
+            ref = ndimage.gaussian_filter1d(ref, s, axis=2 + axis, mode="nearest", truncate=3.0)
+    np.testing.assert_allclose(out, ref, rtol=1e-5, atol=1e-6)
+    # the leading (batch, channel) axes are never mixed
+    np.testing.assert_allclose(gaussian_blur(torch.from_numpy(image[:, 1:]), sigmas).numpy(),
+                               out[:, 1:], rtol=1e-6, atol=1e-7)
+
+
+def test_contour_smoothing_is_a_gaussian_in_millimetres():
+    from scipy import ndimage
+
+    from engine.methods.active_contour import _gaussian_smooth
+
+    img = torch.rand(20, 18, 9, generator=torch.Generator().manual_seed(7))
+    # sigma 1 mm on (1, 0.5, 4) mm voxels: 1 and 2 voxels in-plane, 0.25 voxel through
+    # the slices -- below 0.3 voxel, so that axis is left alone
+    out = _gaussian_smooth(img, 1.0, (1.0, 0.5, 4.0)).numpy()
+    ref = img.numpy().astype(np.float64)
+    for axis, s in ((0, 1.0), (1, 2.0)):
+        ref = ndimage.gaussian_filter1d(ref, s, axis=axis, mode="nearest", truncate=3.0)
+    np.testing.assert_allclose(out, ref, rtol=1e-5, atol=1e-6)

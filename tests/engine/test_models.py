@@ -12,8 +12,15 @@ import torch
 from engine.core.errors import ParameterError
 from engine.models import MODELS, build_model, count_parameters
 from engine.models.losses import SegmentationLoss, soft_dice_loss, total_variation
-from engine.models.predictor import ModelLoadError, Predictor, load_model, load_weights, models_dir
-from engine.models.training import TrainConfig, load_checkpoint, save_weights, train
+from engine.models.predictor import Predictor
+from engine.models.training import TrainConfig, load_checkpoint, train
+from engine.models.weights import (
+    ModelLoadError,
+    load_model,
+    load_weights,
+    models_dir,
+    save_weights,
+)
 
 
 # -- loss terms on hand-made tensors ---------------------------------------------
@@ -141,6 +148,75 @@ def test_resume_refuses_a_changed_recipe_and_records_every_run(tmp_path):
         == [("first", 0, 4), ("second", 4, 8)]
 
 
+def test_a_run_that_fails_its_checks_creates_no_folder(tmp_path):
+    out = tmp_path / "new" / "run"
+    with pytest.raises(ParameterError, match="multiple of 8"):
+        train(_tiny(crop=(30, 30)), out)
+    with pytest.raises(ParameterError, match="no checkpoint"):
+        train(_tiny(), out, resume=True)
+    assert not (tmp_path / "new").exists()
+
+
+def _cancel_at(step: int, steps: int):
+    from engine.core.jobs import CancelToken
+
+    token = CancelToken()
+    return token, lambda f, _m: token.cancel() if f >= step / steps else None
+
+
+def test_a_cancelled_run_removes_the_folders_it_created(tmp_path):
+    from engine.core.jobs import Cancelled
+
+    out = tmp_path / "new" / "run"
+    token, progress = _cancel_at(2, 8)  # before the first checkpoint (step 4)
+    with pytest.raises(Cancelled):
+        train(_tiny(steps=8, checkpoint_every=4), out, cancel=token, progress=progress)
+    assert not (tmp_path / "new").exists()
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_failed_run_leaves_a_folder_the_user_had_as_it_was(tmp_path, monkeypatch):
+    from engine.data.synthesis import SliceSynthesizer
+
+    out = tmp_path / "mine"
+    out.mkdir()
+    (out / "notes.txt").write_text("keep me")
+    calls = []
+
+    def failing_batch(self, *args, **kwargs):
+        calls.append(1)
+        if len(calls) == 6:  # after the step-4 checkpoint
+            raise RuntimeError("synthetic failure")
+        return original(self, *args, **kwargs)
+
+    original = SliceSynthesizer.batch
+    monkeypatch.setattr(SliceSynthesizer, "batch", failing_batch)
+    with pytest.raises(RuntimeError, match="synthetic failure"):
+        train(_tiny(steps=8, checkpoint_every=4), out)
+    # the user's file is untouched; the checkpoint stays for --resume; nothing else
+    assert sorted(p.name for p in out.iterdir()) == ["checkpoint.safetensors", "notes.txt"]
+    assert (out / "notes.txt").read_text() == "keep me"
+
+
+def test_a_cancelled_run_after_a_checkpoint_keeps_it_for_resume(tmp_path):
+    from engine.core.jobs import Cancelled
+
+    out = tmp_path / "new"
+    token, progress = _cancel_at(6, 8)
+    with pytest.raises(Cancelled):
+        train(_tiny(steps=8, checkpoint_every=4), out, cancel=token, progress=progress)
+    assert [p.name for p in out.iterdir()] == ["checkpoint.safetensors"]
+
+
+def test_train_defaults_are_the_command_lines():
+    from engine.cli.model_commands import TRAIN_DEFAULTS
+
+    config = TrainConfig()
+    for key, value in TRAIN_DEFAULTS.items():
+        stored = config.model_args.get(key, 16) if key == "base" else getattr(config, key)
+        assert stored == value, key
+
+
 def test_checkpoint_round_trip_restores_model_optimizer_and_rng(tmp_path):
     train(_tiny(steps=4, checkpoint_every=4), tmp_path)
     model = build_model("unet", in_channels=3, n_classes=4, base=8)
@@ -191,6 +267,25 @@ def test_weights_that_do_not_fit_the_card_are_refused(tmp_path):
     save_weights(model, tmp_path / "unet.safetensors", card)
     with pytest.raises(ModelLoadError, match="do not fit"):
         load_model(tmp_path / "unet.safetensors")
+
+
+def test_model_cards_are_read_only_for_the_architecture_name_and_context(tmp_path):
+    # Cards are records: descriptions such as input.normalisation (the shipped cards still
+    # name the old module engine.inference) may say anything, or be missing.
+    torch.manual_seed(0)
+    model = build_model("unet", base=8).eval()
+    card = {"name": "unet", "architecture": {"name": "unet", "arguments": {"base": 8}},
+            "input": {"context": 1, "normalisation": "engine.inference.robust_normalise"}}
+    save_weights(model, tmp_path / "old" / "unet.safetensors", card)
+    bare = {"name": "unet", "architecture": card["architecture"], "input": {"context": 1}}
+    save_weights(model, tmp_path / "bare" / "unet.safetensors", bare)
+    from engine.data.phantom import synthesize_phantom, toy_tissue_block
+
+    image, _ = synthesize_phantom("t1", noise=0.03, inu=0.2, seed=0,
+                                  block=toy_tissue_block((32, 32, 6)))
+    outs = [Predictor.from_name(tmp_path / d / "unet.safetensors", device="cpu")
+            .predict_array(image.array) for d in ("old", "bare")]
+    np.testing.assert_array_equal(outs[0].probabilities, outs[1].probabilities)
 
 
 SHIPPED_FLOOR = 0.85  # mean Dice (CSF, GM, WM) on a small T1 phantom, documented in docs/model.md

@@ -57,7 +57,7 @@ _POST_TEXT = {"largest_component": "Keep the largest brain component",
 def missing_weights(pipeline: Pipeline) -> list[str]:
     """Weights files the networks of *pipeline* need and do not find."""
     from engine.methods.registry import METHODS
-    from engine.models.predictor import model_path
+    from engine.models.weights import model_path
 
     out = []
     for step in pipeline.steps:
