@@ -3,6 +3,8 @@
 Every read or write is an engine call run by :class:`~viewer.workers.JobRunner`;
 results come back as updates of the :class:`~viewer.layers.LayerStack`, errors
 as a dialog naming the file and the problem (the application keeps running).
+Nothing replaces an edited mask with unsaved changes without asking
+(:meth:`IOController.confirm_discard`: save, discard or cancel).
 A label map on another grid than the image is never overlaid silently: the
 user sees what differs and chooses to resample it (nearest neighbour) or not.
 """
@@ -183,6 +185,58 @@ class IOController(QObject):
             self.saved.emit(str(written))
 
         return self._submit(work, f"Saving {path.name}", done, path, "Could not save the labels")
+
+    def save_edited(self, *, ask: bool = False) -> Job | None:
+        """Save the edited mask to its file; where the user says when it has none or *ask*.
+
+        Returns the job, or None when nothing is saved (no mask, dialog cancelled).
+        """
+        layer = self.layers.edited
+        if layer is None:
+            return None
+        path = layer.path
+        if ask or path is None:
+            image = self.layers.image
+            stem = Path(image.name).name.split(".")[0] if image else "labels"
+            start = str(Path(self.settings.last_dir) / f"{stem}_labels.nii.gz")
+            chosen = self.dialogs.save_file("Save labels as", start)
+            if not chosen:
+                return None
+            path = Path(chosen)
+        return self.save_labels(path, layer)
+
+    # -- unsaved edits -----------------------------------------------------------------
+    def confirm_discard(self, then: Callable[[], object] | None = None) -> bool:
+        """Ask about unsaved edits; True when it is fine to drop the edited mask now.
+
+        "Save" saves in the background and returns False; *then* runs once that
+        save has succeeded (closing the window, opening the next image, ...).
+        """
+        edited = self.layers.edited
+        if edited is None or not edited.modified:
+            return True
+        answer = self.dialogs.ask_unsaved(edited.name)
+        if answer == "save":
+            self._save_then(then)
+            return False
+        return answer == "discard"
+
+    def _save_then(self, then: Callable[[], object] | None) -> None:
+        job = self.save_edited()
+        if then is None or job is None:
+            return  # nothing to wait for (e.g. the file dialog was cancelled)
+
+        def finished(*_args: object) -> None:
+            if not job.done:
+                return  # another job's message
+            self.saved.disconnect(finished)
+            self.failed.disconnect(finished)
+            edited = self.layers.edited
+            if job.succeeded and (edited is None or not edited.modified):
+                then()
+
+        self.saved.connect(finished)
+        self.failed.connect(finished)
 
     # -- plumbing ----------------------------------------------------------------------
     def _submit(

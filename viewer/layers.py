@@ -1,7 +1,11 @@
 """The layer model: one image and a stack of label layers, without Qt.
 
-Views and panels subscribe to :class:`Event` objects (plain callbacks, as
-napari's layer events) and never poke at each other. A label layer holds a
+Views and panels subscribe to the layers' plain events
+(:class:`engine.core.events.Event`: a failing listener does not stop the
+others; bound methods are held weakly; ``connect`` returns a handle) and
+never poke at each other; widgets subscribe through
+:func:`viewer.subscriptions.subscribe`, which disconnects them when they are
+destroyed. A label layer holds a
 :class:`~engine.core.volume.LabelMap` and how it is drawn (visibility, opacity,
 filled or outline, hidden labels); the colour look-up table and the voxel
 counts are cached and rebuilt only when something they depend on changes.
@@ -16,12 +20,12 @@ date by :mod:`viewer.edit_session`).
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from engine.core.events import DeclaredEvent, Event
 from engine.core.volume import LabelMap, LabelTable, Volume
 from engine.display import auto_window, histogram, label_lut, label_volumes
 
@@ -33,25 +37,6 @@ log = logging.getLogger(__name__)
 BBox = tuple[slice, slice, slice]
 
 ROLES = ("edit", "truth", "result", "difference")
-
-
-class Event:
-    """A list of callbacks called in order by :meth:`emit`."""
-
-    def __init__(self) -> None:
-        self._callbacks: list[Callable[..., Any]] = []
-
-    def connect(self, callback: Callable[..., Any]) -> None:
-        if callback not in self._callbacks:
-            self._callbacks.append(callback)
-
-    def disconnect(self, callback: Callable[..., Any]) -> None:
-        if callback in self._callbacks:
-            self._callbacks.remove(callback)
-
-    def emit(self, *args: Any) -> None:
-        for callback in list(self._callbacks):
-            callback(*args)
 
 
 def _value_range(array: np.ndarray) -> tuple[float, float]:
@@ -70,6 +55,11 @@ def _value_range(array: np.ndarray) -> tuple[float, float]:
 class ImageLayer:
     """The image shown in grey levels under the label layers."""
 
+    #: The display window changed; called with ``(low, high)``.
+    levels_changed = DeclaredEvent("The display window changed; called with (low, high).")
+    #: The colour look-up table changed; called with it (or None for grey).
+    lut_changed = DeclaredEvent("The colour table changed; called with it or None.")
+
     def __init__(self, volume: Volume, *, path: Path | None = None, name: str = "") -> None:
         self.volume = volume
         self.path = path
@@ -79,8 +69,6 @@ class ImageLayer:
         self.levels: tuple[float, float] = self.default_levels
         #: ``(n, 3)`` uint8 colour look-up table, or None for plain grey.
         self.lut: np.ndarray | None = None
-        self.levels_changed = Event()
-        self.lut_changed = Event()
         self._histogram: tuple[np.ndarray, np.ndarray] | None = None
 
     def set_levels(self, low: float, high: float) -> None:
@@ -111,6 +99,11 @@ class ImageLayer:
 class LabelLayer:
     """A label map and how it is drawn."""
 
+    #: Display properties changed (visibility, opacity, outline, colours); called with the layer.
+    display_changed = DeclaredEvent("How the layer is drawn changed; called with the layer.")
+    #: Voxels changed: called with a :data:`BBox` or None for "everywhere".
+    data_changed = DeclaredEvent("Voxels changed; called with a box or None (everywhere).")
+
     def __init__(
         self,
         labelmap: LabelMap,
@@ -133,10 +126,6 @@ class LabelLayer:
         self.outline = outline
         self.hidden: set[int] = set()
         self.modified = False
-        #: Display properties changed (visibility, opacity, outline, colours).
-        self.display_changed = Event()
-        #: Voxels changed: called with a :data:`BBox` or None for "everywhere".
-        self.data_changed = Event()
         self._lut: np.ndarray | None = None
         self._counts: dict[int, tuple[int, float]] | None = None
 
@@ -209,17 +198,18 @@ class LabelLayer:
 class LayerStack:
     """The image and its label layers, bottom to top, plus global overlay settings."""
 
+    #: The image was replaced (every label layer was removed first); called with it.
+    image_changed = DeclaredEvent("The image was replaced; called with the new ImageLayer.")
+    #: A label layer was added or removed, or the order changed.
+    layers_changed = DeclaredEvent("A label layer was added or removed.")
+    #: Global overlay settings changed (opacity, all labels shown).
+    overlay_changed = DeclaredEvent("The global overlay opacity or visibility changed.")
+
     def __init__(self) -> None:
         self.image: ImageLayer | None = None
         self.labels: list[LabelLayer] = []
         self.global_opacity = 1.0
         self.labels_shown = True
-        #: The image was replaced (every label layer was removed first).
-        self.image_changed = Event()
-        #: A label layer was added or removed, or the order changed.
-        self.layers_changed = Event()
-        #: Global overlay settings changed (opacity, all labels shown).
-        self.overlay_changed = Event()
 
     # -- image -----------------------------------------------------------------
     def set_image(self, volume: Volume, *, path: Path | None = None, name: str = "") -> ImageLayer:

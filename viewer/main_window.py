@@ -1,6 +1,11 @@
-"""The main window: three linked slice views, docks, menus and the status bar.
+"""The main window: three linked slice views, docks and the status bar, wired together.
 
-Hooks for the tools and panels that come next (editing, live metrics):
+The window builds the models and the widgets and connects them; the parts
+live elsewhere: the menus and the tool bar in :mod:`viewer.menus`, opening
+and saving in :mod:`viewer.io_controller`, segmentation in
+:mod:`viewer.methods_controller` (which sees the window only as a
+:class:`~viewer.methods_controller.MethodsHost`), editing in
+:mod:`viewer.edit_session`. What tools and panels use of it:
 
 * :attr:`MainWindow.layers` -- the :class:`~viewer.layers.LayerStack`;
   ``layers.edited`` is the mask being edited (created empty when an image is
@@ -21,20 +26,9 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 from PySide6.QtCore import Qt, QTimer, Signal
-from PySide6.QtGui import QAction, QActionGroup, QCloseEvent, QDragEnterEvent, QDropEvent
-from PySide6.QtWidgets import (
-    QDialog,
-    QDockWidget,
-    QMainWindow,
-    QMenu,
-    QMessageBox,
-    QTextBrowser,
-    QToolBar,
-    QVBoxLayout,
-    QWidget,
-)
+from PySide6.QtGui import QCloseEvent, QDragEnterEvent, QDropEvent
+from PySide6.QtWidgets import QDockWidget, QMainWindow, QWidget
 
-from engine import __version__
 from engine.core.volume import LabelMap, Volume
 from engine.display import drag_window
 
@@ -43,12 +37,13 @@ from .dialogs import IMAGE_FILTER, LABEL_FILTER, Dialogs
 from .edit_session import EditSession
 from .io_controller import EDIT_OPACITY, TRUTH_OPACITY, IOController
 from .layers import BBox, LabelLayer, LayerStack
+from .menus import CONVENTIONS, Menus
 from .panels import LabelsPanel, LayersPanel, WindowLevelPanel
 from .panels.edit_panel import EditPanel
 from .panels.metrics_panel import MetricsPanel
 from .recovery import RecoveryController
 from .settings import Settings
-from .shortcuts import bind_actions, reference_html
+from .shortcuts import bind_actions
 from .status_bar import StatusBar, format_readout
 from .tools import TOOLS, Tool, ToolContext
 from .view_grid import ViewGrid
@@ -87,7 +82,7 @@ class MainWindow(QMainWindow):
         self.io = IOController(self.layers, self.runner, self.dialogs, self.settings, self)
         # Editing: every change of the edited mask goes through self.edits (edit_session.py).
         self.edits = EditSession(self.layers, refresh=self.refresh_labels, runner=self.runner,
-                                 history_bytes=self.settings.history_mb * 2**20, parent=self)
+                                 history_bytes=self.settings.history_mb * 2**20)
         self.recovery = RecoveryController(self.edits, self.io, self.runner, self.dialogs, self)
         self.tool_context = ToolContext(self.cursor, self.layers, refresh=self.refresh_labels)
         self.tools: dict[str, Tool] = {name: cls(self.tool_context) for name, cls in TOOLS.items()}
@@ -108,9 +103,12 @@ class MainWindow(QMainWindow):
         self._build_edit_docks()
         self._methods: MethodsController | None = None  # see the ``methods`` property
         self._build_status_bar()
-        self.actions_ = bind_actions(self, self._handlers(), views=self.grid)
-        self._build_menus()
-        self._build_toolbar()
+        handlers = self._handlers()
+        self.actions_ = bind_actions(self, handlers, views=self.grid)
+        self.menus = Menus(self, self.actions_, {**handlers, **self._menu_commands()},
+                           tools=self.tools, docks=self.docks, settings=self.settings,
+                           tool="navigate", layout=self.grid.layout_name,
+                           open_recent=self.open_recent)
         self._build_editing()
 
         # The Methods dock imports torch (~1 s): build it once the first image is on screen.
@@ -131,7 +129,7 @@ class MainWindow(QMainWindow):
             self.restoreGeometry(geometry)
         if state is not None:
             self.restoreState(state)
-        self._update_actions()
+        self.menus.show_image_open(False)
 
     # -- construction ----------------------------------------------------------------
     def _build_docks(self) -> None:
@@ -178,6 +176,9 @@ class MainWindow(QMainWindow):
                 view.set_slice(view.slider.maximum() if last else 0)
             return go
 
+        def tool(name: str) -> Callable[[], None]:
+            return lambda: self.set_tool(name)
+
         return {
             "open_image": self.choose_image,
             "open_dicom_folder": self.choose_dicom_folder,
@@ -201,106 +202,42 @@ class MainWindow(QMainWindow):
             "first_slice": to_end(False),
             "last_slice": to_end(True),
             "centre_cursor": lambda: self.cursor.set([n // 2 for n in self.cursor.shape]),
-            "help_reference": self.show_reference,
+            "help_reference": lambda: self.menus.show_reference(),
             **self._edit_handlers(),
-            "run_pipeline": lambda: self.methods.run(),
+            "run_pipeline": self.run_pipeline,
             "compare_results": lambda: self.methods.open_comparison(),
-            "tool_refine": lambda: self.set_tool("refine"),
+            **{f"tool_{name}": tool(name) for name in self.tools},
         }
 
-    def _build_menus(self) -> None:
-        a = self.actions_
-        menu = self.menuBar().addMenu("&File")
-        menu.addActions([a["open_image"], a["open_dicom_folder"]])
-        self.recent_menu = menu.addMenu("Open &Recent")
-        self.recent_menu.aboutToShow.connect(self._fill_recent)
-        demo = menu.addAction("Open the &Demo Brain")
-        demo.triggered.connect(lambda: self.open_demo())
-        menu.addSeparator()
-        menu.addActions([a["open_labels"], a["open_ground_truth"]])
-        menu.addSeparator()
-        menu.addActions([a["save_labels"], a["save_labels_as"]])
-        menu.addSeparator()
-        menu.addAction(a["quit"])
+    def _menu_commands(self) -> dict[str, Callable[[], object]]:
+        """What the menu entries without a key do (see viewer.menus)."""
+        edits = self.edits
 
-        menu = self.menuBar().addMenu("&View")
-        layouts = QActionGroup(self)
-        for key in ("layout_1x3", "layout_2x2"):
-            a[key].setCheckable(True)
-            layouts.addAction(a[key])
-            menu.addAction(a[key])
-        a[f"layout_{self.grid.layout_name}"].setChecked(True)
-        menu.addActions([a["maximise"], a["reset_views"]])
-        menu.addSeparator()
-        conv_menu = menu.addMenu("Left–Right &Convention")
-        conventions = QActionGroup(self)
-        self.convention_actions: dict[str, QAction] = {}
-        for name, text in (("radiological", "&Radiological (patient right on screen left)"),
-                           ("neurological", "&Neurological (patient right on screen right)")):
-            act = conv_menu.addAction(text)
-            act.setCheckable(True)
-            act.setChecked(name == self.settings.convention)
-            act.triggered.connect(lambda _c=False, n=name: self.set_convention(n))
-            conventions.addAction(act)
-            self.convention_actions[name] = act
-        a["toggle_crosshair"].setCheckable(True)
-        a["toggle_crosshair"].setChecked(True)
-        menu.addActions([a["toggle_crosshair"], a["toggle_labels"], a["toggle_outline"],
-                         a["auto_window"]])
-        menu.addSeparator()
-        panels = menu.addMenu("&Panels")
-        for dock in self.docks.values():
-            panels.addAction(dock.toggleViewAction())
+        def convention(name: str) -> Callable[[], None]:
+            return lambda: self.set_convention(name)
 
-        menu = self.menuBar().addMenu("&Tools")
-        group = QActionGroup(self)
-        self.tool_actions: dict[str, QAction] = {}
-        for name, tool in self.tools.items():
-            act = menu.addAction(tool.label)
-            act.setObjectName(f"tool_{name}")
-            act.setCheckable(True)
-            act.setChecked(tool is self.tool)
-            act.setStatusTip(tool.tip)
-            act.setToolTip(tool.tip)
-            act.triggered.connect(lambda _c=False, n=name: self.set_tool(n))
-            group.addAction(act)
-            self.tool_actions[name] = act
-
-        menu = self.menuBar().addMenu("&Help")
-        menu.addAction(a["help_reference"])
-        about = menu.addAction("&About Delineo")
-        about.triggered.connect(self._about)
-        # Navigation actions live on the view grid only (no menu entries).
-
-    def _build_toolbar(self) -> None:
-        a = self.actions_
-        bar = QToolBar("Main", self)
-        bar.setObjectName("mainToolBar")
-        bar.setMovable(False)
-        bar.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextOnly)
-        bar.addActions([a["open_image"], a["open_labels"], a["save_labels"]])
-        bar.addSeparator()
-        bar.addActions(list(self.tool_actions.values()))
-        bar.addSeparator()
-        bar.addActions([a["layout_1x3"], a["layout_2x2"], a["reset_views"]])
-        a["layout_1x3"].setIconText("1 × 3")
-        a["layout_2x2"].setIconText("2 × 2")
-        self.addToolBar(Qt.ToolBarArea.TopToolBarArea, bar)
-        self.toolbar = bar
+        return {
+            "open_demo": self.open_demo,
+            **{f"convention_{name}": convention(name) for name in CONVENTIONS},
+            "new_label": self.new_label,
+            "remove_islands": lambda: edits.remove_small_islands(),
+            "keep_largest": lambda: edits.keep_largest_component(),
+            "surface_metrics": lambda: edits.compute_surface_metrics(),
+        }
 
     # -- public API: files ---------------------------------------------------------------
     def open_image(self, path: str | Path) -> None:
         """Open an image (replaces the current one, after asking about unsaved edits)."""
-        if self._confirm_discard(then=lambda: self.io.open_image(path)):
+        if self.io.confirm_discard(then=lambda: self.io.open_image(path)):
             self.io.open_image(path)
 
     def open_demo(self) -> None:
-        if self._confirm_discard(then=self.io.open_demo):
+        if self.io.confirm_discard(then=self.io.open_demo):
             self.io.open_demo()
 
     def open_labels(self, path: str | Path) -> None:
         """Open a label map as the edited mask (after asking about unsaved edits)."""
-        if self._confirm_discard(then=lambda: self.io.open_labels(path, "edit")):
+        if self.io.confirm_discard(then=lambda: self.io.open_labels(path, "edit")):
             self.io.open_labels(path, "edit")
 
     def open_ground_truth(self, path: str | Path) -> None:
@@ -346,31 +283,18 @@ class MainWindow(QMainWindow):
 
     def choose_labels(self, role: str) -> None:
         title = "Open labels to edit" if role == "edit" else "Open ground truth"
-        if role == "edit" and not self._confirm_discard():
+        if role == "edit" and not self.io.confirm_discard():
             return  # opening labels to edit replaces the edited mask
         path = self.dialogs.open_file(title, LABEL_FILTER, self.settings.last_dir)
         if path:
             self.io.open_labels(path, role)
 
     def save_labels(self) -> None:
-        layer = self.layers.edited
-        if layer is None:
-            return
-        if layer.path is None:
-            self.save_labels_as()
-        else:
-            self.io.save_labels(layer.path, layer)
+        """Save the edited mask to its file (asks where when it has none)."""
+        self.io.save_edited()
 
     def save_labels_as(self) -> None:
-        layer = self.layers.edited
-        if layer is None:
-            return
-        image = self.layers.image
-        stem = Path(image.name).name.split(".")[0] if image else "labels"
-        start = str(Path(self.settings.last_dir) / f"{stem}_labels.nii.gz")
-        path = self.dialogs.save_file("Save labels as", start)
-        if path:
-            self.io.save_labels(path, layer)
+        self.io.save_edited(ask=True)
 
     # -- public API: display ---------------------------------------------------------------
     def refresh_labels(self, layer: LabelLayer, bbox: BBox | None = None) -> None:
@@ -388,11 +312,25 @@ class MainWindow(QMainWindow):
     def methods(self) -> MethodsController:
         """The Methods dock, comparison mode and click-to-refine (built on first use)."""
         if self._methods is None:
-            from .methods_controller import MethodsController
+            from .methods_controller import MethodsController  # imports torch
 
-            self._methods = MethodsController(self)
-            self._methods.build_menu(self.menuBar(), self.actions_)
+            methods = MethodsController(self, parent=self)
+            dock = self.add_dock("methods", "Methods", methods.panel,
+                                 Qt.DockWidgetArea.LeftDockWidgetArea)
+            self.tabifyDockWidget(self.docks["edit"], dock)  # segment, then correct
+            self.docks["edit"].raise_()
+            self.tool_context.extras["refine"] = methods.refiner.request
+            self.tool_context.extras["refine_preview"] = methods.preview_box
+            self.menus.add_segment_menu(methods.pipelines, dock)
+            self._methods = methods
         return self._methods
+
+    def run_pipeline(self) -> None:
+        """Segment → Run Pipeline: shows the Methods dock and runs what it is set up for."""
+        methods = self.methods
+        self.docks["methods"].show()
+        self.docks["methods"].raise_()
+        methods.run()
 
     def set_tool(self, name: str) -> None:
         if name == "refine":
@@ -402,19 +340,17 @@ class MainWindow(QMainWindow):
             self.tool = self.tools[name]
             self.tool.activate()
             self.grid.update_tool_cursor()
-        action = getattr(self, "tool_actions", {}).get(name)
-        if action is not None:
-            action.setChecked(True)
+        self.menus.check_tool(name)
 
     def set_layout(self, name: str) -> None:
         self.grid.set_layout(name)
         self.settings.layout = name
-        self.actions_[f"layout_{name}"].setChecked(True)
+        self.menus.check_layout(name)
 
     def set_convention(self, convention: str) -> None:
         self.settings.convention = convention
         self.grid.set_convention(convention)
-        self.convention_actions[convention].setChecked(True)
+        self.menus.check_convention(convention)
 
     def toggle_outline(self) -> None:
         outline = not all(layer.outline for layer in self.layers.labels)
@@ -429,24 +365,7 @@ class MainWindow(QMainWindow):
         self.actions_["toggle_crosshair"].setChecked(visible)
         self.grid.set_crosshair_visible(visible)
 
-    def show_reference(self) -> QDialog:
-        """Help → Keyboard and mouse reference (generated from viewer.shortcuts)."""
-        dialog = getattr(self, "_reference", None)
-        if dialog is None:
-            dialog = QDialog(self)
-            dialog.setObjectName("referenceDialog")
-            dialog.setWindowTitle("Keyboard and mouse reference")
-            browser = QTextBrowser(dialog)
-            browser.setHtml(reference_html())
-            box = QVBoxLayout(dialog)
-            box.addWidget(browser)
-            dialog.resize(720, 640)
-            self._reference = dialog
-        dialog.show()
-        dialog.raise_()
-        return dialog
-
-    # -- editing: docks, Edit menu, keys (the logic is in viewer/edit_session.py) ----------
+    # -- editing: docks and wiring (the logic is in viewer/edit_session.py) ----------------
     def _build_edit_docks(self) -> None:
         self.edit_panel = EditPanel(self.edits, self)
         self.metrics_panel = MetricsPanel(self.edits, self)
@@ -457,40 +376,7 @@ class MainWindow(QMainWindow):
         self.resizeDocks(docks, [560, 360], Qt.Orientation.Vertical)
 
     def _build_editing(self) -> None:
-        a = self.actions_
         edits = self.edits
-        menu = QMenu("&Edit", self)
-        view = next((act for act in self.menuBar().actions() if act.text() == "&View"), None)
-        if view is not None:
-            self.menuBar().insertMenu(view, menu)
-        else:
-            self.menuBar().addMenu(menu)
-        menu.addActions([a["undo"], a["redo"]])
-        menu.addSeparator()
-        new_label = menu.addAction("&New Label…")
-        new_label.triggered.connect(self.new_label)
-        islands = menu.addAction("Remove Small &Islands of the Selected Label")
-        islands.triggered.connect(lambda: edits.remove_small_islands())
-        largest = menu.addAction("&Keep the Largest Component of the Selected Label")
-        largest.triggered.connect(lambda: edits.keep_largest_component())
-        menu.addSeparator()
-        surface = menu.addAction("Compute &HD95 / ASSD")
-        surface.triggered.connect(lambda: edits.compute_surface_metrics())
-        for key in ("toggle_differences", "toggle_truth_outline"):
-            a[key].setCheckable(True)
-        menu.addActions([a["toggle_differences"], a["toggle_truth_outline"]])
-        self.edit_menu = menu
-        keys = {"navigate": "N", "brush": "B", "eraser": "E", "fill": "F"}
-        for name, act in self.tool_actions.items():
-            if name in keys:  # show the key; the binding itself is in viewer.shortcuts
-                act.setText(f"{self.tools[name].label}\t{keys[name]}")
-                act.setIconText(self.tools[name].label)
-        first_tool = next(iter(self.tool_actions.values()), None)
-        a["undo"].setIconText("Undo")
-        a["redo"].setIconText("Redo")
-        self.toolbar.insertActions(first_tool, [a["undo"], a["redo"]])
-        self.toolbar.insertSeparator(first_tool)
-
         edits.changed.connect(self._edits_changed)
         edits.message.connect(self.show_message)
         edits.overlay_changed.connect(self._sync_edit_toggles)
@@ -511,13 +397,9 @@ class MainWindow(QMainWindow):
         def select(n: int) -> Callable[[], None]:
             return lambda: self.select_label(n)
 
-        def tool(name: str) -> Callable[[], None]:
-            return lambda: self.set_tool(name)
-
         return {
             "undo": edits.undo,
             "redo": edits.redo,
-            **{f"tool_{name}": tool(name) for name in ("navigate", "brush", "eraser", "fill")},
             "brush_smaller": lambda: edits.grow_brush(-1),
             "brush_larger": lambda: edits.grow_brush(1),
             **{f"select_label_{n}": select(n) for n in range(1, 10)},
@@ -547,30 +429,19 @@ class MainWindow(QMainWindow):
         self.show_message(f"Painting label {value}: {self.edits.label_name(value)}", 3000)
 
     def _edits_changed(self) -> None:
-        history = self.edits.history
-        undo, redo = self.actions_["undo"], self.actions_["redo"]
-        undo.setEnabled(history.can_undo)
-        redo.setEnabled(history.can_redo)
-        undo.setText(f"&Undo {history.undo_name}" if history.undo_name else "&Undo")
-        redo.setText(f"&Redo {history.redo_name}" if history.redo_name else "&Redo")
-        undo.setToolTip(f"Undo {history.undo_name} (Ctrl+Z)" if history.undo_name else "Undo")
-        redo.setToolTip(f"Redo {history.redo_name} (Ctrl+Shift+Z)" if history.redo_name
-                        else "Redo")
+        self.menus.show_history(self.edits.history)
         self._update_title()
 
     def _sync_edit_toggles(self) -> None:
-        for key, value in (("toggle_differences", self.edits.differences_shown),
-                           ("toggle_truth_outline", self.edits.truth_outline)):
-            self.actions_[key].blockSignals(True)
-            self.actions_[key].setChecked(value)
-            self.actions_[key].blockSignals(False)
+        self.menus.show_overlays(differences=self.edits.differences_shown,
+                                 truth_outline=self.edits.truth_outline)
 
     # -- reactions ---------------------------------------------------------------------
     def _image_changed(self) -> None:
         image = self.layers.image
         self.cursor.reset(image.volume.shape if image else (1, 1, 1))
         self._hover = None
-        self._update_actions()
+        self.menus.show_image_open(image is not None)
         self._update_title()
 
     def _image_loaded(self) -> None:
@@ -580,11 +451,6 @@ class MainWindow(QMainWindow):
     def _announce_shown(self) -> None:
         self.grid.render_pending()
         self.image_shown.emit()
-
-    def _update_actions(self) -> None:
-        has_image = self.layers.image is not None
-        for key in ("open_labels", "open_ground_truth", "save_labels", "save_labels_as"):
-            self.actions_[key].setEnabled(has_image)
 
     def _update_title(self) -> None:
         image = self.layers.image
@@ -615,67 +481,13 @@ class MainWindow(QMainWindow):
         else:
             self.unsetCursor()
 
-    def _fill_recent(self) -> None:
-        self.recent_menu.clear()
-        recent = self.settings.recent_files()
-        for path in recent:
-            act = self.recent_menu.addAction(Path(path).name)
-            act.setToolTip(path)
-            act.setStatusTip(path)
-            act.triggered.connect(lambda _c=False, p=path: self._open_recent(p))
-        if not recent:
-            self.recent_menu.addAction("(none)").setEnabled(False)
-        else:
-            self.recent_menu.addSeparator()
-            self.recent_menu.addAction("Clear list").triggered.connect(self.settings.clear_recent)
-
-    def _open_recent(self, path: str) -> None:
+    def open_recent(self, path: str) -> None:
+        """Open a file of File → Open Recent (a file gone since is dropped from the list)."""
         if not Path(path).exists():
             self.settings.remove_recent(path)
             self.dialogs.error("Could not open the image", f"{path}: no such file or folder")
             return
         self.open_image(path)
-
-    def _about(self) -> None:
-        QMessageBox.about(
-            self, "About Delineo",
-            f"<h3>Delineo {__version__}</h3><p>Medical image segmentation: view, segment "
-            "and correct label maps.</p><p>Demo data: MNI ICBM152 2009a template © McConnell "
-            "Brain Imaging Centre, Montreal Neurological Institute.</p>")
-
-    def _confirm_discard(self, then: Callable[[], object] | None = None) -> bool:
-        """Ask about unsaved edits; True when it is fine to drop the current labels.
-
-        "Save" saves in the background and returns False; *then* runs once the
-        save has succeeded (e.g. closing the window, opening the next image).
-        """
-        edited = self.layers.edited
-        if edited is None or not edited.modified:
-            return True
-        answer = self.dialogs.ask_unsaved(edited.name)
-        if answer == "save":
-            self._save_then(then)
-            return False
-        return answer == "discard"
-
-    def _save_then(self, then: Callable[[], object] | None) -> None:
-        before = self.io.current
-        self.save_labels()
-        job = self.io.current
-        if then is None or job is None or job is before:
-            return  # no save started (e.g. the file dialog was cancelled)
-
-        def finished(*_args: object) -> None:
-            if not job.done:
-                return  # another job's message
-            self.io.saved.disconnect(finished)
-            self.io.failed.disconnect(finished)
-            edited = self.layers.edited
-            if job.succeeded and (edited is None or not edited.modified):
-                then()
-
-        self.io.saved.connect(finished)
-        self.io.failed.connect(finished)
 
     # -- drag and drop -----------------------------------------------------------------
     def dragEnterEvent(self, event: QDragEnterEvent) -> None:
@@ -709,7 +521,7 @@ class MainWindow(QMainWindow):
 
     # -- closing -----------------------------------------------------------------------
     def closeEvent(self, event: QCloseEvent) -> None:
-        if not self._confirm_discard(then=self.close):
+        if not self.io.confirm_discard(then=self.close):
             event.ignore()
             return
         self.edits.close()  # a clean close: the crash journal goes

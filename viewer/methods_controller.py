@@ -1,116 +1,118 @@
 """Segmentation in the main window: the methods dock, comparison mode, click-to-refine.
 
-:class:`MethodsController` is what the main window creates once (after its
-docks, before its menus) to get
+:class:`MethodsController` is what the main window creates on first use to get
 
-* the **Methods** dock (:class:`~viewer.panels.methods_panel.MethodsPanel`)
+* the **Methods** panel (:class:`~viewer.panels.methods_panel.MethodsPanel`)
   driving a :class:`~viewer.pipeline_runner.PipelineRunner`;
 * the **comparison window** (:class:`~viewer.comparison.ComparisonWindow`):
   synchronised panes and the metrics table;
-* **click-to-refine**: the Refine tool's requests go to a
-  :class:`~viewer.pipeline_runner.RefineRunner`, and the box being dragged is
-  drawn in the view it is dragged in;
-* the **Segment** menu.
+* **click-to-refine**: a :class:`~viewer.pipeline_runner.RefineRunner` for the
+  Refine tool's requests, and the box being dragged, drawn in the view it is
+  dragged in.
+
+It knows the window only as a :class:`MethodsHost`: the models, the views and
+three calls back. The window puts the panel in a dock, hands the refiner to
+the Refine tool and adds the Segment menu (:meth:`viewer.menus.Menus.add_segment_menu`).
 """
 
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, Any
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 import pyqtgraph as pg
 from PySide6.QtCore import QObject, QRectF, Qt
-from PySide6.QtGui import QAction
-from PySide6.QtWidgets import QGraphicsRectItem, QMenu, QMenuBar
+from PySide6.QtWidgets import QGraphicsRectItem, QWidget
 
 from .comparison import ComparisonWindow
 from .panels.methods_panel import MethodsPanel
-from .pipeline_runner import PipelineRunner, RefineRunner
+from .pipeline_runner import EditsLike, PipelineRunner, RefineRunner
 
 if TYPE_CHECKING:
-    from .layers import LabelLayer
-    from .main_window import MainWindow
+    from engine.core.volume import LabelMap
 
-__all__ = ["MethodsController"]
+    from .cursor import Cursor
+    from .layers import LabelLayer, LayerStack
+    from .settings import Settings
+    from .slice_view import SliceView
+    from .workers import Job, JobRunner
+
+__all__ = ["MethodsController", "MethodsHost"]
 
 log = logging.getLogger(__name__)
 
 BOX_PEN = (255, 214, 90, 230)
 
 
-class MethodsController(QObject):
-    """Pipelines, comparison and click-to-refine for *window* (see the module doc)."""
+@runtime_checkable
+class MethodsHost(Protocol):
+    """What the controller uses of the main window, and nothing more."""
 
-    def __init__(self, window: MainWindow) -> None:
-        super().__init__(window)
-        self.window = window
-        edits = lambda: getattr(window, "edits", None)  # noqa: E731 - created by the window
-        self.pipelines = PipelineRunner(window.layers, window.runner, window.add_result_layer,
-                                        edits, parent=self)
-        self.panel = MethodsPanel(self.pipelines, window.layers, window)
-        self.refiner = RefineRunner(window.layers, window.runner, edits,
+    @property
+    def layers(self) -> LayerStack: ...
+    @property
+    def cursor(self) -> Cursor: ...
+    @property
+    def runner(self) -> JobRunner: ...
+    @property
+    def settings(self) -> Settings: ...
+    @property
+    def views(self) -> Mapping[str, SliceView]: ...
+    @property
+    def edits(self) -> EditsLike | None: ...
+
+    def add_result_layer(self, labelmap: LabelMap, name: str, **display: object) -> LabelLayer:
+        """Show a method's output as a new label layer."""
+        ...
+
+    def show_message(self, text: str, timeout_ms: int = ...) -> None:
+        """A short note in the status bar."""
+        ...
+
+    def set_tool(self, name: str) -> None:
+        """Make *name* the active tool of the slice views."""
+        ...
+
+
+class MethodsController(QObject):
+    """Pipelines, comparison and click-to-refine for *host* (see the module doc).
+
+    Parameters
+    ----------
+    host : MethodsHost
+        The main window, as far as the controller needs it.
+    parent : QWidget
+        Parent of the panel and of the comparison window (the main window).
+    """
+
+    def __init__(self, host: MethodsHost, *, parent: QWidget) -> None:
+        super().__init__(parent)
+        self.host = host
+        self._parent = parent
+        self.pipelines = PipelineRunner(host.layers, host.runner, host.add_result_layer,
+                                        lambda: host.edits, parent=self)
+        self.panel = MethodsPanel(self.pipelines, host.layers, parent)
+        self.refiner = RefineRunner(host.layers, host.runner, lambda: host.edits,
                                     params=self.panel.refine_params,
                                     device=lambda: self.panel.device_name, parent=self)
         self.comparison: ComparisonWindow | None = None
         #: The dashed box the Refine tool is being dragged over, or None.
         self.box_item: QGraphicsRectItem | None = None
-        self._box_view: Any = None
-
-        dock = window.add_dock("methods", "Methods", self.panel,
-                               Qt.DockWidgetArea.LeftDockWidgetArea)
-        editing = window.docks.get("edit")
-        if editing is not None:  # a tab beside the Editing dock: segment, then correct
-            window.tabifyDockWidget(editing, dock)
-            editing.raise_()
-        else:
-            window.resizeDocks([dock], [340], Qt.Orientation.Horizontal)
-        self.dock = dock
+        self._box_view: SliceView | None = None
 
         self.panel.compare_requested.connect(self.open_comparison)
-        self.panel.tool_requested.connect(window.set_tool)
+        self.panel.tool_requested.connect(host.set_tool)
         self.pipelines.finished.connect(self._pipeline_finished)
-        self.pipelines.failed.connect(lambda text: window.show_message(text))
-        self.refiner.started.connect(lambda text: window.show_message(f"Refining {text}…"))
+        self.pipelines.failed.connect(lambda text: host.show_message(text))
+        self.refiner.started.connect(lambda text: host.show_message(f"Refining {text}…"))
         self.refiner.finished.connect(self._refined)
-        self.refiner.failed.connect(lambda text: window.show_message(text))
-        self.refiner.cancelled.connect(lambda: window.show_message("Refinement cancelled"))
-        window.tool_context.extras["refine"] = self.refiner.request
-        window.tool_context.extras["refine_preview"] = self.preview_box
-
-    # -- menu ---------------------------------------------------------------------------
-    def build_menu(self, bar: QMenuBar, actions: dict[str, QAction]) -> QMenu:
-        """The Segment menu (before the Help menu): run, cancel, compare, Refine, the dock."""
-        menu = QMenu("&Segment", bar)
-        for key in ("run_pipeline", "compare_results"):
-            if key in actions:
-                menu.addAction(actions[key])
-        cancel = menu.addAction("&Cancel Pipeline")
-        cancel.setObjectName("action_cancel_pipeline")
-        cancel.triggered.connect(self.pipelines.cancel)
-        self.pipelines.started.connect(lambda _n: cancel.setEnabled(True))
-        for signal in (self.pipelines.finished, self.pipelines.failed, self.pipelines.cancelled):
-            signal.connect(lambda *_a: cancel.setEnabled(self.pipelines.running))
-        cancel.setEnabled(False)
-        menu.addSeparator()
-        refine = self.window.tool_actions.get("refine")
-        if refine is not None:  # the checkable tool action; its key is in viewer.shortcuts
-            refine.setText(f"{self.window.tools['refine'].label}\tA")
-            refine.setIconText(self.window.tools["refine"].label)
-            menu.addAction(refine)
-        menu.addAction(self.dock.toggleViewAction())
-        help_menu = next((a for a in bar.actions() if a.text() == "&Help"), None)
-        if help_menu is not None:
-            bar.insertMenu(help_menu, menu)
-        else:
-            bar.addMenu(menu)
-        self.menu = menu
-        return menu
+        self.refiner.failed.connect(lambda text: host.show_message(text))
+        self.refiner.cancelled.connect(lambda: host.show_message("Refinement cancelled"))
 
     # -- actions ----------------------------------------------------------------------------
-    def run(self) -> Any:
-        """Run the pipeline set up in the dock (shows the dock first)."""
-        self.dock.show()
-        self.dock.raise_()
+    def run(self) -> Job | None:
+        """Run the pipeline set up in the panel (None when it cannot start)."""
         return self.panel.run()
 
     def cancel(self) -> None:
@@ -118,14 +120,14 @@ class MethodsController(QObject):
 
     def open_comparison(self) -> ComparisonWindow | None:
         """Show the comparison window (created on first use, for the current image)."""
-        window = self.window
-        if window.layers.image is None:
-            window.show_message("Open an image first")
+        host = self.host
+        if host.layers.image is None:
+            host.show_message("Open an image first")
             return None
         if self.comparison is None:
             self.comparison = ComparisonWindow(
-                window.layers, window.cursor, window.runner,
-                convention=window.settings.convention, parent=window)
+                host.layers, host.cursor, host.runner,
+                convention=host.settings.convention, parent=self._parent)
             self.comparison.setWindowFlag(Qt.WindowType.Window, True)
             self.comparison.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose, True)
             # closing the main window ends the application even with this one open
@@ -142,26 +144,26 @@ class MethodsController(QObject):
     # -- feedback ---------------------------------------------------------------------------
     def _pipeline_finished(self, layer: LabelLayer) -> None:
         meta = layer.labelmap.metadata
-        self.window.show_message(f"{layer.name}: done in {meta.get('runtime_s', 0.0):.1f} s")
+        self.host.show_message(f"{layer.name}: done in {meta.get('runtime_s', 0.0):.1f} s")
 
     def _refined(self, count: int) -> None:
         if count:
-            self.window.show_message(f"Refined: {count:,} voxels changed (Ctrl+Z undoes)")
+            self.host.show_message(f"Refined: {count:,} voxels changed (Ctrl+Z undoes)")
         else:
-            self.window.show_message("Refine: the contour changed nothing")
+            self.host.show_message("Refine: the contour changed nothing")
 
     # -- the box of the Refine tool -------------------------------------------------------
     def preview_box(self, plane: str, corner_a: tuple[int, int, int] | None,
                     corner_b: tuple[int, int, int] | None) -> None:
         """Draw the dragged box in the view of *plane*; ``None`` corners clear it."""
-        if self.box_item is not None:
+        if self.box_item is not None and self._box_view is not None:
             self._box_view.viewbox.removeItem(self.box_item)
-            self.box_item = None
-            self._box_view = None
-        image = self.window.layers.image
+        self.box_item = None
+        self._box_view = None
+        image = self.host.layers.image
         if corner_a is None or corner_b is None or image is None:
             return
-        view = self.window.views[plane]
+        view = self.host.views[plane]
         geo = view.geometry_
         spacing = image.volume.spacing
         x0, x1 = sorted((corner_a[geo.x_axis], corner_b[geo.x_axis]))

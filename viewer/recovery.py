@@ -1,11 +1,13 @@
 """Crash recovery: offer the unsaved edits journalled before a crash or a kill.
 
-While the user edits, :class:`~viewer.edit_session.EditSession` appends every
-completed step to the image's edit journal (:mod:`engine.editing.journal`, in the
-user data folder) and deletes it on a clean close. When an image is opened,
-:class:`RecoveryController` looks for a journal of that image left with
-completed steps by a Delineo that is no longer running, and asks the user
-(``Dialogs.ask_recover``):
+While the user edits, the editing session (:mod:`engine.editing.session`)
+appends every completed step to this process's edit journal
+(:mod:`engine.editing.journal`, in the user data folder; one journal per
+running Delineo, locked by it) and deletes it on a clean close. When an image
+is opened, :class:`RecoveryController` looks for the journals of that image
+left with completed steps by a Delineo that is no longer running -- a journal
+of one still running is never offered, renamed or deleted -- and asks the
+user about the newest (``Dialogs.ask_recover``):
 
 * **Recover** -- the steps are read into memory; once the files being opened
   with the image (``--labels``, ``--ground-truth``) are in, the mask is
@@ -16,6 +18,12 @@ completed steps by a Delineo that is no longer running, and asks the user
 
 A journal whose base label file changed or vanished since cannot be replayed
 faithfully: the user is told, and the journal is set aside (``.stale``).
+Journals of dead processes with no completed step are deleted quietly.
+
+The controller also tells the user, in a dialog, when the session's own
+journal cannot be written (the session's ``journal_problem`` event; the
+status bar says it too): editing goes on, and the session tries again at the
+next step.
 """
 
 from __future__ import annotations
@@ -31,32 +39,20 @@ import numpy as np
 from PySide6.QtCore import QObject, QTimer, Signal
 
 from engine import io as engine_io
-from engine.editing.journal import EditJournal, read_journal
+from engine.editing.journal import JournalInfo, find_journals, read_journal
 from engine.editing.kernels import Diff
 
 from .edit_session import EditSession
 from .io_controller import EDITED_NAME, IOController, describe_error
 from .layers import ImageLayer
+from .subscriptions import subscribe
 from .workers import JobRunner
 
-__all__ = ["RecoveryController", "process_alive"]
+__all__ = ["RecoveryController"]
 
 log = logging.getLogger(__name__)
 
-
-def process_alive(pid: int) -> bool:
-    """True when process *pid* exists (POSIX; elsewhere always False)."""
-    if os.name != "posix" or pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    except OSError:
-        return False
-    return True
+JOURNAL_OFF_TITLE = "The crash journal is not being written"
 
 
 class RecoveryController(QObject):
@@ -75,25 +71,37 @@ class RecoveryController(QObject):
         self._pending: tuple[ImageLayer, Path, dict[str, Any], list[Diff]] | None = None
         io.image_loaded.connect(lambda: QTimer.singleShot(0, self.check))
         runner.busy.connect(self._busy)
+        subscribe(self, session.journal_problem, self._journal_problem)
 
     # -- finding and asking -----------------------------------------------------------
+    def recoverable(self) -> list[JournalInfo]:
+        """Journals of the current image left with steps by Delineos no longer running."""
+        image = self.session.layers.image
+        if image is None:
+            return []
+        found = find_journals(self.session.journal_dir, image_path=image.path,
+                              shape=image.volume.shape, affine=image.volume.affine)
+        own = self.session.journal
+        usable = []
+        for info in found:
+            if info.live or (own is not None and Path(own.path) == info.path):
+                log.info("journal %s belongs to running process %d; not offered",
+                         info.path.name, info.pid)
+            elif info.n_steps == 0:
+                info.path.unlink(missing_ok=True)  # a dead journal with nothing in it
+            else:
+                usable.append(info)
+        return usable
+
     def check(self) -> bool:
-        """Offer the journal of the current image, if any; True when recovery started."""
-        layers = self.session.layers
-        image = layers.image
+        """Offer the newest dead journal of the current image; True when recovery started."""
+        image = self.session.layers.image
         if image is None or self.session.labels is None:
             return False
-        info = EditJournal.find(self.session.journal_dir, image_path=image.path,
-                                shape=image.volume.shape, affine=image.volume.affine)
-        if info is None:
+        journals = self.recoverable()
+        if not journals:
             return False
-        own = self.session.journal
-        if own is not None and Path(own.path) == info.path:
-            return False
-        pid = int(info.header.get("pid") or 0)
-        if pid != os.getpid() and process_alive(pid):
-            log.info("journal %s belongs to running process %d; not offered", info.path, pid)
-            return False
+        info = journals[0]
         if info.base_labels and not info.base_labels_unchanged:
             stale = info.path.with_suffix(".stale")
             os.replace(info.path, stale)
@@ -116,6 +124,11 @@ class RecoveryController(QObject):
         self._pending = (image, info.path, header, diffs)
         self._restore_when_idle()
         return True
+
+    def _journal_problem(self, text: str) -> None:
+        """The session's journal failed (*text*) or works again (empty)."""
+        if text:  # after the edit that met the failure has finished
+            QTimer.singleShot(0, lambda: self.dialogs.error(JOURNAL_OFF_TITLE, text))
 
     # -- restoring ---------------------------------------------------------------------
     def _busy(self, busy: bool, _description: str) -> None:
@@ -163,14 +176,16 @@ class RecoveryController(QObject):
             restored = np.asarray(base_array).astype(dtype, copy=True)
         for diff in diffs:
             diff.apply(restored)
+        unchanged = np.array_equal(restored, labels)
         try:
             session.apply_labels(restored, f"Recover {len(diffs)} edits")
         except ValueError as exc:
             self.dialogs.error("Cannot recover the unsaved edits", str(exc))
             return
-        own = session.journal
-        if own is None or Path(own.path) != path:
-            path.unlink(missing_ok=True)  # nothing to redo: the mask already held those edits
+        if unchanged or session.journal is not None:
+            path.unlink(missing_ok=True)  # the edits are in this session's own journal now
+        else:
+            log.warning("journal %s kept: this session has no journal of its own", path.name)
         if base_path and layer.path is None:
             layer.path = Path(base_path)  # Save writes where the lost session would have
             layer.name = f"{EDITED_NAME}: {Path(base_path).name}"

@@ -32,11 +32,13 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from engine.core.events import Connection
 from engine.display import extract_slice, label_rgba, plane_geometry
 
 from .cursor import Cursor
 from .layers import BBox, ImageLayer, LabelLayer, LayerStack
 from .slice_canvas import SliceCanvas
+from .subscriptions import subscribe
 from .tools.base import Tool, ToolEvent
 
 __all__ = ["PLANE_COLOURS", "PLANE_TITLES", "SliceView"]
@@ -108,7 +110,8 @@ class SliceView(QWidget):
         self._stale: set[LabelLayer] = set()
         self._blank: set[LabelLayer] = set()  # layers with no label on the shown slice
         self._items: dict[LabelLayer, pg.ImageItem] = {}
-        self._layer_callbacks: dict[LabelLayer, tuple[Callable, Callable]] = {}
+        self._layer_handles: dict[LabelLayer, tuple[Connection, Connection]] = {}
+        self._image_handles: tuple[Connection, ...] = ()
         self._gesture_anchor = QPointF()
         self._image_layer: ImageLayer | None = None
 
@@ -143,10 +146,10 @@ class SliceView(QWidget):
         self._timer.setInterval(0)
         self._timer.timeout.connect(self.render_pending)
 
-        cursor.changed.connect(self._on_cursor)
-        layers.image_changed.connect(self._on_image)
-        layers.layers_changed.connect(self._sync_layers)
-        layers.overlay_changed.connect(self._apply_opacities)
+        subscribe(self, cursor.changed, self._on_cursor)
+        subscribe(self, layers.image_changed, self._on_image)
+        subscribe(self, layers.layers_changed, self._sync_layers)
+        subscribe(self, layers.overlay_changed, self._apply_opacities)
         self.set_convention(convention)
         self.update_tool_cursor()
         if layers.image is not None:
@@ -324,12 +327,11 @@ class SliceView(QWidget):
 
     # -- model events ------------------------------------------------------------
     def _on_image(self, image: ImageLayer) -> None:
-        if self._image_layer is not None:
-            self._image_layer.levels_changed.disconnect(self._on_levels)
-            self._image_layer.lut_changed.disconnect(self._on_lut)
+        for handle in self._image_handles:
+            handle.disconnect()
         self._image_layer = image
-        image.levels_changed.connect(self._on_levels)
-        image.lut_changed.connect(self._on_lut)
+        self._image_handles = (subscribe(self, image.levels_changed, self._on_levels),
+                               subscribe(self, image.lut_changed, self._on_lut))
         vol = image.volume
         geo = self.geometry_
         self._spacing = (vol.spacing[geo.x_axis], vol.spacing[geo.y_axis])
@@ -353,9 +355,8 @@ class SliceView(QWidget):
         current = self.layers.labels
         for layer in [lay for lay in self._items if lay not in current]:
             self.viewbox.removeItem(self._items.pop(layer))
-            display_cb, data_cb = self._layer_callbacks.pop(layer)
-            layer.display_changed.disconnect(display_cb)
-            layer.data_changed.disconnect(data_cb)
+            for handle in self._layer_handles.pop(layer):
+                handle.disconnect()
             self._stale.discard(layer)
             self._blank.discard(layer)
         for z, layer in enumerate(current):
@@ -365,15 +366,12 @@ class SliceView(QWidget):
                 self._items[layer] = item
                 self.viewbox.addItem(item)
 
-                def display_cb(lay: LabelLayer) -> None:
-                    self._on_layer_display(lay)
-
                 def data_cb(bbox: BBox | None, lay: LabelLayer = layer) -> None:
                     self.refresh_labels(lay, bbox)
 
-                layer.display_changed.connect(display_cb)
-                layer.data_changed.connect(data_cb)
-                self._layer_callbacks[layer] = (display_cb, data_cb)
+                self._layer_handles[layer] = (
+                    subscribe(self, layer.display_changed, self._on_layer_display),
+                    subscribe(self, layer.data_changed, data_cb))
                 self._stale.add(layer)
             item.setZValue(10 + z)
         self._apply_opacities()

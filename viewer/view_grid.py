@@ -19,6 +19,7 @@ from .cursor import Cursor
 from .layers import LayerStack
 from .shortcuts import mouse_reference
 from .slice_view import SliceView
+from .subscriptions import subscribe
 from .tools.base import Tool
 
 __all__ = ["LAYOUTS", "InfoPanel", "ViewGrid"]
@@ -60,8 +61,8 @@ class InfoPanel(QLabel):
             "#infoPanel { background: #14161a; color: #c8ccd2; padding: 14px;"
             " border-top: 3px solid #5a6270; }"
         )
-        layers.image_changed.connect(lambda *_: self.refresh())
-        layers.layers_changed.connect(self.refresh)
+        subscribe(self, layers.image_changed, lambda *_: self.refresh())
+        subscribe(self, layers.layers_changed, self.refresh)
         self.refresh()
 
     def refresh(self) -> None:

@@ -5,6 +5,8 @@
 * :mod:`~engine.core.errors` -- typed, one-line errors;
 * :mod:`~engine.core.params` -- parameter dataclasses with units and ranges;
 * :mod:`~engine.core.jobs` -- progress callbacks and cancel tokens;
+* :mod:`~engine.core.events` -- plain events (weakly held bound methods,
+  handles, a failing listener never stops the others) for Qt-free models;
 * :mod:`~engine.core.device`, :mod:`~engine.core.memory` -- torch device
   choice and peak-memory sampling;
 * :mod:`~engine.core.steps` -- the contract of a segmentation step
@@ -12,6 +14,9 @@
   and the networks;
 * :mod:`~engine.core.metrics` -- overlap and distance metrics (pure
   functions), used by editing, training and evaluation alike.
+* :mod:`~engine.core.tensors` -- small torch numerics (quantiles, Gaussian
+  blur, the networks' robust intensity scaling) shared by data, models and
+  methods.
 
 Nothing here imports another part of Delineo.
 """

@@ -7,6 +7,15 @@ to the saved file; a clean close deletes it. After a crash or a kill, the
 next start finds the journal of that image and can replay it onto the base
 labels (the file that was loaded or saved last, or an empty mask).
 
+**One journal per process.** The file is named
+``<image key>-<pid>-<random token>.journal``: two Delineos editing the same
+image each keep their own journal, and neither ever replaces the other's.
+The owner holds an exclusive lock on its journal (``flock``) for as long as
+it is open; the lock goes with the process, whatever way it ends. A journal
+is *live* while it is locked (or, where locks are not available, while its
+process -- recorded in the header -- runs); recovery offers only journals
+that are not live (:meth:`EditJournal.find`, :func:`find_journals`).
+
 File layout: a text line ``DELINEO-JOURNAL 1``, a JSON header line, then
 records ``b"STEP" | u32 length | u32 crc32 | payload``. A record cut short by
 the crash fails its length or CRC check and is ignored, with everything
@@ -24,6 +33,7 @@ Example
 1
 >>> bool((restored == labels).all())
 True
+>>> j.close()
 """
 
 from __future__ import annotations
@@ -32,26 +42,36 @@ import hashlib
 import json
 import logging
 import os
+import secrets
+import socket
 import struct
 import time
 import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import numpy as np
 
-from .kernels import Diff
+from .kernels import Diff, replace_all
 
-__all__ = ["EditJournal", "JournalInfo", "default_journal_dir", "image_key", "read_journal",
-           "replay"]
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - not POSIX: liveness from the recorded process id
+    fcntl = None  # type: ignore[assignment]
+
+__all__ = ["EditJournal", "JournalInfo", "default_journal_dir", "find_journals", "image_key",
+           "journal_is_live", "process_alive", "read_journal", "replay"]
 
 log = logging.getLogger(__name__)
 
 _MAGIC_LINE = b"DELINEO-JOURNAL 1\n"
 _RECORD = struct.Struct("<4sII")
 _TAG = b"STEP"
+_SUFFIX = ".journal"
+#: Journals this process has open (consulted where file locks are not available).
+_OPEN_HERE: set[Path] = set()
 
 
 def default_journal_dir() -> Path:
@@ -82,6 +102,81 @@ def _file_digest(path: str | None) -> str | None:
     return digest.hexdigest()
 
 
+def process_alive(pid: int) -> bool:
+    """True when process *pid* exists (POSIX; elsewhere always False)."""
+    if os.name != "posix" or pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    except OSError:
+        return False
+    return True
+
+
+def journal_is_live(path: str | os.PathLike[str], header: dict[str, Any] | None = None) -> bool:
+    """True when the journal at *path* belongs to a running Delineo (this one included).
+
+    A journal is live while its owner holds the lock on it. Where locks are
+    unavailable (or for journals written before locking), the process id and
+    host name in the *header* decide.
+    """
+    path = Path(path)
+    if fcntl is None and path.resolve() in _OPEN_HERE:
+        return True
+    header = header or {}
+    if header.get("host") not in (None, socket.gethostname()):
+        return True  # another machine's process: never ours to judge (or to delete)
+    if fcntl is not None and header.get("token"):
+        try:
+            with path.open("rb") as fh:
+                try:
+                    fcntl.flock(fh.fileno(), fcntl.LOCK_SH | fcntl.LOCK_NB)
+                except BlockingIOError:
+                    return True
+                fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
+                return False
+        except FileNotFoundError:
+            return False
+        except OSError as exc:  # e.g. a file system without locks: fall back to the pid
+            log.debug("cannot test the lock of %s (%s)", path.name, exc)
+    pid = int(header.get("pid") or 0)
+    return pid != os.getpid() and process_alive(pid)
+
+
+def _lock(fh: IO[bytes]) -> None:
+    if fcntl is not None:
+        try:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as exc:  # no locks on this file system: the pid still tells
+            log.debug("cannot lock %s (%s)", fh.name, exc)
+
+
+def _start_file(path: Path, header: dict[str, Any]) -> IO[bytes]:
+    """Write a journal with no step to a temporary file, lock it, then move it to *path*.
+
+    Returns the locked file, open for appending. On failure nothing is left
+    behind and *path* is untouched.
+    """
+    tmp = path.with_name(path.name + ".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    fh = os.fdopen(fd, "wb")
+    try:
+        _lock(fh)
+        fh.write(_MAGIC_LINE + json.dumps(header).encode() + b"\n")
+        fh.flush()
+        os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        fh.close()
+        tmp.unlink(missing_ok=True)
+        raise
+    return fh
+
+
 @dataclass
 class JournalInfo:
     """What a recovery prompt shows about a journal found on disk."""
@@ -90,6 +185,8 @@ class JournalInfo:
     header: dict[str, Any]
     n_steps: int
     modified: float
+    #: The journal belongs to a running Delineo (see :func:`journal_is_live`).
+    live: bool = False
 
     @property
     def image_path(self) -> str | None:
@@ -100,18 +197,54 @@ class JournalInfo:
         return self.header.get("base_labels")
 
     @property
+    def pid(self) -> int:
+        """The process that wrote the journal."""
+        return int(self.header.get("pid") or 0)
+
+    @property
     def base_labels_unchanged(self) -> bool:
         """True when the base label file still has the content it had when journalled."""
         return _file_digest(self.base_labels) == self.header.get("base_labels_sha256")
 
 
-class EditJournal:
-    """An append-only journal for the edits of one label map of one image."""
+def find_journals(
+    folder: str | os.PathLike[str] | None,
+    *,
+    image_path: str | os.PathLike[str] | None,
+    shape: Sequence[int],
+    affine: np.ndarray,
+) -> list[JournalInfo]:
+    """Every readable journal of this image, live or not, with or without steps; newest first."""
+    folder = Path(folder) if folder is not None else default_journal_dir()
+    key = image_key(image_path, shape, affine)
+    if not folder.is_dir():
+        return []
+    found = []
+    for path in folder.glob(f"{key}*{_SUFFIX}"):
+        try:
+            header, steps = _read(path)
+            modified = path.stat().st_mtime
+        except (OSError, ValueError) as exc:
+            log.warning("ignoring unreadable journal %s (%s)", path.name, exc)
+            continue
+        found.append(JournalInfo(path, header, len(steps), modified,
+                                 live=journal_is_live(path, header)))
+    found.sort(key=lambda info: info.modified, reverse=True)
+    return found
 
-    def __init__(self, path: Path, header: dict[str, Any]) -> None:
+
+class EditJournal:
+    """The append-only journal of one process's edits of one label map of one image.
+
+    Made by :meth:`create`; the file stays locked by this process until
+    :meth:`close`.
+    """
+
+    def __init__(self, path: Path, header: dict[str, Any], fh: IO[bytes]) -> None:
         self.path = path
         self.header = header
-        self._fh = path.open("ab")
+        self._fh = fh
+        _OPEN_HERE.add(path.resolve())
 
     # -- creation / discovery ----------------------------------------------------
     @classmethod
@@ -125,7 +258,7 @@ class EditJournal:
         dtype: Any,
         base_labels: str | os.PathLike[str] | None = None,
     ) -> EditJournal:
-        """Start a fresh journal (replacing any old one for the same image)."""
+        """Start a fresh journal of this process (never replacing another journal)."""
         folder = Path(folder) if folder is not None else default_journal_dir()
         folder.mkdir(parents=True, exist_ok=True)
         key = image_key(image_path, shape, affine)
@@ -134,19 +267,18 @@ class EditJournal:
             "shape": [int(s) for s in shape],
             "affine": np.asarray(affine, float).tolist(),
             "dtype": np.dtype(dtype).str,
-            "base_labels": str(Path(base_labels).resolve()) if base_labels else None,
-            "base_labels_sha256": _file_digest(str(base_labels)) if base_labels else None,
             "created": time.time(),
             "pid": os.getpid(),
+            "host": socket.gethostname(),
         }
-        path = folder / f"{key}.journal"
-        tmp = path.with_suffix(".journal.tmp")
-        with tmp.open("wb") as fh:
-            fh.write(_MAGIC_LINE + json.dumps(header).encode() + b"\n")
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-        return cls(path, header)
+        while True:  # a name no journal has: this process's id and a random token
+            token = secrets.token_hex(6)
+            path = folder / f"{key}-{os.getpid()}-{token}{_SUFFIX}"
+            if not path.exists() and not path.with_name(path.name + ".tmp").exists():
+                break
+        header["token"] = token
+        header.update(_base_entries(base_labels))
+        return cls(path, header, _start_file(path, header))
 
     @staticmethod
     def find(
@@ -156,21 +288,17 @@ class EditJournal:
         shape: Sequence[int],
         affine: np.ndarray,
     ) -> JournalInfo | None:
-        """The journal left for this image with at least one step, if any."""
-        folder = Path(folder) if folder is not None else default_journal_dir()
-        path = folder / f"{image_key(image_path, shape, affine)}.journal"
-        if not path.is_file():
-            return None
-        try:
-            header, steps = _read(path)
-        except (OSError, ValueError) as exc:
-            log.warning("ignoring unreadable journal %s (%s)", path.name, exc)
-            return None
-        if not steps:
-            return None
-        return JournalInfo(path, header, len(steps), path.stat().st_mtime)
+        """The newest journal of this image left by a Delineo no longer running, with steps."""
+        for info in find_journals(folder, image_path=image_path, shape=shape, affine=affine):
+            if info.n_steps and not info.live:
+                return info
+        return None
 
     # -- writing ------------------------------------------------------------------
+    @property
+    def closed(self) -> bool:
+        return self._fh.closed
+
     def append(self, diff: Diff | None) -> None:
         """Append one completed step and flush it to disk."""
         if diff is None:
@@ -192,18 +320,30 @@ class EditJournal:
         self._fh.flush()
         os.fsync(self._fh.fileno())
 
+    def append_snapshot(self, labels: np.ndarray) -> None:
+        """Append the whole of *labels* as one step from an empty mask.
+
+        For a journal whose base is an empty mask (``base_labels=None``) but
+        whose mask is not empty: replaying the journal restores *labels*, then
+        the steps appended after it.
+        """
+        self.append(replace_all(np.zeros_like(labels), labels))
+
     def reset(self, *, base_labels: str | os.PathLike[str] | None) -> None:
-        """After a save: the saved file becomes the base, earlier steps are dropped."""
-        self._fh.close()
-        fresh = EditJournal.create(
-            self.path.parent, image_path=self.header["image_path"], shape=self.header["shape"],
-            affine=np.asarray(self.header["affine"]), dtype=np.dtype(self.header["dtype"]),
-            base_labels=base_labels,
-        )
-        self.path, self.header, self._fh = fresh.path, fresh.header, fresh._fh
+        """After a save: the saved file becomes the base, earlier steps are dropped.
+
+        The fresh journal is written beside the old one and replaces it only
+        when complete; if that fails (``OSError``), the journal is left as it
+        was -- with the old base and all its steps -- and still open.
+        """
+        header = {**self.header, "created": time.time(), **_base_entries(base_labels)}
+        fresh = _start_file(self.path, header)
+        old, self._fh, self.header = self._fh, fresh, header
+        old.close()
 
     def close(self, *, discard: bool = True) -> None:
-        """Close; a clean close (``discard=True``) deletes the journal."""
+        """Close (releasing the lock); a clean close (``discard=True``) deletes the journal."""
+        _OPEN_HERE.discard(self.path.resolve())
         if not self._fh.closed:
             self._fh.close()
         if discard:
@@ -212,8 +352,16 @@ class EditJournal:
     # -- recovery -------------------------------------------------------------------
     def replay(self, labels: np.ndarray) -> int:
         """Apply every complete step of this journal to *labels*; returns the count."""
-        self._fh.flush()
+        if not self._fh.closed:
+            self._fh.flush()
         return replay(self.path, labels)
+
+
+def _base_entries(base_labels: str | os.PathLike[str] | None) -> dict[str, str | None]:
+    return {
+        "base_labels": str(Path(base_labels).resolve()) if base_labels else None,
+        "base_labels_sha256": _file_digest(str(base_labels)) if base_labels else None,
+    }
 
 
 def _read(path: Path) -> tuple[dict[str, Any], list[Diff]]:

@@ -1,5 +1,6 @@
 """Engine pieces the editor builds on: history budget changes, reading a
-journal back, HD95 + ASSD in one pass, and the false-positive / false-negative map."""
+journal back, one journal per process, a failed journal reset, HD95 + ASSD in
+one pass, and the false-positive / false-negative map."""
 
 from __future__ import annotations
 
@@ -82,3 +83,39 @@ def test_difference_map_agrees_with_the_confusion_counts():
     assert np.array_equal(codes == 0, pred == truth)
     assert np.all(pred[codes == 1] != 0) and np.all(pred[codes == 2] == 0)
     assert np.all(truth[codes == 2] != 0)
+
+
+def test_journals_of_one_image_never_replace_each_other(tmp_path):
+    labels = np.zeros((12, 12, 12), np.uint8)
+    key = dict(image_path=tmp_path / "t1.nii", shape=labels.shape, affine=np.eye(4))
+    first = EditJournal.create(tmp_path, dtype=labels.dtype, **key)
+    first.append(paint(labels, (4, 4, 4), radius_mm=2, value=1))
+    second = EditJournal.create(tmp_path, dtype=labels.dtype, **key)  # another Delineo
+    assert first.path != second.path and first.path.exists() and second.path.exists()
+    assert first.header["pid"] == second.header["pid"]
+    assert first.header["token"] != second.header["token"]
+    assert EditJournal.find(tmp_path, **key) is None  # both open: both live
+    first.close(discard=False)  # as if its process had died
+    info = EditJournal.find(tmp_path, **key)
+    assert info is not None and info.path == first.path and info.n_steps == 1
+    second.close()
+    assert not second.path.exists() and first.path.exists()
+
+
+def test_a_failed_reset_leaves_the_journal_whole_and_open(tmp_path):
+    labels = np.zeros((12, 12, 12), np.uint8)
+    journal = EditJournal.create(tmp_path, image_path=None, shape=labels.shape,
+                                 affine=np.eye(4), dtype=labels.dtype)
+    journal.append(paint(labels, (4, 4, 4), radius_mm=2, value=1))
+    blocker = journal.path.with_name(journal.path.name + ".tmp")
+    blocker.write_bytes(b"")  # the fresh journal cannot be written beside the old one
+    with pytest.raises(FileExistsError):
+        journal.reset(base_labels=None)
+    journal.append(paint(labels, (8, 8, 8), radius_mm=2, value=2))  # still open
+    restored = np.zeros_like(labels)
+    assert replay(journal.path, restored) == 2
+    np.testing.assert_array_equal(restored, labels)
+    blocker.unlink()
+    journal.reset(base_labels=None)
+    assert read_journal(journal.path)[1] == []
+    journal.close()

@@ -14,15 +14,58 @@ from pathlib import Path
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 HERE = Path(__file__).resolve().parent
-sys.path[:0] = [str(HERE.parents[1]), str(HERE)]
+sys.path[:0] = [str(HERE.parents[1])]
 
 import numpy as np  # noqa: E402
-from PySide6.QtCore import QSettings  # noqa: E402
-from viewer_testing import ScriptedDialogs, click, drag, mouse, pixel_of  # noqa: E402
+from PySide6.QtCore import QEvent, QPoint, QPointF, QSettings, Qt  # noqa: E402
+from PySide6.QtGui import QMouseEvent  # noqa: E402
+from PySide6.QtWidgets import QApplication, QWidget  # noqa: E402
 
 from viewer.app import create_application  # noqa: E402
 from viewer.main_window import MainWindow  # noqa: E402
 from viewer.settings import Settings  # noqa: E402
+
+
+class NoQuestions:
+    """The child expects no dialog: any question is written to stderr and answered "no"."""
+
+    def __getattr__(self, name: str):
+        def answer(*args: object) -> None:
+            sys.stderr.write(f"unexpected dialog: {name}{args}\n")
+
+        return answer
+
+
+def pixel_of(view, ijk) -> QPoint:
+    """Viewport pixel of the centre of voxel *ijk* in a SliceView."""
+    geo = view.geometry_
+    sx, sy = view._spacing
+    point = QPointF((ijk[geo.x_axis] + 0.5) * sx, (ijk[geo.y_axis] + 0.5) * sy)
+    return view.canvas.mapFromScene(view.viewbox.mapViewToScene(point))
+
+
+def mouse(widget: QWidget, kind: str, pos: QPoint) -> None:
+    """A left-button press, move (button held) or release at *pos*."""
+    etype = {"press": QEvent.Type.MouseButtonPress, "move": QEvent.Type.MouseMove,
+             "release": QEvent.Type.MouseButtonRelease}[kind]
+    left, none = Qt.MouseButton.LeftButton, Qt.MouseButton.NoButton
+    event = QMouseEvent(etype, QPointF(pos), QPointF(widget.mapToGlobal(pos)),
+                        none if kind == "move" else left, none if kind == "release" else left,
+                        Qt.KeyboardModifier.NoModifier)
+    QApplication.sendEvent(widget, event)
+
+
+def drag(view, start: QPoint, end: QPoint, steps: int = 4) -> None:
+    port = view.canvas.viewport()
+    mouse(port, "press", start)
+    for n in range(1, steps + 1):
+        mouse(port, "move", start + (end - start) * (n / steps))
+    mouse(port, "release", end)
+
+
+def click(view, pos: QPoint) -> None:
+    mouse(view.canvas.viewport(), "press", pos)
+    mouse(view.canvas.viewport(), "release", pos)
 
 
 def main() -> None:
@@ -30,7 +73,7 @@ def main() -> None:
     app = create_application()
     settings = Settings(QSettings(str(Path(expected).with_suffix(".ini")),
                                   QSettings.Format.IniFormat))
-    window = MainWindow(settings=settings, dialogs=ScriptedDialogs())
+    window = MainWindow(settings=settings, dialogs=NoQuestions())
     window.resize(1200, 800)
     window.show()
 

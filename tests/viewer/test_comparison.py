@@ -7,8 +7,6 @@ import csv
 
 import numpy as np
 import pytest
-from phantom_testing import methods_of, one_torch_thread, tissue_phantom
-from viewer_testing import click, pixel_of
 
 from engine.core.metrics import dice
 from engine.core.volume import LabelMap
@@ -16,8 +14,7 @@ from engine.editing.kernels import paint
 from engine.evaluation.compare import COLUMNS
 from viewer.comparison import disagreement
 
-pytestmark = pytest.mark.gui
-__all__ = ["one_torch_thread"]  # the autouse fixture, imported
+pytestmark = [pytest.mark.gui, pytest.mark.usefixtures("one_torch_thread")]
 
 
 def _shifted(truth: LabelMap, shift: int, axis: int) -> LabelMap:
@@ -25,7 +22,7 @@ def _shifted(truth: LabelMap, shift: int, axis: int) -> LabelMap:
 
 
 @pytest.fixture
-def compared(window):
+def compared(window, tissue_phantom):
     """The phantom with its ground truth and two results (one of them a worse one)."""
     volume, truth = tissue_phantom()
     window.show_volume(volume, name="phantom", truth=truth)
@@ -37,7 +34,7 @@ def compared(window):
 
 
 def _open(window):
-    comparison = methods_of(window).open_comparison()
+    comparison = window.methods.open_comparison()
     comparison.render_pending()
     return comparison
 
@@ -59,7 +56,7 @@ def test_panes_default_to_the_truth_and_the_newest_results(qtbot, compared):
     assert comparison.shown_layers() == [good, bad]
 
 
-def test_panes_share_slice_crosshair_zoom_and_pan(qtbot, compared):
+def test_panes_share_slice_crosshair_zoom_and_pan(qtbot, compared, pixel_of, click):
     window, *_ = compared
     comparison = _open(window)
     views = comparison.views()
@@ -130,18 +127,18 @@ def test_edits_and_layer_changes_reach_the_panes(qtbot, compared):
 
 def test_closing_leaves_nothing_connected(qtbot, compared):
     window, *_ = compared
-    before = len(window.cursor.changed._callbacks)
-    levels_before = len(window.layers.image.levels_changed._callbacks)
+    before = len(window.cursor.changed.listeners)
+    levels_before = len(window.layers.image.levels_changed.listeners)
     comparison = _open(window)
     comparison.set_plane("sagittal")  # a second set of panes
-    assert len(window.cursor.changed._callbacks) == before + 1
+    assert len(window.cursor.changed.listeners) == before + 1
     comparison.close()
     qtbot.wait(10)
-    assert len(window.cursor.changed._callbacks) == before
-    assert len(window.layers.image.levels_changed._callbacks) == levels_before
+    assert len(window.cursor.changed.listeners) == before
+    assert len(window.layers.image.levels_changed.listeners) == levels_before
     window.cursor.set((3, 3, 3))  # no callback into deleted panes
     window.layers.image.set_levels(0.0, 50.0)
-    assert methods_of(window).comparison is None
+    assert window.methods.comparison is None
 
 
 def test_the_table_is_filled_in_the_worker_sorted_and_exported(qtbot, compared, tmp_path):
@@ -186,7 +183,7 @@ def test_the_table_is_filled_in_the_worker_sorted_and_exported(qtbot, compared, 
     assert md.count("| close | mean |") == 1 and "Ground truth: Ground truth" in md
 
 
-def test_table_needs_a_ground_truth(qtbot, window):
+def test_table_needs_a_ground_truth(qtbot, window, tissue_phantom):
     volume, truth = tissue_phantom()
     window.show_volume(volume, name="phantom")
     window.add_result_layer(truth, "copy")
@@ -196,10 +193,10 @@ def test_table_needs_a_ground_truth(qtbot, window):
     assert not table.csv_button.isEnabled()
 
 
-def test_a_pipeline_result_fills_the_table(qtbot, window):
+def test_a_pipeline_result_fills_the_table(qtbot, window, tissue_phantom):
     volume, truth = tissue_phantom()
     window.show_volume(volume, name="phantom", truth=truth)
-    methods = methods_of(window)
+    methods = window.methods
     methods.panel.select_pipeline("otsu")
     methods.panel.set_mask_source("truth")
     with qtbot.waitSignal(methods.pipelines.finished, timeout=60_000):

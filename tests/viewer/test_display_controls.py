@@ -6,7 +6,6 @@ import numpy as np
 import pytest
 from PySide6.QtCore import QPoint, Qt
 from PySide6.QtWidgets import QTextBrowser
-from viewer_testing import SHAPE, drag, synthetic_labels, synthetic_volume
 
 from engine.display import CT_PRESETS, extract_slice, range_to_window
 
@@ -20,7 +19,7 @@ def overlay(window, plane="axial", layer=None):
     return view.overlay_item(layer)
 
 
-def test_shift_drag_changes_window_and_level(loaded):
+def test_shift_drag_changes_window_and_level(loaded, drag, synthetic_volume):
     image = loaded.layers.image
     before = range_to_window(*image.levels)
     axial = loaded.views["axial"]
@@ -36,7 +35,7 @@ def test_shift_drag_changes_window_and_level(loaded):
     panel = loaded.window_panel
     assert panel.width_box.value() == pytest.approx(range_to_window(*image.levels)[0], rel=1e-3)
     np.testing.assert_allclose(panel.levels(), image.levels)
-    assert loaded.cursor.position == tuple(n // 2 for n in SHAPE)
+    assert loaded.cursor.position == tuple(n // 2 for n in synthetic_volume.shape)
 
 
 def test_histogram_region_spin_boxes_and_auto(loaded, qtbot):
@@ -65,7 +64,7 @@ def test_colour_maps(loaded):
     assert image.lut is None and item.lut is None
 
 
-def test_ct_presets_in_hounsfield_units(window):
+def test_ct_presets_in_hounsfield_units(window, synthetic_volume):
     rng = np.random.default_rng(1)
     hu = rng.integers(-1024, 2000, size=(20, 20, 10)).astype(np.int16)
     vol = synthetic_volume(shape=(20, 20, 10))
@@ -166,7 +165,7 @@ def test_label_table_counts_and_per_label_visibility(loaded):
     assert (alpha[labels == 2] == 0).all() and (alpha[labels == 3] > 0).all()
 
 
-def test_several_label_layers_each_with_its_own_item(loaded):
+def test_several_label_layers_each_with_its_own_item(loaded, synthetic_labels):
     vol = loaded.layers.image.volume
     truth = synthetic_labels(vol)
     truth.array[:] = np.roll(truth.array, 3, axis=0)
@@ -208,7 +207,7 @@ def test_help_reference_lists_every_binding(loaded, qtbot):
     from viewer.shortcuts import KEYS, MOUSE
 
     loaded.actions_["help_reference"].trigger()
-    dialog = loaded._reference
+    dialog = loaded.menus.reference
     assert dialog.isVisible()
     text = dialog.findChild(QTextBrowser).toPlainText()
     for row in KEYS:
@@ -229,3 +228,26 @@ def test_slices_without_labels_draw_no_overlay(loaded):
     assert item.isVisible()
     loaded.layers.edited.set_opacity(0.0)
     assert not item.isVisible()
+
+
+def test_menu_bar_and_the_entries_without_a_key(window):
+    def titles():
+        return [a.text() for a in window.menuBar().actions()]
+
+    assert titles() == ["&File", "&Edit", "&View", "&Tools", "&Help"]
+    assert window.methods.panel is window.docks["methods"].widget()
+    assert titles() == ["&File", "&Edit", "&View", "&Tools", "&Segment", "&Help"]
+    assert window.menus.tool_actions["refine"] in window.menus.segment_menu.actions()
+    # View → Left–Right Convention: a menu entry with no key calls the window.
+    assert window.views["axial"].viewbox.xInverted()  # radiological: right on screen left
+    window.menus.convention_actions["neurological"].trigger()
+    assert window.settings.convention == "neurological"
+    assert not window.views["axial"].viewbox.xInverted()  # patient right on screen right
+    # Tools: each entry names its key; a key and an entry check the same tool.
+    brush = window.menus.tool_actions["brush"]
+    assert brush.text() == "Brush\tB" and brush.iconText() == "Brush"
+    brush.trigger()
+    assert window.tool is window.tools["brush"]
+    window.actions_["tool_fill"].trigger()
+    assert window.tool is window.tools["fill"] and window.menus.tool_actions["fill"].isChecked()
+    assert not brush.isChecked()

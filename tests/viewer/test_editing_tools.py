@@ -8,7 +8,6 @@ import numpy as np
 import pytest
 from PySide6.QtCore import QPoint, QPointF, Qt
 from PySide6.QtTest import QTest
-from viewer_testing import SPACING, click, drag, mouse, pixel_of, synthetic_labels, wheel
 
 from engine.editing.kernels import flood_fill
 
@@ -19,10 +18,8 @@ SHIFT = Qt.KeyboardModifier.ShiftModifier
 
 
 @pytest.fixture
-def editing(window):
+def editing(window, synthetic_volume, synthetic_labels):
     """Synthetic volume, an empty edited mask, the label boxes as ground truth, Brush active."""
-    from viewer_testing import synthetic_volume
-
     vol = synthetic_volume()
     truth = synthetic_labels(vol)
     window.show_volume(vol, name="synthetic", labels=truth.with_array(np.zeros_like(truth.array)),
@@ -44,15 +41,21 @@ def slice_k(window):
     return window.cursor.position[2]
 
 
-def axial_drag(window, a, b, button=Qt.MouseButton.LeftButton, steps=6):
-    ax = window.views["axial"]
-    k = slice_k(window)
-    drag(ax, pixel_of(ax, (*a, k)), pixel_of(ax, (*b, k)), button=button, steps=steps)
+@pytest.fixture
+def axial_drag(pixel_of, drag):
+    """``axial_drag(window, a, b)``: a mouse drag from voxel a to voxel b of the axial slice."""
+
+    def run(window, a, b, button=Qt.MouseButton.LeftButton, steps=6):
+        ax = window.views["axial"]
+        k = slice_k(window)
+        drag(ax, pixel_of(ax, (*a, k)), pixel_of(ax, (*b, k)), button=button, steps=steps)
+
+    return run
 
 
-def distance_to_segment_mm(points, a, b):
+def distance_to_segment_mm(points, a, b, spacing):
     """Distance (mm) of voxel centres *points* (n, 2) to the in-plane segment a-b."""
-    sp = np.asarray(SPACING[:2])
+    sp = np.asarray(spacing[:2])
     p = points * sp
     a, b = np.asarray(a, float) * sp, np.asarray(b, float) * sp
     ab = b - a
@@ -60,7 +63,7 @@ def distance_to_segment_mm(points, a, b):
     return np.linalg.norm(p - (a + t[:, None] * ab), axis=1)
 
 
-def test_brush_drag_paints_the_selected_label_along_the_path(editing):
+def test_brush_drag_paints_the_selected_label_along_the_path(editing, axial_drag):
     key(editing, Qt.Key.Key_2)  # select gray matter
     assert editing.edits.selected_label == 2
     axial_drag(editing, (4, 5), (18, 22))
@@ -70,7 +73,8 @@ def test_brush_drag_paints_the_selected_label_along_the_path(editing):
     assert np.all(labels[:, :, k + 1:] == 0) and np.all(labels[:, :, :k] == 0)  # a 2-D disk
     painted = np.argwhere(labels[:, :, k] == 2)
     # Every painted voxel lies within the brush radius (1.5 mm) of the path ...
-    assert distance_to_segment_mm(painted, (4, 5), (18, 22)).max() <= 1.5 + 0.5
+    spacing = editing.layers.image.volume.spacing
+    assert distance_to_segment_mm(painted, (4, 5), (18, 22), spacing).max() <= 1.5 + 0.5
     # ... and the voxels on the path are painted, ends included.
     for t in np.linspace(0, 1, 15):
         i, j = np.rint(np.array([4, 5]) + t * np.array([14, 17])).astype(int)
@@ -79,7 +83,7 @@ def test_brush_drag_paints_the_selected_label_along_the_path(editing):
     assert editing.layers.edited.modified and editing.windowTitle().startswith("synthetic*")
 
 
-def test_undo_and_redo_with_the_keys(editing, qtbot):
+def test_undo_and_redo_with_the_keys(editing, qtbot, axial_drag):
     axial_drag(editing, (4, 5), (10, 5))
     first = editing.edits.labels.copy()
     axial_drag(editing, (4, 15), (18, 15))
@@ -101,7 +105,7 @@ def test_undo_and_redo_with_the_keys(editing, qtbot):
     np.testing.assert_array_equal(shown, (second[:, :, slice_k(editing)] > 0).T)
 
 
-def test_right_button_erases_with_the_brush_and_the_eraser_tool_erases(editing):
+def test_right_button_erases_with_the_brush_and_the_eraser_tool_erases(editing, axial_drag):
     axial_drag(editing, (3, 10), (20, 10))
     k = slice_k(editing)
     row = editing.edits.labels[:, 10, k].copy()
@@ -120,7 +124,7 @@ def test_right_button_erases_with_the_brush_and_the_eraser_tool_erases(editing):
         "Brush stroke", "Eraser stroke", "Eraser stroke"]
 
 
-def test_paint_modes_only_background_and_only_one_label(editing):
+def test_paint_modes_only_background_and_only_one_label(editing, axial_drag):
     edits = editing.edits
     k = slice_k(editing)
     edits.selected_label = 1
@@ -140,7 +144,7 @@ def test_paint_modes_only_background_and_only_one_label(editing):
     assert np.all(edits.labels[:, :, k][before[:, :, k] == 3] == 3)
 
 
-def test_threshold_limited_painting(editing):
+def test_threshold_limited_painting(editing, axial_drag):
     edits = editing.edits
     image = editing.layers.image.volume.array  # 10000 i + 100 j + k
     edits.set_options(threshold=(0.0, 100000.0 + 0.5 * 10000), brush_size_mm=6.0)  # i <= 10
@@ -151,7 +155,7 @@ def test_threshold_limited_painting(editing):
     assert not painted[11:, :, :].any()
 
 
-def test_three_d_brush_paints_a_sphere_across_slices(editing):
+def test_three_d_brush_paints_a_sphere_across_slices(editing, pixel_of, axial_drag):
     edits = editing.edits
     edits.set_options(brush_3d=True, brush_size_mm=11.0)
     k = slice_k(editing)
@@ -162,11 +166,12 @@ def test_three_d_brush_paints_a_sphere_across_slices(editing):
     ax = editing.views["axial"]
     centre = np.array(ax.tool_event(ax.canvas.to_view(QPointF(pixel_of(ax, (12, 15, k))))).voxel)
     assert np.abs(centre - (12, 15, k)).max() < 0.5
-    dist = np.linalg.norm((painted - centre) * np.asarray(SPACING), axis=1)
+    spacing = editing.layers.image.volume.spacing
+    dist = np.linalg.norm((painted - centre) * np.asarray(spacing), axis=1)
     assert dist.max() <= 5.5 + 1e-9
 
 
-def test_brush_size_keys_shift_wheel_and_outline(editing):
+def test_brush_size_keys_shift_wheel_and_outline(editing, pixel_of, mouse, wheel):
     edits = editing.edits
     edits.set_options(brush_size_mm=5.0)
     key(editing, Qt.Key.Key_BracketRight)
@@ -186,7 +191,8 @@ def test_brush_size_keys_shift_wheel_and_outline(editing):
     assert ax.tool_outline.isVisible()
     rect = ax.tool_outline.rect()
     assert rect.width() == pytest.approx(6.0)
-    assert rect.center().x() == pytest.approx(10.5 * SPACING[0], abs=0.6)
+    spacing = editing.layers.image.volume.spacing
+    assert rect.center().x() == pytest.approx(10.5 * spacing[0], abs=0.6)
     assert ax.tool_outline.brush().color().getRgb()[:3] == edits.label_color(1)
     key(editing, Qt.Key.Key_E)  # the eraser: a dashed ring, no fill
     mouse(ax.canvas.viewport(), "move", pixel_of(ax, (10, 10, k)), Qt.MouseButton.NoButton)
@@ -198,9 +204,8 @@ def test_brush_size_keys_shift_wheel_and_outline(editing):
     assert ax.index == index + 5  # Shift + wheel pages slices again
 
 
-def test_fill_two_d_and_three_d_with_undo(window):
-    from viewer_testing import synthetic_volume
-
+def test_fill_two_d_and_three_d_with_undo(window, synthetic_volume, synthetic_labels, pixel_of,
+                                          click):
     vol = synthetic_volume()
     labels = synthetic_labels(vol)
     window.show_volume(vol, name="synthetic", labels=labels)
@@ -235,7 +240,7 @@ def test_fill_two_d_and_three_d_with_undo(window):
     np.testing.assert_array_equal(edits.labels, now)
 
 
-def test_fill_with_an_intensity_tolerance(editing):
+def test_fill_with_an_intensity_tolerance(editing, pixel_of, click):
     edits = editing.edits
     editing.set_tool("fill")
     edits.set_options(fill_tolerance=30000.0)  # three steps of i (10000 each)
@@ -247,9 +252,7 @@ def test_fill_with_an_intensity_tolerance(editing):
     assert set(filled[:, 2].tolist()) == {k}
 
 
-def test_islands_and_largest_component_buttons(window):
-    from viewer_testing import synthetic_volume
-
+def test_islands_and_largest_component_buttons(window, synthetic_volume):
     vol = synthetic_volume()
     arr = np.zeros(vol.shape, np.uint8)
     arr[2:10, 2:10, 2:8] = 2
@@ -272,7 +275,7 @@ def test_islands_and_largest_component_buttons(window):
     np.testing.assert_array_equal(edits.labels, arr)
 
 
-def test_new_label_and_label_selection_from_the_tables(editing):
+def test_new_label_and_label_selection_from_the_tables(editing, axial_drag):
     edits = editing.edits
     editing.edit_panel.new_label.click()  # the scripted dialog answers "Lesion", red
     assert edits.selected_label == 4
@@ -328,7 +331,7 @@ def test_apply_diff_and_apply_labels_are_single_undo_steps(editing):
         edits.apply_labels(np.zeros((2, 2, 2), np.uint8), "bad")
 
 
-def test_history_limit_setting(editing):
+def test_history_limit_setting(editing, axial_drag):
     panel = editing.edit_panel
     assert panel.budget.value() == 256
     panel.budget.setValue(64)
@@ -338,7 +341,7 @@ def test_history_limit_setting(editing):
     assert "1 step to undo" in panel.history_note.text()
 
 
-def test_no_painting_outside_the_volume_or_without_a_mask(editing):
+def test_no_painting_outside_the_volume_or_without_a_mask(editing, pixel_of, drag):
     ax = editing.views["axial"]
     k = slice_k(editing)
     corner = pixel_of(ax, (0, 0, k))

@@ -11,7 +11,6 @@ import pytest
 from PySide6.QtCore import QMimeData, QPoint, QPointF, Qt, QTimer, QUrl
 from PySide6.QtGui import QDragEnterEvent, QDropEvent
 from PySide6.QtWidgets import QApplication, QMessageBox
-from viewer_testing import synthetic_labels
 
 from engine import io as engine_io
 
@@ -47,7 +46,8 @@ def test_open_image_in_the_background(window, qtbot, nifti_files):
     assert window.windowTitle().startswith("image.nii.gz")
 
 
-def test_open_labels_and_ground_truth_on_the_same_grid(window, qtbot, nifti_files):
+def test_open_labels_and_ground_truth_on_the_same_grid(window, qtbot, nifti_files,
+                                                       synthetic_labels):
     open_image(window, qtbot, nifti_files["image"])
     with qtbot.waitSignal(window.io.labels_loaded, timeout=WAIT):
         window.open_labels(nifti_files["labels"])
@@ -168,14 +168,14 @@ def test_unsaved_edits_are_asked_about(loaded, qtbot, nifti_files):
 
 def test_recent_files_menu(window, qtbot, nifti_files):
     open_image(window, qtbot, nifti_files["image"])
-    window._fill_recent()
-    names = [a.text() for a in window.recent_menu.actions()]
+    window.menus.fill_recent()
+    names = [a.text() for a in window.menus.recent.actions()]
     assert "image.nii.gz" in names
-    window.recent_menu.actions()[0].trigger()
+    window.menus.recent.actions()[0].trigger()
     qtbot.waitUntil(lambda: not window.runner.running, timeout=WAIT)
     missing = str(Path(nifti_files["image"]).with_name("gone.nii.gz"))
     window.settings.add_recent(missing)
-    window._open_recent(str(Path(missing).resolve()))
+    window.open_recent(str(Path(missing).resolve()))
     assert "no such file" in window.dialogs.errors[-1][1]
     assert str(Path(missing).resolve()) not in window.settings.recent_files()
 
@@ -211,11 +211,11 @@ def test_dropped_folder_is_read_as_dicom(window, qtbot, tmp_path):
 
 
 def test_command_line_opens_image_labels_and_ground_truth(window, qtbot, nifti_files):
-    with qtbot.waitSignal(window.io.labels_loaded, timeout=WAIT) as blocker:
-        window.open_paths(nifti_files["image"], nifti_files["labels"], nifti_files["labels"])
-        # The ground truth comes last (after the image and the labels).
-        blocker.signal_triggered  # noqa: B018
-    qtbot.waitUntil(lambda: window.layers.ground_truth is not None, timeout=WAIT)
+    opened = []  # the role of each label map, in the order they arrive
+    window.io.labels_loaded.connect(lambda layer: opened.append(layer.role))
+    window.open_paths(nifti_files["image"], nifti_files["labels"], nifti_files["labels"])
+    qtbot.waitUntil(lambda: len(opened) == 2, timeout=WAIT)
+    assert opened == ["edit", "truth"]  # the labels to edit first, the ground truth last
     assert window.layers.edited.labelmap.array.any()
     assert [lay.role for lay in window.layers.labels] == ["edit", "truth"]
 

@@ -7,7 +7,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from PySide6.QtCore import Qt
-from viewer_testing import mouse, pixel_of, synthetic_labels, synthetic_volume
 
 from engine.core.metrics import assd, confusion, hausdorff95
 from engine.display import DIFFERENCE_LABELS, difference_map
@@ -19,7 +18,7 @@ WAIT = 20000
 
 
 @pytest.fixture
-def editing(window):
+def editing(window, synthetic_volume, synthetic_labels):
     """An edited mask that starts as the ground truth with the white matter removed."""
     vol = synthetic_volume()
     truth = synthetic_labels(vol)
@@ -57,7 +56,7 @@ def assert_panel_matches(window):
     assert f"Mean Dice {format_metric('dice', mean_dice)}" in panel.summary.text()
 
 
-def test_without_ground_truth_the_dock_says_so(window):
+def test_without_ground_truth_the_dock_says_so(window, synthetic_volume):
     vol = synthetic_volume()
     window.show_volume(vol, name="synthetic")
     panel = window.metrics_panel
@@ -65,7 +64,7 @@ def test_without_ground_truth_the_dock_says_so(window):
     assert not panel.controls.isVisibleTo(panel)
 
 
-def test_displayed_metrics_follow_every_stroke_segment(editing):
+def test_displayed_metrics_follow_every_stroke_segment(editing, pixel_of, mouse):
     panel = editing.metrics_panel
     assert panel.columns == [1, 2, 3, "mean"]
     assert_panel_matches(editing)
@@ -98,13 +97,15 @@ def test_displayed_metrics_follow_every_stroke_segment(editing):
     assert_panel_matches(editing)
 
 
-def test_surface_distances_on_demand_and_stale_after_an_edit(editing, qtbot):
+def test_surface_distances_on_demand_and_stale_after_an_edit(editing, qtbot, pixel_of, mouse):
     panel = editing.metrics_panel
     edits = editing.edits
     assert panel.text(2, "hd95") == "—"
-    with qtbot.waitSignal(edits.surface_changed, timeout=WAIT,
-                          check_params_cb=lambda *a: edits.surface_job is None):
-        panel.compute.click()
+    arrivals = []
+    edits.surface_changed.connect(lambda: arrivals.append(edits.surface_job is None))
+    panel.compute.click()
+    assert arrivals == [False]  # started: a job under way
+    qtbot.waitUntil(lambda: arrivals[-1], timeout=WAIT)  # the values arrived
     pred = editing.layers.edited.labelmap.array
     truth = editing.layers.ground_truth.labelmap.array
     spacing = editing.layers.image.volume.spacing
@@ -136,7 +137,7 @@ def test_surface_distances_on_demand_and_stale_after_an_edit(editing, qtbot):
     assert panel.text(3, "assd") == format_metric("assd", assd(pred == 3, truth == 3, spacing))
 
 
-def test_difference_overlay_in_two_colours_follows_the_strokes(editing, qtbot):
+def test_difference_overlay_in_two_colours_follows_the_strokes(editing, qtbot, pixel_of, mouse):
     edits = editing.edits
     panel = editing.metrics_panel
     panel.differences.setChecked(True)
@@ -196,7 +197,7 @@ def test_ground_truth_outline_over_the_edited_mask(editing, qtbot):
     assert not truth.outline and not panel.outline.isChecked()
 
 
-def test_metrics_follow_a_new_ground_truth_and_new_labels(editing):
+def test_metrics_follow_a_new_ground_truth_and_new_labels(editing, pixel_of, mouse):
     edits = editing.edits
     edits.add_label("Lesion", (200, 0, 0))
     ax = editing.views["axial"]

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from phantom_testing import methods_of, one_torch_thread, tissue_phantom, wait_until
 from PySide6.QtWidgets import QCheckBox, QComboBox, QDoubleSpinBox, QSpinBox
 
 from engine.core.metrics import dice
@@ -13,12 +12,11 @@ from engine.core.params import describe
 from engine.methods.pipeline import PIPELINES, POST_STEPS, STEPS
 from viewer.panels.methods_panel import missing_weights
 
-pytestmark = pytest.mark.gui
-__all__ = ["one_torch_thread"]  # the autouse fixture, imported
+pytestmark = [pytest.mark.gui, pytest.mark.usefixtures("one_torch_thread")]
 
 
 @pytest.fixture
-def phantom_window(window):
+def phantom_window(window, tissue_phantom):
     volume, truth = tissue_phantom()
     window.show_volume(volume, name="phantom", truth=truth)
     window.grid.render_pending()
@@ -27,7 +25,14 @@ def phantom_window(window):
 
 @pytest.fixture
 def dock(phantom_window):
-    return methods_of(phantom_window).panel
+    return phantom_window.methods.panel
+
+
+def test_the_window_offers_what_the_controller_needs(window):
+    from viewer.methods_controller import MethodsHost
+
+    assert isinstance(window, MethodsHost)
+    assert not isinstance(object(), MethodsHost)
 
 
 def test_the_dock_offers_every_pipeline(phantom_window, dock):
@@ -88,7 +93,7 @@ def test_post_processing_steps_compose(dock):
 
 
 def test_a_pipeline_runs_in_the_worker_and_adds_a_named_layer(qtbot, phantom_window, dock):
-    methods = methods_of(phantom_window)
+    methods = phantom_window.methods
     dock.select_pipeline("gmm")
     dock.form("gmm").set_value("iterations", 4)
     dock.set_device("cpu")
@@ -119,24 +124,24 @@ def test_a_pipeline_runs_in_the_worker_and_adds_a_named_layer(qtbot, phantom_win
 
 
 def test_cancel_stops_a_run_without_a_layer(qtbot, phantom_window, dock):
-    methods = methods_of(phantom_window)
+    methods = phantom_window.methods
     dock.select_pipeline("reaction_diffusion")
     dock.form("reaction_diffusion").set_value("iterations", 100_000)  # far too long to finish
     before = list(phantom_window.layers.labels)
     seen = []
     methods.pipelines.progress.connect(lambda f, m: seen.append(m))
     dock.run()
-    wait_until(qtbot, lambda: any("iteration" in m for m in seen), 60)
+    qtbot.waitUntil(lambda: any("iteration" in m for m in seen), timeout=60_000)
     with qtbot.waitSignal(methods.pipelines.cancelled, timeout=10_000):
         dock.cancel_button.click()
     assert phantom_window.layers.labels == before
     assert dock.status.text() == "Cancelled"
     assert dock.run_button.isEnabled()
-    wait_until(qtbot, lambda: not phantom_window.runner.running, 10)
+    qtbot.waitUntil(lambda: not phantom_window.runner.running, timeout=10_000)
 
 
 def test_a_failing_run_says_why(qtbot, phantom_window, dock):
-    methods = methods_of(phantom_window)
+    methods = phantom_window.methods
     dock.select_pipeline("active_contour")
     dock.form("active_contour").set_value("dt", 50.0)  # in range, but unstable
     with qtbot.waitSignal(methods.pipelines.failed, timeout=60_000) as blocker:
@@ -158,7 +163,7 @@ def test_network_pipelines_without_weights_cannot_run(dock, monkeypatch, tmp_pat
 
 
 def test_making_a_result_the_edited_mask_is_one_undo_step(qtbot, phantom_window, dock):
-    methods = methods_of(phantom_window)
+    methods = phantom_window.methods
     edits = phantom_window.edits
     edited = phantom_window.layers.edited
     original = edited.labelmap.array.copy()
@@ -181,7 +186,7 @@ def test_making_a_result_the_edited_mask_is_one_undo_step(qtbot, phantom_window,
 
 
 def test_results_can_be_removed(qtbot, phantom_window, dock):
-    methods = methods_of(phantom_window)
+    methods = phantom_window.methods
     dock.select_pipeline("otsu")
     with qtbot.waitSignal(methods.pipelines.finished, timeout=60_000) as blocker:
         dock.run()
@@ -191,8 +196,8 @@ def test_results_can_be_removed(qtbot, phantom_window, dock):
     assert dock.results.count() == 0 and not dock.use_button.isEnabled()
 
 
-def test_a_result_for_a_replaced_image_is_dropped(qtbot, phantom_window, dock):
-    methods = methods_of(phantom_window)
+def test_a_result_for_a_replaced_image_is_dropped(qtbot, phantom_window, dock, tissue_phantom):
+    methods = phantom_window.methods
     dock.select_pipeline("otsu")
     with qtbot.waitSignal(methods.pipelines.failed, timeout=60_000) as blocker:
         dock.run()

@@ -7,7 +7,6 @@ import time
 
 import numpy as np
 import pytest
-from viewer_testing import synthetic_labels, synthetic_volume
 
 from engine.core.jobs import Cancelled
 from viewer.cursor import Cursor
@@ -40,7 +39,7 @@ def test_cursor_clamps_and_reports_old_and_new():
     assert seen == [((9, 0, 3), (5, 10, 15)), ((9, 0, 0), (9, 0, 3))]
 
 
-def test_stack_roles_order_and_replacement():
+def test_stack_roles_order_and_replacement(synthetic_volume, synthetic_labels):
     vol = synthetic_volume()
     stack = LayerStack()
     with pytest.raises(RuntimeError):
@@ -64,7 +63,7 @@ def test_stack_roles_order_and_replacement():
         LabelLayer(synthetic_labels(vol), name="x", role="bogus")
 
 
-def test_label_layer_rejects_other_grids():
+def test_label_layer_rejects_other_grids(synthetic_volume, synthetic_labels):
     vol = synthetic_volume()
     stack = LayerStack()
     stack.set_image(vol)
@@ -73,7 +72,7 @@ def test_label_layer_rejects_other_grids():
         stack.add_labels(synthetic_labels(other), name="x")
 
 
-def test_effective_opacity_combines_layer_global_and_visibility():
+def test_effective_opacity_combines_layer_global_and_visibility(synthetic_volume, synthetic_labels):
     vol = synthetic_volume()
     stack = LayerStack()
     stack.set_image(vol)
@@ -87,7 +86,7 @@ def test_effective_opacity_combines_layer_global_and_visibility():
     assert stack.effective_opacity(layer) == 0
 
 
-def test_lut_and_counts_are_cached_and_invalidated():
+def test_lut_and_counts_are_cached_and_invalidated(synthetic_volume, synthetic_labels):
     vol = synthetic_volume()
     stack = LayerStack()
     stack.set_image(vol)
@@ -108,7 +107,7 @@ def test_lut_and_counts_are_cached_and_invalidated():
     assert 7 in layer.counts() and layer.lut.shape[0] >= 8 and layer.lut[7, 3] == 255
 
 
-def test_image_layer_levels_and_histogram():
+def test_image_layer_levels_and_histogram(synthetic_volume):
     vol = synthetic_volume()
     stack = LayerStack()
     image = stack.set_image(vol)
@@ -178,7 +177,7 @@ def test_job_cancellation_drops_the_result(qtbot):
     assert runner.shutdown(2000)
 
 
-def test_synthetic_helpers_are_consistent():
+def test_synthetic_helpers_are_consistent(synthetic_volume, synthetic_labels):
     vol = synthetic_volume()
     assert vol.array[3, 4, 5] == 30405
     assert np.array_equal(synthetic_labels(vol).array > 0, synthetic_labels(vol).array != 0)

@@ -4,19 +4,16 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from phantom_testing import methods_of, one_torch_thread, tissue_phantom, wait_until
 from PySide6.QtWidgets import QGraphicsRectItem
-from viewer_testing import click, drag, pixel_of
 
 from engine.core.metrics import dice
 from viewer.tools.refine import drag_box
 
-pytestmark = pytest.mark.gui
-__all__ = ["one_torch_thread"]  # the autouse fixture, imported
+pytestmark = [pytest.mark.gui, pytest.mark.usefixtures("one_torch_thread")]
 
 
 @pytest.fixture
-def refining(window):
+def refining(window, tissue_phantom):
     volume, truth = tissue_phantom()
     window.show_volume(volume, name="phantom", truth=truth)
     window.grid.render_pending()
@@ -27,9 +24,9 @@ def refining(window):
     return window, truth
 
 
-def test_a_click_grows_the_selected_label_as_one_undo_step(qtbot, refining):
+def test_a_click_grows_the_selected_label_as_one_undo_step(qtbot, refining, pixel_of, click):
     window, truth = refining
-    refiner = methods_of(window).refiner
+    refiner = window.methods.refiner
     edited = window.layers.edited
     axial = window.views["axial"]
     with qtbot.waitSignal(refiner.finished, timeout=120_000) as blocker:
@@ -47,14 +44,14 @@ def test_a_click_grows_the_selected_label_as_one_undo_step(qtbot, refining):
     assert int((edited.labelmap.array == 3).sum()) == changed
 
 
-def test_a_click_inside_the_label_refines_its_boundary(qtbot, refining):
+def test_a_click_inside_the_label_refines_its_boundary(qtbot, refining, pixel_of, click):
     window, truth = refining
-    refiner = methods_of(window).refiner
+    refiner = window.methods.refiner
     shifted = np.roll(truth.array, 2, axis=0)
     window.edits.apply_labels(shifted, "Rough labels")
     before = dice(window.layers.edited.labelmap.array, truth.array, 3)
-    window.panel = methods_of(window).panel
-    window.panel.refine_form.set_value("iterations", 120)
+    panel = window.methods.panel
+    panel.refine_form.set_value("iterations", 120)
     axial = window.views["axial"]
     with qtbot.waitSignal(refiner.finished, timeout=120_000):
         click(axial, pixel_of(axial, (21, 20, 14)))
@@ -65,9 +62,9 @@ def test_a_click_inside_the_label_refines_its_boundary(qtbot, refining):
     assert np.array_equal(window.layers.edited.labelmap.array, shifted)
 
 
-def test_a_drag_draws_a_box_and_starts_from_it(qtbot, refining):
+def test_a_drag_draws_a_box_and_starts_from_it(qtbot, refining, pixel_of, drag):
     window, truth = refining
-    methods = methods_of(window)
+    methods = window.methods
     axial = window.views["axial"]
     boxes = []
     methods.refiner.request = (lambda original: lambda **kw: boxes.append(kw) or original(**kw))(
@@ -94,16 +91,16 @@ def test_a_drag_draws_a_box_and_starts_from_it(qtbot, refining):
     assert dice(window.layers.edited.labelmap.array, truth.array, 3) > 0.8
 
 
-def test_one_refinement_at_a_time_and_messages(qtbot, refining):
+def test_one_refinement_at_a_time_and_messages(qtbot, refining, pixel_of, click):
     window, _ = refining
-    refiner = methods_of(window).refiner
+    refiner = window.methods.refiner
     failures = []
     refiner.failed.connect(failures.append)
     axial = window.views["axial"]
     click(axial, pixel_of(axial, (20, 20, 14)))
     click(axial, pixel_of(axial, (22, 20, 14)))  # while the first one runs
     assert failures == ["a refinement is still running"]
-    wait_until(qtbot, lambda: not refiner.running, 120)
+    qtbot.waitUntil(lambda: not refiner.running, timeout=120_000)
     assert window.edits.history.undo_name == "Grow label 3"
 
 

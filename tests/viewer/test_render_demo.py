@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from viewer_testing import to_array
 
 pytestmark = pytest.mark.gui
 
@@ -22,9 +21,15 @@ def demo_window(window, qtbot):
     return window
 
 
-def grab(view) -> np.ndarray:
-    view.render_pending()
-    return to_array(view.canvas.grab().toImage())
+@pytest.fixture
+def grab(to_array):
+    """``grab(view)``: the pixels of a slice view as it is drawn now."""
+
+    def pixels(view) -> np.ndarray:
+        view.render_pending()
+        return to_array(view.canvas.grab().toImage())
+
+    return pixels
 
 
 def test_demo_opens_with_ground_truth_and_empty_edited_mask(demo_window):
@@ -34,7 +39,7 @@ def test_demo_opens_with_ground_truth_and_empty_edited_mask(demo_window):
     assert "MNI152" in demo_window.windowTitle()
 
 
-def test_every_view_shows_the_brain_and_the_overlay_colours(demo_window):
+def test_every_view_shows_the_brain_and_the_overlay_colours(demo_window, grab):
     truth = demo_window.layers.ground_truth
     alpha = demo_window.layers.effective_opacity(truth)
     assert 0 < alpha < 1
@@ -63,7 +68,7 @@ def test_every_view_shows_the_brain_and_the_overlay_colours(demo_window):
         assert len(np.unique(grey[..., 0])) > 50
 
 
-def test_demo_main_window_screenshot_has_docks_and_views(demo_window, tmp_path):
+def test_demo_main_window_screenshot_has_docks_and_views(demo_window, tmp_path, to_array):
     shot = to_array(demo_window.grab().toImage())
     assert shot.shape[0] >= 800 and shot.shape[1] >= 1300
     for key in ("window", "layers", "labels"):

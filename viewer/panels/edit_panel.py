@@ -1,9 +1,10 @@
 """Editing panel: the label to paint, brush, paint mode, threshold, fill,
 clean-up of the selected label, and the undo history with its memory limit.
 
-Every widget edits :class:`~viewer.edit_session.EditOptions` through the
-session (``set_options``) and follows ``options_changed``, so keys such as
-``[`` / ``]`` and the panel never disagree.
+Every widget edits :class:`~engine.editing.options.EditOptions` through the
+session (``set_options``) and follows its ``options_changed`` event, so keys
+such as ``[`` / ``]`` and the panel never disagree. The panel listens to the
+session for as long as it exists (:func:`viewer.subscriptions.subscribe`).
 """
 
 from __future__ import annotations
@@ -24,8 +25,11 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from ..edit_session import BRUSH_MAX_MM, BRUSH_MIN_MM, EditSession
+from engine.editing.options import BRUSH_MAX_MM, BRUSH_MIN_MM
+
+from ..edit_session import EditSession
 from ..settings import MAX_HISTORY_MB, MIN_HISTORY_MB
+from ..subscriptions import subscribe
 
 __all__ = ["EditPanel", "byte_size", "label_icon"]
 
@@ -222,11 +226,11 @@ class EditPanel(QWidget):
         self.redo_button.clicked.connect(session.redo)
         self.budget.valueChanged.connect(lambda v: session.set_history_budget(int(v) * 2**20))
 
-        session.options_changed.connect(self.sync)
-        session.selected_label_changed.connect(lambda _v: self.sync_labels())
-        session.label_table_changed.connect(self.sync_labels)
-        session.changed.connect(self.sync_history)
-        session.layers.image_changed.connect(lambda *_: self.sync_image())
+        subscribe(self, session.options_changed, self.sync)
+        subscribe(self, session.selected_label_changed, lambda _v: self.sync_labels())
+        subscribe(self, session.label_table_changed, self.sync_labels)
+        subscribe(self, session.changed, self.sync_history)
+        subscribe(self, session.layers.image_changed, lambda *_: self.sync_image())
         self.sync_image()
         self.sync_labels()
         self.sync()

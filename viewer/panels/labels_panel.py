@@ -16,7 +16,10 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from engine.core.events import Connection
+
 from ..layers import BBox, LabelLayer, LayerStack
+from ..subscriptions import subscribe
 
 __all__ = ["LabelsPanel"]
 
@@ -53,6 +56,7 @@ class LabelsPanel(QWidget):
         self.setObjectName("labelsPanel")
         self.layers = layers
         self.layer: LabelLayer | None = None
+        self._layer_handles: list[Connection] = []
         self._filling = False
 
         self.chooser = QComboBox(self)
@@ -84,7 +88,7 @@ class LabelsPanel(QWidget):
         self._recount.setInterval(RECOUNT_DELAY_MS)
         self._recount.timeout.connect(self.refresh)
 
-        layers.layers_changed.connect(self._layers_changed)
+        subscribe(self, layers.layers_changed, self._layers_changed)
         self._layers_changed()
 
     # -- layer choice ------------------------------------------------------------
@@ -107,13 +111,13 @@ class LabelsPanel(QWidget):
 
     def set_layer(self, layer: LabelLayer | None) -> None:
         """Show the table of *layer*."""
-        if self.layer is not None:
-            self.layer.data_changed.disconnect(self._data_changed)
-            self.layer.display_changed.disconnect(self._display_changed)
+        for handle in self._layer_handles:
+            handle.disconnect()
         self.layer = layer
+        self._layer_handles = []
         if layer is not None:
-            layer.data_changed.connect(self._data_changed)
-            layer.display_changed.connect(self._display_changed)
+            self._layer_handles = [subscribe(self, layer.data_changed, self._data_changed),
+                                   subscribe(self, layer.display_changed, self._display_changed)]
             self.chooser.blockSignals(True)
             self.chooser.setCurrentIndex(self.layers.labels.index(layer))
             self.chooser.blockSignals(False)

@@ -15,6 +15,7 @@ from PySide6.QtWidgets import (
 )
 
 from ..layers import LabelLayer, LayerStack
+from ..subscriptions import subscribe
 
 __all__ = ["LayersPanel"]
 
@@ -51,7 +52,8 @@ class _LayerRow:
         self.visible.toggled.connect(layer.set_visible)
         self.opacity.valueChanged.connect(lambda v: layer.set_opacity(v / 100.0))
         self.outline.toggled.connect(layer.set_outline)
-        layer.display_changed.connect(self.sync)
+        # Until detached, or until the row's widgets are destroyed with the panel.
+        self._handle = subscribe(self.visible, layer.display_changed, self.sync)
         self.sync(layer)
 
     def sync(self, _layer: LabelLayer | None = None) -> None:
@@ -65,7 +67,7 @@ class _LayerRow:
             widget.blockSignals(False)
 
     def detach(self) -> None:
-        self.layer.display_changed.disconnect(self.sync)
+        self._handle.disconnect()
         for widget in (self.visible, self.role, self.opacity_label, self.opacity, self.outline):
             widget.deleteLater()
 
@@ -104,8 +106,8 @@ class LayersPanel(QWidget):
         layout.addLayout(self._grid)
         layout.addStretch(1)
 
-        layers.layers_changed.connect(self.rebuild)
-        layers.overlay_changed.connect(self._sync_global)
+        subscribe(self, layers.layers_changed, self.rebuild)
+        subscribe(self, layers.overlay_changed, self._sync_global)
         self.rebuild()
 
     def rebuild(self) -> None:

@@ -29,8 +29,10 @@ from PySide6.QtWidgets import (
 )
 
 from engine.display import DIFFERENCE_LABELS
+from engine.editing.session import METRIC_KEYS
 
-from ..edit_session import METRIC_KEYS, EditSession
+from ..edit_session import EditSession
+from ..subscriptions import subscribe
 
 __all__ = ["METRIC_ROWS", "MetricsPanel", "format_metric"]
 
@@ -161,10 +163,10 @@ class MetricsPanel(QWidget):
                                                 self.scope.currentData()))
         self.outline.toggled.connect(session.show_truth_outline)
         self.table.horizontalHeader().sectionClicked.connect(self._column_clicked)
-        session.metrics_changed.connect(self.refresh)
-        session.surface_changed.connect(self.refresh)
-        session.label_table_changed.connect(self.rebuild)
-        session.overlay_changed.connect(self.sync_toggles)
+        subscribe(self, session.metrics_changed, self.refresh)
+        subscribe(self, session.surface_changed, self.refresh)
+        subscribe(self, session.label_table_changed, self.rebuild)
+        subscribe(self, session.overlay_changed, self.sync_toggles)
         self.rebuild()
 
     # -- structure -------------------------------------------------------------------------
