@@ -26,7 +26,7 @@ from collections.abc import Iterable
 
 import numpy as np
 
-from ..core.metrics import Confusion, confusion
+from ..core.metrics import Confusion, MeanSummary, confusion, finite_mean
 from .kernels import Diff
 
 __all__ = ["LiveMetrics"]
@@ -100,7 +100,9 @@ class LiveMetrics:
             }
         return out
 
-    def mean(self, key: str = "dice") -> float:
-        """Mean of one metric over the tracked labels."""
-        values = [row[key] for row in self.table().values()]
-        return float(np.nanmean(values)) if values else float("nan")
+    def mean(self, key: str = "dice") -> MeanSummary:
+        """Mean of one metric over the tracked labels, with how many were finite.
+
+        The one averaging rule of Delineo (:func:`~engine.core.metrics.finite_mean`).
+        """
+        return finite_mean(row[key] for row in self.table().values())

@@ -19,7 +19,7 @@ import numpy as np
 
 from ..core.events import DeclaredEvent
 from ..core.jobs import CancelToken
-from ..core.metrics import surface_metrics
+from ..core.metrics import MeanSummary, finite_mean, surface_metrics
 from ..core.volume import LabelMap, Volume
 from .live_metrics import LiveMetrics
 
@@ -116,14 +116,16 @@ class SessionMetrics:
             row["hd95"], row["assd"] = hd, avg
         return table
 
-    def mean_metrics(self) -> dict[str, float]:
-        """Mean of every metric over the tracked labels (NaN entries left out)."""
+    def mean_metrics(self) -> dict[str, MeanSummary]:
+        """Mean of every metric over the tracked labels, with how many were finite.
+
+        Non-finite values (the ∞ HD95 of a label the mask misses, a volume
+        difference relative to an empty truth, a surface metric not computed) are
+        left out of the mean and counted (:func:`~engine.core.metrics.finite_mean`);
+        the metrics dock shows that count beside the mean.
+        """
         rows = list(self.metrics().values())
-        out = {}
-        for key in METRIC_KEYS:
-            values = [r[key] for r in rows if not math.isnan(r[key])]
-            out[key] = float(np.mean(values)) if values else math.nan
-        return out
+        return {key: finite_mean(r[key] for r in rows) for key in METRIC_KEYS}
 
     def compute_surface_metrics(self) -> JobHandle | None:
         """HD95 and ASSD of every tracked label, on a snapshot of the mask.

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from PySide6.QtCore import Qt
 
-from engine.core.metrics import assd, confusion, hausdorff95
+from engine.core.metrics import assd, confusion, dice, hausdorff95
 from engine.display import DIFFERENCE_LABELS, difference_map
 from viewer.panels.metrics_panel import format_metric
 
@@ -115,6 +115,12 @@ def test_surface_distances_on_demand_and_stale_after_an_edit(editing, qtbot, pix
         assert panel.text(value, "assd") == format_metric(
             "assd", assd(pred == value, truth == value, spacing))
     assert panel.text(3, "hd95") == "∞"  # no white matter in the mask yet
+    # The mean leaves the ∞ out and says so: two of three labels averaged.
+    finite = [hausdorff95(pred == v, truth == v, spacing) for v in (1, 2)]
+    assert panel.text("mean", "hd95") == f"{format_metric('hd95', np.mean(finite))} (2/3)"
+    assert "1 infinite" in panel.table.item(6, panel.columns.index("mean")).toolTip()
+    assert panel.text("mean", "dice") == format_metric(
+        "dice", np.mean([dice(pred, truth, v) for v in (1, 2, 3)]))  # nothing missed
     assert not edits.surface_stale
     row = 6  # HD95
     col = panel.columns.index(2)

@@ -11,6 +11,7 @@ outline. Definitions: docs/editing.md and docs/metrics.md.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QBrush, QColor
@@ -28,6 +29,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from engine.core.metrics import MeanSummary
 from engine.display import DIFFERENCE_LABELS
 from engine.editing.session import METRIC_KEYS
 
@@ -77,6 +79,22 @@ def format_metric(key: str, value: float) -> str:
     if key in SURFACE_KEYS:
         return f"{value:.2f}"
     return f"{value:.3f}"
+
+
+def format_mean(key: str, summary: MeanSummary, values: Sequence[float]) -> tuple[str, str]:
+    """Text and tooltip of the mean of metric *key* over the labels.
+
+    The mean is over the finite values only; when a label's value is infinite (a
+    label the mask misses has no surface distance) the text says how many were
+    averaged, e.g. ``8.51 (2/3)``. Metrics not computed (NaN) are not misses.
+    """
+    text = format_metric(key, summary.mean)
+    missed = sum(math.isinf(v) for v in values)
+    if not missed:
+        return text, "Mean over the labels"
+    return (f"{text} ({summary.used}/{summary.total})",
+            f"Mean over the {summary.used} of {summary.total} labels with a finite value; "
+            f"{missed} infinite (a label missing from the mask or the ground truth)")
 
 
 class MetricsPanel(QWidget):
@@ -222,10 +240,15 @@ class MetricsPanel(QWidget):
         mean = session.mean_metrics()
         stale = session.surface_stale
         for col, key in enumerate(self.columns):
-            values = mean if key == MEAN else rows[key]
             for r, metric in enumerate(METRIC_KEYS):
                 item = self.table.item(r, col)
-                item.setText(format_metric(metric, values[metric]))
+                if key == MEAN:
+                    text, tip = format_mean(metric, mean[metric],
+                                            [row[metric] for row in rows.values()])
+                    item.setText(text)
+                    item.setToolTip(tip)
+                else:
+                    item.setText(format_metric(metric, rows[key][metric]))
                 if metric in SURFACE_KEYS:
                     item.setForeground(QBrush(STALE_COLOUR) if stale else QBrush())
                     font = item.font()
@@ -238,7 +261,7 @@ class MetricsPanel(QWidget):
                 else "" if session.surface else "HD95/ASSD not computed")
         self.summary.setText(
             f"<span style='font-size:17px; font-weight:600'>Mean Dice "
-            f"{format_metric('dice', mean['dice'])}</span>"
+            f"{format_metric('dice', mean['dice'].mean)}</span>"
             f"<span style='color:#8a919c'>&nbsp;&nbsp;vs the ground truth"
             f"{' · ' + note if note else ''}</span>")
 
