@@ -5,7 +5,7 @@ Run: ``python benchmarks/eval_pipelines.py [--pipelines cnn,cnn+rd,cnn+rd+ac,une
 
 Cases are full 197 x 233 x 189 volumes: phantoms rendered by
 :func:`engine.data.phantom.synthesize_phantom` (the same files
-``delineo-engine synth DIR --contrast C --noise N --inu I --seed S`` writes)
+``delineo-engine synth --out DIR --contrast C --noise N --inu I --seed S`` writes)
 and the MNI152 T1 template with its ground truth. Every pipeline runs with
 the true brain mask (ground truth > 0), as in the methods' accuracy tables.
 Printed, per case and pipeline: mean Dice over CSF/GM/WM, Dice on the

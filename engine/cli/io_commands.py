@@ -3,14 +3,25 @@
 from __future__ import annotations
 
 import argparse
-import json
-import sys
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from ..core.errors import NoImageFoundError
 from ..io import detect_format, load, save
+from .common import (
+    add_json,
+    add_output_file,
+    add_output_folder,
+    add_series,
+    check_output_file,
+    check_output_folder,
+    owned_folder,
+    print_json,
+    series_value,
+    warn,
+)
 from .progress import ProgressBar
 
 
@@ -21,8 +32,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         description="Describe an image: NIfTI file, DICOM file or DICOM folder.",
     )
     p.add_argument("path", help="NIfTI file, DICOM file or DICOM folder")
-    p.add_argument("--series", help="DICOM series UID or index (default: the largest)")
-    p.add_argument("--json", action="store_true", help="machine-readable output")
+    add_series(p)
+    add_json(p, "the facts")
     p.set_defaults(func=cmd_info)
 
     p = sub.add_parser(
@@ -32,18 +43,21 @@ def register(sub: argparse._SubParsersAction) -> None:
         "input's voxel order and affine; --canonical writes Delineo's RAS+ grid instead.",
     )
     p.add_argument("input", help="NIfTI file, DICOM file or DICOM folder")
-    p.add_argument("output", help="output .nii or .nii.gz")
-    p.add_argument("--series", help="DICOM series UID or index (default: the largest)")
+    add_output_file(p, "output image (.nii or .nii.gz; its folder must exist)")
+    add_series(p)
     p.add_argument("--canonical", action="store_true", help="write the RAS+ canonical grid")
+    add_json(p, "the output path and the reader's warnings")
     p.set_defaults(func=cmd_convert)
 
     p = sub.add_parser(
         "series",
         help="list the DICOM series in a folder",
-        description="List DICOM series (UID, modality, description, slices), largest first.",
+        description="List DICOM series (index, modality, slices, size, description, UID), "
+        "largest first; the index or the UID selects one with --series. A folder without "
+        "DICOM images is an error (exit status 3).",
     )
     p.add_argument("path", help="DICOM folder or file")
-    p.add_argument("--json", action="store_true", help="machine-readable output")
+    add_json(p, "the series")
     p.set_defaults(func=cmd_series)
 
     p = sub.add_parser(
@@ -53,14 +67,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         "the user cache folder) and a ground-truth label map 0/1/2/3 built from its GM/WM maps, "
         "with the template's copyright notice.",
     )
-    p.add_argument("outdir", help="output folder (created if missing)")
+    add_output_folder(p, "output folder (created if missing)")
+    add_json(p, "the written paths")
     p.set_defaults(func=cmd_demo_data)
-
-
-def _series_arg(value: str | None) -> str | int | None:
-    if value is None:
-        return None
-    return int(value) if value.isdigit() else value
 
 
 def describe_volume(path: str, series: str | int | None = None) -> dict[str, Any]:
@@ -90,9 +99,9 @@ def describe_volume(path: str, series: str | int | None = None) -> dict[str, Any
 
 
 def cmd_info(args: argparse.Namespace) -> int:
-    facts = describe_volume(args.path, _series_arg(args.series))
+    facts = describe_volume(args.path, series_value(args.series))
     if args.json:
-        print(json.dumps(facts, indent=2))
+        print_json(facts)
         return 0
     print(f"{facts['path']}  [{facts['format']}]")
     print(f"  shape        {' x '.join(map(str, facts['shape']))}  ({facts['dtype']})")
@@ -112,12 +121,16 @@ def cmd_info(args: argparse.Namespace) -> int:
 
 
 def cmd_convert(args: argparse.Namespace) -> int:
-    bar = ProgressBar("reading")
-    vol = load(args.input, series=_series_arg(args.series), progress=bar)
-    bar.close()
-    out = save(vol, args.output, geometry="canonical" if args.canonical else "source")
-    for w in vol.metadata.get("warnings", []):
-        print(f"delineo-engine: warning: {w}", file=sys.stderr)
+    output = check_output_file(args.output)
+    with ProgressBar("reading") as bar:
+        vol = load(args.input, series=series_value(args.series), progress=bar)
+    out = save(vol, output, geometry="canonical" if args.canonical else "source")
+    warnings = list(vol.metadata.get("warnings", []))
+    if args.json:
+        print_json({"input": args.input, "output": out, "warnings": warnings})
+        return 0
+    for w in warnings:
+        warn(w)
     print(out)
     return 0
 
@@ -125,13 +138,18 @@ def cmd_convert(args: argparse.Namespace) -> int:
 def cmd_series(args: argparse.Namespace) -> int:
     from ..io.dicom import list_series
 
-    found = list_series(args.path)
+    path = Path(args.path)
+    if not path.exists():
+        raise FileNotFoundError(2, "no such file or folder", str(path))
+    found = list_series(path)
+    if not found:
+        raise NoImageFoundError("no DICOM series found", path=path)
     if args.json:
-        print(json.dumps([
+        print_json([
             {"index": i, "uid": s.uid, "modality": s.modality, "description": s.description,
              "slices": s.n_slices, "rows": s.rows, "columns": s.columns, "files": s.n_files}
             for i, s in enumerate(found)
-        ], indent=2))
+        ])
         return 0
     for i, s in enumerate(found):
         print(f"[{i}] {s.modality:3s} {s.n_slices:5d} slices {s.columns}x{s.rows}  "
@@ -142,7 +160,12 @@ def cmd_series(args: argparse.Namespace) -> int:
 def cmd_demo_data(args: argparse.Namespace) -> int:
     from ..data.mni import write_demo_data
 
-    paths = write_demo_data(Path(args.outdir))
+    out = check_output_folder(args.out)
+    with owned_folder(out):
+        paths = write_demo_data(out)
+    if args.json:
+        print_json(paths)
+        return 0
     for p in paths.values():
         print(p)
     return 0

@@ -1,20 +1,22 @@
 """Sub-commands ``segment`` and ``methods``.
 
-``delineo-engine segment IMAGE -o OUT.nii.gz --method NAME [--param k=v ...]
-[--device auto|cpu|cuda] [--mask BRAINMASK]`` runs a registered method and
-writes its label map (0 background, 1 CSF, 2 GM, 3 WM) on the input's grid:
-the labels land voxel for voxel on the input file, in its own orientation.
-``--pipeline NAME`` (instead of ``--method``) runs a named pipeline of
-:mod:`engine.methods.pipeline`; its ``--param`` assignments are ``STEP.NAME=VALUE``
-(or ``NAME=VALUE`` when only one step has that parameter).
+``delineo-engine segment IMAGE -o OUT.nii.gz [--method NAME | --pipeline NAME]
+[--param k=v ...] [--device auto|cpu|cuda] [--mask BRAINMASK] [--series S]
+[--json]`` runs a registered method, a named pipeline of
+:mod:`engine.methods.pipeline`, or -- with neither -- the default pipeline
+(:data:`~engine.methods.pipeline.DEFAULT_PIPELINE`), and writes its label map
+(0 background, 1 CSF, 2 GM, 3 WM) on the input's grid: the labels land voxel
+for voxel on the input file, in its own orientation. With a pipeline the
+``--param`` assignments are ``STEP.NAME=VALUE`` (or ``NAME=VALUE`` when only
+one step has that parameter). Names, parameters, the device and the output
+name are checked before the image is read.
+
 ``delineo-engine methods`` lists the methods and their parameters.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
-import sys
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -25,31 +27,46 @@ from ..core.errors import ParameterError
 from ..core.params import describe, parse_assignments
 from ..core.volume import LabelMap, Volume
 from ..io import load, load_labels, save
+from ..methods.pipeline import DEFAULT_PIPELINE
+from .common import (
+    add_device,
+    add_json,
+    add_output_file,
+    add_series,
+    check_output_file,
+    print_json,
+    say,
+    series_value,
+)
 from .progress import ProgressBar
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "segment",
-        help="segment an image with a registered method (CSF/GM/WM labels)",
-        description="Run a segmentation method on an image and write its label map "
-        "(0 background, 1 CSF, 2 GM, 3 WM) on the input's grid, in the input file's "
-        "orientation. Without --mask, a rough brain mask (half-Otsu foreground, largest "
-        "component, holes filled) is used; give a real brain mask for images with skull. "
-        "--pipeline runs a named pipeline (method, refinement, post-processing) instead "
-        "of a single method.",
+        help="segment an image into CSF/GM/WM with a method or a pipeline",
+        description="Run a segmentation method (--method) or pipeline (--pipeline; "
+        f"without either, the default pipeline '{DEFAULT_PIPELINE}') on an image and write "
+        "its label map (0 background, 1 CSF, 2 GM, 3 WM) on the input's grid, in the input "
+        "file's orientation. Without --mask, a rough brain mask (half-Otsu foreground, "
+        "largest component, holes filled) is used; give a real brain mask for images with "
+        "skull. Names, --param values, the device and the output name are checked before "
+        "the image is read.",
     )
     p.add_argument("image", help="input image: NIfTI file, DICOM file or DICOM folder")
-    p.add_argument("-o", "--output", required=True, help="output label map (.nii or .nii.gz)")
-    what = p.add_mutually_exclusive_group(required=True)
+    add_output_file(p, "output label map (.nii or .nii.gz; its folder must exist)")
+    what = p.add_mutually_exclusive_group()
     what.add_argument("--method", help="method name (see 'delineo-engine methods')")
     what.add_argument("--pipeline",
-                      help="pipeline name (see 'delineo-engine pipelines --params')")
+                      help=f"pipeline name (default: {DEFAULT_PIPELINE}; "
+                      "see 'delineo-engine pipelines --params')")
     p.add_argument("--param", action="append", default=[], metavar="NAME=VALUE",
-                   help="set a parameter (repeatable); with --pipeline write STEP.NAME=VALUE, "
+                   help="set a parameter (repeatable); with a pipeline write STEP.NAME=VALUE, "
                    "or NAME=VALUE when a single step has that parameter")
-    p.add_argument("--device", default="auto", help="auto (default), cpu or cuda")
+    add_device(p)
     p.add_argument("--mask", help="brain mask on the image's grid (non-zero = brain)")
+    add_series(p, "IMAGE")
+    add_json(p, "a summary (output, labels with voxel counts and volumes, runtime)")
     p.set_defaults(func=cmd_segment)
 
     p = sub.add_parser(
@@ -58,7 +75,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         description="List every registered method: kind, summary and parameters with "
         "default, unit, valid range and description.",
     )
-    p.add_argument("--json", action="store_true", help="machine-readable output")
+    add_json(p, "the methods")
     p.set_defaults(func=cmd_methods)
 
 
@@ -115,61 +132,62 @@ def _brain_mask(args: argparse.Namespace, volume: Volume) -> np.ndarray | None:
     return load_labels(args.mask, reference=volume).array > 0
 
 
-def _report(what: str, device: object, elapsed: float, labels: LabelMap) -> None:
-    counts = labels.counts()
-    summary = ", ".join(
-        f"{labels.labels.name(v)} {n}" for v, n in sorted(counts.items()) if v != 0
-    )
-    print(f"delineo-engine: {what} on {device} in {elapsed:.1f} s: {summary}", file=sys.stderr)
+def label_summary(labels: LabelMap) -> list[dict[str, Any]]:
+    """Value, name, voxel count and volume (mL) of every non-zero label present."""
+    ml = labels.voxel_volume_ml
+    return [{"value": v, "name": labels.labels.name(v), "voxels": n,
+             "volume_ml": round(n * ml, 3)}
+            for v, n in sorted(labels.counts().items()) if v != 0]
 
 
 def cmd_segment(args: argparse.Namespace) -> int:
-    if args.pipeline:
-        return _segment_pipeline(args)
     from ..core.device import resolve_device
     from ..methods import get_method
-
-    spec = get_method(args.method)
-    params = parse_assignments(spec.params_type, args.param)
-    device = resolve_device(args.device)
-    volume = load(args.image)
-    mask = _brain_mask(args, volume)
-    bar = ProgressBar(spec.name)
-    start = time.perf_counter()
-    try:
-        result = spec.run(volume, params, device=str(device), mask=mask, progress=bar)
-    finally:
-        bar.close()
-    labels = LabelMap.on_grid_of(volume, result.labels.array, labels=result.labels.labels)
-    out = save(labels, args.output)
-    _report(spec.name, device, time.perf_counter() - start, labels)
-    print(out)
-    return 0
-
-
-def _segment_pipeline(args: argparse.Namespace) -> int:
-    from ..core.device import resolve_device
     from ..methods.pipeline import get_pipeline, run_pipeline
 
-    pipe = get_pipeline(args.pipeline)
-    overrides = pipeline_overrides(pipe, args.param)
+    if args.method:
+        spec = get_method(args.method)
+        params = parse_assignments(spec.params_type, args.param)
+    else:
+        pipe = get_pipeline(args.pipeline or DEFAULT_PIPELINE)
+        overrides = pipeline_overrides(pipe, args.param)
     device = resolve_device(args.device)
-    volume = load(args.image)
+    output = check_output_file(args.output)
+    volume = load(args.image, series=series_value(args.series))
     mask = _brain_mask(args, volume)
-    bar = ProgressBar(pipe.name)
-    try:
-        result = run_pipeline(volume, pipe, device=str(device), mask=mask,
-                              overrides=overrides, progress=bar)
-    finally:
-        bar.close()
-    labels = LabelMap.on_grid_of(volume, result.labels.array, labels=result.labels.labels)
-    labels.metadata["pipeline"] = result.pipeline
-    labels.metadata["pipeline_description"] = result.description
-    out = save(labels, args.output)
-    steps = "; ".join(f"{s.name} {s.seconds:.1f} s" for s in result.steps)
-    print(f"delineo-engine: {result.description}: {steps}", file=sys.stderr)
-    _report(pipe.name, device, result.seconds, labels)
-    print(out)
+    summary: dict[str, Any] = {"input": args.image, "method": args.method, "pipeline": None}
+    if args.method:
+        start = time.perf_counter()
+        with ProgressBar(spec.name) as bar:
+            result = spec.run(volume, params, device=str(device), mask=mask, progress=bar)
+        seconds = time.perf_counter() - start
+        what, array, table = spec.name, result.labels.array, result.labels.labels
+    else:
+        with ProgressBar(pipe.name) as bar:
+            done = run_pipeline(volume, pipe, device=str(device), mask=mask,
+                                overrides=overrides, progress=bar)
+        seconds = done.seconds
+        what, array, table = pipe.name, done.labels.array, done.labels.labels
+        summary.update(pipeline=done.pipeline, description=done.description,
+                       steps=[{"name": s.name, "seconds": round(s.seconds, 3)}
+                              for s in done.steps])
+    labels = LabelMap.on_grid_of(volume, array, labels=table)
+    if not args.method:
+        labels.metadata["pipeline"] = done.pipeline
+        labels.metadata["pipeline_description"] = done.description
+    out = save(labels, output)
+    found = label_summary(labels)
+    summary.update(output=out, device=str(device), seconds=round(seconds, 3), labels=found)
+    if not args.method:
+        say(f"{done.description}: "
+            + "; ".join(f"{s.name} {s.seconds:.1f} s" for s in done.steps))
+    say(f"{what} on {device} in {seconds:.1f} s: "
+        + ", ".join(f"{f['name']} {f['voxels']} voxels ({f['volume_ml']:.1f} mL)"
+                    for f in found))
+    if args.json:
+        print_json(summary)
+    else:
+        print(out)
     return 0
 
 
@@ -201,7 +219,7 @@ def _method_facts() -> list[dict[str, Any]]:
 def cmd_methods(args: argparse.Namespace) -> int:
     facts = _method_facts()
     if args.json:
-        print(json.dumps(facts, indent=2, ensure_ascii=False))
+        print_json(facts)
         return 0
     for m in facts:
         print(f"{m['name']}  [{m['kind']}]")

@@ -11,7 +11,22 @@ from typing import Any
 
 import numpy as np
 
-from ..core.errors import ParameterError
+from ..core.errors import GeometryMismatchError, ParameterError
+from ..data.phantom import CONTRASTS
+from ..models import MODELS
+from .common import (
+    add_device,
+    add_json,
+    add_output_file,
+    add_output_folder,
+    add_series,
+    check_output_file,
+    check_output_folder,
+    choice,
+    owned_folder,
+    print_json,
+    series_value,
+)
 from .progress import ProgressBar
 
 
@@ -20,44 +35,54 @@ def register(sub: argparse._SubParsersAction) -> None:
         "synth",
         help="write one synthetic brain phantom and its ground truth",
         description="Render a phantom from the MNI tissue maps (fuzzy tissue model): "
-        "contrast, Rician noise (%% of the brightest tissue), INU (peak-to-peak %% over the "
-        "brain), blur. Writes OUTDIR/phantom.nii.gz and OUTDIR/truth.nii.gz.",
+        "contrast, Rician noise (% of the brightest tissue), INU (peak-to-peak % over the "
+        "brain), blur. Writes DIR/phantom.nii.gz, DIR/truth.nii.gz and DIR/phantom.json.",
     )
-    p.add_argument("outdir", help="output folder (created if missing)")
-    p.add_argument("--contrast", default="t1", choices=["t1", "t2", "pd", "random"])
-    p.add_argument("--noise", type=float, default=3.0, help="noise in %% (default 3)")
-    p.add_argument("--inu", type=float, default=20.0, help="INU in %% (default 20)")
+    add_output_folder(p, "output folder (created if missing)")
+    p.add_argument("--contrast", default="t1", type=choice("contrast", CONTRASTS),
+                   metavar="{" + ",".join(CONTRASTS) + "}", help="tissue contrast (default t1)")
+    p.add_argument("--noise", type=float, default=3.0, help="noise in %%, 0-100 (default 3)")
+    p.add_argument("--inu", type=float, default=20.0, help="INU in %%, 0-200 (default 20)")
     p.add_argument("--blur", type=float, default=0.0, help="Gaussian blur sigma in mm")
     p.add_argument("--deform", action="store_true", help="random in-plane deformation")
     p.add_argument("--seed", type=int, default=0)
+    add_json(p, "the written paths and the phantom's parameters")
     p.set_defaults(func=cmd_synth)
 
     p = sub.add_parser(
         "train",
         help="train a segmentation network on synthetic phantoms",
         description="Train a network of engine.models on phantoms synthesised on the fly "
-        "(the held-out slab k in [70, 90) is never used). Writes OUT/<model>.safetensors, "
-        "its JSON model card and OUT/checkpoint.safetensors.",
+        "(the held-out slab k in [70, 90) is never used). Writes DIR/<model>.safetensors, "
+        "its JSON model card and DIR/checkpoint.safetensors. Every option is checked before "
+        "DIR is created; a run that fails removes the folder it created (a checkpoint, "
+        "kept for --resume, keeps it).",
     )
-    p.add_argument("--model", required=True, help="unet or delineo")
-    p.add_argument("--steps", type=int, required=True)
-    p.add_argument("--out", required=True, help="output folder")
-    p.add_argument("--device", default="auto")
-    p.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint")
+    models = sorted(MODELS)
+    p.add_argument("--model", required=True, type=choice("model", models),
+                   metavar="{" + ",".join(models) + "}", help="the network to train")
+    p.add_argument("--steps", type=int, required=True, help="optimiser steps (at least 1)")
+    add_output_folder(p, "output folder (created if missing)")
+    add_device(p)
+    p.add_argument("--resume", action="store_true", help="continue from DIR/checkpoint")
     # Recipe options default to None: fresh runs fill in TRAIN_DEFAULTS, --resume the
     # checkpoint's own values (a resumed run cannot silently change the recipe).
     p.add_argument("--batch-size", type=int, help="patches per step (default 32)")
     p.add_argument("--volumes-per-step", type=int, help="phantoms drawn per step (default 4)")
-    p.add_argument("--optimizer", choices=["adamw", "sgd"], help="default adamw")
+    p.add_argument("--optimizer", type=choice("optimizer", ("adamw", "sgd")),
+                   metavar="{adamw,sgd}", help="default adamw")
     p.add_argument("--lr", type=float, default=None,
                    help="peak learning rate (default 2e-3 AdamW, 2e-2 SGD)")
     p.add_argument("--lambda-tv", type=float, help="weight of the TV term (default 0.02)")
     p.add_argument("--base", type=int, help="channels of the first stage (default 16)")
     p.add_argument("--seed", type=int, help="default 0")
-    p.add_argument("--val-every", type=int, help="validate every N steps (default 1000)")
+    p.add_argument("--val-every", type=int,
+                   help="validate every N steps (default 1000; 0: never)")
     p.add_argument("--checkpoint-every", type=int, help="default 500")
     p.add_argument("--threads", type=int, default=0, help="CPU threads (0: torch default)")
-    p.add_argument("--data", default="mni", choices=["mni", "toy"], help=argparse.SUPPRESS)
+    p.add_argument("--data", default="mni", type=choice("data", ("mni", "toy")),
+                   help=argparse.SUPPRESS)
+    add_json(p, "a final summary (weights, parameters, steps, last validation)")
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser(
@@ -72,11 +97,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--method", help="segment INPUT with this method first (e.g. delineo)")
     p.add_argument("--slab", default="70:90", help="k0:k1 slab on the third axis (or 'none')")
     p.add_argument("--mask-from-truth", action="store_true",
-                   help="give the method the true brain mask (truth > 0)")
-    p.add_argument("--tta", action="store_true", help="CNN test-time mirroring")
-    p.add_argument("--device", default="auto")
-    p.add_argument("--json", action="store_true", help="machine-readable output")
-    p.add_argument("--save", help="also write the prediction here")
+                   help="with --method: give the method the true brain mask (truth > 0)")
+    p.add_argument("--tta", action="store_true", help="with --method: CNN test-time mirroring")
+    add_device(p)
+    add_series(p, "INPUT (with --method)")
+    add_output_file(p, "with --method: also write the prediction here (.nii or .nii.gz)",
+                    required=False)
+    add_json(p, "the Dice table")
     p.set_defaults(func=cmd_evaluate)
 
 
@@ -85,15 +112,23 @@ def cmd_synth(args: argparse.Namespace) -> int:
     from ..io import save
 
     if not 0 <= args.noise <= 100 or not 0 <= args.inu <= 200:
-        raise ParameterError("noise must be in [0, 100] % and INU in [0, 200] %")
+        raise ParameterError("--noise must be in [0, 100] % and --inu in [0, 200] %")
+    if args.blur < 0:
+        raise ParameterError("--blur must be 0 or more")
+    out = check_output_folder(args.out)
     image, truth = synthesize_phantom(args.contrast, noise=args.noise / 100, inu=args.inu / 100,
                                       seed=args.seed, blur=args.blur, deform=args.deform)
-    out = Path(args.outdir)
-    out.mkdir(parents=True, exist_ok=True)
-    p_img = save(image, out / "phantom.nii.gz")
-    p_gt = save(truth, out / "truth.nii.gz")
-    (out / "phantom.json").write_text(json.dumps(image.metadata["phantom"], indent=2) + "\n")
-    print(f"wrote {p_img} and {p_gt}")
+    with owned_folder(out):
+        out.mkdir(parents=True, exist_ok=True)
+        p_img = save(image, out / "phantom.nii.gz")
+        p_gt = save(truth, out / "truth.nii.gz")
+        p_meta = out / "phantom.json"
+        p_meta.write_text(json.dumps(image.metadata["phantom"], indent=2) + "\n")
+    if args.json:
+        print_json({"image": p_img, "truth": p_gt, "metadata": p_meta,
+                    "phantom": image.metadata["phantom"]})
+    else:
+        print(f"wrote {p_img} and {p_gt}")
     return 0
 
 
@@ -133,20 +168,44 @@ def _train_config(args: argparse.Namespace) -> Any:
     )
 
 
+def _check_recipe(config: Any, args: argparse.Namespace) -> None:
+    """Refuse values the training loop would only trip over later."""
+    base = config.model_args.get("base", 16)
+    if base < 1:
+        raise ParameterError(f"--base {base} must be at least 1")
+    if config.val_every < 0 or config.checkpoint_every < 1:
+        raise ParameterError("--val-every must be 0 or more and --checkpoint-every at least 1")
+    if config.lambda_tv < 0:
+        raise ParameterError("--lambda-tv must be 0 or more")
+    if args.threads < 0:
+        raise ParameterError("--threads must be 0 or more")
+
+
 def cmd_train(args: argparse.Namespace) -> int:
+    from ..core.device import resolve_device
     from ..models.training import train
 
-    config = _train_config(args)
+    config = _train_config(args).validated()
+    _check_recipe(config, args)
+    resolve_device(config.device)
+    out = check_output_folder(args.out)
     command = "delineo-engine " + " ".join(shlex.quote(a) for a in sys.argv[1:])
-    bar = ProgressBar(f"train {args.model}")
-    try:
-        card = train(config, args.out, resume=args.resume, command=command, progress=bar)
-    finally:
-        bar.close()
-    print(f"wrote {Path(args.out) / (args.model + '.safetensors')} "
-          f"({card['parameters']} parameters, {card['training']['steps']} steps)")
-    for entry in card["validation"][-1:]:
-        print("validation (held-out slab excluded):", json.dumps(entry))
+    with owned_folder(out, keep_files=True), ProgressBar(f"train {args.model}") as bar:
+        card = train(config, out, resume=args.resume, command=command, progress=bar)
+    weights = out / f"{args.model}.safetensors"
+    last = card["validation"][-1] if card["validation"] else None
+    if args.json:
+        print_json({"weights": weights, "card": weights.with_suffix(".json"),
+                    "checkpoint": out / "checkpoint.safetensors", "model": args.model,
+                    "parameters": card["parameters"], "steps": card["training"]["steps"],
+                    "seconds": card["training"]["seconds_this_run"],
+                    "loss_last_smoothed": card["training"]["loss_last_smoothed"],
+                    "validation": last})
+        return 0
+    print(f"wrote {weights} ({card['parameters']} parameters, "
+          f"{card['training']['steps']} steps)")
+    if last is not None:
+        print("validation (held-out slab excluded):", json.dumps(last))
     return 0
 
 
@@ -187,38 +246,51 @@ def _run_method(name: str, image: Any, mask: np.ndarray | None, device: str,
 
     spec = get_method(name)
     params = CNNParams(tta=tta) if spec.kind == "cnn" else spec.default_params()
-    bar = ProgressBar(name)
-    try:
+    with ProgressBar(name) as bar:
         return spec.run(image, params, device=device, mask=mask, progress=bar)
-    finally:
-        bar.close()
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
+    from ..core.device import resolve_device
     from ..io import load, load_labels, save
+    from ..methods.registry import get_method
 
-    truth = load_labels(args.ground_truth)
     slab = _parse_slab(args.slab)
+    if not args.method:
+        given = [opt for opt, value in (("-o/--output", args.output),
+                                        ("--mask-from-truth", args.mask_from_truth),
+                                        ("--tta", args.tta), ("--series", args.series))
+                 if value]
+        if given:
+            raise ParameterError(f"{', '.join(given)} only apply with --method")
+    else:
+        get_method(args.method)
+        device = str(resolve_device(args.device))
+    output = check_output_file(args.output) if args.output else None
+    truth = load_labels(args.ground_truth)
+    if slab is not None and slab[1] > truth.shape[2]:
+        raise ParameterError(f"--slab {args.slab} lies outside the volume "
+                             f"({truth.shape[2]} slices on the third axis)")
     seconds = None
     if args.method:
-        image = load(args.input)
+        image = load(args.input, series=series_value(args.series))
         mask = truth.array > 0 if args.mask_from_truth else None
-        result = _run_method(args.method, image, mask, args.device, args.tta)
+        result = _run_method(args.method, image, mask, device, args.tta)
         pred = result.labels
         seconds = result.info.get("seconds")
-        if args.save:
-            save(pred, args.save)
+        if output is not None:
+            save(pred, output)
     else:
         pred = load_labels(args.input)
     if pred.shape != truth.shape:
-        raise ParameterError(f"prediction shape {pred.shape} differs from truth {truth.shape}")
-    if slab is not None and slab[1] > truth.shape[2]:
-        raise ParameterError(f"--slab {args.slab} lies outside the volume")
+        raise GeometryMismatchError(
+            f"prediction shape {pred.shape} differs from the ground truth's {truth.shape}",
+            differences=[f"shape {pred.shape} vs {truth.shape}"], path=args.input)
     table = dice_table(np.asarray(pred.array), np.asarray(truth.array), slab)
     if seconds is not None:
         table["seconds"] = round(float(seconds), 2)
     if args.json:
-        print(json.dumps(table))
+        print_json(table)
         return 0
     print(f"{'region':8s} {'CSF':>7s} {'GM':>7s} {'WM':>7s} {'mean':>7s}")
     for region in ("whole", "slab"):
@@ -227,4 +299,6 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
             print(f"{region:8s} {r['csf']:7.4f} {r['gm']:7.4f} {r['wm']:7.4f} {r['mean']:7.4f}")
     if seconds is not None:
         print(f"segmentation time: {seconds:.2f} s")
+    if output is not None:
+        print(f"prediction written to {output}")
     return 0

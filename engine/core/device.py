@@ -6,7 +6,7 @@ import logging
 
 import torch
 
-from .errors import ParameterError
+from .errors import ParameterError, unknown_name
 
 __all__ = ["resolve_device"]
 
@@ -30,4 +30,4 @@ def resolve_device(device: str | torch.device | None = "auto") -> torch.device:
         return torch.device(name)
     if name == "cpu":
         return torch.device("cpu")
-    raise ParameterError(f"unknown device {device!r}; use auto, cpu or cuda")
+    raise ParameterError(unknown_name("device", device, ("auto", "cpu", "cuda", "cuda:N")))

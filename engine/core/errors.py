@@ -2,11 +2,13 @@
 
 Every problem with user input raises a subclass of :class:`DelineoError` whose
 message is one line naming the file and the problem. The CLI prints that line
-on stderr and exits with status 2; the viewer shows it in a dialog.
+on stderr and exits with status 3 (2 for a value typed on the command line;
+see docs/cli.md); the viewer shows it in a dialog.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
 
 __all__ = [
@@ -21,6 +23,7 @@ __all__ = [
     "TruncatedFileError",
     "UnsupportedFormatError",
     "WriteError",
+    "unknown_name",
 ]
 
 
@@ -76,3 +79,17 @@ class WriteError(DelineoError):
 
 class ParameterError(DelineoError):
     """An invalid or unstable parameter value."""
+
+
+def unknown_name(kind: str, name: object, known: Iterable[object]) -> str:
+    """The one wording of "no such X" messages: ``unknown KIND 'NAME'; known: a, b, c``.
+
+    Used for methods, pipelines, steps, models, parameters, devices, DICOM
+    series, file formats and command-line choices alike.
+
+    Example
+    -------
+    >>> unknown_name("device", "tpu", ["auto", "cpu", "cuda"])
+    "unknown device 'tpu'; known: auto, cpu, cuda"
+    """
+    return f"unknown {kind} {name!r}; known: {', '.join(str(k) for k in known)}"

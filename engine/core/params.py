@@ -22,7 +22,7 @@ import math
 from collections.abc import Iterable, Mapping
 from typing import Any, TypeVar, get_type_hints
 
-from .errors import ParameterError
+from .errors import ParameterError, unknown_name
 
 __all__ = ["ParamInfo", "describe", "param", "parse_assignments", "replace", "validate"]
 
@@ -162,9 +162,7 @@ def parse_assignments(params_type: type[T], assignments: Iterable[str]) -> T:
         key, _, text = item.partition("=")
         key = key.strip()
         if key not in infos:
-            raise ParameterError(
-                f"unknown parameter {key!r}; known: {', '.join(sorted(infos))}"
-            )
+            raise ParameterError(unknown_name("parameter", key, sorted(infos)))
         values[key] = _coerce(infos[key], text.strip())
     return validate(params_type(**values))
 

@@ -34,7 +34,7 @@ from typing import Any
 import numpy as np
 
 from ..core.device import resolve_device
-from ..core.errors import ParameterError
+from ..core.errors import ParameterError, unknown_name
 from ..core.jobs import CancelToken, check_cancel, report, scaled_progress
 from ..core.memory import PeakMemory
 from ..core.params import describe, validate
@@ -230,9 +230,7 @@ class Step:
         try:
             return STEPS[self.name]
         except KeyError:
-            raise ParameterError(
-                f"unknown step {self.name!r}; known: {', '.join(sorted(STEPS))}"
-            ) from None
+            raise ParameterError(unknown_name("step", self.name, sorted(STEPS))) from None
 
     def resolved_params(self) -> Any:
         return validate(self.spec().params_type(**dict(self.params)))
@@ -314,9 +312,7 @@ def get_pipeline(name: str | Pipeline) -> Pipeline:
     try:
         return PIPELINES[name]
     except KeyError:
-        raise ParameterError(
-            f"unknown pipeline {name!r}; known: {', '.join(sorted(PIPELINES))}"
-        ) from None
+        raise ParameterError(unknown_name("pipeline", name, sorted(PIPELINES))) from None
 
 
 # -- running ---------------------------------------------------------------------------

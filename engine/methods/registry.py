@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import logging
 
-from ..core.errors import ParameterError
+from ..core.errors import ParameterError, unknown_name
 from ..core.steps import MethodSpec
 from .active_contour import ActiveContourParams, run_active_contour
 from .baselines import GMMParams, OtsuParams, run_gmm, run_otsu
@@ -109,11 +109,9 @@ def get_method(name: str) -> MethodSpec:
     >>> get_method("nope")  # doctest: +ELLIPSIS
     Traceback (most recent call last):
     ...
-    engine.core.errors.ParameterError: unknown method 'nope'; known methods: active_contour, ...
+    engine.core.errors.ParameterError: unknown method 'nope'; known: active_contour, ...
     """
     try:
         return METHODS[name]
     except KeyError:
-        raise ParameterError(
-            f"unknown method {name!r}; known methods: {', '.join(method_names())}"
-        ) from None
+        raise ParameterError(unknown_name("method", name, method_names())) from None

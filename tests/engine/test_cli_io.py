@@ -1,4 +1,4 @@
-"""The batch CLI: info, convert, demo-data; bad input prints one line and exits 2."""
+"""The batch CLI: info, convert, demo-data; bad input prints one line and exits 3."""
 
 from __future__ import annotations
 
@@ -42,7 +42,7 @@ def test_info_text_lists_the_affine(capsys):
 
 def test_convert_keeps_geometry(tmp_path):
     out = tmp_path / "anat.nii.gz"
-    assert main(["convert", str(NIB_DATA / "anatomical.nii"), str(out)]) == 0
+    assert main(["convert", str(NIB_DATA / "anatomical.nii"), "-o", str(out)]) == 0
     a, b = nib.load(NIB_DATA / "anatomical.nii"), nib.load(out)
     np.testing.assert_allclose(a.affine, b.affine, atol=1e-5)
     np.testing.assert_array_equal(np.asanyarray(a.dataobj), np.asanyarray(b.dataobj))
@@ -50,7 +50,8 @@ def test_convert_keeps_geometry(tmp_path):
 
 def test_convert_canonical_writes_ras(tmp_path):
     out = tmp_path / "ras.nii"
-    assert main(["convert", "--canonical", str(NIB_DATA / "anatomical.nii"), str(out)]) == 0
+    assert main(["convert", "--canonical", str(NIB_DATA / "anatomical.nii"), "--output",
+                 str(out)]) == 0
     assert nib.aff2axcodes(nib.load(out).affine) == ("R", "A", "S")
 
 
@@ -58,20 +59,20 @@ def test_convert_canonical_writes_ras(tmp_path):
     ("content", "expected"),
     [(b"", "empty"), (b"plain text, not an image\n" * 20, "not a NIfTI")],
 )
-def test_bad_input_prints_one_line_and_exits_2(tmp_path, content, expected):
+def test_bad_input_prints_one_line_and_exits_3(tmp_path, content, expected):
     bad = tmp_path / "bad.nii"
     bad.write_bytes(content)
     done = run_cli("info", str(bad))
-    assert done.returncode == 2
+    assert done.returncode == 3
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1, done.stderr
     assert "bad.nii" in lines[0] and expected in lines[0]
     assert "Traceback" not in done.stderr
 
 
-def test_missing_file_exits_2(tmp_path):
-    done = run_cli("convert", str(tmp_path / "nope.nii"), str(tmp_path / "out.nii"))
-    assert done.returncode == 2
+def test_missing_file_exits_3(tmp_path):
+    done = run_cli("convert", str(tmp_path / "nope.nii"), "-o", str(tmp_path / "out.nii"))
+    assert done.returncode == 3
     assert "nope.nii" in done.stderr and len(done.stderr.strip().splitlines()) == 1
     assert not (tmp_path / "out.nii").exists()
 
@@ -79,8 +80,8 @@ def test_missing_file_exits_2(tmp_path):
 def test_failed_convert_writes_no_output(tmp_path):
     bad = tmp_path / "bad.nii.gz"
     bad.write_bytes(b"\x1f\x8b" + b"broken")
-    done = run_cli("convert", str(bad), str(tmp_path / "out.nii.gz"))
-    assert done.returncode == 2
+    done = run_cli("convert", str(bad), "-o", str(tmp_path / "out.nii.gz"))
+    assert done.returncode == 3
     assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.nii.gz"]
 
 

@@ -72,7 +72,9 @@ def test_unknown_method_exits_2(lps_files, tmp_path, capsys):
     img, _, _, _ = lps_files
     assert main(["segment", str(img), "-o", str(tmp_path / "x.nii.gz"), "--method", "nope"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and "known methods" in err[0]
+    assert len(err) == 1
+    assert err[0].startswith("delineo-engine: error: unknown method 'nope'; known: ")
+    assert ", ".join(sorted(METHODS)) in err[0]
 
 
 def test_methods_lists_every_method(capsys):

@@ -79,11 +79,14 @@ def test_unknown_pipeline_and_bad_params_exit_2(ras_flipped_files, tmp_path, cap
 
 def test_cnn_pipeline_without_weights_fails_clearly(ras_flipped_files, tmp_path, capsys,
                                                     monkeypatch):
+    from engine.methods import cnn
+
     monkeypatch.setenv("DELINEO_MODELS_DIR", str(tmp_path / "no-models"))
+    monkeypatch.setattr(cnn, "_PREDICTORS", {})  # no network loaded by an earlier test
     img, _, _, _ = ras_flipped_files
     out = tmp_path / "cnn.nii.gz"
     assert main(["segment", str(img), "-o", str(out), "--pipeline", "cnn",
-                 "--device", "cpu"]) == 2
+                 "--device", "cpu"]) == 3  # missing weights: a data error
     last = capsys.readouterr().err.strip().splitlines()[-1]  # after the progress lines
     assert last.startswith("delineo-engine: error:")
     assert "delineo.safetensors" in last and "not found" in last

@@ -1,0 +1,249 @@
+"""What every ``delineo-engine`` sub-command shares.
+
+* Option helpers, so that an option is spelled, checked and explained the
+  same way everywhere: :func:`add_output_file` (``-o/--output``, a file),
+  :func:`add_output_folder` (``--out``, a folder), :func:`add_device`,
+  :func:`add_series`, :func:`add_json` and :func:`choice`.
+* The exit statuses (:data:`EXIT_USAGE`, :data:`EXIT_DATA`, ...).
+* Output checks made before any work (:func:`check_output_file`,
+  :func:`check_output_folder`) and :func:`owned_folder`, which removes a
+  folder the command created when the command fails.
+* :func:`print_json` (strict JSON on stdout) and :func:`say` (an
+  informational line on stderr, silent with ``--quiet``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import shutil
+import sys
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..core.errors import ParameterError, WriteError, unknown_name
+from ..io.atomic import full_suffix
+from . import progress
+
+__all__ = [
+    "DEVICES",
+    "EXIT_BROKEN_PIPE",
+    "EXIT_CANCELLED",
+    "EXIT_DATA",
+    "EXIT_INTERNAL",
+    "EXIT_OK",
+    "EXIT_USAGE",
+    "NIFTI_SUFFIXES",
+    "add_device",
+    "add_json",
+    "add_output_file",
+    "add_output_folder",
+    "add_series",
+    "check_output_file",
+    "check_output_folder",
+    "choice",
+    "owned_folder",
+    "print_json",
+    "say",
+    "series_value",
+    "warn",
+]
+
+EXIT_OK = 0
+#: An unexpected error inside Delineo (a bug; ``--debug`` shows the traceback).
+EXIT_INTERNAL = 1
+#: The command line is wrong: argparse's errors and every
+#: :class:`~engine.core.errors.ParameterError` (a value refused, wherever it is found).
+EXIT_USAGE = 2
+#: The data is wrong: any other :class:`~engine.core.errors.DelineoError` or
+#: ``OSError`` (a missing, unreadable or unusable input, grids that do not
+#: match, an output that cannot be written).
+EXIT_DATA = 3
+#: Ctrl-C or a cancelled job (128 + SIGINT).
+EXIT_CANCELLED = 130
+#: stdout was closed before everything was printed (128 + SIGPIPE), e.g. ``| head -1``.
+EXIT_BROKEN_PIPE = 141
+
+#: Values of ``--device`` (``cuda:N`` picks one GPU).
+DEVICES = ("auto", "cpu", "cuda")
+
+#: Extensions of the NIfTI files Delineo writes.
+NIFTI_SUFFIXES = (".nii", ".nii.gz")
+
+
+# -- options --------------------------------------------------------------------------
+def choice(kind: str, known: Iterable[str]) -> Callable[[str], str]:
+    """An argparse ``type`` accepting one of *known*; others get the shared wording.
+
+    Unlike argparse's ``choices``, the refusal reads like every other
+    "unknown" message of Delineo: ``unknown KIND 'X'; known: a, b``.
+    """
+    names = tuple(known)
+
+    def parse(text: str) -> str:
+        if text not in names:
+            raise argparse.ArgumentTypeError(unknown_name(kind, text, names))
+        return text
+
+    parse.__name__ = kind
+    return parse
+
+
+def device_value(text: str) -> str:
+    """``auto``, ``cpu``, ``cuda`` or ``cuda:N`` (argparse ``type`` of ``--device``)."""
+    name = text.strip().lower()
+    if name in DEVICES or (name.startswith("cuda:") and name[5:].isdigit()):
+        return name
+    raise argparse.ArgumentTypeError(unknown_name("device", text, (*DEVICES, "cuda:N")))
+
+
+def add_device(parser: argparse.ArgumentParser) -> None:
+    """``--device``: the same values, default and help text on every command."""
+    parser.add_argument(
+        "--device", type=device_value, default="auto", metavar="{auto,cpu,cuda}",
+        help="where to compute: auto (a CUDA GPU when there is one, else the CPU; default), "
+        "cpu, cuda or cuda:N",
+    )
+
+
+def series_value(text: str | None) -> str | int | None:
+    """A ``--series`` value: an index when it is a number, else a series UID."""
+    if text is None:
+        return None
+    text = text.strip()
+    return int(text) if text.isdigit() else text
+
+
+def add_series(parser: argparse.ArgumentParser, what: str = "the input") -> None:
+    """``--series``: which DICOM series to read when *what* is a DICOM folder."""
+    parser.add_argument(
+        "--series", metavar="UID|INDEX",
+        help=f"DICOM series of {what} to read: its UID or its index in 'delineo-engine "
+        "series' (default: the largest); ignored for NIfTI files",
+    )
+
+
+def add_json(parser: argparse.ArgumentParser, what: str = "the result") -> None:
+    """``--json``: print *what* as one JSON document on stdout instead of text."""
+    parser.add_argument("--json", action="store_true",
+                        help=f"print {what} as JSON on stdout (machine-readable)")
+
+
+def add_output_file(parser: argparse.ArgumentParser, help: str, *,
+                    required: bool = True) -> None:
+    """``-o/--output FILE``: every command writing one file names it this way."""
+    parser.add_argument("-o", "--output", required=required, metavar="FILE", help=help)
+
+
+def add_output_folder(parser: argparse.ArgumentParser, help: str) -> None:
+    """``--out DIR``: every command writing several files puts them in this folder."""
+    parser.add_argument("--out", required=True, metavar="DIR", help=help)
+
+
+# -- outputs -------------------------------------------------------------------------
+def check_output_file(path: str | Path) -> Path:
+    """Check before any work that a NIfTI file can be written at *path*.
+
+    A name without ``.nii``/``.nii.gz`` is a
+    :class:`~engine.core.errors.ParameterError` (exit 2); a folder that does
+    not exist, is not writable, or a path that is itself a folder is a
+    :class:`~engine.core.errors.WriteError` (exit 3).
+    """
+    out = Path(path)
+    suffix = full_suffix(out)
+    if suffix not in NIFTI_SUFFIXES:
+        raise ParameterError(unknown_name("output format", suffix or out.name,
+                                          NIFTI_SUFFIXES), path=out)
+    if out.is_dir():
+        raise WriteError("is a folder; give a file name ending in .nii or .nii.gz", path=out)
+    folder = out.parent
+    if not folder.is_dir():
+        raise WriteError("no such folder for the output (create it first)", path=folder)
+    if not os.access(folder, os.W_OK):
+        raise WriteError("the output folder is not writable", path=folder)
+    return out
+
+
+def check_output_folder(path: str | Path) -> Path:
+    """Check before any work that *path* is a folder or can become one (exit 3 if not)."""
+    out = Path(path)
+    if out.exists() and not out.is_dir():
+        raise WriteError("exists and is not a folder", path=out)
+    existing = next(p for p in (out.absolute(), *out.absolute().parents) if p.exists())
+    if not existing.is_dir() or not os.access(existing, os.W_OK):
+        raise WriteError("cannot create the output folder here", path=existing)
+    return out
+
+
+def _missing_folders(path: Path) -> list[Path]:
+    """*path* and those of its parents that do not exist yet, deepest first."""
+    missing = []
+    p = path.absolute()
+    while not p.exists() and p != p.parent:
+        missing.append(p)
+        p = p.parent
+    return missing
+
+
+@contextmanager
+def owned_folder(path: str | Path, *, keep_files: bool = False) -> Iterator[Path]:
+    """Remove the folders the block created under *path* if the block fails.
+
+    Only folders missing when the block started are touched: a folder the
+    user already had is never deleted. With *keep_files* (``train``, whose
+    checkpoint serves ``--resume``) a created folder is removed only if empty.
+    """
+    out = Path(path)
+    created = _missing_folders(out)
+    try:
+        yield out
+    except BaseException:
+        if keep_files:
+            for folder in created:
+                try:
+                    folder.rmdir()
+                except OSError:
+                    break  # not empty (or already gone): keep it and its parents
+        elif created and created[-1].is_dir():
+            shutil.rmtree(created[-1], ignore_errors=True)
+        raise
+
+
+# -- printing ------------------------------------------------------------------------
+def _plain(value: Any) -> Any:
+    """*value* with paths as strings, numpy scalars as Python and NaN/inf as None."""
+    if isinstance(value, Mapping):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return _plain(value.tolist())
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, Path):
+        return str(value)
+    return value
+
+
+def print_json(value: Any) -> None:
+    """Print *value* as strict JSON (no NaN) on stdout."""
+    print(json.dumps(_plain(value), indent=2, ensure_ascii=False, allow_nan=False))
+
+
+def say(message: str) -> None:
+    """An informational line on stderr (``delineo-engine: ...``), silent with ``--quiet``."""
+    if not progress.is_quiet():
+        print(f"delineo-engine: {message}", file=sys.stderr)
+
+
+def warn(message: str) -> None:
+    """A warning line on stderr (``delineo-engine: warning: ...``), shown even with ``--quiet``."""
+    print(f"delineo-engine: warning: {message}", file=sys.stderr)
