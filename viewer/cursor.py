@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from .layers import Event
+from engine.core.events import DeclaredEvent
 
 __all__ = ["Cursor"]
 
@@ -18,10 +18,11 @@ class Cursor:
     position changes; views compare the two to know whether their slice moved.
     """
 
+    changed = DeclaredEvent("The position changed; called with (new, old) index tuples.")
+
     def __init__(self, shape: Sequence[int] = (1, 1, 1)) -> None:
         self.shape: tuple[int, int, int] = (1, 1, 1)
         self.position: tuple[int, int, int] = (0, 0, 0)
-        self.changed = Event()
         self.reset(shape)
 
     def reset(self, shape: Sequence[int]) -> None:

@@ -25,11 +25,11 @@ from typing import Any
 
 import numpy as np
 
-from engine.core.events import DeclaredEvent, Event
+from engine.core.events import DeclaredEvent
 from engine.core.volume import LabelMap, LabelTable, Volume
 from engine.display import auto_window, histogram, label_lut, label_volumes
 
-__all__ = ["BBox", "Event", "ImageLayer", "LabelLayer", "LayerStack"]
+__all__ = ["BBox", "ImageLayer", "LabelLayer", "LayerStack"]
 
 log = logging.getLogger(__name__)
 

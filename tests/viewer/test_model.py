@@ -8,9 +8,10 @@ import time
 import numpy as np
 import pytest
 
+from engine.core.events import Event
 from engine.core.jobs import Cancelled
 from viewer.cursor import Cursor
-from viewer.layers import Event, LabelLayer, LayerStack
+from viewer.layers import LabelLayer, LayerStack
 
 
 def test_event_calls_each_callback_once_in_order():
