@@ -24,6 +24,7 @@ from ..core.errors import (
     InvalidImageError,
     TruncatedFileError,
     UnsupportedFormatError,
+    unknown_name,
 )
 from ..core.jobs import CancelToken
 from ..core.volume import BRAIN_TISSUE_LABELS, LabelMap, LabelTable, Volume
@@ -57,6 +58,10 @@ def detect_format(path: str | Path) -> str:
     if is_nifti(path):
         return "nifti"
     if full_suffix(path) in (".nii", ".nii.gz", ".hdr", ".img"):
+        if head[:2] == b"\x1f\x8b":
+            # A gzip stream named like NIfTI: the reader tells a truncated or
+            # corrupt stream (TruncatedFileError) from one that holds no header.
+            return "nifti"
         raise UnsupportedFormatError("not a NIfTI file (no NIfTI-1/2 header found)", path=path)
     if full_suffix(path) in _DICOM_SUFFIXES:
         from .dicom import is_dicom_file
@@ -65,7 +70,9 @@ def detect_format(path: str | Path) -> str:
             return "dicom"
         raise UnsupportedFormatError("not a DICOM file (no DICM preamble or image tags)", path=path)
     raise UnsupportedFormatError(
-        "unrecognised file format; Delineo reads NIfTI (.nii, .nii.gz) and DICOM", path=path
+        unknown_name("file format", full_suffix(path),
+                     ("NIfTI (.nii, .nii.gz)", "DICOM (.dcm, .ima, no extension, folders)")),
+        path=path,
     )
 
 
@@ -92,8 +99,8 @@ def load(
     irregular : {"resample", "error"}
         What to do with unevenly spaced or missing DICOM slices.
 
-    Example
-    -------
+    Examples
+    --------
     >>> import os, nibabel
     >>> f = os.path.join(os.path.dirname(nibabel.__file__), "tests", "data", "anatomical.nii")
     >>> load(f).shape

@@ -3,19 +3,28 @@
 A reader of the target path sees either the old file or the complete new one,
 never a partial write; a crash mid-write leaves at most a hidden temporary
 file, which is removed when the write fails normally.
+
+Permissions are those of any other program's output: a new file gets
+``0o666`` minus the process umask (``0o644`` under the usual umask 022), and
+a file that is replaced keeps its permission bits. (``tempfile.mkstemp``
+would make every output private, ``0o600``, whatever the umask.)
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
-import tempfile
+import secrets
+import stat
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from ..core.errors import WriteError
 
-__all__ = ["atomic_path", "atomic_write_bytes", "full_suffix"]
+__all__ = ["atomic_path", "atomic_write_bytes", "atomic_write_text", "full_suffix"]
+
+#: Tries at a free temporary name before giving up (names carry 64 random bits).
+_NAME_TRIES = 100
 
 
 def full_suffix(path: str | Path) -> str:
@@ -45,6 +54,34 @@ def _fsync_dir(folder: Path) -> None:
             os.close(fd)
 
 
+def _create_temporary(folder: Path, target: Path) -> Path:
+    """Create an empty, uniquely named hidden file beside *target*; return its path.
+
+    ``os.open`` with mode ``0o666`` lets the kernel apply the umask, as for
+    any new file (``tempfile.mkstemp`` would force ``0o600``).
+    """
+    suffix = full_suffix(target)
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
+    for _ in range(_NAME_TRIES):
+        tmp = folder / f".{target.name}.{secrets.token_hex(8)}.tmp{suffix}"
+        try:
+            fd = os.open(tmp, flags, 0o666)
+        except FileExistsError:
+            continue
+        os.close(fd)
+        return tmp
+    raise WriteError("could not create a temporary file beside the output", path=target)
+
+
+def _existing_mode(target: Path) -> int | None:
+    """Permission bits of *target* if it is an existing regular file, else ``None``."""
+    try:
+        st = target.stat()
+    except OSError:
+        return None
+    return stat.S_IMODE(st.st_mode) & 0o777 if stat.S_ISREG(st.st_mode) else None
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | Path) -> Iterator[Path]:
     """Yield a temporary path beside *path*; on success it replaces *path*.
@@ -52,8 +89,8 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     The temporary name keeps the full suffix (``.nii.gz``) so writers that
     choose their encoding from the extension behave as for the final name.
 
-    Example
-    -------
+    Examples
+    --------
     >>> import tempfile, pathlib
     >>> target = pathlib.Path(tempfile.mkdtemp()) / "a.txt"
     >>> with atomic_path(target) as tmp:
@@ -65,13 +102,13 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     folder = target.parent if str(target.parent) else Path(".")
     if not folder.is_dir():
         raise WriteError("the output folder does not exist", path=folder)
-    suffix = full_suffix(target)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=f".tmp{suffix}", dir=folder)
-    os.close(fd)
-    tmp = Path(tmp_name)
+    tmp = _create_temporary(folder, target)
     try:
         yield tmp
         _fsync_file(tmp)
+        mode = _existing_mode(target)
+        if mode is not None:  # replacing a file keeps who may read it, as writing in place would
+            os.chmod(tmp, mode)
         os.replace(tmp, target)
         _fsync_dir(folder)
     except BaseException:
@@ -84,3 +121,8 @@ def atomic_write_bytes(path: str | Path, data: bytes | Callable[[], bytes]) -> N
     """Write *data* (or the bytes a callable returns) to *path* atomically."""
     with atomic_path(path) as tmp:
         tmp.write_bytes(data() if callable(data) else data)
+
+
+def atomic_write_text(path: str | Path, text: str, *, encoding: str = "utf-8") -> None:
+    """Write *text* to *path* atomically (``\\n`` line ends on every platform)."""
+    atomic_write_bytes(path, text.encode(encoding))

@@ -31,6 +31,7 @@ from ..core.errors import (
     TruncatedFileError,
     UnsupportedFormatError,
     WriteError,
+    unknown_name,
 )
 from ..core.volume import LabelMap, LabelTable, Volume
 from .atomic import atomic_path, full_suffix
@@ -87,10 +88,79 @@ def is_nifti(path: str | Path) -> bool:
 
 
 def _gzip_isize(path: Path) -> int:
-    """Uncompressed size modulo 2**32 from the gzip trailer."""
+    """Uncompressed size modulo 2**32 of the *last* gzip member (its trailer)."""
     with path.open("rb") as fh:
         fh.seek(-4, 2)
         return struct.unpack("<I", fh.read(4))[0]
+
+
+def _measure_gzip(path: Path, *, chunk: int = 1 << 20) -> tuple[int, str, bool]:
+    """Decompress the whole gzip file in chunks; return ``(size, problem, corrupt)``.
+
+    Follows what Python's :mod:`gzip` (hence nibabel) reads: every member in
+    turn, zero bytes between or after members skipped. *size* counts the bytes
+    that decompress cleanly; *problem* is ``""`` for an intact stream, else
+    what stopped it (cut inside a member, bytes that are not gzip after the
+    last member, bad deflate data or checksum), and *corrupt* tells bad data
+    from a stream that merely ends early. Memory stays at a few chunks.
+    """
+    total = 0
+    member = zlib.decompressobj(wbits=31)
+    in_member = False
+    with path.open("rb") as fh:
+        data = b""
+        while True:
+            if not data:
+                data = fh.read(chunk)
+                if not data:
+                    return total, ("it ends inside a gzip member" if in_member else ""), False
+            if not in_member:
+                data = data.lstrip(b"\0")
+                if not data:
+                    continue
+                if len(data) < 2:
+                    data += fh.read(chunk)
+                if data[:2] != b"\x1f\x8b":
+                    return total, "bytes that are not gzip follow the last member", False
+                member = zlib.decompressobj(wbits=31)
+                in_member = True
+            try:
+                out = member.decompress(data, chunk)
+            except zlib.error as exc:
+                return total, f"bad gzip data: {exc}", True
+            total += len(out)
+            if member.eof:
+                data, in_member = member.unused_data, False
+            else:
+                data = member.unconsumed_tail
+
+
+def _check_gzip_length(path: Path, expected: int, warnings: list[str]) -> None:
+    """Refuse a .nii.gz whose stream yields fewer than *expected* bytes.
+
+    The trailer of an ordinary one-member file states its size (modulo
+    2**32): when it matches, the file is accepted at once. Anything else (a
+    file written as several members, e.g. ``gzip -c a > f; gzip -c b >> f`` or
+    by tools that flush in blocks; zero padding; a cut or damaged stream) is
+    measured by decompressing it once. Damage after the voxel data is only a
+    warning, as nibabel reads such a file completely.
+    """
+    if _gzip_isize(path) == expected % 2**32:
+        return
+    got, problem, corrupt = _measure_gzip(path)
+    if got < expected:
+        what = "is corrupt" if corrupt else "is truncated"
+        raise TruncatedFileError(
+            f"file {what}: it holds {got} bytes once decompressed but the header needs "
+            f"{expected}" + (f" ({problem})" if problem else ""),
+            path=path,
+        )
+    if corrupt:
+        raise InvalidImageError(f"gzip stream is corrupt ({problem})", path=path)
+    if problem:
+        warnings.append(
+            f"gzip stream damaged after the image data ({problem}); the voxel data is complete"
+        )
 
 
 def _raw_pixdim(head: bytes, version: int, order: str) -> np.ndarray:
@@ -125,15 +195,10 @@ def _validate_header(path: Path, img: Any, gzipped: bool, volume_index: int) -> 
             f"{MAX_BYTES / 1024**3:.0f} GiB limit; the header is probably corrupt",
             path=path,
         )
-    offset = int(hdr.get_data_offset())
+    # Where nibabel really reads the voxels: a header may leave vox_offset at 0.
+    offset = int(getattr(img.dataobj, "offset", None) or hdr.get_data_offset())
     if gzipped:
-        expected = offset + payload
-        if expected < 2**32 and _gzip_isize(path) < expected:
-            raise TruncatedFileError(
-                f"file holds {_gzip_isize(path)} bytes once decompressed but the header needs "
-                f"{expected}",
-                path=path,
-            )
+        _check_gzip_length(path, offset + payload, warnings)
     else:
         size = path.stat().st_size
         if size < offset + payload:
@@ -190,8 +255,8 @@ def read_nifti(path: str | Path, *, volume_index: int = 0) -> Volume:
     TruncatedFileError, UnsupportedFormatError, InvalidImageError
         With a one-line message naming the file and the problem.
 
-    Example
-    -------
+    Examples
+    --------
     >>> import os, nibabel
     >>> f = os.path.join(os.path.dirname(nibabel.__file__), "tests", "data", "anatomical.nii")
     >>> read_nifti(f).axcodes
@@ -211,6 +276,13 @@ def read_nifti(path: str | Path, *, volume_index: int = 0) -> Volume:
     try:
         img = nib.load(str(path))
     except (ImageFileError, HeaderDataError, ValueError, struct.error) as exc:
+        if gzipped:  # a stream cut inside the header region also ends up here
+            got, problem, corrupt = _measure_gzip(path)
+            if problem:
+                what = "is corrupt" if corrupt else "is truncated"
+                raise TruncatedFileError(
+                    f"file {what}: only {got} bytes decompress ({problem})", path=path
+                ) from None
         raise InvalidImageError(f"unreadable NIfTI header ({exc})", path=path) from None
     except (EOFError, zlib.error, OSError) as exc:
         raise TruncatedFileError(f"file is truncated or corrupt ({exc})", path=path) from None
@@ -261,6 +333,9 @@ def read_nifti(path: str | Path, *, volume_index: int = 0) -> Volume:
         "qform_code": int(hdr.get("qform_code", 0)),
         "sform_code": int(hdr.get("sform_code", 0)),
     }
+    # As for DICOM: "assumed" when the file gives no world geometry (voxel sizes only).
+    no_xform = metadata["qform_code"] == 0 and metadata["sform_code"] == 0
+    metadata["geometry"] = "assumed" if no_xform else "file"
     table = _read_labels_extension(hdr)
     if table is not None:
         metadata["labels"] = table
@@ -313,7 +388,8 @@ def write_nifti(volume: Volume, path: str | Path, *, geometry: str = "source") -
     """
     path = Path(path)
     if full_suffix(path) not in (".nii", ".nii.gz"):
-        raise WriteError("unsupported output extension; use .nii or .nii.gz", path=path)
+        raise WriteError(unknown_name("output format", full_suffix(path) or path.name,
+                                      (".nii", ".nii.gz")), path=path)
     if geometry not in ("source", "canonical"):
         raise ValueError("geometry must be 'source' or 'canonical'")
     src = volume.source

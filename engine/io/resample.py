@@ -1,4 +1,12 @@
-"""Resampling one volume onto another volume's grid through world coordinates."""
+"""Resampling one volume onto another volume's grid through world coordinates.
+
+Part of :mod:`engine.io` because reading needs it: :func:`engine.io.load_labels`
+puts a label map drawn on another grid onto its image's grid (nearest
+neighbour, on request). It depends only on :mod:`engine.core`, so every layer
+above ``io`` (methods, evaluation, the viewer) may use it too. Values move
+through world millimetres (reference voxel -> world -> moving voxel), never
+through array indices, so grids of any orientation and spacing line up.
+"""
 
 from __future__ import annotations
 
@@ -23,8 +31,8 @@ def resample_to(
     fill : float
         Value outside *moving*'s field of view.
 
-    Example
-    -------
+    Examples
+    --------
     >>> import numpy as np
     >>> ref = Volume(np.zeros((4, 4, 4)), np.eye(4))
     >>> mov = Volume(np.arange(8.0).reshape(2, 2, 2), np.diag([2.0, 2, 2, 1]))

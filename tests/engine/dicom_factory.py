@@ -14,8 +14,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pydicom
+from pydicom.datadict import dictionary_VR, tag_for_keyword
+from pydicom.dataelem import RawDataElement
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.sequence import Sequence as DicomSequence
+from pydicom.tag import Tag
 from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 from pydicom.valuerep import format_number_as_ds
 
@@ -251,3 +255,24 @@ def sheared_affine(tilt_mm_per_slice=0.4):
 def axial_affine(step=2.0, origin=(0.0, 0.0, -10.0), spacing=(0.8, 0.8)):
     return ras_affine(np.array([[-1, 0, 0], [0, -1, 0], [0, 0, 1]], float),
                       (spacing[0], spacing[1], step), origin)
+
+
+def set_raw(ds, keyword, raw: bytes):
+    """Store *raw* as the undecoded value of *keyword* in *ds*, as a broken writer would.
+
+    pydicom refuses to build malformed values (``"abc"`` as a decimal string),
+    so the bytes go in as a raw element and reach the file unchanged.
+    """
+    tag = Tag(tag_for_keyword(keyword))
+    if len(raw) % 2:
+        raw += b" "  # DICOM values have an even length
+    ds[tag] = RawDataElement(tag, dictionary_VR(tag), len(raw), raw, 0, False, True)
+    return ds
+
+
+def rewrite(path, edit):
+    """Read the DICOM file at *path*, apply ``edit(ds)`` and save it in place."""
+    ds = pydicom.dcmread(path)
+    edit(ds)
+    ds.save_as(path)
+    return Path(path)

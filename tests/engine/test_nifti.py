@@ -5,6 +5,7 @@ from __future__ import annotations
 import gzip
 import os
 import struct
+import zlib
 from pathlib import Path
 
 import nibabel as nib
@@ -201,7 +202,7 @@ def test_text_file_with_image_extension(tmp_path):
 def test_unknown_format(tmp_path):
     path = tmp_path / "picture.png"
     path.write_bytes(b"\x89PNG\r\n\x1a\n" + b"\0" * 200)
-    with pytest.raises(UnsupportedFormatError, match="unrecognised"):
+    with pytest.raises(UnsupportedFormatError, match=r"unknown file format '\.png'; known: NIfTI"):
         load(path)
 
 
@@ -225,6 +226,113 @@ def test_truncated_gzip_file(tmp_path):
     with pytest.raises(ReadError) as info:
         load(path)
     assert "cut.nii.gz" in str(info.value)
+
+
+def _members(raw: bytes, sizes) -> bytes:
+    """*raw* as consecutive gzip members of the given uncompressed sizes (rest in the last)."""
+    out, start = [], 0
+    for size in sizes:
+        out.append(gzip.compress(raw[start:start + size]))
+        start += size
+    out.append(gzip.compress(raw[start:]))
+    return b"".join(out)
+
+
+def _bgzf_like(raw: bytes, block: int = 65280) -> bytes:
+    """Blocked gzip as written by bgzip/pigz-style tools: many members, then an empty one."""
+    blocks = [gzip.compress(raw[i:i + block]) for i in range(0, len(raw), block)]
+    return b"".join(blocks) + gzip.compress(b"")
+
+
+def _assert_same_as_nibabel(path: Path, reference: Path):
+    vol = load(path)
+    nii = nib.as_closest_canonical(nib.load(path))
+    np.testing.assert_array_equal(vol.array, np.asanyarray(nii.dataobj))
+    np.testing.assert_allclose(vol.affine, nii.affine)
+    # ... and the file really is the reference image, voxel for voxel.
+    np.testing.assert_array_equal(np.asanyarray(nib.load(path).dataobj),
+                                  np.asanyarray(nib.load(reference).dataobj))
+
+
+@pytest.mark.parametrize("layout", ["two_members", "three_members", "header_apart",
+                                    "bgzf_blocks", "zero_padding"])
+def test_multi_member_gzip_is_read_like_nibabel(tmp_path, layout):
+    # Before: the gzip trailer of the *last* member was taken for the whole
+    # file's size and a valid file was refused as truncated.
+    source = nib_file("anatomical.nii")
+    raw = source.read_bytes()
+    data = {
+        "two_members": lambda: _members(raw, [len(raw) // 2]),  # gzip -c a > f; gzip -c b >> f
+        "three_members": lambda: _members(raw, [1000, 20000]),
+        "header_apart": lambda: _members(raw, [352, 30000]),  # header flushed first
+        "bgzf_blocks": lambda: _bgzf_like(raw, block=4096),
+        "zero_padding": lambda: gzip.compress(raw) + b"\0" * 512,  # tape/block padding
+    }[layout]()
+    path = tmp_path / f"{layout}.nii.gz"
+    path.write_bytes(data)
+    _assert_same_as_nibabel(path, source)
+
+
+def test_truncated_multi_member_gzip_is_still_refused(tmp_path):
+    raw = nib_file("anatomical.nii").read_bytes()
+    data = _bgzf_like(raw, block=4096)
+    cut_points = [len(data) // 3, len(data) - 100]
+    # A cut exactly between two members: gzip itself sees a clean, shorter stream.
+    first_members = _bgzf_like(raw[: 4096 * 3], block=4096)[: -len(gzip.compress(b""))]
+    assert data.startswith(first_members)
+    cut_points.append(len(first_members))
+    for cut in cut_points:
+        path = tmp_path / f"cut{cut}.nii.gz"
+        path.write_bytes(data[:cut])
+        with pytest.raises(TruncatedFileError) as info:
+            load(path)
+        message = str(info.value)
+        assert path.name in message and "\n" not in message
+
+
+@pytest.mark.parametrize("name", ["anatomical.nii", "example4d.nii.gz"])
+def test_gzip_cut_anywhere_is_refused_unless_the_voxels_are_all_there(tmp_path, name):
+    raw = nib_file(name).read_bytes()
+    data = raw if name.endswith(".gz") else gzip.compress(raw)
+    needed = len(gzip.decompress(data))
+    rng = np.random.default_rng(3)
+    cuts = sorted({10, 40, 400, len(data) - 1, len(data) - 4, len(data) - 8, len(data) - 40,
+                   *rng.integers(20, len(data) - 8, size=12).tolist()})
+    n_complete = 0
+    for cut in cuts:
+        path = tmp_path / f"cut{cut}.nii.gz"
+        path.write_bytes(data[:cut])
+        # What a cut stream still yields, by zlib directly.
+        complete = len(zlib.decompressobj(wbits=31).decompress(data[:cut])) >= needed
+        if complete:  # only the gzip trailer is missing: nibabel reads every voxel
+            n_complete += 1
+            vol = load(path)
+            assert any("gzip stream damaged after the image data" in w
+                       for w in vol.metadata["warnings"])
+            full = nib.as_closest_canonical(nib.load(nib_file(name)))
+            expected = np.asanyarray(full.dataobj)
+            expected = expected[..., 0] if expected.ndim == 4 else expected
+            np.testing.assert_array_equal(vol.array, expected)
+            continue
+        with pytest.raises(TruncatedFileError) as info:
+            load(path)
+        message = str(info.value)
+        assert path.name in message and "\n" not in message, message
+    assert 0 < n_complete < len(cuts)  # both kinds of cut were tried
+
+
+def test_truncated_later_volume_of_a_4d_gzip_is_refused(tmp_path):
+    # Reading volume 0 never touches volume 1, so only a length check sees the cut.
+    # Before: decided by the 4 bytes that happened to end the cut file.
+    raw = gzip.decompress(nib_file("example4d.nii.gz").read_bytes())
+    path = tmp_path / "half4d.nii.gz"
+    for keep in (len(raw) - 1000, len(raw) - 5000, len(raw) * 3 // 4, len(raw) // 2 + 7):
+        stream = zlib.compressobj(6, zlib.DEFLATED, 31)
+        cut = stream.compress(raw[:keep]) + stream.flush(zlib.Z_SYNC_FLUSH)
+        assert len(zlib.decompressobj(wbits=31).decompress(cut)) == keep < len(raw)
+        path.write_bytes(cut)
+        with pytest.raises(TruncatedFileError, match=f"holds {keep} bytes .* header needs"):
+            load(path)
 
 
 def test_gzip_with_garbage_inside(tmp_path):
@@ -264,6 +372,18 @@ def test_some_nan_voxels_are_zeroed_with_a_warning(tmp_path):
     assert any("NaN" in w for w in vol.metadata["warnings"])
 
 
+def test_file_without_qform_or_sform_is_flagged_as_assumed_geometry(tmp_path):
+    img = nib.Nifti1Image(np.ones((3, 3, 3), np.float32), None)  # no affine: codes stay 0
+    img.header.set_zooms((2.0, 2.0, 2.0))
+    nib.save(img, tmp_path / "bare.nii")
+    assert int(nib.load(tmp_path / "bare.nii").header["sform_code"]) == 0
+    vol = load(tmp_path / "bare.nii")
+    assert vol.metadata["geometry"] == "assumed"
+    np.testing.assert_allclose(vol.spacing, (2.0, 2.0, 2.0))
+    assert any("no qform/sform" in w for w in vol.metadata["warnings"])
+    assert load(nib_file("anatomical.nii")).metadata["geometry"] == "file"
+
+
 def test_zero_voxel_size_without_sform_is_refused(tmp_path):
     img = nib.Nifti1Image(np.ones((3, 3, 3), np.float32), np.eye(4))
     img.header.set_zooms((1.0, 0.0, 1.0))
@@ -301,7 +421,7 @@ def test_failed_write_keeps_the_previous_file_and_leaves_nothing_else(tmp_path, 
 
 def test_unsupported_output_extension(tmp_path):
     vol = Volume(np.ones((2, 2, 2), np.float32), np.eye(4))
-    with pytest.raises(WriteError, match="extension"):
+    with pytest.raises(WriteError, match=r"unknown output format '\.png'; known: \.nii, \.nii\.gz"):
         save(vol, tmp_path / "out.png")
 
 

@@ -13,6 +13,14 @@ What the reader guarantees
   and the last slice, so a gantry tilt (slices sheared along the normal) keeps
   its true geometry. DICOM's LPS patient space is converted to the RAS world
   of NIfTI/Delineo by negating x and y.
+* **No invented geometry.** A malformed geometry tag (wrong value count,
+  non-numeric or NaN values, direction cosines that are not two orthogonal
+  unit vectors) raises :class:`~engine.core.errors.InvalidImageError` naming
+  the file and the tag, and so do a position without an orientation and the
+  reverse. Several slices or frames without any patient geometry raise
+  :class:`~engine.core.errors.DicomSeriesError`. Only a single image without
+  geometry (a secondary capture, an ultrasound still) is read on a default
+  grid, with a logged warning and ``metadata["geometry"] == "assumed"``.
 * **Intensities as the scanner meant them.** ``RescaleSlope`` and
   ``RescaleIntercept`` are applied slice by slice (they may differ per slice
   or per frame), so CT is in Hounsfield units. The result stays ``int16`` when
@@ -36,8 +44,8 @@ along the row direction cosine (``IOP[0:3]``) with the column spacing
 with the row spacing (``PixelSpacing[0]``), axis 2 along the sorted slices.
 :meth:`engine.core.volume.Volume.from_file_array` then flips/permutes it to RAS+.
 
-Example
--------
+Examples
+--------
 >>> from pydicom.data import get_testdata_file
 >>> vol = read_dicom(get_testdata_file("CT_small.dcm"))
 >>> vol.shape, vol.modality, str(vol.array.dtype)
@@ -111,19 +119,22 @@ def read_dicom(
         Canonical RAS+ volume; ``int16`` when the rescaled values are integers
         that fit, else ``float32``. ``metadata`` holds ``series_description``,
         ``series_uid``, ``study_uid``, ``patient_position``, ``modality``,
-        ``manufacturer``, ``n_slices``, ``slice_spacing``, ``warnings`` and,
-        when present, ``window_center``/``window_width``.
+        ``manufacturer``, ``n_slices``, ``slice_spacing``, ``warnings``,
+        ``geometry`` (``"file"``, or ``"assumed"`` for a single image without
+        patient geometry or images without PixelSpacing) and, when present,
+        ``window_center``/``window_width``.
 
     Raises
     ------
     NoImageFoundError
         No DICOM image at *path*.
     DicomSeriesError
-        Unknown series, or slices that do not form one volume.
+        Unknown series, or slices that do not form one volume (including
+        several images without patient geometry).
     MissingDecoderError
         Compressed pixel data without an installed decoder.
     TruncatedFileError, InvalidImageError, UnsupportedFormatError
-        Broken or non-DICOM input.
+        Broken or non-DICOM input, including malformed geometry tags.
     """
     if irregular not in ("resample", "error"):
         raise ParameterError(f"irregular must be 'resample' or 'error', not {irregular!r}")
@@ -215,6 +226,8 @@ def read_dicom(
         log.warning("%s: %s", path.name or str(path), w)
 
     first = plan.frames[0].header
+    # No PixelSpacing anywhere: 1 mm pixels were assumed (see the warnings).
+    pixels_assumed = all(ref.geom.spacing is None for ref in plan.frames)
     meta: dict[str, Any] = {
         "series_description": info.description,
         "series_uid": info.uid,
@@ -227,6 +240,7 @@ def read_dicom(
         "n_files": len(headers),
         "slice_spacing": float(plan.slice_spacing),
         "transfer_syntax": first.transfer_syntax,
+        "geometry": "assumed" if plan.assumed or pixels_assumed else "file",
         "warnings": warns,
     }
     if plan.tilt_deg > math.degrees(math.atan(_TILT_TOL)):

@@ -2,24 +2,74 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 from pydicom.dataset import Dataset
 
 from ...core.errors import InvalidImageError
 from .records import _FrameGeom, _Header
-from .tags import _first_item, _float, _floats, _value
+from .tags import _first_item, _float, _geometry_floats, _shown, _value
+
+#: Largest deviation from 1 of a direction cosine's length, and largest |row . column|.
+_UNIT_TOL = 0.01
 
 
-def _orientation_tuple(values: tuple[float, ...] | None) -> tuple[float, ...] | None:
-    return None if values is None else tuple(float(v) for v in values)
+def _orientation(
+    ds: Dataset | None, path: Path, *, context: str = ""
+) -> tuple[float, ...] | None:
+    """ImageOrientationPatient of *ds*, checked to be two orthogonal unit vectors."""
+    iop = _geometry_floats(ds, "ImageOrientationPatient", 6, path, context=context)
+    if iop is None:
+        return None
+    row, col = np.array(iop[:3]), np.array(iop[3:])
+    n_row, n_col = float(np.linalg.norm(row)), float(np.linalg.norm(col))
+    dot = float(row @ col)
+    if abs(n_row - 1) > _UNIT_TOL or abs(n_col - 1) > _UNIT_TOL or abs(dot) > _UNIT_TOL:
+        raise InvalidImageError(
+            f"{context}ImageOrientationPatient {_shown(iop)} is not two orthogonal unit "
+            f"vectors (lengths {n_row:.3g} and {n_col:.3g}, dot product {dot:.3g})",
+            path=path,
+        )
+    return iop
+
+
+def _pixel_spacing(ds: Dataset, path: Path) -> tuple[float, ...] | None:
+    """PixelSpacing (else ImagerPixelSpacing) of *ds*; malformed values raise."""
+    return _geometry_floats(ds, "PixelSpacing", 2, path) or _geometry_floats(
+        ds, "ImagerPixelSpacing", 2, path
+    )
+
+
+def _check_complete(
+    frames: list[_FrameGeom], path: Path, *, per_frame: bool = True
+) -> list[_FrameGeom]:
+    """Refuse a position without an orientation or the reverse: it cannot be placed."""
+    for f, fr in enumerate(frames):
+        if (fr.position is None) != (fr.orientation is None):
+            has, lacks = (
+                ("ImagePositionPatient", "ImageOrientationPatient")
+                if fr.orientation is None
+                else ("ImageOrientationPatient", "ImagePositionPatient")
+            )
+            where = f"frame {f + 1}: " if per_frame and len(frames) > 1 else ""
+            raise InvalidImageError(f"{where}{has} is given but {lacks} is missing", path=path)
+    return frames
 
 
 def _frame_geometries(ds: Dataset, header: _Header) -> list[_FrameGeom]:
-    """Per-frame geometry and rescale (classic, enhanced or legacy multi-frame)."""
+    """Per-frame geometry and rescale (classic, enhanced or legacy multi-frame).
+
+    Geometry tags that are present but malformed (wrong value count,
+    non-numeric, NaN, an orientation that is not two orthogonal unit vectors)
+    raise :class:`~engine.core.errors.InvalidImageError`; absent ones give
+    ``None`` and are dealt with by :func:`.geometry._plan_geometry`.
+    """
     n = header.n_frames
-    top_ipp = _floats(ds, "ImagePositionPatient", 3)
-    top_iop = _orientation_tuple(_floats(ds, "ImageOrientationPatient", 6))
-    top_spacing = _floats(ds, "PixelSpacing", 2) or _floats(ds, "ImagerPixelSpacing", 2)
+    path = header.path
+    top_ipp = _geometry_floats(ds, "ImagePositionPatient", 3, path)
+    top_iop = _orientation(ds, path)
+    top_spacing = _pixel_spacing(ds, path)
     top_thick = _float(ds, "SliceThickness")
     top_sbs = _float(ds, "SpacingBetweenSlices")
     top_slope = _float(ds, "RescaleSlope")
@@ -58,13 +108,14 @@ def _frame_geometries(ds: Dataset, header: _Header) -> list[_FrameGeom]:
             ori_item = macro("PlaneOrientationSequence")
             pm_item = macro("PixelMeasuresSequence")
             pvt_item = macro("PixelValueTransformationSequence")
-            position = _floats(pos_item, "ImagePositionPatient", 3) if pos_item else None
+            context = f"frame {f + 1}: " if n > 1 else ""
+            position = _geometry_floats(pos_item, "ImagePositionPatient", 3, path,
+                                        context=context)
             if position is None and n == 1:
                 position = top_ipp
-            orientation = (
-                _floats(ori_item, "ImageOrientationPatient", 6) if ori_item else None
-            ) or top_iop
-            spacing = (_floats(pm_item, "PixelSpacing", 2) if pm_item else None) or top_spacing
+            orientation = _orientation(ori_item, path, context=context) or top_iop
+            spacing = _geometry_floats(pm_item, "PixelSpacing", 2, path,
+                                       context=context) or top_spacing
             thickness = (_float(pm_item, "SliceThickness") if pm_item else None) or top_thick
             if thickness is None and pm_item is not None:
                 thickness = _float(pm_item, "SpacingBetweenSlices")
@@ -73,7 +124,7 @@ def _frame_geometries(ds: Dataset, header: _Header) -> list[_FrameGeom]:
             frames.append(
                 _FrameGeom(
                     position=position,
-                    orientation=_orientation_tuple(orientation),
+                    orientation=orientation,
                     spacing=spacing,
                     thickness=thickness or top_sbs,
                     slope=slope0 if slope in (None, 0.0) else slope,
@@ -81,7 +132,7 @@ def _frame_geometries(ds: Dataset, header: _Header) -> list[_FrameGeom]:
                 )
             )
         if n == 1 or all(fr.position is not None for fr in frames):
-            return frames
+            return _check_complete(frames, path)
         if any(fr.position is not None for fr in frames):
             raise InvalidImageError(
                 "some frames have a PlanePositionSequence and others not", path=header.path
@@ -99,29 +150,18 @@ def _frame_geometries(ds: Dataset, header: _Header) -> list[_FrameGeom]:
         inters = [inter0] * n
 
     if n == 1:
-        return [_FrameGeom(top_ipp, top_iop, top_spacing, top_thick or top_sbs, slopes[0],
-                           inters[0])]
+        return _check_complete([_FrameGeom(top_ipp, top_iop, top_spacing, top_thick or top_sbs,
+                                           slopes[0], inters[0])], path)
 
     # Legacy multi-frame: one position for the whole file.
     if top_ipp is None or top_iop is None:
-        return [_FrameGeom(None, None, top_spacing, top_thick or top_sbs, slopes[f], inters[f])
-                for f in range(n)]
+        frames = [_FrameGeom(top_ipp, top_iop, top_spacing, top_thick or top_sbs, slopes[f],
+                             inters[f]) for f in range(n)]
+        return _check_complete(frames, path, per_frame=False)
     row, col = np.array(top_iop[:3]), np.array(top_iop[3:])
     normal = np.cross(row, col)
-    norm = float(np.linalg.norm(normal))
-    normal = normal / norm if norm > 0 else np.array([0.0, 0.0, 1.0])
-    offsets_raw = _value(ds, "GridFrameOffsetVector")
-    offsets: list[float] | None = None
-    if offsets_raw is not None:
-        try:
-            offsets = [float(v) for v in offsets_raw]
-        except (TypeError, ValueError):
-            offsets = None
-        if offsets is not None and len(offsets) != n:
-            raise InvalidImageError(
-                f"GridFrameOffsetVector has {len(offsets)} values for {n} frames",
-                path=header.path,
-            )
+    normal /= np.linalg.norm(normal)  # non-zero: _orientation checked the cosines
+    offsets = _geometry_floats(ds, "GridFrameOffsetVector", n, path)
     if offsets is not None:
         # Relative offsets start at 0; absolute ones start at the first frame's z.
         rel = [o - offsets[0] for o in offsets]
@@ -131,7 +171,11 @@ def _frame_geometries(ds: Dataset, header: _Header) -> list[_FrameGeom]:
         elif top_thick not in (None, 0.0):
             step, source = float(top_thick), "SliceThickness"
         else:
-            step, source = 1.0, "no spacing tag: assumed"
+            raise InvalidImageError(
+                f"{n} frames share one ImagePositionPatient and no GridFrameOffsetVector, "
+                "SpacingBetweenSlices or SliceThickness gives the distance between them",
+                path=path,
+            )
         rel = [f * step for f in range(n)]
         header.warnings.append(
             f"multi-frame file without per-frame positions: frames placed {step:g} mm apart "

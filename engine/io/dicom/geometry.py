@@ -47,6 +47,8 @@ class _Plan:
     interp: list[tuple[int, float]] | None = None
     warnings: list[str] = field(default_factory=list)
     tilt_deg: float = 0.0
+    # True when the image had no patient geometry and a default grid was assumed.
+    assumed: bool = False
 
 
 def _fmt_vec(v: Sequence[float] | np.ndarray) -> str:
@@ -93,15 +95,10 @@ def _check_spacing(frames: list[_FrameRef], where: Path) -> tuple[tuple[float, f
     return (float(ref[0]), float(ref[1])), warns
 
 
-def _direction_cosines(iop: Sequence[float], where: Path) -> tuple[np.ndarray, np.ndarray]:
+def _direction_cosines(iop: Sequence[float]) -> tuple[np.ndarray, np.ndarray]:
+    """Unit row and column cosines (the header scan checked they are orthonormal)."""
     row, col = np.array(iop[:3], dtype=float), np.array(iop[3:6], dtype=float)
-    nr, nc = float(np.linalg.norm(row)), float(np.linalg.norm(col))
-    if abs(nr - 1) > 0.01 or abs(nc - 1) > 0.01 or abs(float(row @ col)) > 0.01:
-        raise InvalidImageError(
-            f"ImageOrientationPatient {_fmt_vec(iop)} is not two orthogonal unit vectors",
-            path=where,
-        )
-    return row / nr, col / nc
+    return row / np.linalg.norm(row), col / np.linalg.norm(col)
 
 
 def _thickness(frames: list[_FrameRef], warns: list[str]) -> float:
@@ -113,31 +110,29 @@ def _thickness(frames: list[_FrameRef], warns: list[str]) -> float:
 
 
 def _plan_without_geometry(frames: list[_FrameRef], where: Path) -> _Plan:
-    spacing, warns = _check_spacing(frames, where)
-    order = sorted(
-        frames,
-        key=lambda f: (
-            f.header.instance_number if f.header.instance_number is not None else 0,
-            str(f.header.path),
-            f.index,
-        ),
-    )
-    if len(order) > 1:
-        step = 1.0
-        t = order[0].geom.thickness
-        if t is not None and t > 0:
-            step = float(t)
-        warns.append(
-            "no ImagePositionPatient/ImageOrientationPatient: slices stacked by InstanceNumber "
-            f"{step:g} mm apart, orientation unknown (shown as axial)"
+    """A default grid for one image without patient geometry (secondary capture...).
+
+    Several images without geometry are refused: their order and the distance
+    between them are unknown, so any 3-D volume made of them would be invented.
+    """
+    if len(frames) > 1:
+        one_file = len({f.header.path for f in frames}) == 1
+        what = "frames" if one_file else "images"
+        raise DicomSeriesError(
+            f"{len(frames)} {what} without ImagePositionPatient/ImageOrientationPatient: "
+            "their order and spacing in the patient are unknown, so they do not form a "
+            "3-D volume",
+            path=where,
         )
-    else:
-        step = _thickness(order, warns)
-        warns.append("no ImagePositionPatient/ImageOrientationPatient: orientation unknown "
-                     "(shown as axial)")
+    spacing, warns = _check_spacing(frames, where)
+    step = _thickness(frames, warns)
+    warns.append(
+        "no ImagePositionPatient/ImageOrientationPatient: geometry assumed (image at the "
+        "origin, shown as axial); positions and orientation labels are not the patient's"
+    )
     aff = _affine(np.array([1.0, 0, 0]), np.array([0, 1.0, 0]), spacing,
                   np.array([0, 0, step]), np.zeros(3))
-    return _Plan(order, _lps_to_ras(aff), len(order), step, warnings=warns)
+    return _Plan(list(frames), _lps_to_ras(aff), 1, step, warnings=warns, assumed=True)
 
 
 def _plan_geometry(frames: list[_FrameRef], irregular: str, where: Path) -> _Plan:
@@ -163,7 +158,7 @@ def _plan_geometry(frames: list[_FrameRef], irregular: str, where: Path) -> _Pla
             "(a localizer or several stacks in one series?)",
             path=where,
         )
-    row, col = _direction_cosines(iops[0], where)
+    row, col = _direction_cosines(iops[0])
     normal = np.cross(row, col)
     normal /= np.linalg.norm(normal)
 

@@ -11,7 +11,13 @@ from pathlib import Path
 
 import numpy as np
 
-from ...core.errors import DicomSeriesError, ParameterError, ReadError, UnsupportedFormatError
+from ...core.errors import (
+    DicomSeriesError,
+    ParameterError,
+    ReadError,
+    UnsupportedFormatError,
+    unknown_name,
+)
 from ...core.jobs import CancelToken, check_cancel, report
 from .headers import _looks_like_bare_dicom, _scan_file
 from .records import _Header
@@ -211,14 +217,14 @@ def _select_series(
     if isinstance(series, bool) or not isinstance(series, int | str | np.integer):
         raise ParameterError(f"series must be a UID string or an index, not {series!r}")
     if isinstance(series, int | np.integer):
-        if 0 <= int(series) < len(infos):
-            return infos[int(series)]
-        raise DicomSeriesError(
-            f"series index {int(series)} out of range: {len(infos)} series found", path=where
-        )
-    for info in infos:
-        if info.uid == series.strip():
-            return info
-    shown = "; ".join(_describe(i) for i in infos[:5])
-    more = f"; and {len(infos) - 5} more" if len(infos) > 5 else ""
-    raise DicomSeriesError(f"no series with UID {series!r}; available: {shown}{more}", path=where)
+        series = int(series)
+        if 0 <= series < len(infos):
+            return infos[series]
+    else:
+        for info in infos:
+            if info.uid == series.strip():
+                return info
+    known = [f"{i} = {_describe(info)}" for i, info in enumerate(infos[:5])]
+    if len(infos) > 5:
+        known.append(f"and {len(infos) - 5} more")
+    raise DicomSeriesError(unknown_name("series", series, known), path=where)

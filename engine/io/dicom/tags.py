@@ -1,12 +1,23 @@
-"""Tolerant accessors for DICOM tag values: malformed values read as absent."""
+"""Accessors for DICOM tag values.
+
+Most accessors are tolerant: a malformed value reads as absent, because a
+wrong ``SeriesDescription`` or ``WindowWidth`` must not stop a series from
+loading. Geometry is different: a malformed ``ImagePositionPatient``,
+``ImageOrientationPatient`` or ``PixelSpacing`` would silently put the image
+somewhere else, so :func:`_geometry_floats` tells "absent" from "malformed"
+and refuses the latter.
+"""
 
 from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from pydicom.dataset import Dataset
+
+from ...core.errors import InvalidImageError
 
 
 def _value(ds: Dataset, keyword: str) -> Any:
@@ -71,3 +82,59 @@ def _first_item(ds: Dataset, keyword: str) -> Dataset | None:
         return seq[0] if seq is not None and len(seq) > 0 else None
     except (TypeError, IndexError):
         return None
+
+
+def _shown(values: Sequence[Any]) -> str:
+    """Stored values as DICOM writes them (``a\\b\\c``), on one short line."""
+    text = "\\".join(" ".join(str(v).split()) for v in values)
+    return "'" + (text if len(text) <= 60 else text[:57] + "...") + "'"
+
+
+def _geometry_floats(
+    ds: Dataset | None, keyword: str, n: int, path: Path, *, context: str = ""
+) -> tuple[float, ...] | None:
+    """*n* finite numbers of a geometry tag; ``None`` only when the tag is absent or empty.
+
+    An empty value counts as absent (DICOM's "value unknown"). A value with
+    the wrong number of items, a non-numeric or a non-finite item raises
+    :class:`~engine.core.errors.InvalidImageError` naming the file and the tag.
+    *context* (e.g. ``"frame 3: "``) prefixes the message.
+    """
+    if ds is None:
+        return None
+    try:
+        present = keyword in ds
+    except Exception:
+        present = False
+    if not present:
+        return None
+    try:
+        value = ds[keyword].value
+    except Exception as exc:  # pydicom could not even split the value
+        raise InvalidImageError(
+            f"{context}{keyword} is unreadable ({type(exc).__name__})", path=path
+        ) from None
+    if value is None or (isinstance(value, str | bytes) and not value.strip()):
+        return None
+    if isinstance(value, Sequence) and not isinstance(value, str | bytes):
+        items = list(value)
+        if not items:
+            return None
+    else:
+        items = [value]
+    if len(items) != n:
+        raise InvalidImageError(
+            f"{context}{keyword} {_shown(items)} has {len(items)} value(s), {n} expected",
+            path=path,
+        )
+    try:
+        out = tuple(float(v) for v in items)
+    except (TypeError, ValueError):
+        raise InvalidImageError(
+            f"{context}{keyword} {_shown(items)} is not {n} numbers", path=path
+        ) from None
+    if not all(math.isfinite(v) for v in out):
+        raise InvalidImageError(
+            f"{context}{keyword} {_shown(items)} holds a NaN or infinite value", path=path
+        )
+    return out
