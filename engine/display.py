@@ -20,8 +20,8 @@ plane, superior is up in the coronal and sagittal planes, anterior is on the
 left of sagittal slices. *Radiological* puts the patient's right on the left
 of the screen (as if facing the patient); *neurological* puts it on the right.
 
-Example
--------
+Examples
+--------
 >>> geo = plane_geometry("axial", "radiological")
 >>> geo.normal_axis, geo.x_axis, geo.y_axis, geo.flip_x
 (2, 0, 1, True)
@@ -117,8 +117,8 @@ _NORMALS = {"axial": 2, "coronal": 1, "sagittal": 0}
 def plane_geometry(plane: str, convention: str = "radiological") -> PlaneGeometry:
     """Screen geometry of *plane* under *convention* (see the module docstring).
 
-    Example
-    -------
+    Examples
+    --------
     >>> plane_geometry("sagittal").letters["left"]
     'A'
     """
@@ -144,8 +144,8 @@ def extract_slice(array: np.ndarray, geometry: PlaneGeometry, index: int) -> np.
     Row 0 is the lowest screen row (posterior or inferior): a viewer whose y
     axis points up draws it right-side-up. The result is a view, not a copy.
 
-    Example
-    -------
+    Examples
+    --------
     >>> a = np.arange(24).reshape(2, 3, 4)
     >>> extract_slice(a, plane_geometry("axial"), 1).shape
     (3, 2)
@@ -170,8 +170,8 @@ def image_slice(
     against the array axis. Axial, radiological: anterior up, the patient's
     right on the left. The result is a view, not a copy.
 
-    Example
-    -------
+    Examples
+    --------
     >>> a = np.zeros((3, 4, 2)); a[0, 3, 1] = 1  # the patient's left, most anterior
     >>> np.argwhere(image_slice(a, "axial", 1)).tolist()  # top row, right edge
     [[0, 2]]
@@ -242,8 +242,8 @@ def percentile_window(
     head in MR) are left out so they do not pull the window down. NaNs are
     ignored. At most *max_samples* regularly spaced voxels are looked at.
 
-    Example
-    -------
+    Examples
+    --------
     >>> percentile_window(np.arange(101.0), 0, 100, ignore_background=False)
     (0.0, 100.0)
     """
@@ -277,8 +277,8 @@ def auto_window(array: np.ndarray, modality: str = "unknown") -> tuple[float, fl
     soft-tissue (``Abdomen``) window; anything else (MR, PET, ...) in the 0.5-99.5
     percentile window of the non-background voxels.
 
-    Example
-    -------
+    Examples
+    --------
     >>> auto_window(np.array([-1000.0, 0.0, 1000.0]), "CT")
     (-150.0, 250.0)
     """
@@ -302,8 +302,8 @@ def drag_window(
     *pixels* screen pixels changes the width or level by the full
     *data_range*. The width never goes below a tiny positive value.
 
-    Example
-    -------
+    Examples
+    --------
     >>> drag_window((0.0, 100.0), 0, 0, data_range=(0, 255))
     (0.0, 100.0)
     """
@@ -349,8 +349,8 @@ def label_lut(
     256) are coloured; values not in *table* get its stable generated colour.
     Background (0), *hidden* values and anything else are transparent.
 
-    Example
-    -------
+    Examples
+    --------
     >>> from engine.core.volume import BRAIN_TISSUE_LABELS
     >>> label_lut(BRAIN_TISSUE_LABELS, 4, hidden=[1])[:, 3].tolist()
     [0, 0, 255, 255]
@@ -375,8 +375,8 @@ def label_outline(labels: np.ndarray) -> np.ndarray:
     different value; pixels on the slice edge count their outside neighbours
     as equal. Returns an array of the same dtype with 0 elsewhere.
 
-    Example
-    -------
+    Examples
+    --------
     >>> m = np.zeros((5, 5), np.uint8); m[1:4, 1:4] = 2
     >>> int(label_outline(m)[2, 2]), int(label_outline(m)[1, 2])
     (0, 2)
@@ -400,8 +400,8 @@ def label_rgba(labels: np.ndarray, lut: np.ndarray, *, outline: bool = False) ->
     Values beyond the table are drawn transparent. With *outline*, only region
     boundaries are drawn.
 
-    Example
-    -------
+    Examples
+    --------
     >>> lut = np.array([[0, 0, 0, 0], [255, 0, 0, 255]], np.uint8)
     >>> label_rgba(np.array([[0, 1]]), lut)[0, 1].tolist()
     [255, 0, 0, 255]
@@ -418,8 +418,8 @@ def label_rgba(labels: np.ndarray, lut: np.ndarray, *, outline: bool = False) ->
 def label_volumes(array: np.ndarray, voxel_ml: float) -> dict[int, tuple[int, float]]:
     """``{value: (voxel count, volume in mL)}`` for every value present in *array*.
 
-    Example
-    -------
+    Examples
+    --------
     >>> label_volumes(np.array([0, 2, 2], np.uint8), 0.5)
     {0: (1, 0.5), 2: (2, 1.0)}
     """
@@ -466,8 +466,8 @@ def difference_map(
     *truth* holds a label and *pred* is background (missed). Works on any
     matching pair of arrays or boxes of arrays (``uint8`` result).
 
-    Example
-    -------
+    Examples
+    --------
     >>> difference_map(np.array([0, 1, 1, 2, 0]), np.array([0, 1, 0, 1, 2])).tolist()
     [0, 0, 1, 1, 2]
     >>> difference_map(np.array([0, 1, 1, 2, 0]), np.array([0, 1, 0, 1, 2]), 1).tolist()

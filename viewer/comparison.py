@@ -64,8 +64,8 @@ _RECOMPUTE_MS = 150
 def disagreement(arrays: list[np.ndarray]) -> np.ndarray:
     """``uint8`` map: 1 where the label arrays do not all hold the same value.
 
-    Example
-    -------
+    Examples
+    --------
     >>> a = np.array([0, 1, 2]); b = np.array([0, 1, 3])
     >>> disagreement([a, b]).tolist()
     [0, 0, 1]

@@ -10,8 +10,8 @@ Worker threads only ever emit on one long-lived relay object owned by the
 runner (signals carry the job's number), so no Qt object is created or
 destroyed across threads.
 
-Example
--------
+Examples
+--------
 >>> runner = JobRunner()                                         # doctest: +SKIP
 >>> job = runner.submit(lambda progress, cancel: load(path, progress=progress,
 ...                     cancel=cancel), "Loading scan", on_result=show)  # doctest: +SKIP

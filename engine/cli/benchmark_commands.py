@@ -1,4 +1,4 @@
-"""Sub-command ``benchmark``: the seed paper's tables and figures, measured."""
+"""Sub-command ``benchmark``: the tables and figures of Dai's thesis, measured on Delineo."""
 
 from __future__ import annotations
 

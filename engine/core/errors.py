@@ -87,8 +87,8 @@ def unknown_name(kind: str, name: object, known: Iterable[object]) -> str:
     Used for methods, pipelines, steps, models, parameters, devices, DICOM
     series, file formats and command-line choices alike.
 
-    Example
-    -------
+    Examples
+    --------
     >>> unknown_name("device", "tpu", ["auto", "cpu", "cuda"])
     "unknown device 'tpu'; known: auto, cpu, cuda"
     """

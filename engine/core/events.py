@@ -39,8 +39,8 @@ Rules every listener can rely on:
 Qt stays out of the engine: widgets of the viewer subscribe to these events
 and disconnect when they are destroyed (:func:`viewer.subscriptions.subscribe`).
 
-Example
--------
+Examples
+--------
 >>> class Model:
 ...     changed = DeclaredEvent("Something changed.")
 >>> model, seen = Model(), []

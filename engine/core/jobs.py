@@ -5,8 +5,8 @@ Every long task in the engine takes ``progress(fraction, message)`` and a
 iterations. Only ``viewer/workers.py`` knows about threads; the engine just
 reports and stops when asked.
 
-Example
--------
+Examples
+--------
 >>> token = CancelToken()
 >>> def work(progress=None, cancel=None):
 ...     for i in range(3):

@@ -6,8 +6,8 @@ in a background thread while the work runs (every 5 ms by default) and
 reports the highest value seen; on CUDA it also reads
 ``torch.cuda.max_memory_allocated`` after resetting the peak counter.
 
-Example
--------
+Examples
+--------
 >>> import numpy as np
 >>> with PeakMemory() as peak:
 ...     block = np.ones(50_000_000, np.uint8)

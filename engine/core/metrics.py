@@ -17,8 +17,8 @@ it averages the finite values and says how many it left out, so that one
 missed tissue (``inf`` HD95) neither turns a whole mean into ``inf`` nor
 silently flatters a method. Tables show that count next to the mean.
 
-Example
--------
+Examples
+--------
 >>> import numpy as np
 >>> truth = np.zeros((8, 8, 8), np.uint8); truth[2:6, 2:6, 2:6] = 1
 >>> pred = truth.copy(); pred[2, 2, 2] = 0
@@ -163,8 +163,8 @@ def finite_mean(values: Iterable[float]) -> MeanSummary:
     returns both the mean of what is finite and the number left out, which
     every Delineo table reports beside the mean.
 
-    Example
-    -------
+    Examples
+    --------
     >>> finite_mean([2.0, float("inf"), 4.0])
     MeanSummary(mean=3.0, used=2, total=3)
     >>> finite_mean([]).misses, finite_mean([float("nan")]).used
@@ -262,8 +262,8 @@ def surface_metrics(
     Same definitions and empty-mask conventions as :func:`hausdorff95` and
     :func:`assd`, at half their combined cost.
 
-    Example
-    -------
+    Examples
+    --------
     >>> a = np.zeros((6, 6, 6), bool); a[1:4, 1:4, 1:4] = True
     >>> surface_metrics(a, a)
     (0.0, 0.0)

@@ -5,8 +5,8 @@ with :func:`param`. The metadata (unit, valid range, one-line doc) feeds
 validation, the CLI's ``--param k=v`` parsing, ``delineo-engine methods`` and
 the viewer's generated parameter forms.
 
-Example
--------
+Examples
+--------
 >>> from dataclasses import dataclass
 >>> @dataclass(frozen=True)
 ... class P:

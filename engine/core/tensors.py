@@ -7,8 +7,8 @@
 * :func:`robust_scale`, :func:`robust_normalise` -- the intensity scaling of
   the networks' input, shared by inference and the training-sample synthesis.
 
-Example
--------
+Examples
+--------
 >>> import torch
 >>> x = torch.arange(101, dtype=torch.float32)
 >>> float(quantile(x, 0.25)), [float(v) for v in quantile(x, [0.1, 0.9], interpolation="linear")]
@@ -166,8 +166,8 @@ def robust_normalise(x: torch.Tensor) -> torch.Tensor:
     the image is then divided by :func:`robust_scale` and clipped to
     [0, 1.5]. An image without a positive 99.9th percentile gives zeros.
 
-    Example
-    -------
+    Examples
+    --------
     >>> import torch
     >>> x = torch.zeros(10, 10, 10); x[2:8, 2:8, 2:8] = 500.0
     >>> y = robust_normalise(x)

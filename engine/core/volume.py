@@ -12,8 +12,8 @@ voxel axes closest to R, A and S. The geometry of the file that was read is
 kept in :class:`SourceGeometry` so that results can be written back in it:
 a mask saved for an image lands on that image voxel for voxel.
 
-Example
--------
+Examples
+--------
 >>> import numpy as np
 >>> vol = Volume(np.zeros((4, 5, 6), np.float32), np.diag([2.0, 2.0, 3.0, 1.0]))
 >>> vol.spacing

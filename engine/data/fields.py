@@ -20,8 +20,8 @@ The smooth field ``g`` is drawn from one of two bases:
   defined over a whole tissue block so a patch can be evaluated anywhere
   inside it (:func:`legendre_basis`): the training patches.
 
-Example
--------
+Examples
+--------
 >>> import torch
 >>> like = torch.zeros(1, 1, 16, 16)
 >>> field = inu_field(like, 0.2, torch.Generator().manual_seed(0))

@@ -15,8 +15,8 @@ Ground truth rule (BrainWeb labels 0 background, 1 CSF, 2 GM, 3 WM):
    WM*) and each voxel takes the tissue of highest probability among
    (pCSF, pGM, pWM); outside it is background.
 
-Example
--------
+Examples
+--------
 >>> t1, truth = load_demo()          # doctest: +SKIP
 >>> t1.shape, truth.counts()[3]      # doctest: +SKIP
 ((197, 233, 189), 635537)

@@ -28,8 +28,8 @@ Intensity augmentation never touches the labels.
 cuts the template into the z ranges *outside* ``HELD_OUT_SLAB`` before any
 processing: no voxel with ``k`` in ``[70, 90)`` enters a training tensor.
 
-Example
--------
+Examples
+--------
 >>> image, truth = synthesize_phantom("t1", noise=0.03, inu=0.2, seed=0)  # doctest: +SKIP
 >>> image.shape, truth.array.max()                                       # doctest: +SKIP
 ((197, 233, 189), 3)

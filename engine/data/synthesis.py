@@ -9,8 +9,8 @@ and Rician noise, then scaled as the whole volume would be at inference
 (:func:`engine.core.tensors.robust_scale`). :data:`DATA_RECIPE` states every
 range in words; it is copied into the model card of every trained network.
 
-Example
--------
+Examples
+--------
 >>> import torch
 >>> from engine.data.phantom import toy_tissue_block, training_blocks
 >>> blocks = training_blocks((8, 12), crop=None, source=toy_tissue_block((32, 32, 20)))

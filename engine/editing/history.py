@@ -7,8 +7,8 @@ a single :class:`~engine.editing.kernels.Diff` when it closes. The history keeps
 many steps as fit in ``budget_bytes`` (oldest dropped first), never a fixed
 number of steps; changed-voxel masks are stored bit-packed.
 
-Example
--------
+Examples
+--------
 >>> import numpy as np
 >>> from engine.editing.kernels import paint
 >>> labels = np.zeros((10, 10, 10), np.uint8)

@@ -21,8 +21,8 @@ records ``b"STEP" | u32 length | u32 crc32 | payload``. A record cut short by
 the crash fails its length or CRC check and is ignored, with everything
 before it intact.
 
-Example
--------
+Examples
+--------
 >>> import numpy as np, tempfile
 >>> from engine.editing.kernels import paint
 >>> labels = np.zeros((8, 8, 8), np.uint8)

@@ -20,8 +20,8 @@ Paint modes decide which voxels a brush may change:
 * ``"background"`` -- only voxels that are 0;
 * ``"label"`` -- only voxels holding ``only_label``.
 
-Example
--------
+Examples
+--------
 >>> import numpy as np
 >>> labels = np.zeros((20, 20, 20), np.uint8)
 >>> d = paint(labels, (10, 10, 10), radius_mm=3, value=2, spacing=(1, 1, 1), plane_axis=2)

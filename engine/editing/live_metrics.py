@@ -8,8 +8,8 @@ and the truth under them -- so the cost is proportional to the stroke, not to
 the volume. The figures always equal a full recomputation (tested over
 random edit sequences).
 
-Example
--------
+Examples
+--------
 >>> import numpy as np
 >>> from engine.editing.kernels import paint
 >>> truth = np.zeros((10, 10, 10), np.uint8); truth[3:7, 3:7, 3:7] = 1

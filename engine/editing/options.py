@@ -54,8 +54,8 @@ class EditOptions:
 def brush_size_step(size_mm: float, direction: int) -> float:
     """The next brush diameter up (*direction* > 0) or down: fine steps for small brushes.
 
-    Example
-    -------
+    Examples
+    --------
     >>> brush_size_step(5.0, +1), brush_size_step(10.0, -1), brush_size_step(30.0, +1)
     (6.0, 9.0, 35.0)
     """

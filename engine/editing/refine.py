@@ -29,8 +29,8 @@ turns into an undoable :class:`~engine.editing.kernels.Diff`, leaving alone any 
 that was edited in the meantime. So the computation can run in a worker
 thread while the user keeps editing.
 
-Example
--------
+Examples
+--------
 >>> import numpy as np
 >>> from engine.core.volume import Volume
 >>> img = np.zeros((40, 40, 12), np.float32); img[10:30, 10:30, 2:10] = 100.0
@@ -193,8 +193,8 @@ def seed_similarity(image: np.ndarray, seed: Sequence[int], radius_mm: float,
     1.4826 × the median absolute deviation in the ball, at least 0.5 % of the
     image's 1–99 percentile range (a flat region still gives a finite width).
 
-    Example
-    -------
+    Examples
+    --------
     >>> img = np.zeros((9, 9, 9), np.float32); img[:, :, 5:] = 100.0
     >>> sim = seed_similarity(img, (4, 4, 2), 2.0, (1.0, 1.0, 1.0), 3.0)
     >>> float(sim[0, 0, 0]), float(sim[0, 0, 8]) < 1e-6

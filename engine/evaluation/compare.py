@@ -5,8 +5,8 @@
 accuracy, HD95, ASSD, volume difference) and carries each method's runtime
 and peak memory. :func:`write_csv` and :func:`to_markdown` export the table
 (through :mod:`engine.evaluation.tables`); :func:`montage` draws one slice per
-plane for every method next to the ground truth (the seed paper's Figure 2,
-measured).
+plane for every method next to the ground truth (the comparison figure of
+Dai's thesis [1]_, its Figure 2, drawn from Delineo's own results).
 
 The ``mean`` row averages the finite per-label values
 (:func:`engine.core.metrics.finite_mean`). A label a method missed entirely
@@ -14,8 +14,20 @@ has an infinite HD95 and ASSD; it is left out of those means and named in the
 row's ``misses`` column (``HD95 (mm) 1/3``: one of three labels left out), so the
 mean neither becomes ``inf`` nor hides the miss.
 
-Example
--------
+References
+----------
+The full list, with DOIs, is ``docs/references.md``.
+
+.. [1] Y. Dai, *Deep Learning-based Medical Image Segmentation for Early Cancer
+   Detection* (thesis), Figure 2.
+.. [2] L. R. Dice, "Measures of the amount of ecologic association between
+   species", Ecology 26(3):297--302, 1945. doi:10.2307/1932409
+.. [3] D. P. Huttenlocher, G. A. Klanderman, W. J. Rucklidge, "Comparing images
+   using the Hausdorff distance", IEEE Trans. PAMI 15(9):850--863, 1993.
+   doi:10.1109/34.232073 (HD95 is its 95th percentile)
+
+Examples
+--------
 >>> import numpy as np
 >>> from engine.core.volume import LabelMap
 >>> truth = LabelMap(np.zeros((8, 8, 8), np.uint8), np.eye(4)); truth.array[2:6, 2:6, 2:6] = 1

@@ -10,8 +10,8 @@ pattern for the Markdown cell (``"{:.3f}"``), or ``"{}"`` for a text column.
 * CSV keeps the full precision (``nan``, ``inf`` as Python writes them) and is
   written atomically.
 
-Example
--------
+Examples
+--------
 >>> rows = [{"method": "otsu", "dice": 0.91234}, {"method": "gmm", "dice": float("nan")}]
 >>> print(markdown_table(rows, [("method", "method", "{}"), ("dice", "Dice", "{:.3f}")]), end="")
 | method | Dice |

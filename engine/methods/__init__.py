@@ -22,8 +22,13 @@ code (CPU or CUDA, 2-D or 3-D):
 * :mod:`~engine.methods.pipeline` -- named pipelines: method -> refinement ->
   post-processing (:mod:`~engine.methods.postprocess`).
 
-Example
--------
+Equation and table numbers are those of Dai's thesis, *Deep Learning-based
+Medical Image Segmentation for Early Cancer Detection*; each module's
+References section names the method's literature, and ``docs/references.md``
+lists every work with its DOI.
+
+Examples
+--------
 >>> from engine.methods import get_method
 >>> get_method("gmm").default_params().iterations
 15

@@ -1,7 +1,8 @@
-r"""Level-set active contours (paper eq. 34): curvature, edge attraction, region force.
+r"""Level-set active contours (Dai's thesis, eq. 34): curvature, edge attraction, region force.
 
-A contour is the zero level set of :math:`\phi` (negative inside, in mm),
-kept close to a signed distance function. It evolves by
+A contour is the zero level set [2]_ of :math:`\phi` (negative inside, in mm),
+kept close to a signed distance function. It evolves by the equation of Dai's
+thesis [1]_
 
 .. math::
 
@@ -13,30 +14,35 @@ kept close to a signed distance function. It evolves by
 * **curvature / elasticity** :math:`\mu \kappa|\nabla\phi|` (mean-curvature
   flow, smooths and shortens the contour). With :math:`|\nabla\phi| \approx 1`
   near the contour, :math:`\kappa|\nabla\phi| \approx \nabla^2\phi`, the
-  zero-flux Laplacian of :mod:`~engine.methods.reaction_diffusion`;
-* **edge attraction** (geodesic active contour):
+  zero-flux Laplacian of :mod:`~engine.methods.numerics`;
+* **edge attraction** (geodesic active contour [3]_):
   :math:`g = 1 / (1 + |\nabla I_\sigma|^2 / k^2)` is small on edges of the
   Gaussian-smoothed normalised image and :math:`\mathbf{A} = \nabla g /
   \max|\nabla g|` points away from them, so the advection
   :math:`\nu\,\mathbf A\cdot\nabla\phi` (upwind differences) pulls the
   contour onto edges; :math:`\nu` is its largest speed (mm/t.u.);
-* **region** (Chan--Vese): :math:`(I - c_{out})^2 - (I - c_{in})^2`, divided
+* **region** (Chan--Vese [4]_): :math:`(I - c_{out})^2 - (I - c_{in})^2`, divided
   by the squared contrast :math:`(c_{in} - c_{out})^2` and clipped to
   [-1, 1], i.e. :math:`F = \mathrm{clip}\bigl((2I - c_{in} - c_{out}) /
   (c_{in} - c_{out})\bigr)`: the contour grows where the intensity is closer to
   the inside mean and shrinks elsewhere, at up to :math:`w` mm/t.u. For a
-  label map, :math:`c_{out}` is the mean of the nearest competing class.
-  :math:`\delta_b(\phi) = \mathrm{clip}(b - |\phi|, 0, 1)` restricts the
-  force to the narrow band of half-width :math:`b`, so no contour appears far
-  from the current one.
+  label map (:func:`refine_labels`), :math:`F` is instead half the Gaussian
+  log-likelihood ratio of the label's class against the most likely other
+  class at each voxel (region competition [5]_), clipped to [-1, 1].
+  :math:`\delta_b(\phi) = \mathrm{clip}(100\,(b - |\phi|) / h_{\min}, 0, 1)`
+  is 1 inside the narrow band of half-width :math:`b` and 0 at its edge, so the
+  region force acts only near the current contour and no contour appears far
+  from it.
 
 **Narrow band, bounding box.** :math:`\phi` is clipped to :math:`\pm b`
-(flat far from the contour) and every iteration works only on the bounding
-box of the band grown by the distance the contour can travel before the next
-re-crop; the box is re-cropped (and :math:`\phi` re-initialised to a signed
-distance by 3 steps of Sussman's PDE :math:`\phi_\tau = S(\phi_0)(1 -
-|\nabla\phi|)`) every ``reinit_every`` iterations. The cost per iteration
-follows the contour's extent, not the volume's.
+(flat far from the contour; narrow band [6]_) and every iteration works only on
+the bounding box of the band grown by the distance the contour can travel
+before the next re-crop; the box is re-cropped, and :math:`\phi` re-initialised
+towards a signed distance by Sussman's PDE [7]_ :math:`\phi_\tau = S(\phi_0)(1 -
+|\nabla\phi|)` (3 steps plus two per voxel the contour may have travelled),
+every ``reinit_every`` iterations -- fewer when the contour could otherwise
+leave the band. The cost per iteration follows the contour's extent, not the
+volume's.
 
 **Stability.** Explicit steps need
 
@@ -52,8 +58,30 @@ and :func:`refine_labels` (moves the boundaries of the labels of another
 method's label map); :func:`run_active_contour` is the registered tissue
 method: multi-Otsu labels refined by :func:`refine_labels`.
 
-Example
--------
+References
+----------
+The full list, with DOIs, is ``docs/references.md``.
+
+.. [1] Y. Dai, *Deep Learning-based Medical Image Segmentation for Early Cancer
+   Detection* (thesis), eq. 34 and Table 1.
+.. [2] S. Osher, J. A. Sethian, "Fronts propagating with curvature-dependent
+   speed: algorithms based on Hamilton--Jacobi formulations", J. Comput. Phys.
+   79(1):12--49, 1988. doi:10.1016/0021-9991(88)90002-2
+.. [3] V. Caselles, R. Kimmel, G. Sapiro, "Geodesic active contours", Int. J.
+   Computer Vision 22(1):61--79, 1997. doi:10.1023/A:1007979827043
+.. [4] T. F. Chan, L. A. Vese, "Active contours without edges", IEEE Trans.
+   Image Processing 10(2):266--277, 2001. doi:10.1109/83.902291
+.. [5] S. C. Zhu, A. Yuille, "Region competition: unifying snakes, region
+   growing, and Bayes/MDL for multiband image segmentation", IEEE Trans. PAMI
+   18(9):884--900, 1996.
+.. [6] D. Adalsteinsson, J. A. Sethian, "A fast level set method for
+   propagating interfaces", J. Comput. Phys. 118(2):269--277, 1995.
+.. [7] M. Sussman, P. Smereka, S. Osher, "A level set approach for computing
+   solutions to incompressible two-phase flow", J. Comput. Phys.
+   114(1):146--159, 1994. doi:10.1006/jcph.1994.1155
+
+Examples
+--------
 >>> import numpy as np
 >>> from engine.core.volume import Volume
 >>> yy, xx = np.mgrid[:48, :48]
@@ -111,7 +139,7 @@ _REINIT_STEPS = 3
 
 @dataclass(frozen=True)
 class ActiveContourParams:
-    """Parameters of the level-set evolution (paper eq. 34, Table 1)."""
+    """Parameters of the level-set evolution (Dai's thesis, eq. 34, Table 1)."""
 
     mu: float = param(
         0.2, lo=0.0, hi=100.0, unit="mm²/t.u.",
@@ -160,8 +188,8 @@ def check_stability(params: ActiveContourParams, spacing: Sequence[float],
                     shape: Sequence[int]) -> None:
     """Raise :class:`ParameterError` if the explicit level-set step is unstable.
 
-    Example
-    -------
+    Examples
+    --------
     >>> check_stability(ActiveContourParams(dt=5.0), (1.0, 1.0, 1.0), (9, 9, 9))
     ... # doctest: +ELLIPSIS
     Traceback (most recent call last):
@@ -214,8 +242,8 @@ def signed_distance(inside: torch.Tensor, spacing: Sequence[float], band: float)
     The interface lies half-way between an inside voxel and its outside
     neighbour. Torch only; runs on the mask's device.
 
-    Example
-    -------
+    Examples
+    --------
     >>> import torch
     >>> m = torch.zeros(7, 1, 1, dtype=torch.bool); m[:3] = True
     >>> signed_distance(m, (1.0, 1.0, 1.0), 3.0).flatten().tolist()
@@ -624,8 +652,20 @@ def active_contour(
         Labels 0/1 (label table "Background", "Contour"); ``info`` has the
         iterations run and the final inside/outside means.
 
-    Example
-    -------
+    References
+    ----------
+    .. [1] Y. Dai, *Deep Learning-based Medical Image Segmentation for Early
+       Cancer Detection* (thesis), eq. 34.
+    .. [2] V. Caselles, R. Kimmel, G. Sapiro, "Geodesic active contours", Int. J.
+       Computer Vision 22(1):61--79, 1997. doi:10.1023/A:1007979827043
+    .. [3] T. F. Chan, L. A. Vese, "Active contours without edges", IEEE Trans.
+       Image Processing 10(2):266--277, 2001. doi:10.1109/83.902291
+    .. [4] M. Sussman, P. Smereka, S. Osher, "A level set approach for computing
+       solutions to incompressible two-phase flow", J. Comput. Phys.
+       114(1):146--159, 1994. doi:10.1006/jcph.1994.1155
+
+    Examples
+    --------
     >>> import numpy as np
     >>> from engine.core.volume import Volume
     >>> img = np.zeros((40, 40, 1), np.float32); img[10:30, 12:28] = 1.0
@@ -712,11 +752,12 @@ def refine_labels(
     """Move the boundaries of each label of *labels* by the level-set evolution.
 
     For each label ``k`` in *labels_to_refine* (in that order), the contour
-    of ``labels == k`` evolves with the multi-class region force (inside
-    mean ``c_k`` against the mean of the nearest other class present), the
+    of ``labels == k`` evolves with the multi-class region force (half the
+    Gaussian log-likelihood ratio of class ``k`` against the most likely other
+    class present, each class with its mean, spread and proportion), the
     curvature and the edge terms, inside the domain *mask*. Voxels that join
-    the contour become ``k``; voxels that leave it take the other class whose
-    mean intensity is closest to theirs.
+    the contour become ``k``; voxels that leave it take the other class under
+    which their intensity is most likely.
 
     Parameters
     ----------
@@ -738,8 +779,18 @@ def refine_labels(
         The refined labels; ``info["class_means"]`` maps label to its mean
         normalised intensity.
 
-    Example
-    -------
+    References
+    ----------
+    .. [1] Y. Dai, *Deep Learning-based Medical Image Segmentation for Early
+       Cancer Detection* (thesis), eq. 34.
+    .. [2] S. C. Zhu, A. Yuille, "Region competition: unifying snakes, region
+       growing, and Bayes/MDL for multiband image segmentation", IEEE Trans.
+       PAMI 18(9):884--900, 1996.
+    .. [3] V. Caselles, R. Kimmel, G. Sapiro, "Geodesic active contours", Int. J.
+       Computer Vision 22(1):61--79, 1997. doi:10.1023/A:1007979827043
+
+    Examples
+    --------
     >>> import numpy as np
     >>> from engine.core.volume import Volume
     >>> img = np.ones((32, 32, 1), np.float32); img[8:24, 8:24] = 2.0
@@ -823,8 +874,16 @@ def run_active_contour(
 ) -> SegmentationResult:
     """CSF/GM/WM: multi-Otsu labels inside the brain mask, refined by :func:`refine_labels`.
 
-    Example
-    -------
+    References
+    ----------
+    .. [1] Y. Dai, *Deep Learning-based Medical Image Segmentation for Early
+       Cancer Detection* (thesis), eq. 34 and Table 1.
+    .. [2] P.-S. Liao, T.-S. Chen, P.-C. Chung, "A fast algorithm for multilevel
+       thresholding", J. Information Science and Engineering 17(5):713--727,
+       2001 (the multi-Otsu start).
+
+    Examples
+    --------
     >>> import numpy as np
     >>> from engine.core.volume import Volume
     >>> img = np.zeros((24, 24, 24), np.float32); img[4:20, 4:20, 4:20] = 1.0

@@ -1,12 +1,12 @@
 r"""Baselines: multi-Otsu thresholds and a Gaussian mixture with an MRF prior.
 
 * :func:`run_otsu` -- two thresholds of the intensities inside the brain mask
-  that maximise the between-class variance (multi-Otsu,
+  that maximise the between-class variance (multi-Otsu [1]_ [2]_,
   ``skimage.filters.threshold_multiotsu``); CSF < GM < WM on T1.
-* :func:`run_gmm` -- the FAST / Atropos family: a three-class Gaussian mixture
-  of the normalised intensities inside the mask, fitted by EM, with a Potts
-  Markov random field smoothness prior handled by mean field. At every
-  iteration
+* :func:`run_gmm` -- the FAST [4]_ / Atropos [5]_ family: a three-class
+  Gaussian mixture of the normalised intensities inside the mask, fitted by
+  EM [3]_, with a Potts Markov random field smoothness prior handled by mean
+  field [6]_. At every iteration
 
   .. math::
 
@@ -20,8 +20,31 @@ r"""Baselines: multi-Otsu thresholds and a Gaussian mixture with an MRF prior.
   :math:`\sigma_k^2 = \sum q_k (I-\mu_k)^2 / \sum q_k`,
   :math:`\pi_k = \sum q_k / |\Omega|`. Labels are the argmax of :math:`q`.
 
-Example
--------
+References
+----------
+The full list, with DOIs, is ``docs/references.md``.
+
+.. [1] N. Otsu, "A threshold selection method from gray-level histograms", IEEE
+   Trans. Systems, Man, and Cybernetics 9(1):62--66, 1979.
+   doi:10.1109/TSMC.1979.4310076
+.. [2] P.-S. Liao, T.-S. Chen, P.-C. Chung, "A fast algorithm for multilevel
+   thresholding", J. Information Science and Engineering 17(5):713--727, 2001.
+.. [3] A. P. Dempster, N. M. Laird, D. B. Rubin, "Maximum likelihood from
+   incomplete data via the EM algorithm", J. Royal Statistical Society B
+   39(1):1--38, 1977. doi:10.1111/j.2517-6161.1977.tb01600.x
+.. [4] Y. Zhang, M. Brady, S. Smith, "Segmentation of brain MR images through
+   a hidden Markov random field model and the expectation-maximization
+   algorithm", IEEE Trans. Medical Imaging 20(1):45--57, 2001.
+   doi:10.1109/42.906424
+.. [5] B. B. Avants, N. J. Tustison, J. Wu, P. A. Cook, J. C. Gee, "An open
+   source multivariate framework for n-tissue segmentation with evaluation on
+   public data", Neuroinformatics 9(4):381--400, 2011.
+   doi:10.1007/s12021-011-9109-y
+.. [6] J. Zhang, "The mean field theory in EM procedures for Markov random
+   fields", IEEE Trans. Signal Processing 40(10):2570--2583, 1992.
+
+Examples
+--------
 >>> import numpy as np
 >>> from engine.core.volume import Volume
 >>> img = np.zeros((20, 20, 20), np.float32); img[4:16, 4:16, 4:16] = 1.0
@@ -93,8 +116,8 @@ def otsu_labels(values: np.ndarray, mask: np.ndarray, *, bins: int = 256,
                 contrast: str = "t1") -> tuple[np.ndarray, list[float]]:
     """Multi-Otsu tissue labels of *values* inside *mask* and the two thresholds.
 
-    Example
-    -------
+    Examples
+    --------
     >>> import numpy as np
     >>> x = np.array([[1.0, 1.1, 1.2, 5.0, 5.1, 5.2, 9.0, 9.1, 9.2]])
     >>> otsu_labels(x, np.ones_like(x, bool))[0].tolist()
@@ -128,8 +151,17 @@ def run_otsu(
 ) -> SegmentationResult:
     """Multi-Otsu CSF/GM/WM thresholds inside the brain mask (CPU; *device* is ignored).
 
-    Example
-    -------
+    References
+    ----------
+    .. [1] N. Otsu, "A threshold selection method from gray-level histograms",
+       IEEE Trans. Systems, Man, and Cybernetics 9(1):62--66, 1979.
+       doi:10.1109/TSMC.1979.4310076
+    .. [2] P.-S. Liao, T.-S. Chen, P.-C. Chung, "A fast algorithm for multilevel
+       thresholding", J. Information Science and Engineering 17(5):713--727,
+       2001.
+
+    Examples
+    --------
     >>> import numpy as np
     >>> from engine.core.volume import Volume
     >>> rng = np.random.default_rng(0)
@@ -179,8 +211,20 @@ def run_gmm(
         Labels 0/1/2/3, probabilities ``(4, *shape)`` and ``info`` with the
         fitted means, standard deviations and proportions (normalised units).
 
-    Example
-    -------
+    References
+    ----------
+    .. [1] Y. Zhang, M. Brady, S. Smith, "Segmentation of brain MR images
+       through a hidden Markov random field model and the
+       expectation-maximization algorithm", IEEE Trans. Medical Imaging
+       20(1):45--57, 2001. doi:10.1109/42.906424
+    .. [2] A. P. Dempster, N. M. Laird, D. B. Rubin, "Maximum likelihood from
+       incomplete data via the EM algorithm", J. Royal Statistical Society B
+       39(1):1--38, 1977. doi:10.1111/j.2517-6161.1977.tb01600.x
+    .. [3] J. Zhang, "The mean field theory in EM procedures for Markov random
+       fields", IEEE Trans. Signal Processing 40(10):2570--2583, 1992.
+
+    Examples
+    --------
     >>> import numpy as np
     >>> from engine.core.volume import Volume
     >>> rng = np.random.default_rng(0)

@@ -5,8 +5,8 @@ per device, so running a network twice, or in a pipeline, does not re-read
 them. The network code itself lives in :mod:`engine.models` and the
 predictor in :mod:`engine.models.predictor`.
 
-Example
--------
+Examples
+--------
 >>> from engine.methods.cnn import CNN_SPECS, CNNParams
 >>> [s.name for s in CNN_SPECS], CNNParams().batch_size
 (['unet', 'delineo'], 16)

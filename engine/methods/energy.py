@@ -1,4 +1,4 @@
-r"""Energy-minimisation segmentation by gradient descent (paper eq. 32--33).
+r"""Energy-minimisation segmentation by gradient descent (Dai's thesis, eq. 32--33).
 
 A smooth image :math:`v` is found by minimising
 
@@ -33,8 +33,27 @@ first for :math:`v = I`). Finally the voxels of the mask are classified by
 1-D k-means of :math:`v` into three classes (CSF, GM, WM by increasing
 intensity on T1).
 
-Example
--------
+The energy is that of Dai's thesis [1]_: a quadratic data term and a
+quadratic (Tikhonov [2]_) smoothness term -- the Mumford--Shah functional [3]_
+without its edge set, so :math:`v` is smoothed across tissue boundaries too and
+the classes come from k-means [4]_ of :math:`v`, not from the energy.
+
+References
+----------
+The full list, with DOIs, is ``docs/references.md``.
+
+.. [1] Y. Dai, *Deep Learning-based Medical Image Segmentation for Early Cancer
+   Detection* (thesis), eq. 32--33 and Table 1.
+.. [2] A. N. Tikhonov, "Solution of incorrectly formulated problems and the
+   regularization method", Soviet Mathematics Doklady 4:1035--1038, 1963.
+.. [3] D. Mumford, J. Shah, "Optimal approximations by piecewise smooth
+   functions and associated variational problems", Communications on Pure and
+   Applied Mathematics 42(5):577--685, 1989. doi:10.1002/cpa.3160420503
+.. [4] S. P. Lloyd, "Least squares quantization in PCM", IEEE Trans. Information
+   Theory 28(2):129--137, 1982. doi:10.1109/TIT.1982.1056489
+
+Examples
+--------
 >>> import numpy as np
 >>> from engine.core.volume import Volume
 >>> img = np.zeros((20, 20, 20), np.float32); img[4:16, 4:16, 4:16] = 1.0
@@ -76,7 +95,7 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class EnergyParams:
-    """Parameters of the energy descent (paper eq. 32--33, Table 1)."""
+    """Parameters of the energy descent (Dai's thesis, eq. 32--33, Table 1)."""
 
     eta: float = param(
         0.03, lo=0.0, hi=10.0, lo_inclusive=False,
@@ -96,8 +115,8 @@ class EnergyParams:
 def energy_step_limit(lam: float, spacing: Sequence[float], shape: Sequence[int]) -> float:
     """The bound ``1 / (1 + 4 λ Σ 1/h²)`` that η must stay below.
 
-    Example
-    -------
+    Examples
+    --------
     >>> round(energy_step_limit(1.0, (1.0, 1.0, 1.0), (8, 8, 8)), 4)
     0.0769
     """
@@ -151,8 +170,8 @@ def descend(
     of the energy sums (about 1e-7 relative) exceeds the true decrease of E
     once the descent has nearly converged, and E would appear to wobble.
 
-    Example
-    -------
+    Examples
+    --------
     >>> import torch
     >>> img = torch.rand(16, 16, 1)
     >>> v, e = descend(img, EnergyParams(eta=0.1, lam=0.5, iterations=10), (1.0, 1.0, 1.0))
@@ -203,7 +222,7 @@ def run_energy(
     progress: Progress = None,
     cancel: CancelToken | None = None,
 ) -> SegmentationResult:
-    """Segment CSF/GM/WM by energy descent (eq. 32--33) and k-means of the result.
+    """Segment CSF/GM/WM by energy descent (Dai's thesis, eq. 32--33) and k-means of the result.
 
     Parameters
     ----------
@@ -221,8 +240,19 @@ def run_energy(
         Labels 0/1/2/3; ``info["energy"]`` holds E per iterate (decreasing),
         ``info["class_means"]`` the k-means centres of v.
 
-    Example
-    -------
+    References
+    ----------
+    .. [1] Y. Dai, *Deep Learning-based Medical Image Segmentation for Early
+       Cancer Detection* (thesis), eq. 32--33 and Table 1.
+    .. [2] D. Mumford, J. Shah, "Optimal approximations by piecewise smooth
+       functions and associated variational problems", Communications on Pure
+       and Applied Mathematics 42(5):577--685, 1989. doi:10.1002/cpa.3160420503
+       (E is its smooth part, without the edge set)
+    .. [3] S. P. Lloyd, "Least squares quantization in PCM", IEEE Trans.
+       Information Theory 28(2):129--137, 1982. doi:10.1109/TIT.1982.1056489
+
+    Examples
+    --------
     >>> import numpy as np
     >>> from engine.core.volume import Volume
     >>> img = np.zeros((24, 24), np.float32); img[4:20, 4:20] = 1.0; img[8:16, 8:16] = 2.0

@@ -54,8 +54,8 @@ def rank_labels(contrast: str) -> tuple[int, int, int]:
 
     ``"t1"``: CSF < GM < WM; ``"t2"``: WM < GM < CSF.
 
-    Example
-    -------
+    Examples
+    --------
     >>> rank_labels("t2")
     (3, 2, 1)
     """
@@ -88,8 +88,8 @@ def diffusion_step_limit(diffusion: float, spacing: Sequence[float], shape: Sequ
     shape : sequence of int
         Grid shape; axes of length 1 do not count (a 2-D image is one slice).
 
-    Example
-    -------
+    Examples
+    --------
     >>> round(diffusion_step_limit(1.0, (1.0, 1.0, 1.0), (10, 10, 10)), 4)   # h²/(2·3·D)
     0.1667
     >>> diffusion_step_limit(1.0, (1.0, 1.0, 1.0), (10, 10, 1))               # h²/(2·2·D)
@@ -123,8 +123,8 @@ class NeumannStencil:
     dtype : torch.dtype
         Floating type of the fields the stencil is applied to.
 
-    Example
-    -------
+    Examples
+    --------
     >>> import torch
     >>> st = NeumannStencil((4, 4, 1), (1.0, 1.0, 1.0), None, torch.device("cpu"))
     >>> u = torch.zeros(4, 4, 1); u[0, 0, 0] = 1.0
@@ -230,8 +230,8 @@ def normalize_intensities(
 
     Values are clipped to [0, 1] and set to 0 outside the mask.
 
-    Example
-    -------
+    Examples
+    --------
     >>> import torch
     >>> img = torch.linspace(0, 100, 101).reshape(101, 1, 1)
     >>> out = normalize_intensities(img, torch.ones_like(img, dtype=torch.bool), low=0, high=100)
@@ -258,8 +258,8 @@ def kmeans_1d(
     range if those nearly coincide); more than
     *max_samples* values are sub-sampled with a fixed stride (deterministic).
 
-    Example
-    -------
+    Examples
+    --------
     >>> import torch
     >>> x = torch.cat([torch.full((50,), 0.1), torch.full((30,), 0.5), torch.full((20,), 0.9)])
     >>> [round(float(c), 2) for c in kmeans_1d(x, 3)[0]]

@@ -13,8 +13,8 @@ probabilities when the first step has them, the runtime of each step and the
 peak memory (process RSS sampled during the run; CUDA peak allocation on
 CUDA).
 
-Example
--------
+Examples
+--------
 >>> sorted(PIPELINES)[:3]
 ['active_contour', 'cnn', 'cnn+rd']
 >>> result = run_pipeline(volume, "cnn+rd", device="cpu")  # doctest: +SKIP

@@ -16,8 +16,8 @@ surface definition of :mod:`engine.core.metrics`, and the default of the
 that a slice-by-slice reader would see as separate, so a diagonal bridge of
 single voxels does not save an island from clean-up.
 
-Example
--------
+Examples
+--------
 >>> import numpy as np
 >>> labels = np.zeros((20, 20, 20), np.uint8)
 >>> labels[2:12, 2:12, 2:12] = 2; labels[15, 15, 15] = 1

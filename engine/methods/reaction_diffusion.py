@@ -1,4 +1,4 @@
-r"""Reaction--diffusion segmentation and probability regularisation (eq. 30--31).
+r"""Reaction--diffusion segmentation and probability regularisation (Dai's thesis, eq. 30--31).
 
 Each tissue class ``k`` has a field :math:`u_k(x, t) \in [0, 1]` that evolves by
 
@@ -9,9 +9,12 @@ Each tissue class ``k`` has a field :math:`u_k(x, t) \in [0, 1]` that evolves by
 
 with zero-flux (Neumann) boundaries on the brain mask and on the image box.
 The logistic term :math:`\alpha u(1-u)` lets a field that is present grow
-towards 1; the competition term :math:`-\beta u v` lets the classes suppress
-one another, so that with :math:`\beta > \alpha` one class wins at every voxel
-while diffusion makes the winner spatially coherent.
+towards 1 (diffusion with logistic growth is Fisher's equation [2]_); the
+competition term :math:`-\beta u v` (Lotka--Volterra competition [3]_) lets the
+classes suppress one another, so that with :math:`\beta > \alpha` one class wins
+at every voxel while diffusion makes the winner spatially coherent. The
+equation is that of Dai's thesis [1]_; the discretisation, the stability bounds
+and the initial fields below are Delineo's.
 
 Two uses:
 
@@ -38,12 +41,24 @@ fields in :math:`[0, 1]` for :math:`\Delta t\,\alpha \le 1` and
 :math:`\Delta t\,\beta \le 1`. Larger steps raise
 :class:`~engine.core.errors.ParameterError`.
 
-The module also holds the pieces the other classical methods share: the
-zero-flux stencil :class:`NeumannStencil`, intensity normalisation and the
-1-D k-means used to estimate tissue classes.
+The pieces the classical methods share -- the zero-flux stencil
+:class:`~engine.methods.numerics.NeumannStencil`, intensity normalisation and
+the 1-D k-means used to estimate tissue classes -- are in
+:mod:`engine.methods.numerics`.
 
-Example
--------
+References
+----------
+The full list, with DOIs, is ``docs/references.md``.
+
+.. [1] Y. Dai, *Deep Learning-based Medical Image Segmentation for Early Cancer
+   Detection* (thesis), eq. 30--31 and Table 1.
+.. [2] R. A. Fisher, "The wave of advance of advantageous genes", Annals of
+   Eugenics 7(4):355--369, 1937. doi:10.1111/j.1469-1809.1937.tb02153.x
+.. [3] V. Volterra, "Fluctuations in the abundance of a species considered
+   mathematically", Nature 118:558--560, 1926. doi:10.1038/118558a0
+
+Examples
+--------
 >>> import numpy as np
 >>> from engine.core.volume import Volume
 >>> img = np.zeros((24, 24, 1), np.float32); img[4:20, 4:20] = 1.0
@@ -137,7 +152,7 @@ def _gaussian_memberships(
 # ---------------------------------------------------------------------------
 @dataclass(frozen=True)
 class ReactionDiffusionParams:
-    """Parameters of the reaction-diffusion system (paper eq. 30--31, Table 1).
+    """Parameters of the reaction-diffusion system (Dai's thesis, eq. 30--31, Table 1).
 
     Time is in arbitrary time units (t.u.); D in mm²/t.u.; α, β in 1/t.u.
     """
@@ -169,8 +184,8 @@ def check_stability(params: ReactionDiffusionParams, spacing: Sequence[float],
                     shape: Sequence[int]) -> None:
     """Raise :class:`ParameterError` if the explicit scheme is unstable.
 
-    Example
-    -------
+    Examples
+    --------
     >>> check_stability(ReactionDiffusionParams(dt=0.3, diffusion=1.0, alpha=0.0, beta=0.0),
     ...                 (1.0, 1.0, 1.0), (8, 8, 8))  # doctest: +ELLIPSIS
     Traceback (most recent call last):
@@ -232,8 +247,8 @@ def evolve_fields(
     Tensor
         *fields*, evolved.
 
-    Example
-    -------
+    Examples
+    --------
     >>> import torch
     >>> u = torch.zeros(1, 16, 1, 1); u[0, 0] = 1.0
     >>> p = ReactionDiffusionParams(diffusion=1.0, alpha=0.0, beta=0.0, dt=0.5, iterations=50)
@@ -349,8 +364,20 @@ def run_reaction_diffusion(
         Labels 0/1/2/3, probabilities ``(4, *shape)`` (background, CSF, GM,
         WM) and ``info`` with the class means and the iterations run.
 
-    Example
-    -------
+    References
+    ----------
+    .. [1] Y. Dai, *Deep Learning-based Medical Image Segmentation for Early
+       Cancer Detection* (thesis), eq. 30--31 and Table 1.
+    .. [2] R. A. Fisher, "The wave of advance of advantageous genes", Annals of
+       Eugenics 7(4):355--369, 1937. doi:10.1111/j.1469-1809.1937.tb02153.x
+    .. [3] V. Volterra, "Fluctuations in the abundance of a species considered
+       mathematically", Nature 118:558--560, 1926. doi:10.1038/118558a0
+    .. [4] S. P. Lloyd, "Least squares quantization in PCM", IEEE Trans.
+       Information Theory 28(2):129--137, 1982. doi:10.1109/TIT.1982.1056489
+       (the k-means of the initial class statistics)
+
+    Examples
+    --------
     >>> import numpy as np
     >>> from engine.core.volume import Volume
     >>> img = np.zeros((20, 20, 20), np.float32); img[4:16, 4:16, 4:16] = 1.0
@@ -442,8 +469,23 @@ def regularize_probabilities(
         channel axis, ``uint8`` if C <= 256); torch tensors on the compute
         device if a tensor was given, numpy arrays otherwise.
 
-    Example
-    -------
+    Notes
+    -----
+    For maps that sum to 1, ``v_k = 1 - u_k`` and the reaction is
+    ``(α - β) u_k (1 - u_k)``; with the renormalisation this is a replicator
+    dynamic [3]_ that lets the largest channel win (for β > α).
+
+    References
+    ----------
+    .. [1] Y. Dai, *Deep Learning-based Medical Image Segmentation for Early
+       Cancer Detection* (thesis), eq. 30--31.
+    .. [2] R. A. Fisher, "The wave of advance of advantageous genes", Annals of
+       Eugenics 7(4):355--369, 1937. doi:10.1111/j.1469-1809.1937.tb02153.x
+    .. [3] P. D. Taylor, L. B. Jonker, "Evolutionarily stable strategies and
+       game dynamics", Mathematical Biosciences 40(1--2):145--156, 1978.
+
+    Examples
+    --------
     >>> import numpy as np
     >>> p = np.zeros((2, 9, 9), np.float32); p[0] = 1.0; p[:, 4, 4] = (0.1, 0.9)
     >>> out = regularize_probabilities(p, device="cpu")

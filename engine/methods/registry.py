@@ -4,10 +4,11 @@
 the baselines and the shipped networks (``"unet"``, ``"delineo"``, from
 :data:`engine.methods.cnn.CNN_SPECS`); :func:`register` adds more. The CLI
 (``delineo-engine methods``, ``segment --method``) and the viewer list and
-run methods only through this registry.
+run methods only through this registry. The equation numbers in the summaries
+("eq. 30-31", ...) are those of Dai's thesis (``docs/references.md``).
 
-Example
--------
+Examples
+--------
 >>> spec = get_method("otsu")
 >>> spec.kind, spec.params_type.__name__
 ('baseline', 'OtsuParams')
@@ -80,8 +81,8 @@ def register(spec: MethodSpec, *, replace: bool = False) -> MethodSpec:
     Raises :class:`~engine.core.errors.ParameterError` if the name is taken and
     *replace* is false.
 
-    Example
-    -------
+    Examples
+    --------
     >>> from engine.core.steps import MethodSpec
     >>> spec = MethodSpec("demo_copy", "otsu again", OtsuParams, run_otsu, kind="baseline")
     >>> register(spec) is METHODS.pop("demo_copy")
@@ -104,8 +105,8 @@ def method_names() -> list[str]:
 def get_method(name: str) -> MethodSpec:
     """The method called *name*; :class:`~engine.core.errors.ParameterError` lists the known ones.
 
-    Example
-    -------
+    Examples
+    --------
     >>> get_method("nope")  # doctest: +ELLIPSIS
     Traceback (most recent call last):
     ...

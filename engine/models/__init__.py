@@ -11,8 +11,8 @@ over a whole volume), :mod:`~engine.models.losses` and
 :mod:`~engine.models.training` (the loop, checkpoints and validation; the
 training samples come from :mod:`engine.data.synthesis`).
 
-Example
--------
+Examples
+--------
 >>> net = build_model("unet", base=8)
 >>> count_parameters(net) > 0
 True

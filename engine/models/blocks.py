@@ -7,6 +7,21 @@ batch normalisation's frozen inference statistics do not depend on the
 image extent (group/instance normalisation would see a different mix of
 brain and air in a patch than in a slice). It also folds into the
 convolutions for fast CPU inference.
+
+References
+----------
+The full list, with DOIs, is ``docs/references.md``.
+
+.. [1] S. Ioffe, C. Szegedy, "Batch normalization: accelerating deep network
+   training by reducing internal covariate shift", ICML 2015, PMLR 37:448--456.
+.. [2] O. Ronneberger, P. Fischer, T. Brox, "U-Net: convolutional networks for
+   biomedical image segmentation", MICCAI 2015, LNCS 9351:234--241.
+   doi:10.1007/978-3-319-24574-4_28 (:class:`DoubleConv`)
+.. [3] F. Yu, V. Koltun, "Multi-scale context aggregation by dilated
+   convolutions", ICLR 2016, arXiv:1511.07122 (:class:`MultiScaleBlock`)
+.. [4] K. He, X. Zhang, S. Ren, J. Sun, "Deep residual learning for image
+   recognition", CVPR 2016, 770--778. doi:10.1109/CVPR.2016.90
+   (the residual path of :class:`MultiScaleBlock`)
 """
 
 from __future__ import annotations

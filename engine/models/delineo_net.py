@@ -1,27 +1,47 @@
 """``delineo``: the proposed network -- multi-scale features, full-scale gated skips.
 
-Design (see ``docs/model.md`` for the measured comparison with ``unet``):
+The network Dai's thesis [1]_ proposes -- multi-scale feature extraction and
+enhanced skip connections -- as Delineo builds it. Design (see
+``docs/model.md`` for the measured comparison with ``unet``):
 
 * **Multi-scale feature extraction.** Every encoder stage is a
   :class:`~engine.models.blocks.MultiScaleBlock`: parallel dilated 3x3
-  branches (dilations 1, 2, 4) fused by a 1x1 convolution with a residual
-  path. Tissue labels depend on two scales at once -- the local intensity
+  branches (dilations 1, 2, 4 [5]_) fused by a 1x1 convolution with a residual
+  path [6]_. Tissue labels depend on two scales at once -- the local intensity
   edge (GM/WM boundary) and the folding context (is this dark band sulcal CSF
   or a thin gyrus?); dilations supply the second without extra pooling.
-* **Enhanced skip connections (full-scale, in the spirit of UNet 3+).** Each
+* **Enhanced skip connections (full-scale, in the spirit of UNet 3+ [2]_).** Each
   decoder stage receives *all* encoder scales: finer encoder maps are
   max-pooled down, the same-scale map is taken as is, and every coarser
   decoder map is projected at its own resolution and upsampled. Each source
   is projected to ``skip_channels`` channels; the concatenation is re-weighted
-  by squeeze-and-excitation channel gating (the network learns which scale
+  by squeeze-and-excitation channel gating [3]_ (the network learns which scale
   matters at which level) and fused by a 3x3 convolution. A plain U-Net only
   sees the same-scale encoder map.
-* **Deep supervision.** A 1x1 head on every decoder stage; with
+* **Deep supervision** [4]_. A 1x1 head on every decoder stage; with
   ``deep=True`` the coarse heads' logits are upsampled to the input size and
   returned after the main output, so the loss supervises every scale.
   Inference uses the finest head only.
 
 Input: ``in_channels`` adjacent axial slices (2.5-D); output: logits.
+
+References
+----------
+The full list, with DOIs, is ``docs/references.md``.
+
+.. [1] Y. Dai, *Deep Learning-based Medical Image Segmentation for Early Cancer
+   Detection* (thesis).
+.. [2] H. Huang, L. Lin, R. Tong, H. Hu, Q. Zhang, Y. Iwamoto, X. Han, Y.-W.
+   Chen, J. Wu, "UNet 3+: a full-scale connected UNet for medical image
+   segmentation", ICASSP 2020, 1055--1059. doi:10.1109/ICASSP40776.2020.9053405
+.. [3] J. Hu, L. Shen, G. Sun, "Squeeze-and-excitation networks", CVPR 2018,
+   7132--7141. doi:10.1109/CVPR.2018.00745
+.. [4] C.-Y. Lee, S. Xie, P. Gallagher, Z. Zhang, Z. Tu, "Deeply-supervised
+   nets", AISTATS 2015, PMLR 38:562--570.
+.. [5] F. Yu, V. Koltun, "Multi-scale context aggregation by dilated
+   convolutions", ICLR 2016, arXiv:1511.07122.
+.. [6] K. He, X. Zhang, S. Ren, J. Sun, "Deep residual learning for image
+   recognition", CVPR 2016, 770--778. doi:10.1109/CVPR.2016.90
 """
 
 from __future__ import annotations
@@ -98,6 +118,18 @@ class DelineoNet(nn.Module):
         Resolution levels; input height/width must be multiples of ``2**(depth-1)``.
     skip_channels : int
         Channels each scale contributes to a decoder stage.
+
+    References
+    ----------
+    .. [1] Y. Dai, *Deep Learning-based Medical Image Segmentation for Early
+       Cancer Detection* (thesis): the proposed network.
+    .. [2] H. Huang et al., "UNet 3+: a full-scale connected UNet for medical
+       image segmentation", ICASSP 2020, 1055--1059.
+       doi:10.1109/ICASSP40776.2020.9053405
+    .. [3] J. Hu, L. Shen, G. Sun, "Squeeze-and-excitation networks", CVPR 2018,
+       7132--7141. doi:10.1109/CVPR.2018.00745
+    .. [4] C.-Y. Lee et al., "Deeply-supervised nets", AISTATS 2015, PMLR
+       38:562--570.
     """
 
     def __init__(self, in_channels: int = 3, n_classes: int = 4, base: int = 16,

@@ -1,4 +1,4 @@
-"""``unet``: the plain 2-D U-Net baseline (Ronneberger et al., 2015).
+"""``unet``: the plain 2-D U-Net baseline (Ronneberger et al. 2015, ``docs/references.md``).
 
 Encoder of :class:`~engine.models.blocks.DoubleConv` stages with max-pooling,
 bilinear upsampling in the decoder, skip connections by concatenation at the
@@ -31,6 +31,15 @@ class UNet(nn.Module):
     depth : int
         Number of resolution levels (the input size must be divisible by
         ``2 ** (depth - 1)``).
+
+    References
+    ----------
+    .. [1] O. Ronneberger, P. Fischer, T. Brox, "U-Net: convolutional networks
+       for biomedical image segmentation", MICCAI 2015, LNCS 9351:234--241.
+       doi:10.1007/978-3-319-24574-4_28
+    .. [2] S. Ioffe, C. Szegedy, "Batch normalization: accelerating deep network
+       training by reducing internal covariate shift", ICML 2015, PMLR
+       37:448--456 (the normalisation of every block).
     """
 
     def __init__(self, in_channels: int = 3, n_classes: int = 4, base: int = 16,

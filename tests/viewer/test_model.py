@@ -181,4 +181,6 @@ def test_job_cancellation_drops_the_result(qtbot):
 def test_synthetic_helpers_are_consistent(synthetic_volume, synthetic_labels):
     vol = synthetic_volume()
     assert vol.array[3, 4, 5] == 30405
-    assert np.array_equal(synthetic_labels(vol).array > 0, synthetic_labels(vol).array != 0)
+    labels = synthetic_labels(vol)  # on the volume's grid, every tissue, background at the border
+    assert labels.same_grid(vol) and np.unique(labels.array).tolist() == [0, 1, 2, 3]
+    assert not labels.array[[0, -1]].any() and not labels.array[:, [0, -1]].any()

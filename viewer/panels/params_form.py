@@ -5,8 +5,8 @@ box for numbers (its range from the field's ``lo``/``hi``, its suffix the
 unit), a line edit for text. Each row's tool tip is the field's doc with its
 range and default, so the form documents the method.
 
-Example
--------
+Examples
+--------
 >>> form = ParamsForm(OtsuParams)                     # doctest: +SKIP
 >>> form.set_value("bins", 128); form.changes()       # doctest: +SKIP
 {'bins': 128}

@@ -31,8 +31,8 @@ def drag_box(start: tuple[int, int, int], end: tuple[int, int, int], normal_axis
     across the slices it extends, on both sides of the slice, by half the
     rectangle's shorter side (in mm), so a square drag gives a cube.
 
-    Example
-    -------
+    Examples
+    --------
     >>> drag_box((10, 10, 5), (20, 30, 5), 2, (1.0, 1.0, 2.0), (64, 64, 20))
     ((10, 10, 2), (21, 31, 9))
     """

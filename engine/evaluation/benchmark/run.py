@@ -1,12 +1,13 @@
-"""The seed paper's evaluation, measured: case study, parameter analysis,
-robustness grid and figure.
+"""The evaluation of Dai's thesis, measured on Delineo: case study, parameter
+analysis, robustness grid and figure (the thesis and every method's
+literature: ``docs/references.md``).
 
 * **Case study** -- axial slices of 256 × 256 (padded from the 197 × 233
   template grid), each rendered from the MNI tissue model with its own
   contrast (T1/T2/PD), Rician noise (0-9 %) and INU (0-40 %), drawn with a
   fixed seed; every pipeline plus two outside references (scikit-image's
   morphological Chan-Vese, scikit-learn's Gaussian mixture) segments every
-  slice inside the ground-truth brain mask (as in the paper's comparison).
+  slice inside the ground-truth brain mask (as in the thesis's comparison).
   Per method: Dice per tissue and mean, accuracy, sensitivity, specificity,
   HD95, runtime per slice, runtime per volume (one full 3-D T1 phantom, full
   mode) and peak memory.
