@@ -1,7 +1,6 @@
 """Segmentation networks and how they are made: the registry of networks by name,
 weights I/O, the predictor, losses and training.
 
-
 ``MODELS`` maps a name to a network class; every class takes keyword
 arguments only (recorded in the model card as ``architecture.arguments``),
 exposes ``config`` (those arguments) and ``divisor`` (the input size must be a
