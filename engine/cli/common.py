@@ -18,17 +18,15 @@ import argparse
 import json
 import math
 import os
-import shutil
 import sys
-from collections.abc import Callable, Iterable, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from ..core.errors import ParameterError, WriteError, unknown_name
-from ..io.atomic import full_suffix
+from ..io.atomic import full_suffix, owned_folder
 from . import progress
 
 __all__ = [
@@ -179,40 +177,6 @@ def check_output_folder(path: str | Path) -> Path:
     if not existing.is_dir() or not os.access(existing, os.W_OK):
         raise WriteError("cannot create the output folder here", path=existing)
     return out
-
-
-def _missing_folders(path: Path) -> list[Path]:
-    """*path* and those of its parents that do not exist yet, deepest first."""
-    missing = []
-    p = path.absolute()
-    while not p.exists() and p != p.parent:
-        missing.append(p)
-        p = p.parent
-    return missing
-
-
-@contextmanager
-def owned_folder(path: str | Path, *, keep_files: bool = False) -> Iterator[Path]:
-    """Remove the folders the block created under *path* if the block fails.
-
-    Only folders missing when the block started are touched: a folder the
-    user already had is never deleted. With *keep_files* (``train``, whose
-    checkpoint serves ``--resume``) a created folder is removed only if empty.
-    """
-    out = Path(path)
-    created = _missing_folders(out)
-    try:
-        yield out
-    except BaseException:
-        if keep_files:
-            for folder in created:
-                try:
-                    folder.rmdir()
-                except OSError:
-                    break  # not empty (or already gone): keep it and its parents
-        elif created and created[-1].is_dir():
-            shutil.rmtree(created[-1], ignore_errors=True)
-        raise
 
 
 # -- printing ------------------------------------------------------------------------

@@ -15,13 +15,21 @@ from __future__ import annotations
 import contextlib
 import os
 import secrets
+import shutil
 import stat
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from ..core.errors import WriteError
 
-__all__ = ["atomic_path", "atomic_write_bytes", "atomic_write_text", "full_suffix"]
+__all__ = [
+    "atomic_path",
+    "atomic_write_bytes",
+    "atomic_write_text",
+    "full_suffix",
+    "missing_folders",
+    "owned_folder",
+]
 
 #: Tries at a free temporary name before giving up (names carry 64 random bits).
 _NAME_TRIES = 100
@@ -126,3 +134,37 @@ def atomic_write_bytes(path: str | Path, data: bytes | Callable[[], bytes]) -> N
 def atomic_write_text(path: str | Path, text: str, *, encoding: str = "utf-8") -> None:
     """Write *text* to *path* atomically (``\\n`` line ends on every platform)."""
     atomic_write_bytes(path, text.encode(encoding))
+
+
+def missing_folders(path: str | Path) -> list[Path]:
+    """*path* and those of its parents that do not exist yet, deepest first."""
+    missing = []
+    p = Path(path).absolute()
+    while not p.exists() and p != p.parent:
+        missing.append(p)
+        p = p.parent
+    return missing
+
+
+@contextlib.contextmanager
+def owned_folder(path: str | Path, *, keep_files: bool = False) -> Iterator[Path]:
+    """Remove the folders the block created under *path* if the block fails.
+
+    Only folders missing when the block started are touched: a folder the
+    user already had is never deleted. With *keep_files* (``train``, whose
+    checkpoint serves ``--resume``) a created folder is removed only if empty.
+    """
+    out = Path(path)
+    created = missing_folders(out)
+    try:
+        yield out
+    except BaseException:
+        if keep_files:
+            for folder in created:
+                try:
+                    folder.rmdir()
+                except OSError:
+                    break  # not empty (or already gone): keep it and its parents
+        elif created and created[-1].is_dir():
+            shutil.rmtree(created[-1], ignore_errors=True)
+        raise

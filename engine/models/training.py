@@ -45,6 +45,7 @@ from ..core.errors import ParameterError
 from ..core.jobs import CancelToken, check_cancel, report
 from ..data.phantom import synthesize_phantom, toy_tissue_block, training_blocks
 from ..data.synthesis import DATA_RECIPE, SliceSynthesizer
+from ..io.atomic import missing_folders
 from . import build_model, count_parameters
 from .losses import SegmentationLoss
 from .predictor import Predictor
@@ -309,7 +310,7 @@ def train(
     val_set = _validation_set(config.data) if config.val_every > 0 else []
 
     # Everything that can be checked has been: only now the output folder is made.
-    created = _missing_folders(out)
+    created = missing_folders(out)
     out.mkdir(parents=True, exist_ok=True)
     written: list[Path] = []
     try:
@@ -320,16 +321,6 @@ def train(
         _clean_up(created, written, ckpt)
         raise
     return card
-
-
-def _missing_folders(path: Path) -> list[Path]:
-    """*path* and those of its parents that do not exist yet, deepest first."""
-    missing = []
-    p = path.absolute()
-    while not p.exists() and p != p.parent:
-        missing.append(p)
-        p = p.parent
-    return missing
 
 
 def _clean_up(created: list[Path], written: list[Path], ckpt: Path) -> None:

@@ -105,3 +105,42 @@ def test_failed_write_leaves_nothing(tmp_path):
 def test_missing_folder_is_a_write_error(tmp_path):
     with pytest.raises(WriteError, match="does not exist"):
         atomic_write_text(tmp_path / "nope" / "a.txt", "x")
+
+
+# -- folders a failed command made --------------------------------------------------------
+def _run_in(folder, *, keep_files=False, files=(), error=None):
+    """Make *folder* inside owned_folder, write *files*, then raise *error* (if any)."""
+    from engine.io.atomic import owned_folder
+
+    with owned_folder(folder, keep_files=keep_files) as out:
+        out.mkdir(parents=True)
+        for name in files:
+            (out / name).write_text("written by the block")
+        if error is not None:
+            raise error
+
+
+def test_owned_folder_removes_only_what_the_failed_block_created(tmp_path):
+    from engine.io.atomic import missing_folders
+
+    kept = tmp_path / "mine"
+    kept.mkdir()
+    (kept / "old.txt").write_text("the user's")
+    target = kept / "a" / "b"
+    assert missing_folders(target) == [target.absolute(), (kept / "a").absolute()]
+    with pytest.raises(RuntimeError):
+        _run_in(target, files=["half.txt"], error=RuntimeError("failed midway"))
+    assert not (kept / "a").exists()
+    assert (kept / "old.txt").read_text() == "the user's"
+    _run_in(target, files=["done.txt"])  # success: everything stays
+    assert (target / "done.txt").exists()
+
+
+def test_owned_folder_keeps_a_created_folder_with_files_when_asked(tmp_path):
+    with pytest.raises(KeyboardInterrupt):
+        _run_in(tmp_path / "run", keep_files=True, files=["checkpoint.pt"],
+                error=KeyboardInterrupt())
+    assert (tmp_path / "run" / "checkpoint.pt").exists()
+    with pytest.raises(KeyboardInterrupt):
+        _run_in(tmp_path / "empty", keep_files=True, error=KeyboardInterrupt())
+    assert not (tmp_path / "empty").exists()

@@ -48,6 +48,7 @@ from ...core.jobs import CancelToken, check_cancel, report, scaled_progress
 from ...core.memory import PeakMemory
 from ...core.metrics import confusion, finite_mean, hausdorff95
 from ...core.volume import BRAIN_TISSUE_LABELS, LabelMap, Volume
+from ...io.atomic import missing_folders
 from .records import TISSUES, BenchmarkResult, CaseSlice, SliceScore
 from .report import case_rows, slice_rows, write_all
 
@@ -410,7 +411,7 @@ def _write_outputs(result: BenchmarkResult, predictions: Mapping[str, Volume],
     from ...io import save
 
     out = result.out_dir
-    created = next((p for p in reversed((out, *out.parents)) if not p.exists()), None)
+    created = (missing_folders(out) or [None])[-1]  # the highest folder this call makes
     staging: Path | None = None
     try:
         out.mkdir(parents=True, exist_ok=True)
