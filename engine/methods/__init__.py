@@ -11,7 +11,8 @@ code (CPU or CUDA, 2-D or 3-D):
 * :mod:`~engine.methods.energy` -- energy-minimisation descent (eq. 32--33);
 * :mod:`~engine.methods.active_contour` -- level-set active contours (eq. 34):
   :func:`active_contour` (binary, from a seed, box or mask) and
-  :func:`refine_labels`;
+  :func:`refine_labels`, on the signed distance, narrow band and
+  re-initialisation of :mod:`~engine.methods.level_set`;
 * :mod:`~engine.methods.baselines` -- multi-Otsu and Gaussian mixture + MRF;
 * :mod:`~engine.methods.masks` -- the rough brain mask used when none is given;
 * :mod:`~engine.methods.numerics` -- the Neumann stencil, 1-D k-means and the

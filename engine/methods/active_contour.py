@@ -29,20 +29,13 @@ thesis [1]_
   label map (:func:`refine_labels`), :math:`F` is instead half the Gaussian
   log-likelihood ratio of the label's class against the most likely other
   class at each voxel (region competition [5]_), clipped to [-1, 1].
-  :math:`\delta_b(\phi) = \mathrm{clip}(100\,(b - |\phi|) / h_{\min}, 0, 1)`
-  is 1 inside the narrow band of half-width :math:`b` and 0 at its edge, so the
-  region force acts only near the current contour and no contour appears far
-  from it.
+  :math:`\delta_b(\phi)` is 1 inside the narrow band :math:`|\phi| < b` and 0
+  at its edge, so no contour appears far from the current one.
 
-**Narrow band, bounding box.** :math:`\phi` is clipped to :math:`\pm b`
-(flat far from the contour; narrow band [6]_) and every iteration works only on
-the bounding box of the band grown by the distance the contour can travel
-before the next re-crop; the box is re-cropped, and :math:`\phi` re-initialised
-towards a signed distance by Sussman's PDE [7]_ :math:`\phi_\tau = S(\phi_0)(1 -
-|\nabla\phi|)` (3 steps plus two per voxel the contour may have travelled),
-every ``reinit_every`` iterations -- fewer when the contour could otherwise
-leave the band. The cost per iteration follows the contour's extent, not the
-volume's.
+**Narrow band, re-initialisation.** The evolution is
+:func:`~engine.methods.level_set.evolve`: on the bounding box of the band only,
+re-initialised towards a signed distance and re-cropped every
+``reinit_every`` iterations (see :mod:`~engine.methods.level_set`).
 
 **Stability.** Explicit steps need
 
@@ -74,11 +67,6 @@ The full list, with DOIs, is ``docs/references.md``.
 .. [5] S. C. Zhu, A. Yuille, "Region competition: unifying snakes, region
    growing, and Bayes/MDL for multiband image segmentation", IEEE Trans. PAMI
    18(9):884--900, 1996.
-.. [6] D. Adalsteinsson, J. A. Sethian, "A fast level set method for
-   propagating interfaces", J. Comput. Phys. 118(2):269--277, 1995.
-.. [7] M. Sussman, P. Smereka, S. Osher, "A level set approach for computing
-   solutions to incompressible two-phase flow", J. Comput. Phys.
-   114(1):146--159, 1994. doi:10.1006/jcph.1994.1155
 
 Examples
 --------
@@ -95,9 +83,8 @@ True
 
 from __future__ import annotations
 
-import logging
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -105,18 +92,14 @@ import torch
 
 from ..core.device import resolve_device
 from ..core.errors import ParameterError
-from ..core.jobs import CancelToken, check_cancel, report, scaled_progress
+from ..core.jobs import CancelToken, check_cancel, scaled_progress
 from ..core.params import param, validate
 from ..core.steps import SegmentationResult
 from ..core.tensors import gaussian_blur
 from ..core.volume import BRAIN_TISSUE_LABELS, Label, LabelMap, LabelTable, Volume
+from .level_set import evolve, gradient, initial_distance, signed_distance
 from .masks import bounding_box, resolve_mask
-from .numerics import (
-    NeumannStencil,
-    Progress,
-    inverse_square_sum,
-    normalize_intensities,
-)
+from .numerics import Progress, inverse_square_sum, normalize_intensities
 
 __all__ = [
     "ActiveContourParams",
@@ -124,17 +107,12 @@ __all__ = [
     "check_stability",
     "refine_labels",
     "run_active_contour",
-    "signed_distance",
 ]
-
-log = logging.getLogger(__name__)
 
 #: Label table of a binary contour result.
 CONTOUR_LABELS = LabelTable.from_labels(
     [Label(0, "Background", (0, 0, 0)), Label(1, "Contour", (255, 90, 90))]
 )
-
-_REINIT_STEPS = 3
 
 
 @dataclass(frozen=True)
@@ -211,69 +189,11 @@ def check_stability(params: ActiveContourParams, spacing: Sequence[float],
 
 
 # ---------------------------------------------------------------------------
-# Distances and image features
+# Image features and region forces
 # ---------------------------------------------------------------------------
-def _windowed_sq_distance(seeds: torch.Tensor, spacing: Sequence[float],
-                          radius: float) -> torch.Tensor:
-    """Squared Euclidean distance (mm²) to the nearest seed voxel, exact up to *radius* mm.
-
-    Separable min-plus passes restricted to a window of *radius*; farther
-    voxels get ``inf`` or an over-estimate, which callers clip.
-    """
-    f = torch.where(seeds, 0.0, math.inf).to(torch.float32)
-    for axis, h in enumerate(spacing):
-        n = f.shape[axis]
-        window = min(math.ceil(radius / h), n - 1)
-        if window < 1:
-            continue
-        g = f.clone()
-        for k in range(1, window + 1):
-            c = (k * h) ** 2
-            head, tail = g.narrow(axis, k, n - k), g.narrow(axis, 0, n - k)
-            torch.minimum(head, f.narrow(axis, 0, n - k) + c, out=head)
-            torch.minimum(tail, f.narrow(axis, k, n - k) + c, out=tail)
-        f = g
-    return f
-
-
-def signed_distance(inside: torch.Tensor, spacing: Sequence[float], band: float) -> torch.Tensor:
-    """Signed distance (mm, negative inside) of a binary mask, clipped to ``±band``.
-
-    The interface lies half-way between an inside voxel and its outside
-    neighbour. Torch only; runs on the mask's device.
-
-    Examples
-    --------
-    >>> import torch
-    >>> m = torch.zeros(7, 1, 1, dtype=torch.bool); m[:3] = True
-    >>> signed_distance(m, (1.0, 1.0, 1.0), 3.0).flatten().tolist()
-    [-2.5, -1.5, -0.5, 0.5, 1.5, 2.5, 3.0]
-    """
-    radius = band + 2.0 * max(spacing)
-    if not bool(inside.any()):
-        return torch.full(inside.shape, band, dtype=torch.float32, device=inside.device)
-    if bool(inside.all()):
-        return torch.full(inside.shape, -band, dtype=torch.float32, device=inside.device)
-    d_out = _windowed_sq_distance(inside, spacing, radius).sqrt_()  # outside: to nearest inside
-    d_in = _windowed_sq_distance(~inside, spacing, radius).sqrt_()  # inside: to nearest outside
-    half = 0.5 * min(spacing)
-    phi = torch.where(inside, half - d_in, d_out - half)
-    return phi.clamp_(-band, band)
-
-
 def _gaussian_smooth(img: torch.Tensor, sigma: float, spacing: Sequence[float]) -> torch.Tensor:
     """Separable Gaussian smoothing (σ in mm) with replicated borders; below 0.3 voxel: none."""
     return gaussian_blur(img, [sigma / h for h in spacing], min_sigma=0.3)
-
-
-def _gradient(img: torch.Tensor, spacing: Sequence[float]) -> list[torch.Tensor]:
-    grads = []
-    for axis, h in enumerate(spacing):
-        if img.shape[axis] < 2:
-            grads.append(torch.zeros_like(img))
-        else:
-            grads.append(torch.gradient(img, spacing=h, dim=axis)[0])
-    return grads
 
 
 def _edge_field(image: torch.Tensor, params: ActiveContourParams,
@@ -283,19 +203,16 @@ def _edge_field(image: torch.Tensor, params: ActiveContourParams,
         return None
     smooth = _gaussian_smooth(image, params.smoothing, spacing)
     grad2 = torch.zeros_like(smooth)
-    for gax in _gradient(smooth, spacing):
+    for gax in gradient(smooth, spacing):
         grad2.addcmul_(gax, gax)
     g = 1.0 / (1.0 + grad2 / params.edge_scale**2)
-    field = torch.stack(_gradient(g, spacing))
+    field = torch.stack(gradient(g, spacing))
     norm = float(field.square().sum(0).sqrt().max())
     if norm <= 0:
         return None
     return field.div_(norm)
 
 
-# ---------------------------------------------------------------------------
-# The evolution on a work box
-# ---------------------------------------------------------------------------
 class _BinaryStats:
     """Chan–Vese means inside/outside the contour, updated from crop differences."""
 
@@ -350,190 +267,8 @@ def _region_multilabel(image_c: torch.Tensor, stats_k: tuple[float, float, float
     return _clip_force(out.mul_(0.5))
 
 
-def _forward_diff(phi: torch.Tensor, axis: int, h: float, out: torch.Tensor) -> torch.Tensor:
-    """``(phi[i+1] - phi[i]) / h`` along *axis*, 0 at the last index."""
-    n = phi.shape[axis]
-    out.narrow(axis, n - 1, 1).zero_()
-    dst = out.narrow(axis, 0, n - 1)
-    torch.sub(phi.narrow(axis, 1, n - 1), phi.narrow(axis, 0, n - 1), out=dst)
-    dst.mul_(1.0 / h)
-    return out
-
-
-def _interface(phi: torch.Tensor) -> torch.Tensor:
-    """Voxels with a face neighbour on the other side of the zero level set."""
-    neg = phi < 0
-    out = torch.zeros_like(neg)
-    for axis in range(3):
-        n = phi.shape[axis]
-        if n < 2:
-            continue
-        change = neg.narrow(axis, 1, n - 1) ^ neg.narrow(axis, 0, n - 1)
-        out.narrow(axis, 1, n - 1).logical_or_(change)
-        out.narrow(axis, 0, n - 1).logical_or_(change)
-    return out
-
-
-def _reinitialise(phi: torch.Tensor, spacing: Sequence[float], band: float, steps: int) -> None:
-    """Re-initialise *phi* towards a signed distance (|∇φ| = 1), in place.
-
-    Sussman's PDE ``φ_τ = S(φ0)(1 - |∇φ|)`` with Godunov upwinding, ``dτ =
-    h_min/2``. Voxels next to the zero level set are anchored at
-    ``φ0 / |∇φ0|`` (central differences) so the contour does not drift.
-    """
-    h_min = min(spacing)
-    sign = phi / torch.sqrt(phi * phi + h_min * h_min)
-    sgn = torch.sign(phi)
-    anchor_mask = _interface(phi)
-    grad2 = torch.zeros_like(phi)
-    for g in _gradient(phi, spacing):
-        grad2.addcmul_(g, g)
-    anchor = phi / grad2.sqrt_().clamp_(min=0.5)
-    fwd = torch.empty_like(phi)
-    ta = torch.empty_like(phi)
-    tb = torch.empty_like(phi)
-    dtau = 0.5 * h_min
-    for _ in range(steps):
-        grad2.zero_()
-        for axis, h in enumerate(spacing):
-            n = phi.shape[axis]
-            if n < 2:
-                continue
-            _forward_diff(phi, axis, h, fwd)  # b = D+φ(i); a = D-φ(i) = fwd(i-1)
-            # Godunov: φ > 0 takes max(a⁺, -b⁻), φ < 0 takes max(-a⁻, b⁺); with s = sign(φ)
-            # both read max(max(a·s, 0), max(-b·s, 0)).
-            ta.narrow(axis, 0, 1).zero_()
-            torch.mul(fwd.narrow(axis, 0, n - 1), sgn.narrow(axis, 1, n - 1),
-                      out=ta.narrow(axis, 1, n - 1))
-            ta.clamp_(min=0.0)
-            torch.mul(fwd, sgn, out=tb)
-            tb.neg_().clamp_(min=0.0)
-            torch.maximum(ta, tb, out=ta)
-            grad2.addcmul_(ta, ta)
-        grad2.sqrt_().sub_(1.0).mul_(sign)
-        phi.sub_(grad2, alpha=dtau)
-        torch.where(anchor_mask, anchor, phi, out=phi)
-    phi.clamp_(-band, band)
-
-
-def _tensor_box(active: torch.Tensor) -> tuple[slice, ...] | None:
-    """Bounding box of the true voxels of a 3-D bool tensor (on its device); None if empty."""
-    out = []
-    for axis in range(3):
-        others = tuple(a for a in range(3) if a != axis)
-        hit = torch.nonzero(active.amax(dim=others)).flatten()
-        if hit.numel() == 0:
-            return None
-        out.append(slice(int(hit[0]), int(hit[-1]) + 1))
-    return tuple(out)
-
-
-def _grow_box(box: tuple[slice, ...], inner: tuple[slice, ...], margin: int,
-              full: Sequence[int]) -> tuple[slice, ...]:
-    """Work-box slices of the crop-relative box *inner* of crop *box*, grown by *margin*."""
-    return tuple(
-        slice(max(b.start + i.start - margin, 0), min(b.start + i.stop + margin, int(full[a])))
-        for a, (b, i) in enumerate(zip(box, inner, strict=True))
-    )
-
-
-def _evolve(
-    phi: torch.Tensor,
-    image: torch.Tensor,
-    domain: torch.Tensor | None,
-    edge: torch.Tensor | None,
-    region_for_crop: Callable[[torch.Tensor, torch.Tensor, tuple[slice, ...]], torch.Tensor],
-    on_crop_done: Callable[[torch.Tensor, tuple[slice, ...]], None] | None,
-    params: ActiveContourParams,
-    spacing: Sequence[float],
-    *,
-    progress: Progress,
-    cancel: CancelToken | None,
-    message: str = "",
-) -> int:
-    """Evolve *phi* (the work box, in place); return the iterations run.
-
-    Every ``reinit_every`` iterations the crop is written back, re-initialised
-    and re-cropped around the band; ``region_for_crop(phi_c, image_c, box)``
-    gives the region force of a crop (called at every re-crop), *on_crop_done* sees the crop before
-    it is written back (to update running statistics).
-    """
-    h_min = min(spacing)
-    band = params.band * h_min
-    n = params.iterations
-    dt = params.dt
-    # The contour may travel at most band - h_min between re-initialisations, which
-    # rebuild the distance ahead of it (Sussman moves values by h_min/2 per step).
-    speed = params.nu + params.region + params.mu / h_min
-    period = params.reinit_every
-    if speed > 0:
-        period = max(1, min(period, int((band - h_min) / (dt * speed))))
-    travel = period * dt * speed
-    reinit_steps = math.ceil(2.0 * travel / h_min) + _REINIT_STEPS
-    margin = math.ceil((band + travel) / h_min) + 2
-    sharp = 100.0 / h_min  # force weight: 1 inside the band, 0 at the clip value ±band
-    full = tuple(phi.shape)
-    inner = _tensor_box(phi.abs() < band)
-    if inner is None:
-        return 0
-    box = _grow_box(tuple(slice(0, s) for s in full), inner, margin, full)
-    done = 0
-    while done < n:
-        check_cancel(cancel)
-        phi_c = phi[box].contiguous()
-        image_c = image[box].contiguous()
-        force = region_for_crop(phi_c, image_c, box).mul_(params.region)
-        if domain is not None:
-            force = torch.where(domain[box], force, torch.full_like(force, -params.region))
-        stencil = NeumannStencil(phi_c.shape, spacing, None, phi_c.device)
-        apos: list[torch.Tensor] = []
-        aneg: list[torch.Tensor] = []
-        if edge is not None:
-            e_c = edge[(slice(None), *box)]
-            # fold ν·dt and the 1/h of the forward difference into the upwind coefficients
-            apos = [e_c[a].clamp(min=0.0).mul_(dt * params.nu) for a in range(3)]
-            aneg = [e_c[a].clamp(max=0.0).mul_(dt * params.nu) for a in range(3)]
-        lap = torch.empty_like(phi_c)
-        adv = torch.empty_like(phi_c)
-        diff = torch.empty_like(phi_c)
-        weight = torch.empty_like(phi_c)
-        for _ in range(min(period, n - done)):
-            check_cancel(cancel)
-            stencil.laplacian(phi_c, out=lap)
-            torch.abs(phi_c, out=weight)
-            weight.neg_().add_(band).mul_(sharp).clamp_(0.0, 1.0)
-            if apos:
-                adv.zero_()
-                for axis, h in enumerate(spacing):
-                    m = phi_c.shape[axis]
-                    if m < 2:
-                        continue
-                    _forward_diff(phi_c, axis, h, diff)
-                    # upwind: forward difference where A > 0, backward where A < 0
-                    adv.addcmul_(diff, apos[axis])
-                    adv.narrow(axis, 1, m - 1).addcmul_(
-                        diff.narrow(axis, 0, m - 1), aneg[axis].narrow(axis, 1, m - 1)
-                    )
-                phi_c.add_(adv)
-            phi_c.add_(lap, alpha=dt * params.mu)
-            phi_c.addcmul_(force, weight, value=-dt)
-            phi_c.clamp_(-band, band)
-            done += 1
-            report(progress, done / n, f"{message}iteration {done}/{n}")
-        _reinitialise(phi_c, spacing, band, reinit_steps)
-        if on_crop_done is not None:
-            on_crop_done(phi_c, box)
-        phi[box] = phi_c
-        inner = _tensor_box(phi_c.abs() < band)
-        if inner is None:
-            log.info("the contour vanished after %d iterations", done)
-            break
-        box = _grow_box(box, inner, margin, full)
-    return done
-
-
 # ---------------------------------------------------------------------------
-# Public entry points
+# Inputs and the public entry points
 # ---------------------------------------------------------------------------
 def _volume_array(volume: Volume) -> np.ndarray:
     array = np.asarray(volume.array, dtype=np.float32)
@@ -553,63 +288,6 @@ def _as_3d_mask(mask: np.ndarray | None, shape: Sequence[int], what: str) -> np.
             f"{what} of shape {m.shape} does not match the image shape {tuple(shape)}"
         )
     return m.astype(bool, copy=False)
-
-
-def _index3(point: Sequence[float], shape: Sequence[int], what: str) -> tuple[int, int, int]:
-    p = [round(float(c)) for c in point]
-    if len(p) == 2:
-        p.append(0)
-    if len(p) != 3 or any(not 0 <= c < n for c, n in zip(p, shape, strict=True)):
-        raise ParameterError(
-            f"{what} {tuple(point)} lies outside the image of shape {tuple(shape)}"
-        )
-    return p[0], p[1], p[2]
-
-
-def _initial_phi(
-    shape: Sequence[int],
-    spacing: Sequence[float],
-    band: float,
-    device: torch.device,
-    *,
-    seed: Sequence[float] | None,
-    box: tuple[Sequence[float], Sequence[float]] | None,
-    init_mask: np.ndarray | None,
-    seed_radius: float,
-) -> torch.Tensor:
-    """φ (clipped signed distance, mm) of the seed sphere, the box or the mask."""
-    phi = torch.full(tuple(shape), band, dtype=torch.float32, device=device)
-    reach = [math.ceil((band + 2 * max(spacing)) / h) + 1 for h in spacing]
-    if seed is not None:
-        c = _index3(seed, shape, "seed point")
-        r_vox = [math.ceil(seed_radius / h) for h in spacing]
-        region = tuple(
-            slice(max(c[a] - r_vox[a] - reach[a], 0),
-                  min(c[a] + r_vox[a] + reach[a] + 1, shape[a]))
-            for a in range(3)
-        )
-        axes = [
-            (torch.arange(sl.start, sl.stop, device=device, dtype=torch.float32) - c[a])
-            * spacing[a]
-            for a, sl in enumerate(region)
-        ]
-        gx, gy, gz = torch.meshgrid(*axes, indexing="ij")
-        dist = torch.sqrt(gx * gx + gy * gy + gz * gz) - seed_radius
-        phi[region] = dist.clamp_(-band, band)
-        return phi
-    if box is not None:
-        lo = _index3(box[0], shape, "box corner")
-        hi_in = [round(float(v)) for v in box[1]] + ([1] if len(box[1]) == 2 else [])
-        hi = [min(max(h, l + 1), n) for h, l, n in zip(hi_in, lo, shape, strict=True)]
-        inside = np.zeros(tuple(shape), dtype=bool)
-        inside[lo[0]:hi[0], lo[1]:hi[1], lo[2]:hi[2]] = True
-        init_mask = inside
-    if init_mask is None or not init_mask.any():
-        raise ParameterError("the initial contour is empty: give a seed, a box or a non-empty mask")
-    region = bounding_box(init_mask, margin=max(reach))
-    sub = torch.from_numpy(np.ascontiguousarray(init_mask[region])).to(device)
-    phi[region] = signed_distance(sub, spacing, band)
-    return phi
 
 
 def active_contour(
@@ -703,18 +381,19 @@ def active_contour(
         padded = [*list(p), *([0] * (3 - len(p)))]
         return [float(c) - o for c, o in zip(padded, offset, strict=True)]
 
-    phi = _initial_phi(
-        wshape, spacing, band, dev,
+    phi = initial_distance(
+        wshape, spacing, band,
         seed=None if seed is None else shift(seed),
         box=None if box is None else (shift(box[0]), shift(box[1])),
-        init_mask=None if init_np is None else init_np[work],
-        seed_radius=params.seed_radius,
+        mask=None if init_np is None else init_np[work],
+        seed_radius=params.seed_radius, device=dev,
     )
     edge = _edge_field(image, params, spacing)
     stats = _BinaryStats(phi, image, domain)
     before: dict[str, tuple[float, float]] = {}
 
-    def region(phi_c: torch.Tensor, image_c: torch.Tensor, crop: tuple[slice, ...]) -> torch.Tensor:
+    def region(phi_c: torch.Tensor, crop: tuple[slice, ...]) -> torch.Tensor:
+        image_c = image[crop].contiguous()
         before["sums"] = stats.crop_sums(phi_c, image_c, crop)
         c_in, c_out = stats.means()
         return _region_binary(image_c, c_in, c_out)
@@ -725,8 +404,11 @@ def active_contour(
         stats.n_in += n_new - n_old
         stats.s_in += s_new - s_old
 
-    done = _evolve(phi, image, domain, edge, region, update, params, spacing,
-                   progress=progress, cancel=cancel)
+    done = evolve(phi, region, spacing=spacing, band=band, dt=params.dt,
+                  iterations=params.iterations, reinit_every=params.reinit_every,
+                  curvature=params.mu, advection=edge, advection_speed=params.nu,
+                  normal_speed=params.region, domain=domain, on_crop_done=update,
+                  progress=progress, cancel=cancel)
     inside = phi < 0
     if domain is not None:
         inside &= domain
@@ -839,14 +521,17 @@ def refine_labels(
             continue
         phi = signed_distance((cur == k) & dom, spacing, band)
 
-        def region(phi_c: torch.Tensor, image_c: torch.Tensor, crop: tuple[slice, ...],
+        def region(phi_c: torch.Tensor, crop: tuple[slice, ...],
                    own: tuple[float, float, float] = stats[k],
                    others: list[tuple[float, float, float]] = others) -> torch.Tensor:
-            return _region_multilabel(image_c, own, others)
+            return _region_multilabel(image[crop].contiguous(), own, others)
 
         sub = scaled_progress(progress, idx / len(todo), (idx + 1) / len(todo))
-        done_total += _evolve(phi, image, dom, edge, region, None, params, spacing,
-                              progress=sub, cancel=cancel, message=f"label {k}: ")
+        done_total += evolve(phi, region, spacing=spacing, band=band, dt=params.dt,
+                             iterations=params.iterations, reinit_every=params.reinit_every,
+                             curvature=params.mu, advection=edge, advection_speed=params.nu,
+                             normal_speed=params.region, domain=dom, progress=sub,
+                             cancel=cancel, message=f"label {k}: ")
         new_k = (phi < 0) & dom
         lost = (cur == k) & ~new_k
         if bool(lost.any()):

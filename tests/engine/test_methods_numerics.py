@@ -21,9 +21,10 @@ from engine.methods import (
     run_gmm,
     run_reaction_diffusion,
 )
-from engine.methods.active_contour import active_contour, signed_distance
+from engine.methods.active_contour import active_contour
 from engine.methods.active_contour import check_stability as contour_stability
 from engine.methods.energy import descend, energy_step_limit
+from engine.methods.level_set import signed_distance
 from engine.methods.numerics import NeumannStencil, diffusion_step_limit, kmeans_1d
 from engine.methods.reaction_diffusion import check_stability, evolve_fields
 
