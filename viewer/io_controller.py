@@ -36,6 +36,21 @@ EDIT_OPACITY = 0.5
 TRUTH_OPACITY = 0.4
 
 
+def opened_message(path: Path, volume: Volume) -> str:
+    """Status-bar text after opening: which DICOM series was taken, if there was a choice."""
+    n_series = int(volume.metadata.get("n_series", 1))
+    if n_series <= 1:
+        return f"Opened {path.name}"
+    desc = volume.metadata.get("series_description") or volume.metadata.get("series_uid", "")
+    skipped = len(volume.metadata.get("skipped_series", []))
+    unreadable = f"; {skipped} larger series could not be read" if skipped else ""
+    return (
+        f"Opened {path.name}: series '{desc}' ({volume.modality}, "
+        f"{volume.metadata.get('n_slices', volume.shape[2])} slices), the largest of "
+        f"{n_series} series that can be read{unreadable}"
+    )
+
+
 def describe_error(exc: BaseException, path: str | Path | None = None) -> str:
     """One line for the user: the file and the problem."""
     if isinstance(exc, DelineoError):
@@ -81,7 +96,7 @@ class IOController(QObject):
             self.show_image(volume, path=path, name=path.name)
             self.settings.add_recent(path)
             self.settings.last_dir = str(path.parent)
-            self.message.emit(f"Opened {path.name}")
+            self.message.emit(opened_message(path, volume))
             if then is not None:
                 then()
 

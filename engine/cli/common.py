@@ -123,7 +123,7 @@ def add_series(parser: argparse.ArgumentParser, what: str = "the input") -> None
     parser.add_argument(
         "--series", metavar="UID|INDEX",
         help=f"DICOM series of {what} to read: its UID or its index in 'delineo-engine "
-        "series' (default: the largest); ignored for NIfTI files",
+        "series' (default: the largest that reads); ignored for NIfTI files",
     )
 
 

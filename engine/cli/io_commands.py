@@ -95,7 +95,17 @@ def describe_volume(path: str, series: str | int | None = None) -> dict[str, Any
             vol.metadata.get("series_description") or vol.metadata.get("description", "")
         ),
         "warnings": list(vol.metadata.get("warnings", [])),
+        "n_series": int(vol.metadata.get("n_series", 1)),
+        "series_uid": vol.metadata.get("series_uid"),
+        "skipped_series": list(vol.metadata.get("skipped_series", [])),
     }
+
+
+def _series_hint(path: str | Path, n_series: int, series: object) -> None:
+    """Say that the folder held other series when the default choice was taken."""
+    if n_series > 1 and series is None:
+        warn(f"{n_series} series in this folder; choose another with --series "
+             f"(list them with: delineo-engine series {path})")
 
 
 def cmd_info(args: argparse.Namespace) -> int:
@@ -117,6 +127,7 @@ def cmd_info(args: argparse.Namespace) -> int:
         print("    " + "  ".join(f"{v:10.4f}" for v in row))
     for w in facts["warnings"]:
         print(f"  warning: {w}")
+    _series_hint(args.path, facts["n_series"], args.series)
     return 0
 
 
@@ -131,6 +142,7 @@ def cmd_convert(args: argparse.Namespace) -> int:
         return 0
     for w in warnings:
         warn(w)
+    _series_hint(args.input, int(vol.metadata.get("n_series", 1)), args.series)
     print(out)
     return 0
 
@@ -147,13 +159,15 @@ def cmd_series(args: argparse.Namespace) -> int:
     if args.json:
         print_json([
             {"index": i, "uid": s.uid, "modality": s.modality, "description": s.description,
-             "slices": s.n_slices, "rows": s.rows, "columns": s.columns, "files": s.n_files}
+             "slices": s.n_slices, "rows": s.rows, "columns": s.columns, "files": s.n_files,
+             "readable": not s.problem, "problem": s.problem or None}
             for i, s in enumerate(found)
         ])
         return 0
     for i, s in enumerate(found):
+        status = f"  UNREADABLE: {s.problem}" if s.problem else ""
         print(f"[{i}] {s.modality:3s} {s.n_slices:5d} slices {s.columns}x{s.rows}  "
-              f"{s.description or '(no description)'}  {s.uid}")
+              f"{s.description or '(no description)'}  {s.uid}{status}")
     return 0
 
 

@@ -93,7 +93,8 @@ def load(
         NIfTI file, DICOM file, or folder of DICOM files (searched recursively).
     series : str or int, optional
         DICOM series to read (UID or index in
-        :func:`engine.io.dicom.list_series` order); default: the largest.
+        :func:`engine.io.dicom.list_series` order); default: the largest
+        that reads (see :func:`engine.io.dicom.read_dicom`).
     volume_index : int
         Volume of a 4-D NIfTI to read (default the first, with a warning).
     irregular : {"resample", "error"}

@@ -286,6 +286,13 @@ def read_nifti(path: str | Path, *, volume_index: int = 0) -> Volume:
         raise InvalidImageError(f"unreadable NIfTI header ({exc})", path=path) from None
     except (EOFError, zlib.error, OSError) as exc:
         raise TruncatedFileError(f"file is truncated or corrupt ({exc})", path=path) from None
+    if not isinstance(img.header, nib.analyze.AnalyzeHeader):
+        # nibabel picks another image class from the header's intent, e.g. a
+        # CIFTI-2 file (a matrix over brain surfaces and voxels, not a grid).
+        kind = "CIFTI-2" if "cifti" in type(img).__name__.lower() else type(img).__name__
+        raise UnsupportedFormatError(
+            f"{kind} file: a matrix over brain structures, not a volume image", path=path
+        )
     warnings = _validate_header(path, img, gzipped, volume_index)
     if int(img.header.get("sform_code", 0)) == 0:
         pixdim = _raw_pixdim(head, version[0], version[1])

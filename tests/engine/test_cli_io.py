@@ -90,3 +90,41 @@ def test_help_lists_the_commands():
     assert done.returncode == 0
     for cmd in ("info", "convert", "demo-data", "series"):
         assert cmd in done.stdout
+
+
+def _pydicom_test_folder(tmp_path: Path) -> Path:
+    import shutil
+
+    import pydicom
+
+    folder = tmp_path / "test_files"
+    shutil.copytree(Path(pydicom.__file__).parent / "data" / "test_files", folder)
+    return folder
+
+
+def test_info_on_a_folder_of_many_series_says_which_it_took(tmp_path, capsys):
+    folder = _pydicom_test_folder(tmp_path)
+    assert main(["info", str(folder)]) == 0
+    captured = capsys.readouterr()
+    assert "warning: folder holds " in captured.out
+    assert "the largest that reads" in captured.out
+    hint = [line for line in captured.err.splitlines() if "--series" in line]
+    assert len(hint) == 1 and hint[0].startswith("delineo-engine: warning: ")
+    assert main(["info", str(folder), "--json"]) == 0
+    facts = json.loads(capsys.readouterr().out)
+    assert facts["n_series"] > 2 and facts["skipped_series"]
+    assert all(s["reason"] for s in facts["skipped_series"])
+
+
+def test_series_marks_unreadable_series(tmp_path, capsys):
+    folder = _pydicom_test_folder(tmp_path)
+    assert main(["series", str(folder), "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert rows[0]["slices"] == 50 and rows[0]["readable"] is False
+    assert "truncated" in rows[0]["problem"]
+    readable = [r for r in rows if r["readable"]]
+    assert readable and all(r["problem"] is None for r in readable)
+    assert main(["series", str(folder)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert "UNREADABLE: " in lines[0]
+    assert sum("UNREADABLE" not in line for line in lines) == len(readable)

@@ -662,6 +662,71 @@ def test_series_selection(tmp_path):
         read_dicom(tmp_path, series=5)
 
 
+def _truncate_series(folder, uid):
+    """Cut every file of series *uid* in *folder* in the middle of its pixel data."""
+    for path in sorted(Path(folder).rglob("*")):
+        if not path.is_file() or path.name.startswith(".") or path.suffix == ".txt":
+            continue
+        ds = pydicom.dcmread(path, stop_before_pixels=True, force=True)
+        if ds.get("SeriesInstanceUID") == uid:
+            data = path.read_bytes()
+            path.write_bytes(data[: len(data) - 20])
+
+
+def test_default_series_is_the_largest_that_reads(tmp_path, caplog):
+    uid_big, uid_small = make_two_series(tmp_path)
+    _truncate_series(tmp_path, uid_big)
+    caplog.set_level(logging.WARNING)
+    vol = read_dicom(tmp_path)
+    assert vol.metadata["series_uid"] == uid_small
+    assert vol.metadata["n_series"] == 2
+    [skipped] = vol.metadata["skipped_series"]
+    assert skipped["uid"] == uid_big and "truncated" in skipped["reason"]
+    note = vol.metadata["warnings"][0]
+    assert note.startswith(f"folder holds 2 series; took {uid_small} (MR 'small', 3 slices)")
+    assert "1 larger series cannot be read" in note and "\n" not in note
+    assert any(note in r.getMessage() for r in caplog.records)
+    # Asked for by name, the broken series still fails with its own error.
+    with pytest.raises(TruncatedFileError, match="broken files in the series"):
+        read_dicom(tmp_path, series=uid_big)
+    big, small = list_series(tmp_path)
+    assert big.uid == uid_big and "truncated" in big.problem
+    assert small.problem == ""
+
+
+def test_default_series_when_all_read_notes_the_others(tmp_path):
+    uid_big, _ = make_two_series(tmp_path)
+    vol = read_dicom(tmp_path)
+    assert vol.metadata["series_uid"] == uid_big and vol.metadata["skipped_series"] == []
+    assert vol.metadata["warnings"][0].startswith("folder holds 2 series; took ")
+    assert "the largest; 1 other series not read" in vol.metadata["warnings"][0]
+    one = read_dicom(tmp_path, series=uid_big)
+    assert one.metadata["n_series"] == 2
+    assert not any("folder holds" in w for w in one.metadata["warnings"])
+
+
+def test_no_series_reads_raises_the_largest_ones_error(tmp_path):
+    uid_big, uid_small = make_two_series(tmp_path)
+    _truncate_series(tmp_path, uid_big)
+    _truncate_series(tmp_path, uid_small)
+    with pytest.raises(TruncatedFileError, match="largest of 2 series; none of them reads"):
+        read_dicom(tmp_path)
+
+
+def test_pydicom_test_file_folder_takes_the_largest_readable_series(tmp_path):
+    # pydicom's own test files: the largest "series" is 50 truncated files.
+    folder = tmp_path / "test_files"
+    shutil.copytree(shipped("CT_small.dcm").parent, folder)
+    infos = list_series(folder)
+    vol = read_dicom(folder)
+    first_ok = next(i for i in infos if not i.problem)
+    assert vol.metadata["series_uid"] == first_ok.uid
+    assert infos[0].problem and infos[0].n_slices > first_ok.n_slices
+    assert vol.metadata["n_series"] == len(infos)
+    skipped = [s["uid"] for s in vol.metadata["skipped_series"]]
+    assert skipped == [i.uid for i in infos[: infos.index(first_ok)]]
+
+
 def test_progress_and_cancel(tmp_path):
     fac.write_series(tmp_path, fac.known_volume(seed=1), fac.orientations()["axial"])
     seen = []
@@ -827,3 +892,21 @@ def test_corrupted_bytes_give_typed_errors_only(tmp_path, name):
             message = str(exc)
         if message:
             assert path.name in message and "\n" not in message
+
+
+def test_pydicom_log_capture_is_limited_to_the_reading_thread(caplog):
+    import threading
+
+    from engine.io.dicom.headers import capture_pydicom_log
+
+    caplog.set_level(logging.WARNING)
+    pydicom_log = logging.getLogger("pydicom")
+    with capture_pydicom_log() as gists:
+        pydicom_log.warning("tolerated a bad value\nsecond line")
+        other = threading.Thread(target=pydicom_log.warning, args=("from another thread",))
+        other.start()
+        other.join()
+    pydicom_log.warning("after the read")
+    assert gists == ["tolerated a bad value"]
+    assert [r.getMessage() for r in caplog.records if r.name == "pydicom"] == [
+        "from another thread", "after the read"]

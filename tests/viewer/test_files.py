@@ -259,3 +259,21 @@ def test_files_written_by_other_tools_keep_their_orientation(window, qtbot, tmp_
     assert vol.axcodes == ("R", "A", "S")
     assert vol.array[0, 0, 0] == data[5, 6, 0]
     assert "LPS" in window.grid.info.text()
+
+
+def test_opening_a_folder_of_several_series_says_which_was_taken(window, qtbot, tmp_path):
+    import shutil
+
+    import pydicom
+
+    folder = tmp_path / "test_files"
+    shutil.copytree(Path(pydicom.__file__).parent / "data" / "test_files", folder)
+    notes: list[str] = []
+    window.io.message.connect(notes.append)
+    open_image(window, qtbot, folder)
+    vol = window.layers.image.volume
+    assert vol.metadata["n_series"] > 2
+    [note] = [n for n in notes if n.startswith("Opened test_files")]
+    assert f"'{vol.metadata['series_description']}'" in note
+    assert f"of {vol.metadata['n_series']} series that can be read" in note
+    assert f"{len(vol.metadata['skipped_series'])} larger series could not be read" in note

@@ -56,22 +56,22 @@ from __future__ import annotations
 
 import logging
 import math
-from collections import Counter
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from ...core.errors import DicomSeriesError, InvalidImageError, NoImageFoundError, ParameterError
+from ...core.errors import NoImageFoundError, ParameterError, ReadError
 from ...core.jobs import CancelToken, check_cancel, report, scaled_progress
 from ...core.volume import Volume
-from ..nifti import MAX_BYTES
-from .geometry import _TILT_TOL, _FrameRef, _plan_geometry
+from .geometry import _TILT_TOL
 from .headers import is_dicom_file
-from .pixels import _assemble, _check_decoder, _decode
+from .pixels import _assemble, _decode
 from .series import (
     DicomSeriesInfo,
     Progress,
+    _check_series,
+    _describe,
     _group,
     _scan,
     _select_series,
@@ -102,7 +102,8 @@ def read_dicom(
         a multi-frame file a 3-D volume).
     series : str or int, optional
         SeriesInstanceUID, or index in :func:`list_series` order. Default:
-        the series with the most slices.
+        the largest series (most slices) that reads; larger ones that fail
+        are skipped and named in ``metadata["skipped_series"]``.
     irregular : {"resample", "error"}
         What to do when slices are unevenly spaced or missing: resample
         linearly along the normal onto a uniform grid at (about) the median
@@ -120,6 +121,8 @@ def read_dicom(
         that fit, else ``float32``. ``metadata`` holds ``series_description``,
         ``series_uid``, ``study_uid``, ``patient_position``, ``modality``,
         ``manufacturer``, ``n_slices``, ``slice_spacing``, ``warnings``,
+        ``n_series`` (series in the folder), ``skipped_series`` (``uid`` and
+        ``reason`` of each larger series that could not be read),
         ``geometry`` (``"file"``, or ``"assumed"`` for a single image without
         patient geometry or images without PixelSpacing) and, when present,
         ``window_center``/``window_width``.
@@ -158,40 +161,68 @@ def read_dicom(
         found = "; ".join(details) if details else "the folder is empty"
         raise NoImageFoundError(f"no DICOM images found ({found})", path=path)
     infos = _series_infos(groups)
-    info = _select_series(infos, series, path)
-    headers = groups[info.uid]
-    broken = [h for h in headers if h.problem is not None]
-    if broken:
-        first = broken[0].problem
-        assert first is not None
-        if len(broken) == 1 or not path.is_dir():
-            raise first
-        raise type(first)(
-            f"{len(broken)} broken files in the series, e.g. {broken[0].path.name}: "
-            f"{first.problem}",
-            path=path,
-        )
+    if series is not None or len(infos) == 1:
+        info = _select_series(infos, series, path)
+        volume = _read_series(path, info, groups[info.uid], irregular, progress, cancel)
+        volume.metadata["n_series"] = len(infos)
+        volume.metadata["skipped_series"] = []
+        return volume
+    return _read_first_readable(path, infos, groups, irregular, progress, cancel)
 
-    sizes = Counter((h.rows, h.columns, h.samples) for h in headers)
-    if len(sizes) > 1:
-        (a, na), (b, nb) = sizes.most_common(2)
-        raise DicomSeriesError(
-            f"images of different sizes in one series: {na} file(s) of {a[1]}x{a[0]} and "
-            f"{nb} of {b[1]}x{b[0]}" + (" (colour and grey)" if a[2] != b[2] else ""),
-            path=path,
-        )
-    for ts in sorted({h.transfer_syntax for h in headers}):
-        _check_decoder(ts, next(h.path for h in headers if h.transfer_syntax == ts))
 
-    frames = [_FrameRef(h, i, g) for h in headers for i, g in enumerate(h.frames)]
-    plan = _plan_geometry(frames, irregular, path)
-    out_bytes = info.rows * info.columns * plan.n_out * 4
-    if out_bytes > MAX_BYTES:
-        raise InvalidImageError(
-            f"series too large to load: {info.columns}x{info.rows}x{plan.n_out} voxels",
-            path=path,
-        )
+def _read_first_readable(
+    path: Path,
+    infos: list[DicomSeriesInfo],
+    groups: dict[str, list[Any]],
+    irregular: str,
+    progress: Progress,
+    cancel: CancelToken | None,
+) -> Volume:
+    """The largest series that reads; the others are named in the metadata.
 
+    Series are tried largest first; one that raises a
+    :class:`~engine.core.errors.ReadError` (broken files, no decoder, slices
+    that do not form a volume...) is skipped with its reason. When none reads,
+    the largest series' error is raised, saying that the others failed too.
+    """
+    skipped: list[dict[str, str]] = []
+    failures: list[ReadError] = []
+    for info in infos:
+        try:
+            volume = _read_series(path, info, groups[info.uid], irregular, progress, cancel)
+        except ReadError as exc:
+            failures.append(exc)
+            skipped.append({"uid": info.uid, "reason": exc.problem})
+            continue
+        others = len(infos) - 1
+        note = f"folder holds {len(infos)} series; took {_describe(info)}" + (
+            f", the largest that reads ({len(skipped)} larger series cannot be read; "
+            f"the largest fails with: {skipped[0]['reason']})"
+            if skipped
+            else ", the largest"
+        ) + f"; {others} other series not read"
+        volume.metadata["n_series"] = len(infos)
+        volume.metadata["skipped_series"] = skipped
+        volume.metadata["warnings"].insert(0, note)
+        log.warning("%s: %s", path.name or str(path), note)
+        return volume
+    first = failures[0]
+    raise type(first)(
+        f"{first.problem} (in the largest of {len(infos)} series; none of them reads)",
+        path=first.path,
+    )
+
+
+def _read_series(
+    path: Path,
+    info: DicomSeriesInfo,
+    headers: list[Any],
+    irregular: str,
+    progress: Progress,
+    cancel: CancelToken | None,
+) -> Volume:
+    """Read one series (its headers already scanned) as a volume."""
+    plan = _check_series(headers, path, irregular)
     # Decode file by file, keeping only the frames the plan uses.
     wanted: dict[Path, list[tuple[int, int]]] = {}
     for k, ref in enumerate(plan.frames):

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import logging
 import re
 import struct
+import threading
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -76,6 +80,69 @@ def _quiet_pydicom_warnings() -> None:
 
 
 _quiet_pydicom_warnings()
+
+
+# ---------------------------------------------------------------------------
+# pydicom's log records
+# ---------------------------------------------------------------------------
+# Besides warnings, pydicom logs on its "pydicom" logger tree: a WARNING for
+# every malformed value it tolerates and, when every pixel decoder fails, one
+# ERROR record per plugin, some with a full traceback. Left alone these reach
+# the user's console through the root logger. While Delineo reads a file the
+# records of *this thread* are diverted into a list instead (a filter on each
+# pydicom logger, so other threads and pydicom use outside Delineo keep their
+# logging); the reader folds their first lines into the volume's warnings or
+# into the one-line error it raises. Rule: no pydicom record emitted inside a
+# Delineo read reaches a handler; its gist is reported by Delineo instead.
+_capture = threading.local()
+_PYDICOM_LOGGER = "pydicom"
+
+
+class _DivertToSink(logging.Filter):
+    """Drop the calling thread's pydicom records into its capture list."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        sink = getattr(_capture, "sink", None)
+        if sink is None:
+            return True
+        if record.levelno >= logging.WARNING:
+            text = record.getMessage().strip().splitlines()
+            gist = text[0] if text else record.levelname
+            if record.exc_info and record.exc_info[1] is not None:
+                gist += f" ({type(record.exc_info[1]).__name__})"
+            if gist not in sink:
+                sink.append(gist)
+        return False
+
+
+_DIVERT = _DivertToSink()
+
+
+def _install_divert() -> None:
+    """Put the filter on every pydicom logger known now (idempotent)."""
+    manager = logging.Logger.manager
+    for name in [_PYDICOM_LOGGER, *manager.loggerDict]:
+        if name == _PYDICOM_LOGGER or name.startswith(_PYDICOM_LOGGER + "."):
+            logger = logging.getLogger(name)
+            if _DIVERT not in logger.filters:
+                logger.addFilter(_DIVERT)
+
+
+@contextmanager
+def capture_pydicom_log() -> Iterator[list[str]]:
+    """Collect this thread's pydicom WARNING/ERROR records as one-line gists.
+
+    Yields the list that fills up while the block runs; nothing pydicom logs
+    inside the block reaches a logging handler. Nested use shares one list.
+    """
+    _install_divert()
+    outer = getattr(_capture, "sink", None)
+    sink: list[str] = outer if outer is not None else []
+    _capture.sink = sink
+    try:
+        yield sink
+    finally:
+        _capture.sink = outer
 
 
 # ---------------------------------------------------------------------------
@@ -271,6 +338,17 @@ def _transfer_syntax(ds: Dataset) -> str:
 
 
 def _scan_file(path: Path) -> _Header:
+    """Read and validate one file's header; see :func:`_scan_file_quietly`.
+
+    pydicom's log records (invalid values it tolerates) become header warnings.
+    """
+    with capture_pydicom_log() as gists:
+        header = _scan_file_quietly(path)
+    header.warnings.extend(f"pydicom: {g}" for g in gists)
+    return header
+
+
+def _scan_file_quietly(path: Path) -> _Header:
     """Read and validate one file's header (no pixel data).
 
     Raises :class:`~engine.core.errors.ReadError` when no DICOM data set can be

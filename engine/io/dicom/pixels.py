@@ -11,11 +11,12 @@ from pydicom.uid import UID
 from ...core.errors import (
     InvalidImageError,
     MissingDecoderError,
+    ReadError,
     TruncatedFileError,
     UnsupportedFormatError,
 )
 from .geometry import _Plan
-from .headers import _read_dataset
+from .headers import _read_dataset, capture_pydicom_log
 from .records import _Header
 
 _PKG_LIBJPEG = "pip install pylibjpeg pylibjpeg-libjpeg"
@@ -63,7 +64,28 @@ def _check_decoder(transfer_syntax: str, where: Path) -> None:
 
 
 def _decode(header: _Header) -> np.ndarray:
-    """Decode one file's pixel data as ``(frames, rows, columns)`` grey values."""
+    """Decode one file's pixel data as ``(frames, rows, columns)`` grey values.
+
+    What pydicom logs meanwhile is folded in: its warnings join
+    ``header.warnings``, and when decoding fails the decoders' own complaints
+    end the one-line error message.
+    """
+    with capture_pydicom_log() as gists:
+        try:
+            arr = _decode_quietly(header)
+        except ReadError as exc:
+            if not gists:
+                raise
+            raise type(exc)(
+                f"{exc.problem}; pydicom: {'; '.join(gists)}", path=exc.path
+            ) from None
+    for gist in gists:
+        if f"pydicom: {gist}" not in header.warnings:
+            header.warnings.append(f"pydicom: {gist}")
+    return arr
+
+
+def _decode_quietly(header: _Header) -> np.ndarray:
     path = header.path
     _check_decoder(header.transfer_syntax, path)
     ds, *_ = _read_dataset(path, stop_before_pixels=False)
@@ -82,7 +104,10 @@ def _decode(header: _Header) -> np.ndarray:
                 f"({str(exc).splitlines()[0]}); install a decoder with: {hint}",
                 path=path,
             ) from None
-        raise InvalidImageError(f"pixel data could not be decoded ({exc})", path=path) from None
+        first = str(exc).splitlines()[0].rstrip(": ") if str(exc) else type(exc).__name__
+        if "all available plugins" in first:
+            first = "every installed decoder failed"
+        raise InvalidImageError(f"pixel data could not be decoded ({first})", path=path) from None
     except MemoryError:
         raise InvalidImageError("not enough memory to decode the pixel data", path=path) from None
     except Exception as exc:  # decoders raise many types on corrupt data

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import stat
+from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,13 +14,17 @@ import numpy as np
 
 from ...core.errors import (
     DicomSeriesError,
+    InvalidImageError,
     ParameterError,
     ReadError,
     UnsupportedFormatError,
     unknown_name,
 )
 from ...core.jobs import CancelToken, check_cancel, report
+from ..nifti import MAX_BYTES
+from .geometry import _FrameRef, _Plan, _plan_geometry
 from .headers import _looks_like_bare_dicom, _scan_file
+from .pixels import _check_decoder
 from .records import _Header
 
 log = logging.getLogger(__name__)
@@ -51,6 +56,11 @@ class DicomSeriesInfo:
         SeriesNumber when present.
     files : tuple of Path
         The series' files, sorted by path.
+    problem : str
+        Why the series cannot be read, found from its headers alone (broken
+        files, mixed image sizes, missing decoder, slices that do not form a
+        volume); ``""`` when the headers raise no objection. Pixel data that
+        fails to decode is only found on reading.
     """
 
     uid: str
@@ -63,6 +73,7 @@ class DicomSeriesInfo:
     study_uid: str
     series_number: int | None
     files: tuple[Path, ...]
+    problem: str = ""
 
 
 
@@ -149,10 +160,57 @@ def _group(headers: Sequence[_Header]) -> dict[str, list[_Header]]:
     return groups
 
 
-def _series_infos(groups: dict[str, list[_Header]]) -> list[DicomSeriesInfo]:
+def _check_series(headers: list[_Header], where: Path, irregular: str = "resample") -> _Plan:
+    """Everything that can be checked before decoding; the geometry plan.
+
+    Raises the :class:`~engine.core.errors.ReadError` reading would raise for
+    broken files, mixed image sizes, a missing decoder, slices that do not
+    form one volume or a volume too large to load.
+    """
+    broken = [h for h in headers if h.problem is not None]
+    if broken:
+        first = broken[0].problem
+        assert first is not None
+        if len(broken) == 1 or not where.is_dir():
+            raise first
+        raise type(first)(
+            f"{len(broken)} broken files in the series, e.g. {broken[0].path.name}: "
+            f"{first.problem}",
+            path=where,
+        )
+    sizes = Counter((h.rows, h.columns, h.samples) for h in headers)
+    if len(sizes) > 1:
+        (a, na), (b, nb) = sizes.most_common(2)
+        raise DicomSeriesError(
+            f"images of different sizes in one series: {na} file(s) of {a[1]}x{a[0]} and "
+            f"{nb} of {b[1]}x{b[0]}" + (" (colour and grey)" if a[2] != b[2] else ""),
+            path=where,
+        )
+    for ts in sorted({h.transfer_syntax for h in headers}):
+        _check_decoder(ts, next(h.path for h in headers if h.transfer_syntax == ts))
+    frames = [_FrameRef(h, i, g) for h in headers for i, g in enumerate(h.frames)]
+    plan = _plan_geometry(frames, irregular, where)
+    rows, columns = headers[0].rows, headers[0].columns
+    if rows * columns * plan.n_out * 4 > MAX_BYTES:
+        raise InvalidImageError(
+            f"series too large to load: {columns}x{rows}x{plan.n_out} voxels", path=where
+        )
+    return plan
+
+
+def _series_infos(
+    groups: dict[str, list[_Header]], where: Path | None = None
+) -> list[DicomSeriesInfo]:
+    """Summaries, largest first; with *where*, each with its header-level problem."""
     infos = []
     for uid, hdrs in groups.items():
         first = next((h for h in hdrs if h.problem is None), hdrs[0])
+        problem = ""
+        if where is not None:
+            try:
+                _check_series(hdrs, where)
+            except ReadError as exc:
+                problem = exc.problem
         infos.append(
             DicomSeriesInfo(
                 uid=uid,
@@ -165,6 +223,7 @@ def _series_infos(groups: dict[str, list[_Header]]) -> list[DicomSeriesInfo]:
                 study_uid=first.study_uid,
                 series_number=first.series_number,
                 files=tuple(sorted(h.path for h in hdrs)),
+                problem=problem,
             )
         )
     infos.sort(
@@ -198,10 +257,13 @@ def list_series(
     Returns
     -------
     list of DicomSeriesInfo
-        Largest series (most slices) first; empty when none was found.
+        Largest series (most slices) first; empty when none was found. A
+        series whose headers already show it cannot be read has its reason in
+        :attr:`DicomSeriesInfo.problem`.
     """
-    scan = _scan(Path(path), progress, cancel)
-    return _series_infos(_group(scan.headers))
+    path = Path(path)
+    scan = _scan(path, progress, cancel)
+    return _series_infos(_group(scan.headers), path)
 
 
 def _describe(info: DicomSeriesInfo) -> str:
