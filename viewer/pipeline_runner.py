@@ -23,6 +23,7 @@ from engine.core.errors import DelineoError
 from engine.core.volume import LabelMap
 from engine.editing.kernels import Diff
 from engine.editing.refine import ClickRefineParams, LocalEdit, refine_at
+from engine.methods.applicability import check_applicability
 from engine.methods.pipeline import Pipeline, PipelineResult, get_pipeline, run_pipeline
 
 from .layers import LabelLayer, LayerStack
@@ -144,8 +145,15 @@ class PipelineRunner(QObject):
         return self.job is not None and not self.job.done
 
     def run(self, pipeline: Pipeline | str, *, device: str = "auto", mask: str = "auto",
-            overrides: Mapping[int, Mapping[str, Any]] | None = None) -> Job | None:
-        """Start *pipeline* on the shown image; None (and :attr:`failed`) if it cannot start."""
+            overrides: Mapping[int, Mapping[str, Any]] | None = None,
+            force: bool = False) -> Job | None:
+        """Start *pipeline* on the shown image; None (and :attr:`failed`) if it cannot start.
+
+        An image outside what the pipeline was made for
+        (:func:`~engine.methods.applicability.check_applicability`) does not
+        start unless *force*; then the reasons are kept in the result's
+        ``labelmap.metadata["warnings"]``.
+        """
         image = self.layers.image
         if image is None:
             self.failed.emit("open an image first")
@@ -164,6 +172,12 @@ class PipelineRunner(QObject):
             self.failed.emit(str(exc))
             return None
         volume = image.volume
+        reasons = check_applicability(volume, pipe)
+        if reasons and not force:
+            more = f" (and {len(reasons) - 1} more)" if len(reasons) > 1 else ""
+            self.failed.emit(f"{pipe.name}: {reasons[0]}{more}; tick \"Run outside the "
+                             "declared use\" to run anyway")
+            return None
         name = _unique(result_name(pipe), [lay.name for lay in self.layers.labels])
 
         def work(progress: Callable[[float, str], None], cancel: Any) -> PipelineResult:
@@ -177,7 +191,7 @@ class PipelineRunner(QObject):
                                  "the result was dropped")
                 return
             self.last_result = result
-            self.finished.emit(self._show(result, name))
+            self.finished.emit(self._show(result, name, warnings=reasons))
 
         def error(exc: BaseException) -> None:
             log.info("pipeline %s failed: %s", pipe.name, exc)
@@ -206,8 +220,11 @@ class PipelineRunner(QObject):
         # The edited mask may change while the job runs: hand the worker a snapshot.
         return layer.labelmap.array.copy() if key == "edit" else layer.labelmap.array
 
-    def _show(self, result: PipelineResult, name: str) -> LabelLayer:
+    def _show(self, result: PipelineResult, name: str, *,
+              warnings: Sequence[str] = ()) -> LabelLayer:
         labels = result.labels
+        if warnings:
+            labels.metadata["warnings"] = list(warnings)
         labels.metadata.update({
             "pipeline": result.pipeline,
             "pipeline_description": result.description,

@@ -2,14 +2,19 @@
 
 ``delineo-engine segment IMAGE -o OUT.nii.gz [--method NAME | --pipeline NAME]
 [--param k=v ...] [--device auto|cpu|cuda] [--mask BRAINMASK] [--series S]
-[--json]`` runs a registered method, a named pipeline of
+[--force] [--json]`` runs a registered method, a named pipeline of
 :mod:`engine.methods.pipeline`, or -- with neither -- the default pipeline
 (:data:`~engine.methods.pipeline.DEFAULT_PIPELINE`), and writes its label map
 (0 background, 1 CSF, 2 GM, 3 WM) on the input's grid: the labels land voxel
 for voxel on the input file, in its own orientation. With a pipeline the
 ``--param`` assignments are ``STEP.NAME=VALUE`` (or ``NAME=VALUE`` when only
 one step has that parameter). Names, parameters, the device and the output
-name are checked before the image is read.
+name are checked before the image is read. An image outside what the method
+or pipeline was made for (:mod:`engine.methods.applicability`: CT, a single
+slice, a field of view that is no head, ...) stops with exit status 3 before
+any computation; ``--force`` runs anyway and records the reasons as
+``"warnings"`` in the ``--json`` summary (the NIfTI writer keeps no
+description, so the label file itself does not carry them).
 
 ``delineo-engine methods`` lists the methods and their parameters.
 """
@@ -37,6 +42,7 @@ from .common import (
     print_json,
     say,
     series_value,
+    warn,
 )
 from .progress import ProgressBar
 
@@ -65,8 +71,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                    "or NAME=VALUE when a single step has that parameter")
     add_device(p)
     p.add_argument("--mask", help="brain mask on the image's grid (non-zero = brain)")
+    add_force(p)
     add_series(p, "IMAGE")
-    add_json(p, "a summary (output, labels with voxel counts and volumes, runtime)")
+    add_json(p, "a summary (output, labels with voxel counts and volumes, runtime, warnings)")
     p.set_defaults(func=cmd_segment)
 
     p = sub.add_parser(
@@ -126,6 +133,31 @@ def pipeline_overrides(pipeline: Any, assignments: Sequence[str]) -> dict[int, d
     return overrides
 
 
+def add_force(p: argparse.ArgumentParser) -> None:
+    """``--force``: run a method outside its declared use (the reasons become warnings)."""
+    p.add_argument("--force", action="store_true",
+                   help="run even when the image is outside what the method or pipeline "
+                   "was made for (MR head, 0.5-3 mm voxels, 100-400 mm field of view, "
+                   "a 3-D volume); the reasons are recorded as warnings")
+
+
+def guard_applicability(volume: Volume, spec: Any, *, force: bool) -> list[str]:
+    """Reasons *spec* does not fit *volume*; raise unless *force* (then they are warnings).
+
+    Raises :class:`~engine.methods.applicability.NotApplicableError` (exit 3)
+    with the first reason, before any computation.
+    """
+    from ..methods.applicability import NotApplicableError, check_applicability
+
+    reasons = check_applicability(volume, spec)
+    if reasons and not force:
+        more = f" (and {len(reasons) - 1} more)" if len(reasons) > 1 else ""
+        raise NotApplicableError(f"{reasons[0]}{more}; use --force to run anyway")
+    for reason in reasons:
+        warn(reason)
+    return reasons
+
+
 def _brain_mask(args: argparse.Namespace, volume: Volume) -> np.ndarray | None:
     if not args.mask:
         return None
@@ -155,6 +187,8 @@ def cmd_segment(args: argparse.Namespace) -> int:
     output = check_output_file(args.output)
     volume = load(args.image, series=series_value(args.series))
     mask = _brain_mask(args, volume)
+    warnings = guard_applicability(volume, spec if args.method else pipe,
+                                   force=bool(getattr(args, "force", False)))
     summary: dict[str, Any] = {"input": args.image, "method": args.method, "pipeline": None}
     if args.method:
         start = time.perf_counter()
@@ -175,9 +209,12 @@ def cmd_segment(args: argparse.Namespace) -> int:
     if not args.method:
         labels.metadata["pipeline"] = done.pipeline
         labels.metadata["pipeline_description"] = done.description
+    if warnings:
+        labels.metadata["warnings"] = list(warnings)
     out = save(labels, output)
     found = label_summary(labels)
-    summary.update(output=out, device=str(device), seconds=round(seconds, 3), labels=found)
+    summary.update(output=out, device=str(device), seconds=round(seconds, 3), labels=found,
+                   warnings=list(warnings))
     if not args.method:
         say(f"{done.description}: "
             + "; ".join(f"{s.name} {s.seconds:.1f} s" for s in done.steps))
@@ -193,6 +230,7 @@ def cmd_segment(args: argparse.Namespace) -> int:
 
 def _method_facts() -> list[dict[str, Any]]:
     from ..methods import METHODS
+    from ..methods.applicability import describe_applicability
 
     facts = []
     for name in sorted(METHODS):
@@ -201,6 +239,7 @@ def _method_facts() -> list[dict[str, Any]]:
             "name": name,
             "kind": spec.kind,
             "summary": spec.summary,
+            "made_for": describe_applicability(spec),
             "parameters": [
                 {
                     "name": info.name,
@@ -224,6 +263,7 @@ def cmd_methods(args: argparse.Namespace) -> int:
     for m in facts:
         print(f"{m['name']}  [{m['kind']}]")
         print(f"    {m['summary']}")
+        print(f"    made for: {m['made_for']}")
         for prm in m["parameters"]:
             unit = f" {prm['unit']}" if prm["unit"] else ""
             rng = f"  {prm['range']}" if prm["range"] else ""

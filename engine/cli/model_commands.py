@@ -103,7 +103,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_series(p, "INPUT (with --method)")
     add_output_file(p, "with --method: also write the prediction here (.nii or .nii.gz)",
                     required=False)
-    add_json(p, "the Dice table")
+    from .method_commands import add_force
+
+    add_force(p)
+    add_json(p, "the Dice table (with --method also the warnings --force overrode)")
     p.set_defaults(func=cmd_evaluate)
 
 
@@ -274,6 +277,10 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     seconds = None
     if args.method:
         image = load(args.input, series=series_value(args.series))
+        from .method_commands import guard_applicability
+
+        warnings = guard_applicability(image, get_method(args.method),
+                                       force=bool(getattr(args, "force", False)))
         mask = truth.array > 0 if args.mask_from_truth else None
         result = _run_method(args.method, image, mask, device, args.tta)
         pred = result.labels
@@ -289,6 +296,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     table = dice_table(np.asarray(pred.array), np.asarray(truth.array), slab)
     if seconds is not None:
         table["seconds"] = round(float(seconds), 2)
+    if args.method:
+        table["warnings"] = list(warnings)
     if args.json:
         print_json(table)
         return 0

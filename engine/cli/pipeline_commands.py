@@ -62,7 +62,10 @@ def register(sub: argparse._SubParsersAction) -> None:
                       help="use the ground truth's brain (labels > 0) as the brain mask")
     p.add_argument("--no-surface", action="store_true",
                    help="skip HD95/ASSD (faster on large volumes)")
-    add_json(p, "the comparison rows, the best pipeline and the written files")
+    from .method_commands import add_force
+
+    add_force(p)
+    add_json(p, "the comparison rows, the best pipeline, the written files and warnings")
     p.set_defaults(func=cmd_compare)
 
 
@@ -121,6 +124,13 @@ def cmd_compare(args: argparse.Namespace) -> int:
     out = check_output_folder(args.out)
     image = load(args.image, series=series_value(args.series))
     truth = load_labels(args.ground_truth, reference=image)
+    from .method_commands import guard_applicability
+
+    warnings: dict[str, list[str]] = {}
+    for pipe in pipes:
+        reasons = guard_applicability(image, pipe, force=bool(getattr(args, "force", False)))
+        if reasons:
+            warnings[pipe.name] = reasons
     mask = None
     if args.mask_from_truth:
         mask = truth.array > 0
@@ -154,7 +164,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
     if args.json:
         print_json({"out": out, "device": device, "best": {"pipeline": best,
                                                            "mean_dice": means[best]},
-                    "rows": rows, "files": files})
+                    "rows": rows, "files": files, "warnings": warnings})
         return 0
     print(table, end="")
     print(f"\nbest mean Dice: {best} ({means[best]:.4f}); outputs in {out}")

@@ -18,7 +18,7 @@ import numpy as np
 from .jobs import CancelToken, ProgressCallback
 from .volume import LabelMap, Volume
 
-__all__ = ["MethodSpec", "RunMethod", "SegmentationResult"]
+__all__ = ["Applicability", "MethodSpec", "RunMethod", "SegmentationResult"]
 
 
 @dataclass
@@ -56,10 +56,43 @@ class RunMethod(Protocol):
 
 
 @dataclass(frozen=True)
+class Applicability:
+    """What a method or pipeline was made for (checked by
+    :func:`engine.methods.applicability.check_applicability`).
+
+    Attributes
+    ----------
+    modalities : tuple of str
+        DICOM modalities the method is meant for (``("MR",)``).
+    body_parts : tuple of str
+        Body parts, upper case as in DICOM BodyPartExamined (``("BRAIN", "HEAD")``).
+    contrasts : tuple of str
+        Image contrasts it was designed or trained for (documentation: a volume
+        does not say its contrast reliably, so this is not checked).
+    spacing_mm : (float, float)
+        Smallest and largest voxel spacing, every axis, in mm.
+    fov_mm : (float, float)
+        Smallest and largest extent, in mm, of the two longest axes (a head is
+        roughly 120-250 mm across).
+    min_slices : int
+        Fewest voxels along every axis (3-D operators and the 2.5-D networks'
+        slice-and-neighbours input need at least 3).
+    """
+
+    modalities: tuple[str, ...] = ("MR",)
+    body_parts: tuple[str, ...] = ("BRAIN", "HEAD")
+    contrasts: tuple[str, ...] = ("T1", "T2", "PD")
+    spacing_mm: tuple[float, float] = (0.5, 3.0)
+    fov_mm: tuple[float, float] = (100.0, 400.0)
+    min_slices: int = 3
+
+
+@dataclass(frozen=True)
 class MethodSpec:
     """A registered method: its name, one-line summary, parameters and runner.
 
-    ``kind`` is ``"classical"``, ``"baseline"``, ``"cnn"`` or ``"refinement"``.
+    ``kind`` is ``"classical"``, ``"baseline"``, ``"cnn"`` or ``"refinement"``;
+    ``applicability`` says what the method was made for.
     """
 
     name: str
@@ -67,6 +100,7 @@ class MethodSpec:
     params_type: type
     run: RunMethod
     kind: str = "classical"
+    applicability: Applicability = field(default_factory=Applicability)
 
     def default_params(self) -> Any:
         return self.params_type()

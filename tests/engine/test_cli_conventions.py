@@ -201,9 +201,12 @@ def test_usage_data_and_internal_errors_have_their_own_status(files, tmp_path, m
     assert done.returncode == 3
     assert "nope.nii.gz" in error_line(done.stderr)
     # A parameter refused only once the image's spacing is known is still a usage error.
-    assert main(["segment", img, "-o", out, "--method", "reaction_diffusion",
+    assert main(["segment", img, "--force", "-o", out, "--method", "reaction_diffusion",
                  "--param", "dt=50"]) == 2
-    assert "stability limit" in error_line(capsys.readouterr().err)
+    # --force (the test image is no head): the applicability warning, then the error
+    warned, last = capsys.readouterr().err.strip().splitlines()
+    assert warned.startswith("delineo-engine: warning: field of view")
+    assert "stability limit" in error_line(last)
 
     import engine.cli.io_commands as io_commands
 
@@ -247,14 +250,14 @@ def test_segment_without_a_method_runs_the_default_pipeline(files, tmp_path, cap
 
     monkeypatch.setattr(cnn, "_PREDICTORS", {})  # the networks loaded here do not outlive it
     default, named = tmp_path / "default.nii.gz", tmp_path / "named.nii.gz"
-    assert main(["segment", str(files["img"]), "-o", str(default), "--device", "cpu",
+    assert main(["segment", str(files["img"]), "--force", "-o", str(default), "--device", "cpu",
                  "--json"]) == 0
     streams = capsys.readouterr()
     summary = json.loads(streams.out)
     assert summary["pipeline"] == DEFAULT_PIPELINE and summary["method"] is None
     assert PIPELINES[DEFAULT_PIPELINE].describe() in streams.err
-    assert main(["segment", str(files["img"]), "-o", str(named), "--pipeline", DEFAULT_PIPELINE,
-                 "--device", "cpu"]) == 0
+    assert main(["segment", str(files["img"]), "--force", "-o", str(named),
+                 "--pipeline", DEFAULT_PIPELINE, "--device", "cpu"]) == 0
     assert capsys.readouterr().out.strip() == str(named)
     np.testing.assert_array_equal(np.asarray(nib.load(default).dataobj),
                                   np.asarray(nib.load(named).dataobj))
@@ -262,7 +265,7 @@ def test_segment_without_a_method_runs_the_default_pipeline(files, tmp_path, cap
 
 def test_segment_json_summary_describes_the_written_labels(files, tmp_path, capsys):
     out = tmp_path / "otsu.nii.gz"
-    assert main(["segment", str(files["img"]), "-o", str(out), "--method", "otsu",
+    assert main(["segment", str(files["img"]), "--force", "-o", str(out), "--method", "otsu",
                  "--mask", str(files["mask"]), "--device", "cpu", "--json"]) == 0
     summary = json.loads(capsys.readouterr().out)
     assert summary["output"] == str(out) and summary["method"] == "otsu"
@@ -296,8 +299,8 @@ def test_segment_and_convert_check_the_output_before_reading(files, tmp_path, mo
     monkeypatch.setattr(io_commands, "load", no_reading)
     (tmp_path / "folder.nii.gz").mkdir()
     out = str(tmp_path / target)
-    for argv in (["segment", str(files["img"]), "-o", out, "--method", "otsu"],
-                 ["segment", str(files["img"]), "-o", out],
+    for argv in (["segment", str(files["img"]), "--force", "-o", out, "--method", "otsu"],
+                 ["segment", str(files["img"]), "--force", "-o", out],
                  ["convert", str(files["img"]), "-o", out]):
         assert main(argv) == status, argv
         assert expected in error_line(capsys.readouterr().err), argv
@@ -306,12 +309,16 @@ def test_segment_and_convert_check_the_output_before_reading(files, tmp_path, mo
 
 def test_quiet_silences_the_informational_lines(files, tmp_path, capsys):
     out = tmp_path / "q.nii.gz"
-    argv = ["segment", str(files["img"]), "-o", str(out), "--method", "otsu", "--device", "cpu"]
+    argv = ["segment", str(files["img"]), "--force", "-o", str(out), "--method", "otsu",
+            "--device", "cpu"]
     assert main(argv) == 0
     assert "otsu on cpu" in capsys.readouterr().err
     assert main(["--quiet", *argv]) == 0
     streams = capsys.readouterr()
-    assert streams.err == "" and streams.out.strip() == str(out)
+    # only the warning of --force (the test image is no head) outlives --quiet
+    assert [line for line in streams.err.splitlines()
+            if not line.startswith("delineo-engine: warning: ")] == []
+    assert streams.out.strip() == str(out)
 
 
 # -- DICOM series everywhere ---------------------------------------------------------------
@@ -339,21 +346,21 @@ def test_series_selects_the_dicom_series_on_every_reading_command(dicom_dir, tmp
                              truth.astype(np.uint8), nib.load(img).affine), gt)
 
     seg = tmp_path / "seg.nii.gz"
-    assert main(["segment", str(folder), "--series", "1", "-o", str(seg), "--method", "otsu",
-                 "--device", "cpu"]) == 0
+    assert main(["segment", str(folder), "--force", "--series", "1", "-o", str(seg),
+                 "--method", "otsu", "--device", "cpu"]) == 0
     capsys.readouterr()
     assert nib.load(seg).shape == (36, 36, 36)
     assert mean_dice(np.asarray(nib.load(seg).dataobj), np.asarray(nib.load(gt).dataobj)) > 0.85
 
     pred = tmp_path / "pred.nii.gz"
-    assert main(["evaluate", str(folder), "--series", "1", "--method", "otsu", "--ground-truth",
-                 str(gt), "--slab", "none", "--mask-from-truth", "-o", str(pred),
+    assert main(["evaluate", str(folder), "--force", "--series", "1", "--method", "otsu",
+                 "--ground-truth", str(gt), "--slab", "none", "--mask-from-truth", "-o", str(pred),
                  "--json"]) == 0
     table = json.loads(capsys.readouterr().out)
     assert table["whole"]["mean"] > 0.85 and pred.is_file()
 
     cmp_dir = tmp_path / "cmp"
-    assert main(["compare", str(folder), "--series", "1", "--ground-truth", str(gt),
+    assert main(["compare", str(folder), "--force", "--series", "1", "--ground-truth", str(gt),
                  "--pipelines", "otsu", "--out", str(cmp_dir), "--mask-from-truth",
                  "--no-surface", "--device", "cpu", "--json"]) == 0
     report = json.loads(capsys.readouterr().out)
@@ -452,11 +459,11 @@ def test_a_failed_compare_or_benchmark_leaves_no_folder_it_created(files, tmp_pa
     bad = tmp_path / "bad.nii.gz"
     bad.write_bytes(b"\x1f\x8b" + b"broken")
     out = tmp_path / "cmp"
-    assert main(["compare", str(files["img"]), "--ground-truth", str(bad), "--pipelines",
+    assert main(["compare", str(files["img"]), "--force", "--ground-truth", str(bad), "--pipelines",
                  "otsu", "--out", str(out)]) == 3
     assert "bad.nii.gz" in error_line(capsys.readouterr().err)
     assert not out.exists()
-    assert main(["compare", str(files["img"]), "--ground-truth", str(files["gt"]),
+    assert main(["compare", str(files["img"]), "--force", "--ground-truth", str(files["gt"]),
                  "--pipelines", "otsu,nope", "--out", str(out)]) == 2
     capsys.readouterr()
     assert not out.exists()
@@ -540,7 +547,7 @@ def _run_on_a_terminal(argv: list[str], columns: int) -> tuple[int, str]:
 
 
 def test_progress_bar_fits_the_terminal_width(files, tmp_path):
-    argv = ["segment", str(files["img"]), "-o", str(tmp_path / "rd.nii.gz"), "--method",
+    argv = ["segment", str(files["img"]), "--force", "-o", str(tmp_path / "rd.nii.gz"), "--method",
             "reaction_diffusion", "--param", "iterations=40", "--mask", str(files["mask"]),
             "--device", "cpu"]
     status, screen = _run_on_a_terminal(argv, columns=40)

@@ -33,7 +33,7 @@ def lps_files(tmp_path):
 def test_segment_writes_labels_on_the_input_grid(lps_files, tmp_path, capsys, method):
     img, mask, truth, affine = lps_files
     out = tmp_path / "labels.nii.gz"
-    status = main(["segment", str(img), "-o", str(out), "--method", method,
+    status = main(["segment", str(img), "--force", "-o", str(out), "--method", method,
                    "--mask", str(mask), "--device", "cpu", "--param", "contrast=t1"])
     assert status == 0
     written = nib.load(out)
@@ -48,7 +48,7 @@ def test_segment_writes_labels_on_the_input_grid(lps_files, tmp_path, capsys, me
 def test_segment_without_mask_and_with_params(lps_files, tmp_path):
     img, _, truth, _ = lps_files
     out = tmp_path / "rd.nii.gz"
-    status = main(["segment", str(img), "-o", str(out), "--method", "reaction_diffusion",
+    status = main(["segment", str(img), "--force", "-o", str(out), "--method", "reaction_diffusion",
                    "--param", "iterations=20", "--param", "diffusion=0.1"])
     assert status == 0
     labels = np.asarray(nib.load(out).dataobj)
@@ -60,11 +60,13 @@ def test_segment_without_mask_and_with_params(lps_files, tmp_path):
 def test_bad_param_exits_2_with_one_line(lps_files, tmp_path, capsys, bad):
     img, _, _, _ = lps_files
     out = tmp_path / "x.nii.gz"
-    status = main(["segment", str(img), "-o", str(out), "--method", "reaction_diffusion",
+    status = main(["segment", str(img), "--force", "-o", str(out), "--method", "reaction_diffusion",
                    "--param", bad])
     assert status == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and err[0].startswith("delineo-engine: error:")
+    # the toy image is no head: run with --force, its warning may precede the error
+    assert err[-1].startswith("delineo-engine: error:")
+    assert all(line.startswith("delineo-engine: warning: field of view") for line in err[:-1])
     assert not out.exists()
 
 
@@ -83,9 +85,11 @@ def test_methods_lists_every_method(capsys):
     for name, spec in METHODS.items():
         assert name in text and spec.summary in text
     assert "--param dt=" in text and "mm²/t.u." in text
+    assert "made for: MR brain/head (T1, T2, PD), voxels 0.5-3 mm" in text
     assert main(["methods", "--json"]) == 0
     facts = json.loads(capsys.readouterr().out)
     assert {m["name"] for m in facts} == set(METHODS)
+    assert all(m["made_for"].startswith("MR brain/head") for m in facts)
     rd = next(m for m in facts if m["name"] == "reaction_diffusion")
     names = {p["name"] for p in rd["parameters"]}
     assert {"diffusion", "alpha", "beta", "dt", "iterations"} <= names

@@ -125,8 +125,8 @@ def test_compare_command_agrees_with_evaluate(tmp_path, capsys):
     nib.save(nib.Nifti1Image(vol.array, affine), img)
     nib.save(nib.Nifti1Image(truth.astype(np.uint8), affine), gt)
     out = tmp_path / "cmp"
-    assert main(["compare", str(img), "--ground-truth", str(gt), "--pipelines", "otsu,gmm",
-                 "--out", str(out), "--mask-from-truth"]) == 0
+    assert main(["compare", str(img), "--force", "--ground-truth", str(gt),
+                 "--pipelines", "otsu,gmm", "--out", str(out), "--mask-from-truth"]) == 0
     with (out / "comparison.csv").open() as fh:
         rows = list(csv.DictReader(fh))
     assert (out / "comparison.md").stat().st_size > 0 and (out / "montage.png").stat().st_size > 0

@@ -32,8 +32,9 @@ def ras_flipped_files(tmp_path):
 def test_segment_pipeline_writes_labels_on_the_input_grid(ras_flipped_files, tmp_path, capsys):
     img, mask, truth, affine = ras_flipped_files
     out = tmp_path / "gmm.nii.gz"
-    status = main(["segment", str(img), "-o", str(out), "--pipeline", "gmm", "--mask", str(mask),
-                   "--device", "cpu", "--param", "iterations=5", "--param", "gmm.mrf_beta=0.5"])
+    status = main(["segment", str(img), "--force", "-o", str(out), "--pipeline", "gmm",
+                   "--mask", str(mask), "--device", "cpu", "--param", "iterations=5",
+                   "--param", "gmm.mrf_beta=0.5"])
     assert status == 0
     written = nib.load(out)
     assert written.shape == truth.shape
@@ -48,17 +49,17 @@ def test_segment_pipeline_writes_labels_on_the_input_grid(ras_flipped_files, tmp
 def test_segment_pipeline_matches_the_method_alone(ras_flipped_files, tmp_path):
     img, mask, _, _ = ras_flipped_files
     a, b = tmp_path / "a.nii.gz", tmp_path / "b.nii.gz"
-    assert main(["segment", str(img), "-o", str(a), "--pipeline", "otsu", "--mask", str(mask),
-                 "--device", "cpu"]) == 0
-    assert main(["segment", str(img), "-o", str(b), "--method", "otsu", "--mask", str(mask),
-                 "--device", "cpu"]) == 0
+    assert main(["segment", str(img), "--force", "-o", str(a), "--pipeline", "otsu",
+                 "--mask", str(mask), "--device", "cpu"]) == 0
+    assert main(["segment", str(img), "--force", "-o", str(b), "--method", "otsu",
+                 "--mask", str(mask), "--device", "cpu"]) == 0
     assert np.array_equal(np.asarray(nib.load(a).dataobj), np.asarray(nib.load(b).dataobj))
 
 
 def test_method_and_pipeline_are_exclusive(ras_flipped_files, tmp_path, capsys):
     img, _, _, _ = ras_flipped_files
     with pytest.raises(SystemExit) as info:
-        main(["segment", str(img), "-o", str(tmp_path / "x.nii.gz"), "--method", "otsu",
+        main(["segment", str(img), "--force", "-o", str(tmp_path / "x.nii.gz"), "--method", "otsu",
               "--pipeline", "otsu"])
     assert info.value.code == 2
     assert "not allowed with argument" in capsys.readouterr().err
@@ -71,7 +72,7 @@ def test_unknown_pipeline_and_bad_params_exit_2(ras_flipped_files, tmp_path, cap
                   ["--pipeline", "otsu", "--param", "bins=3"],
                   ["--pipeline", "otsu", "--param", "nonsense=1"],
                   ["--pipeline", "otsu", "--param", "gmm.iterations=4"]):
-        assert main(["segment", str(img), "-o", str(out), *extra]) == 2
+        assert main(["segment", str(img), "--force", "-o", str(out), *extra]) == 2
         err = capsys.readouterr().err.strip().splitlines()
         assert len(err) == 1 and err[0].startswith("delineo-engine: error:"), extra
     assert not out.exists()
@@ -85,7 +86,7 @@ def test_cnn_pipeline_without_weights_fails_clearly(ras_flipped_files, tmp_path,
     monkeypatch.setattr(cnn, "_PREDICTORS", {})  # no network loaded by an earlier test
     img, _, _, _ = ras_flipped_files
     out = tmp_path / "cnn.nii.gz"
-    assert main(["segment", str(img), "-o", str(out), "--pipeline", "cnn",
+    assert main(["segment", str(img), "--force", "-o", str(out), "--pipeline", "cnn",
                  "--device", "cpu"]) == 3  # missing weights: a data error
     last = capsys.readouterr().err.strip().splitlines()[-1]  # after the progress lines
     assert last.startswith("delineo-engine: error:")

@@ -199,6 +199,7 @@ def test_a_pipeline_result_fills_the_table(qtbot, window, tissue_phantom):
     methods = window.methods
     methods.panel.select_pipeline("otsu")
     methods.panel.set_mask_source("truth")
+    methods.panel.force.setChecked(True)  # the small test phantom is no head-sized volume
     with qtbot.waitSignal(methods.pipelines.finished, timeout=60_000):
         methods.panel.run()
     table = _open(window).table

@@ -25,7 +25,28 @@ def phantom_window(window, tissue_phantom):
 
 @pytest.fixture
 def dock(phantom_window):
-    return phantom_window.methods.panel
+    panel = phantom_window.methods.panel
+    panel.force.setChecked(True)  # the small test phantom is no head-sized volume
+    return panel
+
+
+def test_outside_the_declared_use_asks_for_the_checkbox(qtbot, phantom_window):
+    panel = phantom_window.methods.panel
+    methods = phantom_window.methods
+    assert not panel.force.isChecked()
+    panel.select_pipeline("otsu")
+    panel.set_mask_source("truth")
+    before = list(phantom_window.layers.labels)
+    with qtbot.waitSignal(methods.pipelines.failed, timeout=10_000) as blocker:
+        assert panel.run() is None
+    text = blocker.args[0]
+    assert text.startswith("otsu: field of view") and "Run outside the declared use" in text
+    assert phantom_window.layers.labels == before
+    panel.force.setChecked(True)
+    with qtbot.waitSignal(methods.pipelines.finished, timeout=120_000) as done:
+        assert panel.run() is not None
+    warnings = done.args[0].labelmap.metadata["warnings"]
+    assert len(warnings) == 1 and warnings[0].startswith("field of view")
 
 
 def test_the_window_offers_what_the_controller_needs(window):

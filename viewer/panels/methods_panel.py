@@ -197,6 +197,12 @@ class MethodsPanel(QWidget):
                              "rough mask from the image (Otsu foreground, largest component)")
         where.addRow("Brain mask", _compact(self.mask))
         layout.addLayout(where)
+        self.force = QCheckBox("Run outside the declared use", body)
+        self.force.setObjectName("forceOutsideUse")
+        self.force.setToolTip("Every method is made for brain MR (0.5-3 mm voxels, a head's "
+                              "field of view, a 3-D volume); tick to run it on other images "
+                              "anyway -- the result layer keeps the warning")
+        layout.addWidget(self.force)
 
         buttons = QHBoxLayout()
         self.run_button = QPushButton("Run", body)
@@ -413,7 +419,8 @@ class MethodsPanel(QWidget):
         except DelineoError as exc:
             self._failed(str(exc))
             return None
-        return self.runner.run(pipe, device=self.device_name, mask=str(self.mask.currentData()))
+        return self.runner.run(pipe, device=self.device_name, mask=str(self.mask.currentData()),
+                               force=self.force.isChecked())
 
     def cancel(self) -> None:
         self.runner.cancel()

@@ -1,0 +1,157 @@
+"""Is a method or pipeline meant for this image? -- :func:`check_applicability`.
+
+Every :class:`~engine.core.steps.MethodSpec` carries an
+:class:`~engine.core.steps.Applicability`: the modality, body part, contrasts,
+voxel spacing, field of view and fewest slices it was made for. A pipeline is
+meant for what all its method steps are meant for. :func:`check_applicability`
+compares a volume with that declaration using only what the volume carries
+(modality, metadata, spacing, shape, values) and returns one-line reasons,
+empty when the image fits.
+
+Rules (nothing is guessed silently):
+
+* **modality**: ``Volume.modality`` when known (DICOM Modality); ``"CT"`` or any
+  modality not declared is a reason. When unknown (a NIfTI carries none), the
+  values decide: Hounsfield-like values (air near -1000 and dense tissue, see
+  :func:`engine.display.looks_like_ct`) are taken as CT; anything else is
+  accepted as MR.
+* **body part**: ``metadata["body_part"]`` (DICOM BodyPartExamined) when a
+  reader provides it; otherwise the field of view stands in for it.
+* **field of view**: the extents (shape x spacing) of the two longest axes must
+  lie in the declared range (100-400 mm: a head is about 120-250 mm across).
+* **spacing**: every axis within the declared range (0.5-3 mm).
+* **slices**: every axis at least ``min_slices`` voxels (a single 2-D slice fails).
+* **contrast** is declared but not checked: nothing in a volume says it reliably.
+
+Examples
+--------
+>>> import numpy as np
+>>> from engine.core.volume import Volume
+>>> from engine.methods import get_method
+>>> ct = Volume(np.full((128, 128), -1000.0), np.diag([0.7, 0.7, 5.0, 1.0]), modality="CT")
+>>> check_applicability(ct, get_method("otsu"))[0]
+'modality CT: otsu is made for MR'
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import numpy as np
+
+from ..core.errors import DelineoError
+from ..core.steps import Applicability, MethodSpec
+from ..core.volume import Volume
+from ..display import looks_like_ct
+
+__all__ = [
+    "Applicability",
+    "NotApplicableError",
+    "applicability_of",
+    "check_applicability",
+    "describe_applicability",
+]
+
+log = logging.getLogger(__name__)
+
+_TOL = 1e-3
+
+
+class NotApplicableError(DelineoError):
+    """A method or pipeline was asked to run on an image outside its declared use."""
+
+
+def applicability_of(spec: Any) -> tuple[str, list[Applicability]]:
+    """``(name, declarations)`` of a MethodSpec, a Pipeline or an Applicability."""
+    if isinstance(spec, Applicability):
+        return "the method", [spec]
+    if isinstance(spec, MethodSpec):
+        return spec.name, [spec.applicability]
+    steps = getattr(spec, "steps", None)
+    if steps is not None:
+        from .registry import METHODS
+
+        found = []
+        for step in steps:
+            method = METHODS.get(step.name)
+            if method is not None:
+                found.append(method.applicability)
+        return spec.name, found or [Applicability()]
+    raise TypeError(f"no applicability for {type(spec).__name__}")
+
+
+def _merge(items: list[Applicability]) -> Applicability:
+    """The narrowest declaration that satisfies every item."""
+    first = items[0]
+    mods = tuple(m for m in first.modalities if all(m in a.modalities for a in items))
+    parts = tuple(b for b in first.body_parts if all(b in a.body_parts for a in items))
+    cons = tuple(c for c in first.contrasts if all(c in a.contrasts for a in items))
+    return Applicability(
+        modalities=mods,
+        body_parts=parts,
+        contrasts=cons,
+        spacing_mm=(max(a.spacing_mm[0] for a in items), min(a.spacing_mm[1] for a in items)),
+        fov_mm=(max(a.fov_mm[0] for a in items), min(a.fov_mm[1] for a in items)),
+        min_slices=max(a.min_slices for a in items),
+    )
+
+
+def describe_applicability(spec: Any) -> str:
+    """One line: what *spec* is made for, e.g. ``MR brain/head (T1, T2, PD), 0.5-3 mm ...``."""
+    _, items = applicability_of(spec)
+    a = _merge(items)
+    return (f"{'/'.join(a.modalities)} {'/'.join(b.lower() for b in a.body_parts)} "
+            f"({', '.join(a.contrasts)}), voxels {a.spacing_mm[0]:g}-{a.spacing_mm[1]:g} mm, "
+            f"field of view {a.fov_mm[0]:g}-{a.fov_mm[1]:g} mm, "
+            f"at least {a.min_slices} slices")
+
+
+def check_applicability(volume: Volume, spec: Any) -> list[str]:
+    """Reasons why *spec* (MethodSpec, Pipeline or Applicability) does not fit *volume*.
+
+    Parameters
+    ----------
+    volume : Volume
+        The image to be segmented.
+    spec : MethodSpec, Pipeline or Applicability
+        What is to run.
+
+    Returns
+    -------
+    list of str
+        One-line reasons; empty when the image is within the declared use.
+    """
+    name, items = applicability_of(spec)
+    a = _merge(items)
+    reasons: list[str] = []
+    wanted = "/".join(a.modalities) or "no modality"
+    modality = (volume.modality or "unknown").strip().upper()
+    if modality in ("", "UNKNOWN", "OT"):
+        if looks_like_ct(volume.array) and "CT" not in a.modalities:
+            reasons.append(f"values look like CT (Hounsfield units near -1000): "
+                           f"{name} is made for {wanted}")
+    elif modality not in a.modalities:
+        reasons.append(f"modality {modality}: {name} is made for {wanted}")
+    body = str(volume.metadata.get("body_part", "") or "").strip().upper()
+    if body and a.body_parts and not any(b in body for b in a.body_parts):
+        reasons.append(f"body part {body}: {name} is made for "
+                       + "/".join(b.lower() for b in a.body_parts))
+    shape = np.array(volume.shape)
+    spacing = np.array(volume.spacing, dtype=float)
+    if shape.min() < a.min_slices:
+        reasons.append(f"{int(shape.min())} slice(s) along one axis (shape "
+                       + "x".join(str(int(n)) for n in shape)
+                       + f"): {name} needs a 3-D volume with at least {a.min_slices}")
+    lo, hi = a.spacing_mm
+    if spacing.min() < lo - _TOL or spacing.max() > hi + _TOL:
+        reasons.append("voxel spacing " + "x".join(f"{s:.3g}" for s in spacing)
+                       + f" mm: {name} is made for {lo:g}-{hi:g} mm")
+    extent = np.sort(shape * spacing)[::-1][:2]
+    lo, hi = a.fov_mm
+    if extent.min() < lo - _TOL or extent.max() > hi + _TOL:
+        reasons.append("field of view " + "x".join(f"{e:.0f}" for e in extent)
+                       + f" mm: {name} is made for a head ({lo:g}-{hi:g} mm across)")
+    if reasons:
+        log.info("%s outside its declared use: %s", name, "; ".join(reasons))
+    return reasons
