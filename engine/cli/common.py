@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 
 from ..core.errors import ParameterError, WriteError, unknown_name
-from ..io.atomic import full_suffix, owned_folder
+from ..io.atomic import full_suffix, missing_folders, owned_folder
 from . import progress
 
 __all__ = [
@@ -173,7 +173,8 @@ def check_output_folder(path: str | Path) -> Path:
     out = Path(path)
     if out.exists() and not out.is_dir():
         raise WriteError("exists and is not a folder", path=out)
-    existing = next(p for p in (out.absolute(), *out.absolute().parents) if p.exists())
+    missing = missing_folders(out)
+    existing = missing[-1].parent if missing else out.absolute()
     if not existing.is_dir() or not os.access(existing, os.W_OK):
         raise WriteError("cannot create the output folder here", path=existing)
     return out
