@@ -15,12 +15,15 @@ log() { printf '[delineo setup] %s\n' "$*" >&2; }
 quiet_pip() { "$VENV/bin/python" -m pip "$@" 2> >(grep -v "is ignored: it is neither a file" >&2); }
 
 # Qt (PySide6) needs these shared libraries; Xvfb and the xcb extras let the
-# app run on a virtual screen for screenshots.
+# app run on a virtual screen for screenshots. Orthanc is the PACS the tests
+# start on loopback (the Debian service is stopped and disabled right away:
+# the tests run their own server with temporary storage).
 QT_DEBS=(libegl1 libgl1 libopengl0 libglib2.0-0 libxkbcommon0 libxkbcommon-x11-0
          libfontconfig1 libfreetype6 libdbus-1-3 libx11-xcb1 libxcb-cursor0
          libxcb-icccm4 libxcb-image0 libxcb-keysyms1 libxcb-randr0 libxcb-render-util0
          libxcb-shape0 libxcb-xinerama0 libxcb-xkb1 libxcb-xfixes0 libsm6 libice6
-         fonts-dejavu-core xvfb xauth)
+         fonts-dejavu-core xvfb xauth
+         orthanc orthanc-dicomweb)  # a real PACS on 127.0.0.1 for the DICOMweb tests
 
 install_system_libraries() {
   command -v dpkg-query >/dev/null 2>&1 || { log "not a Debian system: skipping apt"; return 0; }
@@ -38,6 +41,8 @@ install_system_libraries() {
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq >/dev/null
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  # The tests start their own Orthanc; the system service must not hold port 4242/8042.
+  if command -v service >/dev/null 2>&1; then service orthanc stop >/dev/null 2>&1 || true; fi
 }
 
 install_python_packages() {

@@ -67,11 +67,14 @@ LAYERS = {
     "io": 1,
     "display": 1,
     "data": 2,
+    "pacs": 2,
     "models": 3,
     "methods": 4,
     "editing": 5,
     "evaluation": 5,
-    "cli": 6,
+    "lesions": 5,
+    "reports": 6,
+    "cli": 7,
 }
 MAX_LOOSE_MODULES = 6
 
