@@ -67,8 +67,9 @@ class Applicability:
     body_parts : tuple of str
         Body parts, upper case as in DICOM BodyPartExamined (``("BRAIN", "HEAD")``).
     contrasts : tuple of str
-        Image contrasts it was designed or trained for (documentation: a volume
-        does not say its contrast reliably, so this is not checked).
+        Image contrasts it was designed or trained for; checked when the
+        image's acquisition facts name its contrast
+        (:func:`engine.methods.applicability.infer_contrast`).
     spacing_mm : (float, float)
         Smallest and largest voxel spacing, every axis, in mm.
     fov_mm : (float, float)

@@ -45,6 +45,9 @@ MAX_BYTES = 8 * 1024**3
 #: NIfTI extension code for free text; Delineo stores its label table there as JSON.
 _EXT_COMMENT = 6
 _LABELS_TAG = "delineo-labels:"
+_RESULT_TAG = "delineo-result:"
+#: Metadata keys of a segmentation result kept in a label file's header extension.
+RESULT_KEYS = ("method", "pipeline", "pipeline_description", "warnings", "plausibility")
 _NIFTI1_DIM_MAX = 32767
 
 
@@ -226,6 +229,45 @@ def _validate_header(path: Path, img: Any, gzipped: bool, volume_index: int) -> 
     return warnings
 
 
+def result_facts(metadata: dict[str, Any]) -> dict[str, Any]:
+    """What a label map's metadata says about the result it is (method, warnings, ...).
+
+    Only for results: empty unless ``method`` or ``pipeline`` is set. The keys
+    are :data:`RESULT_KEYS`; values must be JSON-friendly.
+    """
+    if not (metadata.get("method") or metadata.get("pipeline")):
+        return {}
+    return {k: metadata[k] for k in RESULT_KEYS if metadata.get(k) not in (None, "", [], {})}
+
+
+def _result_description(facts: dict[str, Any]) -> str:
+    """The 80-byte NIfTI ``descrip`` of a result: what made it and whether to trust it."""
+    what = facts.get("pipeline") or facts.get("method") or "result"
+    text = f"Delineo {what}"
+    if facts.get("warnings"):
+        text += f"; OUTSIDE DECLARED USE ({len(facts['warnings'])} warning(s))"
+    verdict = (facts.get("plausibility") or {}).get("verdict")
+    if verdict:
+        text += f"; {verdict}"
+    return text.encode("ascii", "replace")[:79].decode("ascii")
+
+
+def _read_result_extension(hdr: Any) -> dict[str, Any]:
+    for ext in getattr(hdr, "extensions", []):
+        try:
+            if ext.get_code() != _EXT_COMMENT:
+                continue
+            text = ext.get_content()
+            text = text.decode("utf-8", "replace") if isinstance(text, bytes) else str(text)
+            if text.startswith(_RESULT_TAG):
+                facts = json.loads(text[len(_RESULT_TAG):].rstrip("\x00"))
+                if isinstance(facts, dict):
+                    return {k: v for k, v in facts.items() if k in RESULT_KEYS}
+        except (ValueError, TypeError, json.JSONDecodeError):
+            log.warning("ignoring an unreadable Delineo result record in the NIfTI header")
+    return {}
+
+
 def _read_labels_extension(hdr: Any) -> LabelTable | None:
     for ext in getattr(hdr, "extensions", []):
         try:
@@ -346,6 +388,15 @@ def read_nifti(path: str | Path, *, volume_index: int = 0) -> Volume:
     table = _read_labels_extension(hdr)
     if table is not None:
         metadata["labels"] = table
+    result = _read_result_extension(hdr)
+    if result:
+        # A Delineo result: who made it, and its warnings (e.g. run outside the declared use).
+        metadata["result"] = result
+        for key in ("method", "pipeline", "pipeline_description", "plausibility"):
+            if key in result:
+                metadata[key] = result[key]
+        metadata["warnings"] = list(warnings) + [
+            w for w in result.get("warnings", []) if w not in warnings]
     spatial = data.reshape(data.shape[:3]) if data.ndim > 3 else data
     return Volume.from_file_array(
         spatial,
@@ -390,7 +441,10 @@ def write_nifti(volume: Volume, path: str | Path, *, geometry: str = "source") -
         any viewer. ``"canonical"`` writes Delineo's RAS+ grid.
 
     Label maps are written with the smallest integer type that holds them,
-    ``intent`` *label*, unit scaling and the label table in a header extension.
+    ``intent`` *label*, unit scaling and the label table in a header extension;
+    a segmentation result also keeps what made it and its warnings
+    (:func:`result_facts`) in a second extension and in ``descrip``, so a
+    label file run outside its declared use says so wherever it goes.
     NIfTI-2 is used when a dimension exceeds NIfTI-1's 32767 limit.
     """
     path = Path(path)
@@ -443,6 +497,12 @@ def write_nifti(volume: Volume, path: str | Path, *, geometry: str = "source") -
         hdr["cal_min"], hdr["cal_max"] = 0, float(array.max() if array.size else 0)
         payload = _LABELS_TAG + json.dumps(volume.labels.to_json())
         hdr.extensions.append(nib.nifti1.Nifti1Extension(_EXT_COMMENT, payload.encode("utf-8")))
+        facts = result_facts(volume.metadata)
+        if facts:
+            payload = _RESULT_TAG + json.dumps(facts, default=str)
+            hdr.extensions.append(
+                nib.nifti1.Nifti1Extension(_EXT_COMMENT, payload.encode("utf-8")))
+            hdr["descrip"] = _result_description(facts)
     else:
         hdr["cal_min"], hdr["cal_max"] = 0, 0
     try:

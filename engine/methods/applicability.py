@@ -21,7 +21,13 @@ Rules (nothing is guessed silently):
   lie in the declared range (100-400 mm: a head is about 120-250 mm across).
 * **spacing**: every axis within the declared range (0.5-3 mm).
 * **slices**: every axis at least ``min_slices`` voxels (a single 2-D slice fails).
-* **contrast** is declared but not checked: nothing in a volume says it reliably.
+* **contrast**: inferred by :func:`infer_contrast` from what a DICOM file says
+  about its acquisition (``metadata["acquisition"]``: series and protocol names,
+  ImageType, sequence, TR/TE/TI, b-value). A contrast the method is not made for
+  (FLAIR, diffusion, susceptibility, angiography, perfusion, BOLD) is a reason;
+  when nothing says which contrast an image has (a NIfTI file, a DICOM file with
+  no usable names or timings), the contrast is not checked and
+  :func:`check_applicability` says nothing about it.
 
 Examples
 --------
@@ -51,6 +57,7 @@ __all__ = [
     "applicability_of",
     "check_applicability",
     "describe_applicability",
+    "infer_contrast",
 ]
 
 log = logging.getLogger(__name__)
@@ -97,6 +104,96 @@ def _merge(items: list[Applicability]) -> Applicability:
     )
 
 
+# Words in series, protocol and sequence names that name a contrast, checked in this
+# order (the first match wins): specific sequences first, T1/T2/PD last, so that
+# "T2 FLAIR" is FLAIR and "T2*" is susceptibility, while "T1 FLAIR" is a T1.
+_CONTRAST_WORDS: tuple[tuple[str, str], ...] = (
+    (r"\b(dwi|dti|diff\w*|adc|trace\w?|b\d{3,4})\b", "DWI"),
+    (r"\b(swi|swan|t2star|hemo\w*)\b|\bt2\*", "SWI"),
+    (r"\b(tof|angio\w*|mra)\b", "MRA"),
+    (r"\b(perf\w*|pwi|dsc|dce|asl|pcasl|pasl)\b", "perfusion"),
+    (r"\b(bold|fmri|resting|rest|task)\b", "BOLD"),
+    (r"\b(t1 ?flair|t1w?|t1\w+)\b|\bmp ?rage\b|\bmp2rage\b|\bf?spgr\b|\bbravo\b|"
+     r"\btfl\b", "T1"),
+    (r"\b(flair|dark ?fluid|tirm)\b", "FLAIR"),
+    (r"\b(pd|pdw|proton density)\b", "PD"),
+    (r"\bt2w?\b", "T2"),
+)
+_DIFFUSION_IMAGE_TYPES = {"DIFFUSION", "ADC", "TRACEW", "FA", "EADC", "TRACE"}
+
+
+def infer_contrast(metadata: dict[str, Any]) -> tuple[str | None, str]:
+    """The image contrast a volume's metadata names, and the evidence for it.
+
+    Parameters
+    ----------
+    metadata : dict
+        :attr:`Volume.metadata`; only ``metadata["acquisition"]`` (filled by
+        the DICOM reader) is used.
+
+    Returns
+    -------
+    (contrast, evidence) : (str or None, str)
+        ``contrast`` is ``"T1"``, ``"T2"``, ``"PD"``, ``"FLAIR"``, ``"DWI"``,
+        ``"SWI"``, ``"MRA"``, ``"perfusion"``, ``"BOLD"`` or ``None`` when
+        nothing says; ``evidence`` is a short phrase for messages.
+
+    Names are trusted before timings: a description such as ``"AX T2 FLAIR"``
+    names the contrast directly; without a telling name, the repetition, echo
+    and inversion times decide (inversion time above 1500 ms with a long echo:
+    FLAIR; 300-1200 ms: T1 inversion recovery; TR < 1000 ms and TE < 30 ms: T1;
+    TR >= 1800 ms with TE >= 70 ms: T2, with TE <= 40 ms: PD).
+
+    Examples
+    --------
+    >>> infer_contrast({"acquisition": {"series_description": "AX T2 FLAIR"}})
+    ('FLAIR', "series description 'AX T2 FLAIR'")
+    >>> infer_contrast({"acquisition": {"repetition_time_ms": 4000.0, "echo_time_ms": 100.0}})
+    ('T2', 'TR 4000 ms, TE 100 ms')
+    >>> infer_contrast({})
+    (None, 'no acquisition facts')
+    """
+    import re
+
+    facts = metadata.get("acquisition") or {}
+    if not isinstance(facts, dict) or not facts:
+        return None, "no acquisition facts"
+    image_type = {t.strip().upper() for t in str(facts.get("image_type", "")).split("\\")}
+    if image_type & _DIFFUSION_IMAGE_TYPES:
+        return "DWI", "image type " + str(facts["image_type"])
+    b_value = facts.get("diffusion_b_value")
+    if isinstance(b_value, int | float) and b_value > 0:
+        return "DWI", f"b-value {b_value:g}"
+    for key, what in (("series_description", "series description"),
+                      ("protocol_name", "protocol name"),
+                      ("sequence_name", "sequence name")):
+        # Underscores and hyphens separate words in protocol names ("t1_mprage_sag").
+        text = re.sub(r"[_\-]+", " ", str(facts.get(key, "")).lower())
+        if not text:
+            continue
+        for pattern, contrast in _CONTRAST_WORDS:
+            if re.search(pattern, text):
+                return contrast, f"{what} {facts[key]!r}"
+    tr = facts.get("repetition_time_ms")
+    te = facts.get("echo_time_ms")
+    ti = facts.get("inversion_time_ms")
+    timing = ", ".join(f"{n} {v:g} ms" for n, v in (("TR", tr), ("TE", te), ("TI", ti))
+                       if isinstance(v, int | float))
+    if isinstance(ti, int | float) and ti > 0:
+        if ti > 1500 and isinstance(te, int | float) and te >= 60:
+            return "FLAIR", timing
+        if 300 <= ti <= 1200:
+            return "T1", timing
+    if isinstance(tr, int | float) and isinstance(te, int | float) and tr > 0 and te > 0:
+        if tr < 1000 and te < 30:
+            return "T1", timing
+        if tr >= 1800 and te >= 70:
+            return "T2", timing
+        if tr >= 1800 and te <= 40:
+            return "PD", timing
+    return None, f"no telling name or timing ({timing or 'none'})"
+
+
 def describe_applicability(spec: Any) -> str:
     """One line: what *spec* is made for, e.g. ``MR brain/head (T1, T2, PD), 0.5-3 mm ...``."""
     _, items = applicability_of(spec)
@@ -137,6 +234,11 @@ def check_applicability(volume: Volume, spec: Any) -> list[str]:
     if body and a.body_parts and not any(b in body for b in a.body_parts):
         reasons.append(f"body part {body}: {name} is made for "
                        + "/".join(b.lower() for b in a.body_parts))
+    if modality in ("MR", "", "UNKNOWN", "OT") and a.contrasts:
+        contrast, evidence = infer_contrast(volume.metadata)
+        if contrast is not None and contrast not in a.contrasts:
+            reasons.append(f"contrast {contrast} ({evidence}): {name} is made for "
+                           + ", ".join(a.contrasts))
     shape = np.array(volume.shape)
     spacing = np.array(volume.spacing, dtype=float)
     if shape.min() < a.min_slices:

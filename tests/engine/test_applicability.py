@@ -16,7 +16,11 @@ from engine.data.phantom import synthesize_phantom
 from engine.io import load
 from engine.io.resample import resample_to
 from engine.methods import METHODS, get_method
-from engine.methods.applicability import check_applicability, describe_applicability
+from engine.methods.applicability import (
+    check_applicability,
+    describe_applicability,
+    infer_contrast,
+)
 from engine.methods.pipeline import PIPELINES, get_pipeline
 
 SPECS = [METHODS[n] for n in sorted(METHODS)] + [get_pipeline(n) for n in sorted(PIPELINES)]
@@ -177,3 +181,76 @@ def test_cli_evaluate_and_compare_stop_too(tmp_path, capsys):
     assert not out.exists()
     assert main([*compare, "--force", "--json"]) == 0
     assert "CT" in json.loads(capsys.readouterr().out)["warnings"]["otsu"][0]
+
+
+# -- contrast --------------------------------------------------------------------------
+def _mr_series(tmp_path, description: str, **attrs) -> Volume:
+    """A T1 phantom block written as an MR DICOM series with *description* and *attrs*."""
+    import pydicom
+
+    from tests.engine.dicom_factory import MR_IMAGE_STORAGE, write_series
+
+    vol = _phantom("t1")
+    block = np.ascontiguousarray(vol.array[40:160, 40:190, 60:70]).astype(np.int16)
+    paths = write_series(tmp_path / "series", block, vol.affine, modality="MR",
+                         description=description)
+    for path in paths:
+        ds = pydicom.dcmread(path)
+        ds.SOPClassUID = MR_IMAGE_STORAGE
+        ds.file_meta.MediaStorageSOPClassUID = MR_IMAGE_STORAGE
+        for key, value in attrs.items():
+            setattr(ds, key, value)
+        ds.save_as(path)
+    return load(tmp_path / "series")
+
+
+@pytest.mark.parametrize(("description", "attrs", "contrast"), [
+    ("AX T1 MPRAGE", {}, "T1"),
+    ("sag t1_mprage_iso", {}, "T1"),
+    ("AX T2 TSE", {}, "T2"),
+    ("PD_TSE_AX", {}, "PD"),
+    ("AX T2 FLAIR", {}, "FLAIR"),
+    ("T1 FLAIR AX", {}, "T1"),
+    ("ep2d_diff_3scan_trace", {}, "DWI"),
+    ("AXIAL", {"ImageType": ["DERIVED", "PRIMARY", "DIFFUSION", "ADC"]}, "DWI"),
+    ("SWI_Images", {}, "SWI"),
+    ("TOF_3D_multi-slab", {}, "MRA"),
+    ("AXIAL", {"RepetitionTime": "9000", "EchoTime": "120", "InversionTime": "2500"}, "FLAIR"),
+    ("AXIAL", {"RepetitionTime": "450", "EchoTime": "12"}, "T1"),
+    ("AXIAL", {"RepetitionTime": "3000", "EchoTime": "15"}, "PD"),
+    ("AXIAL", {}, None),
+])
+def test_contrast_is_read_from_the_dicom_series(tmp_path, description, attrs, contrast):
+    vol = _mr_series(tmp_path, description, **attrs)
+    found, evidence = infer_contrast(vol.metadata)
+    assert found == contrast, evidence
+    reasons = check_applicability(vol, get_method("delineo"))
+    if contrast in (None, "T1", "T2", "PD"):
+        assert not any("contrast" in r for r in reasons), reasons
+    else:
+        assert any(r.startswith(f"contrast {contrast}") for r in reasons), reasons
+
+
+def test_cli_segment_refuses_a_diffusion_series(tmp_path, capsys):
+    _mr_series(tmp_path, "ep2d_diff_b1000_TRACEW")
+    out = tmp_path / "labels.nii.gz"
+    assert main(["segment", str(tmp_path / "series"), "-o", str(out), "--method", "otsu",
+                 "--device", "cpu"]) == 3
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert "contrast DWI" in err and "made for T1, T2, PD" in err and "--force" in err
+    assert not out.exists()
+
+
+def test_forced_result_carries_its_warnings_in_the_label_file(tmp_path, capsys):
+    """--force: the label file itself says it was made outside the declared use."""
+    img = _ct_block_file(tmp_path)
+    out = tmp_path / "labels.nii.gz"
+    assert main(["segment", str(img), "-o", str(out), "--method", "otsu", "--device", "cpu",
+                 "--force"]) == 0
+    capsys.readouterr()
+    back = load(out)
+    assert back.metadata["method"] == "otsu"
+    assert any("CT" in w for w in back.metadata["result"]["warnings"])
+    assert "OUTSIDE DECLARED USE" in back.metadata["description"]
+    assert main(["info", str(out)]) == 0
+    assert "OUTSIDE DECLARED USE" in capsys.readouterr().out

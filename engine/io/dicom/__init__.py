@@ -267,6 +267,8 @@ def _read_series(
         "patient_position": first.info.get("patient_position", ""),
         "modality": info.modality,
         "manufacturer": first.info.get("manufacturer", ""),
+        "body_part": first.info.get("body_part", ""),
+        "acquisition": first.info.get("acquisition", {}),
         "n_slices": int(array.shape[2]),
         "n_files": len(headers),
         "slice_spacing": float(plan.slice_spacing),

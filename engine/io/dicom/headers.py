@@ -471,6 +471,49 @@ def _validate_image(ds: Dataset, header: _Header, length: int | None, available:
 
 
 
+def _multi(ds: Dataset, keyword: str) -> str:
+    """A multi-valued string attribute as DICOM writes it, values joined by backslashes."""
+    value = _value(ds, keyword)
+    if value is None:
+        return ""
+    if isinstance(value, str | bytes):
+        return _str(ds, keyword)
+    try:
+        return "\\".join(" ".join(str(v).split()) for v in value)
+    except TypeError:
+        return _str(ds, keyword)
+
+
+def _acquisition(ds: Dataset) -> dict[str, Any]:
+    """What the file says about how it was acquired (for the contrast check).
+
+    Only attributes present are kept: series and protocol names, ImageType,
+    the MR sequence attributes and timings (ms) and any contrast agent.
+    """
+    facts: dict[str, Any] = {}
+    for key, keyword in (("series_description", "SeriesDescription"),
+                         ("protocol_name", "ProtocolName"),
+                         ("sequence_name", "SequenceName"),
+                         ("contrast_agent", "ContrastBolusAgent")):
+        text = _str(ds, keyword)
+        if text:
+            facts[key] = text
+    for key, keyword in (("image_type", "ImageType"),
+                         ("scanning_sequence", "ScanningSequence"),
+                         ("sequence_variant", "SequenceVariant")):
+        text = _multi(ds, keyword)
+        if text:
+            facts[key] = text
+    for key, keyword in (("repetition_time_ms", "RepetitionTime"),
+                         ("echo_time_ms", "EchoTime"),
+                         ("inversion_time_ms", "InversionTime"),
+                         ("diffusion_b_value", "DiffusionBValue")):
+        value = _float(ds, keyword)
+        if value is not None:
+            facts[key] = value
+    return facts
+
+
 def _file_info(ds: Dataset) -> dict[str, Any]:
     """Small, JSON-friendly facts of one file for the volume metadata."""
     info: dict[str, Any] = {
@@ -479,6 +522,8 @@ def _file_info(ds: Dataset) -> dict[str, Any]:
         "rescale_type": _str(ds, "RescaleType"),
         "dose_units": _str(ds, "DoseUnits"),
         "has_modality_lut": "ModalityLUTSequence" in ds,
+        "body_part": _str(ds, "BodyPartExamined").upper(),
+        "acquisition": _acquisition(ds),
     }
     center, width = _float(ds, "WindowCenter"), _float(ds, "WindowWidth")
     if center is None or width is None:
