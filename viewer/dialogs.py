@@ -42,6 +42,12 @@ class Dialogs:
         box.setObjectName("errorDialog")
         box.exec()
 
+    def warning(self, title: str, message: str) -> None:
+        box = QMessageBox(QMessageBox.Icon.Warning, title, message,
+                          QMessageBox.StandardButton.Ok, self.parent)
+        box.setObjectName("warningDialog")
+        box.exec()
+
     def ask_resample(self, name: str, differences: list[str]) -> bool:
         """Ask whether to resample a label map whose grid differs from the image."""
         items = "".join(f"<li>{html.escape(d)}</li>" for d in differences)

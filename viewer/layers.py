@@ -36,7 +36,7 @@ log = logging.getLogger(__name__)
 #: A box of voxels in canonical array order: one slice per axis.
 BBox = tuple[slice, slice, slice]
 
-ROLES = ("edit", "truth", "result", "difference")
+ROLES = ("edit", "truth", "result", "difference", "uncertainty")
 
 
 def _value_range(array: np.ndarray) -> tuple[float, float]:

@@ -206,6 +206,7 @@ class MainWindow(QMainWindow):
             **self._edit_handlers(),
             "run_pipeline": self.run_pipeline,
             "compare_results": lambda: self.methods.open_comparison(),
+            "next_uncertain": lambda: self.methods.next_uncertain_region(),
             **{f"tool_{name}": tool(name) for name in self.tools},
         }
 
@@ -473,6 +474,10 @@ class MainWindow(QMainWindow):
     def show_message(self, text: str, timeout_ms: int = 8000) -> None:
         """A short note in the status bar (the read-out stays visible)."""
         self.status.show_note(text, timeout_ms)
+
+    def show_warning(self, title: str, text: str) -> None:
+        """A modal warning (a run refused outside its declared use, ...)."""
+        self.dialogs.warning(title, text)
 
     def _busy(self, busy: bool, description: str) -> None:
         self.status.set_busy(busy, description)

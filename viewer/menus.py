@@ -222,10 +222,11 @@ class Menus:
         return bar
 
     def add_segment_menu(self, pipelines: PipelineRunner, dock: QDockWidget) -> QMenu:
-        """The Segment menu, before Help: run, compare, cancel, the Refine tool, the dock."""
+        """The Segment menu, before Help: run, compare, cancel, the next uncertain region,
+        the Refine tool, the dock."""
         a = self.actions
         menu = QMenu("&Segment", self.window.menuBar())
-        menu.addActions([a["run_pipeline"], a["compare_results"]])
+        menu.addActions([a["run_pipeline"], a["compare_results"], a["next_uncertain"]])
         cancel = menu.addAction("&Cancel Pipeline")
         cancel.setObjectName("action_cancel_pipeline")
         cancel.triggered.connect(pipelines.cancel)

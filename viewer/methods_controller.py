@@ -27,6 +27,7 @@ from PySide6.QtWidgets import QGraphicsRectItem, QWidget
 
 from .comparison import ComparisonWindow
 from .panels.methods_panel import MethodsPanel
+from .panels.plausibility_box import PlausibilityBox
 from .pipeline_runner import EditsLike, PipelineRunner, RefineRunner
 
 if TYPE_CHECKING:
@@ -70,6 +71,10 @@ class MethodsHost(Protocol):
         """A short note in the status bar."""
         ...
 
+    def show_warning(self, title: str, text: str) -> None:
+        """A modal warning the reader must acknowledge (e.g. a refused run)."""
+        ...
+
     def set_tool(self, name: str) -> None:
         """Make *name* the active tool of the slice views."""
         ...
@@ -105,6 +110,13 @@ class MethodsController(QObject):
         self.panel.tool_requested.connect(host.set_tool)
         self.pipelines.finished.connect(self._pipeline_finished)
         self.pipelines.failed.connect(lambda text: host.show_message(text))
+        self.pipelines.refused.connect(self._refused)
+        self.plausibility = PlausibilityBox(
+            host.layers, host.cursor, self.panel.selected_result, self.pipelines.regions_of,
+            host.show_message, parent=self.panel)
+        self.panel.result_extras.addWidget(self.plausibility)
+        self.panel.results.currentIndexChanged.connect(lambda _i: self.plausibility.refresh())
+        host.layers.layers_changed.connect(self.plausibility.refresh)
         self.refiner.started.connect(lambda text: host.show_message(f"Refining {text}…"))
         self.refiner.finished.connect(self._refined)
         self.refiner.failed.connect(lambda text: host.show_message(text))
@@ -144,7 +156,19 @@ class MethodsController(QObject):
     # -- feedback ---------------------------------------------------------------------------
     def _pipeline_finished(self, layer: LabelLayer) -> None:
         meta = layer.labelmap.metadata
-        self.host.show_message(f"{layer.name}: done in {meta.get('runtime_s', 0.0):.1f} s")
+        verdict = (meta.get("plausibility") or {}).get("verdict")
+        self.host.show_message(f"{layer.name}: done in {meta.get('runtime_s', 0.0):.1f} s"
+                               + (f" — {verdict}" if verdict else ""))
+        self.plausibility.refresh()
+
+    def _refused(self, title: str, reasons: str) -> None:
+        self.host.show_warning(title, reasons + "\n\nTick \"Run outside the declared use\" "
+                               "in the Methods dock to run it anyway; the result will keep "
+                               "these warnings.")
+
+    def next_uncertain_region(self) -> None:
+        """Segment → Next Uncertain Region: the views go to the next doubtful region."""
+        self.plausibility.next_region()
 
     def _refined(self, count: int) -> None:
         if count:

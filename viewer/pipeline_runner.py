@@ -7,6 +7,14 @@ its runtime and peak memory (``labelmap.metadata``) for the comparison table.
 :class:`RefineRunner` runs :func:`engine.editing.refine.refine_at` for the
 click-to-refine tool and applies the outcome to the edited mask as one
 undoable step. Neither knows about threads: the job runner does.
+
+Every pipeline result is judged in the worker by
+:func:`engine.evaluation.plausibility.assess` (verdict in
+``labelmap.metadata["plausibility"]``); a result with class probabilities also
+gets an uncertainty layer (role ``"uncertainty"``, hidden at first) and a list
+of its uncertain regions, most uncertain first (:meth:`PipelineRunner.regions_of`).
+An image outside the pipeline's declared use is refused with :attr:`refused`
+(the window shows a dialog) unless the run is forced.
 """
 
 from __future__ import annotations
@@ -23,6 +31,14 @@ from engine.core.errors import DelineoError
 from engine.core.volume import LabelMap
 from engine.editing.kernels import Diff
 from engine.editing.refine import ClickRefineParams, LocalEdit, refine_at
+from engine.evaluation.plausibility import (
+    PlausibilityReport,
+    UncertainRegion,
+    assess,
+    uncertain_regions,
+    uncertainty_bands,
+    uncertainty_map,
+)
 from engine.methods.applicability import check_applicability
 from engine.methods.pipeline import Pipeline, PipelineResult, get_pipeline, run_pipeline
 
@@ -122,6 +138,8 @@ class PipelineRunner(QObject):
     #: The new result layer.
     finished = Signal(object)
     failed = Signal(str)
+    #: The image is outside the pipeline's declared use: (title, reasons as one text).
+    refused = Signal(str, str)
     cancelled = Signal()
 
     def __init__(
@@ -139,6 +157,7 @@ class PipelineRunner(QObject):
         self.edits = edits
         self.job: Job | None = None
         self.last_result: PipelineResult | None = None
+        self._regions: dict[int, list[UncertainRegion]] = {}
 
     @property
     def running(self) -> bool:
@@ -177,21 +196,32 @@ class PipelineRunner(QObject):
             more = f" (and {len(reasons) - 1} more)" if len(reasons) > 1 else ""
             self.failed.emit(f"{pipe.name}: {reasons[0]}{more}; tick \"Run outside the "
                              "declared use\" to run anyway")
+            self.refused.emit(f"{pipe.name} is not made for this image",
+                              "\n".join(reasons))
             return None
         name = _unique(result_name(pipe), [lay.name for lay in self.layers.labels])
 
-        def work(progress: Callable[[float, str], None], cancel: Any) -> PipelineResult:
+        def work(progress: Callable[[float, str], None], cancel: Any) -> _Judged:
             mask_array = None if brain is None else np.asarray(brain) > 0
-            return run_pipeline(volume, pipe, device=device, mask=mask_array,
-                                progress=progress, cancel=cancel)
+            result = run_pipeline(volume, pipe, device=device, mask=mask_array,
+                                  progress=progress, cancel=cancel)
+            return _judge(result, volume)
 
-        def done(result: PipelineResult) -> None:
+        def done(judged: _Judged) -> None:
             if self.layers.image is not image:
                 self.failed.emit(f"{pipe.name}: the image was replaced while it ran; "
                                  "the result was dropped")
                 return
-            self.last_result = result
-            self.finished.emit(self._show(result, name, warnings=reasons))
+            self.last_result = judged.result
+            layer = self._show(judged.result, name, warnings=reasons,
+                               plausibility=judged.report)
+            if judged.bands is not None:
+                bands = self.layers.add_labels(judged.bands, name=f"{name} — uncertainty",
+                                               role="uncertainty", visible=False,
+                                               opacity=0.6)
+                self._regions[id(layer.labelmap)] = judged.regions
+                layer.labelmap.metadata["uncertainty_layer"] = bands.name
+            self.finished.emit(layer)
 
         def error(exc: BaseException) -> None:
             log.info("pipeline %s failed: %s", pipe.name, exc)
@@ -220,11 +250,18 @@ class PipelineRunner(QObject):
         # The edited mask may change while the job runs: hand the worker a snapshot.
         return layer.labelmap.array.copy() if key == "edit" else layer.labelmap.array
 
+    def regions_of(self, layer: LabelLayer) -> list[UncertainRegion]:
+        """The uncertain regions of a result layer, most uncertain first ([] if none)."""
+        return self._regions.get(id(layer.labelmap), [])
+
     def _show(self, result: PipelineResult, name: str, *,
-              warnings: Sequence[str] = ()) -> LabelLayer:
+              warnings: Sequence[str] = (),
+              plausibility: PlausibilityReport | None = None) -> LabelLayer:
         labels = result.labels
         if warnings:
             labels.metadata["warnings"] = list(warnings)
+        if plausibility is not None:
+            labels.metadata["plausibility"] = plausibility.to_json()
         labels.metadata.update({
             "pipeline": result.pipeline,
             "pipeline_description": result.description,
@@ -244,6 +281,29 @@ class PipelineRunner(QObject):
             return False
         edits.apply_labels(layer.labelmap.array.copy(), f"Use {layer.name} as the edited mask")
         return True
+
+
+class _Judged:
+    """A pipeline result with its plausibility report and uncertainty (made in the worker)."""
+
+    def __init__(self, result: PipelineResult, report: PlausibilityReport,
+                 bands: LabelMap | None, regions: list[UncertainRegion]) -> None:
+        self.result = result
+        self.report = report
+        self.bands = bands
+        self.regions = regions
+
+
+def _judge(result: PipelineResult, volume: Any) -> _Judged:
+    """Plausibility, uncertainty bands and uncertain regions of *result* (worker thread)."""
+    probs = result.segment_probabilities
+    if probs is not None and probs.shape[1:] != result.labels.shape:
+        probs = None
+    report = assess(result.labels, probs, volume)
+    if probs is None:
+        return _Judged(result, report, None, [])
+    umap = uncertainty_map(probs)
+    return _Judged(result, report, uncertainty_bands(umap, volume), uncertain_regions(umap))
 
 
 class RefineRunner(QObject):

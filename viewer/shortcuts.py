@@ -131,6 +131,9 @@ KEYS: tuple[KeyBinding, ...] = (
                "Run the pipeline set up in the Methods dock, in the background"),
     KeyBinding("compare_results", "&Compare Results…", ("Ctrl+K",), "Segment",
                "Side-by-side panes of the results and the ground truth, and the metrics table"),
+    KeyBinding("next_uncertain", "Next &Uncertain Region", ("U",), "Segment",
+               "Move the views to the most uncertain region of the selected result not yet "
+               "visited (where the network hesitated)"),
     KeyBinding("tool_refine", "Re&fine tool", ("A",), "Segment",
                "Active contour: a click grows or refines the selected label, a drag starts "
                "from a box", views_only=True),

@@ -13,8 +13,16 @@ name are checked before the image is read. An image outside what the method
 or pipeline was made for (:mod:`engine.methods.applicability`: CT, a single
 slice, a field of view that is no head, ...) stops with exit status 3 before
 any computation; ``--force`` runs anyway and records the reasons as
-``"warnings"`` in the ``--json`` summary (the NIfTI writer keeps no
-description, so the label file itself does not carry them).
+``"warnings"`` in the ``--json`` summary and in the label file itself (a
+header extension and the NIfTI description, read back by every Delineo
+command, e.g. ``export`` puts them into a DICOM SEG's series description).
+
+Every result gets a plausibility report
+(:mod:`engine.evaluation.plausibility`): the network's uncertainty, tissue
+volumes against wide adult ranges, labels without signal, and a one-line
+verdict -- "looks typical" or "review this" -- printed on stderr, kept in the
+label file and in ``--json``; ``--uncertainty FILE`` writes the voxel
+uncertainty map.
 
 ``delineo-engine methods`` lists the methods and their parameters.
 """
@@ -72,8 +80,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_device(p)
     p.add_argument("--mask", help="brain mask on the image's grid (non-zero = brain)")
     add_force(p)
+    p.add_argument("--uncertainty", metavar="FILE",
+                   help="also write the voxel uncertainty (normalised entropy of the "
+                   "network's class probabilities, 0-1) as NIfTI on the input's grid")
     add_series(p, "IMAGE")
-    add_json(p, "a summary (output, labels with voxel counts and volumes, runtime, warnings)")
+    add_json(p, "a summary (output, labels with voxel counts and volumes, runtime, warnings, "
+             "plausibility)")
     p.set_defaults(func=cmd_segment)
 
     p = sub.add_parser(
@@ -158,6 +170,28 @@ def guard_applicability(volume: Volume, spec: Any, *, force: bool) -> list[str]:
     return reasons
 
 
+def plausibility(labels: LabelMap, probabilities: np.ndarray | None, image: Volume) -> Any:
+    """The plausibility report of a result (see :mod:`engine.evaluation.plausibility`)."""
+    from ..evaluation.plausibility import assess
+
+    if probabilities is not None and probabilities.shape[1:] != labels.shape:
+        probabilities = None
+    return assess(labels, probabilities, image)
+
+
+def save_uncertainty(image: Volume, probabilities: np.ndarray | None, path: Any) -> Any:
+    """Write the voxel uncertainty map on *image*'s grid; refuse without probabilities."""
+    from ..core.errors import DelineoError
+    from ..evaluation.plausibility import uncertainty_map
+
+    if probabilities is None:
+        raise DelineoError("--uncertainty needs class probabilities, and this method gives "
+                           "none (the networks and pipelines that start with one do)")
+    umap = image.with_array(uncertainty_map(probabilities), modality="UNCERTAINTY")
+    umap.metadata = {"description": "Delineo voxel uncertainty (normalised entropy)"}
+    return save(umap, path)
+
+
 def _brain_mask(args: argparse.Namespace, volume: Volume) -> np.ndarray | None:
     if not args.mask:
         return None
@@ -185,6 +219,7 @@ def cmd_segment(args: argparse.Namespace) -> int:
         overrides = pipeline_overrides(pipe, args.param)
     device = resolve_device(args.device)
     output = check_output_file(args.output)
+    uncertainty_out = check_output_file(args.uncertainty) if args.uncertainty else None
     volume = load(args.image, series=series_value(args.series))
     mask = _brain_mask(args, volume)
     warnings = guard_applicability(volume, spec if args.method else pipe,
@@ -196,31 +231,43 @@ def cmd_segment(args: argparse.Namespace) -> int:
             result = spec.run(volume, params, device=str(device), mask=mask, progress=bar)
         seconds = time.perf_counter() - start
         what, array, table = spec.name, result.labels.array, result.labels.labels
+        probabilities = result.probabilities
     else:
         with ProgressBar(pipe.name) as bar:
             done = run_pipeline(volume, pipe, device=str(device), mask=mask,
                                 overrides=overrides, progress=bar)
         seconds = done.seconds
         what, array, table = pipe.name, done.labels.array, done.labels.labels
+        probabilities = done.segment_probabilities
         summary.update(pipeline=done.pipeline, description=done.description,
                        steps=[{"name": s.name, "seconds": round(s.seconds, 3)}
                               for s in done.steps])
     labels = LabelMap.on_grid_of(volume, array, labels=table)
-    if not args.method:
+    if args.method:
+        labels.metadata["method"] = spec.name
+    else:
         labels.metadata["pipeline"] = done.pipeline
         labels.metadata["pipeline_description"] = done.description
     if warnings:
         labels.metadata["warnings"] = list(warnings)
+    plausible = plausibility(labels, probabilities, volume)
+    labels.metadata["plausibility"] = plausible.to_json()
+    if uncertainty_out is not None:  # refused before anything is written
+        summary["uncertainty"] = save_uncertainty(volume, probabilities, uncertainty_out)
     out = save(labels, output)
     found = label_summary(labels)
     summary.update(output=out, device=str(device), seconds=round(seconds, 3), labels=found,
-                   warnings=list(warnings))
+                   warnings=list(warnings), plausibility=plausible.to_json())
     if not args.method:
         say(f"{done.description}: "
             + "; ".join(f"{s.name} {s.seconds:.1f} s" for s in done.steps))
     say(f"{what} on {device} in {seconds:.1f} s: "
         + ", ".join(f"{f['name']} {f['voxels']} voxels ({f['volume_ml']:.1f} mL)"
                     for f in found))
+    if plausible.typical:
+        say(f"plausibility: {plausible.summary_line()}")
+    else:
+        warn(f"plausibility: {plausible.summary_line()}")
     if args.json:
         print_json(summary)
     else:

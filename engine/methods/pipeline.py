@@ -339,6 +339,9 @@ class PipelineResult:
     peak_cuda_bytes: int | None
     device: str
     info: dict[str, Any] = field(default_factory=dict)
+    #: Class probabilities of the segmenting (first) step, when it gives them: the
+    #: network's own, for the uncertainty of the result even after refinement.
+    segment_probabilities: np.ndarray | None = None
 
 
 def run_pipeline(
@@ -380,6 +383,7 @@ def run_pipeline(
     resolved = [(s, s.spec(), s.resolved_params()) for s in pipe.steps]
     reports: list[StepReport] = []
     previous: SegmentationResult | None = None
+    segment_probabilities: np.ndarray | None = None
     n = len(resolved)
     start = time.perf_counter()
     with PeakMemory(device=dev) as total_peak:
@@ -395,6 +399,8 @@ def run_pipeline(
             t0 = time.perf_counter()
             with PeakMemory(device=dev) as step_peak:
                 previous = spec.run(StepContext(volume, previous, params, dev, mask, sub, cancel))
+            if i == 0:
+                segment_probabilities = previous.probabilities
             seconds = time.perf_counter() - t0
             reports.append(StepReport(step.name, spec.kind, seconds, step_peak.rss_bytes,
                                       _param_dict(params)))
@@ -415,6 +421,7 @@ def run_pipeline(
         peak_cuda_bytes=total_peak.cuda_bytes,
         device=dev,
         info=previous.info,
+        segment_probabilities=segment_probabilities,
     )
 
 

@@ -44,6 +44,7 @@ class ScriptedDialogs:
 
     def __init__(self) -> None:
         self.errors: list[tuple[str, str]] = []
+        self.warnings: list[tuple[str, str]] = []
         self.mismatches: list[list[str]] = []
         self.resample = True
         self.drop_role: str | None = "edit"
@@ -56,6 +57,9 @@ class ScriptedDialogs:
 
     def error(self, title: str, message: str) -> None:
         self.errors.append((title, message))
+
+    def warning(self, title: str, message: str) -> None:
+        self.warnings.append((title, message))
 
     def ask_resample(self, name: str, differences: list[str]) -> bool:
         self.mismatches.append(list(differences))

@@ -20,7 +20,7 @@ from ..subscriptions import subscribe
 __all__ = ["LayersPanel"]
 
 _ROLE_TEXT = {"edit": "edited", "truth": "ground truth", "result": "result",
-              "difference": "differences"}
+              "difference": "differences", "uncertainty": "uncertainty"}
 
 
 def _percent_slider(parent: QWidget, value: float, tip: str) -> QSlider:

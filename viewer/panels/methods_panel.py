@@ -260,6 +260,9 @@ class MethodsPanel(QWidget):
             row.addWidget(button)
         layout.addLayout(row)
         layout.addWidget(self.compare_button)
+        #: Widgets about the selected result (the plausibility box of the controller).
+        self.result_extras = QVBoxLayout()
+        layout.addLayout(self.result_extras)
 
         # -- click-to-refine --------------------------------------------------------------
         refine = QGroupBox("Click-to-refine", body)
