@@ -7,17 +7,28 @@ Gathered in one class so that tests can replace it with scripted answers
 from __future__ import annotations
 
 import html
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
+from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (
+    QAbstractItemView,
     QColorDialog,
+    QDialog,
+    QDialogButtonBox,
     QFileDialog,
+    QHeaderView,
     QInputDialog,
+    QLabel,
     QMessageBox,
+    QTableWidget,
+    QTableWidgetItem,
+    QVBoxLayout,
     QWidget,
 )
 
-__all__ = ["IMAGE_FILTER", "LABEL_FILTER", "Dialogs"]
+__all__ = ["IMAGE_FILTER", "LABEL_FILTER", "Dialogs", "SeriesDialog"]
 
 IMAGE_FILTER = "Images (*.nii *.nii.gz *.hdr *.img *.dcm *.ima);;All files (*)"
 LABEL_FILTER = "Label maps (*.nii *.nii.gz *.hdr *.img);;All files (*)"
@@ -47,6 +58,18 @@ class Dialogs:
                           QMessageBox.StandardButton.Ok, self.parent)
         box.setObjectName("warningDialog")
         box.exec()
+
+    def choose_series(self, name: str, infos: Sequence[Any], default: int) -> int | None:
+        """Which DICOM series of folder *name* to open: its index in *infos*, or None.
+
+        *infos* are :class:`~engine.io.dicom.DicomSeriesInfo`, largest first;
+        series whose headers already show they cannot be read are listed with
+        the reason and cannot be chosen.
+        """
+        dialog = SeriesDialog(name, infos, default, self.parent)
+        if dialog.exec() != QDialog.DialogCode.Accepted:
+            return None
+        return dialog.chosen()
 
     def ask_resample(self, name: str, differences: list[str]) -> bool:
         """Ask whether to resample a label map whose grid differs from the image."""
@@ -123,3 +146,69 @@ class Dialogs:
         if not (path.endswith(".nii") or path.endswith(".nii.gz")):
             path += ".nii" if "(*.nii)" in chosen else ".nii.gz"
         return str(Path(path))
+
+
+class SeriesDialog(QDialog):
+    """The series of a DICOM folder in a table; the reader picks one (double-click or OK)."""
+
+    COLUMNS = ("Description", "Modality", "Slices", "Image size", "Series", "Status")
+
+    def __init__(self, name: str, infos: Sequence[Any], default: int,
+                 parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("seriesDialog")
+        self.setWindowTitle(f"Choose a series in {name}")
+        self.resize(760, 320)
+        layout = QVBoxLayout(self)
+        note = QLabel(f"<b>{html.escape(name)}</b> holds {len(infos)} image series. The "
+                      "largest that can be read is selected; it is what the command line "
+                      "takes by default (<code>--series</code> picks another).", self)
+        note.setWordWrap(True)
+        layout.addWidget(note)
+        self.table = QTableWidget(len(infos), len(self.COLUMNS), self)
+        self.table.setObjectName("seriesTable")
+        self.table.setHorizontalHeaderLabels(list(self.COLUMNS))
+        self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.table.verticalHeader().setVisible(False)
+        header = self.table.horizontalHeader()
+        header.setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
+        header.setSectionResizeMode(5, QHeaderView.ResizeMode.Stretch)
+        self.readable: list[bool] = []
+        for row, info in enumerate(infos):
+            problem = str(getattr(info, "problem", "") or "")
+            number = getattr(info, "series_number", None)
+            cells = (
+                info.description or "(no description)",
+                info.modality,
+                str(info.n_slices),
+                f"{info.columns} × {info.rows}",
+                "" if number is None else str(number),
+                f"cannot be read: {problem}" if problem else "readable",
+            )
+            for col, text in enumerate(cells):
+                item = QTableWidgetItem(text)
+                item.setToolTip(f"SeriesInstanceUID {info.uid}" + (f"\n{problem}" if problem
+                                                                    else ""))
+                if problem:
+                    item.setFlags(item.flags() & ~Qt.ItemFlag.ItemIsSelectable
+                                  & ~Qt.ItemFlag.ItemIsEnabled)
+                self.table.setItem(row, col, item)
+            self.readable.append(not problem)
+        self.table.selectRow(default)
+        layout.addWidget(self.table)
+        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Open
+                                   | QDialogButtonBox.StandardButton.Cancel, self)
+        buttons.accepted.connect(self.accept)
+        buttons.rejected.connect(self.reject)
+        self.table.doubleClicked.connect(lambda _index: self.accept())
+        layout.addWidget(buttons)
+
+    def chosen(self) -> int | None:
+        """The selected readable row, or None."""
+        rows = self.table.selectionModel().selectedRows()
+        if not rows:
+            return None
+        row = rows[0].row()
+        return row if self.readable[row] else None

@@ -7,6 +7,9 @@ Nothing replaces an edited mask with unsaved changes without asking
 (:meth:`IOController.confirm_discard`: save, discard or cancel).
 A label map on another grid than the image is never overlaid silently: the
 user sees what differs and chooses to resample it (nearest neighbour) or not.
+A DICOM folder that holds several series opens the series dialog first: every
+series with its description, modality, size and whether it reads, the largest
+readable one preselected (the one the command line takes by default).
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from PySide6.QtCore import QObject, Signal
 from engine import io as engine_io
 from engine.core.errors import DelineoError, GeometryMismatchError
 from engine.core.volume import LabelMap, Volume
+from engine.io.dicom import DicomSeriesInfo, list_series
 
 from .dialogs import Dialogs
 from .layers import LabelLayer, LayerStack
@@ -49,6 +53,15 @@ def opened_message(path: Path, volume: Volume) -> str:
         f"{volume.metadata.get('n_slices', volume.shape[2])} slices), the largest of "
         f"{n_series} series that can be read{unreadable}"
     )
+
+
+def default_series(infos: list[DicomSeriesInfo]) -> int:
+    """Index of the series opened by default: the largest whose headers raise no objection.
+
+    *infos* come largest first (:func:`~engine.io.dicom.list_series`), as the
+    command line's default: the largest series that reads.
+    """
+    return next((i for i, info in enumerate(infos) if not info.problem), 0)
 
 
 def describe_error(exc: BaseException, path: str | Path | None = None) -> str:
@@ -85,12 +98,22 @@ class IOController(QObject):
         self.current: Job | None = None
 
     # -- images --------------------------------------------------------------------
-    def open_image(self, path: str | Path, then: Callable[[], None] | None = None) -> Job:
-        """Read *path* (NIfTI file, DICOM file or folder) and show it."""
+    def open_image(self, path: str | Path, then: Callable[[], None] | None = None, *,
+                   series: int | str | None = None, choose: bool = True) -> Job:
+        """Read *path* (NIfTI file, DICOM file or folder) and show it.
+
+        A folder is first listed (in the worker); when it holds several DICOM
+        series the series dialog asks which one (unless *choose* is False or a
+        *series* is given: its index in :func:`~engine.io.dicom.list_series`
+        order, or its UID).
+        """
         path = Path(path)
+        if choose and series is None and path.is_dir():
+            return self._choose_series(path, then)
 
         def work(progress: Callable[[float, str], None], cancel: object) -> Volume:
-            return engine_io.load(path, progress=progress, cancel=cancel)  # type: ignore[arg-type]
+            return engine_io.load(path, series=series, progress=progress,  # type: ignore[arg-type]
+                                  cancel=cancel)
 
         def done(volume: Volume) -> None:
             self.show_image(volume, path=path, name=path.name)
@@ -101,6 +124,30 @@ class IOController(QObject):
                 then()
 
         return self._submit(work, f"Opening {path.name}", done, path, "Could not open the image")
+
+    def _choose_series(self, path: Path, then: Callable[[], None] | None) -> Job:
+        """List the series of *path*; with several, ask which one to open."""
+
+        def work(progress: Callable[[float, str], None],
+                 cancel: object) -> list[DicomSeriesInfo]:
+            return list_series(path, progress=progress, cancel=cancel)  # type: ignore[arg-type]
+
+        def done(infos: list[DicomSeriesInfo]) -> None:
+            if len(infos) <= 1:  # nothing to choose (or nothing at all: the reader says so)
+                self.open_image(path, then, choose=False)
+                return
+            default = default_series(infos)
+            index = self.dialogs.choose_series(path.name, infos, default)
+            if index is None:
+                self.message.emit(f"Opening {path.name} cancelled")
+                return
+            # The preselected row: let the reader take the largest series that *reads*
+            # (pixel data that fails to decode shows only then), and say so.
+            self.open_image(path, then, series=None if index == default else index,
+                            choose=False)
+
+        return self._submit(work, f"Listing the series in {path.name}", done, path,
+                            "Could not open the image")
 
     def open_demo(self, then: Callable[[], None] | None = None) -> Job:
         """The MNI152 demo T1 with its tissue ground truth."""

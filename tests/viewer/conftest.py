@@ -45,6 +45,9 @@ class ScriptedDialogs:
     def __init__(self) -> None:
         self.errors: list[tuple[str, str]] = []
         self.warnings: list[tuple[str, str]] = []
+        self.series_asked: list[tuple[str, list, int]] = []
+        #: The answer of the series dialog: "default", an index, or None (cancel).
+        self.series_choice: int | str | None = "default"
         self.mismatches: list[list[str]] = []
         self.resample = True
         self.drop_role: str | None = "edit"
@@ -60,6 +63,10 @@ class ScriptedDialogs:
 
     def warning(self, title: str, message: str) -> None:
         self.warnings.append((title, message))
+
+    def choose_series(self, name: str, infos, default: int) -> int | None:
+        self.series_asked.append((name, list(infos), default))
+        return default if self.series_choice == "default" else self.series_choice
 
     def ask_resample(self, name: str, differences: list[str]) -> bool:
         self.mismatches.append(list(differences))
