@@ -128,15 +128,16 @@ def infer_contrast(metadata: dict[str, Any]) -> tuple[str | None, str]:
     Parameters
     ----------
     metadata : dict
-        :attr:`Volume.metadata`; only ``metadata["acquisition"]`` (filled by
-        the DICOM reader) is used.
+        :attr:`Volume.metadata`: ``metadata["acquisition"]`` (filled by the
+        DICOM reader) and ``metadata["original_shape"]`` (NIfTI) are used.
 
     Returns
     -------
     (contrast, evidence) : (str or None, str)
         ``contrast`` is ``"T1"``, ``"T2"``, ``"PD"``, ``"FLAIR"``, ``"DWI"``,
-        ``"SWI"``, ``"MRA"``, ``"perfusion"``, ``"BOLD"`` or ``None`` when
-        nothing says; ``evidence`` is a short phrase for messages.
+        ``"SWI"``, ``"MRA"``, ``"perfusion"``, ``"BOLD"``, ``"4-D series"``
+        (a NIfTI file of several volumes: a time or diffusion series) or
+        ``None`` when nothing says; ``evidence`` is a short phrase for messages.
 
     Names are trusted before timings: a description such as ``"AX T2 FLAIR"``
     names the contrast directly; without a telling name, the repetition, echo
@@ -155,6 +156,10 @@ def infer_contrast(metadata: dict[str, Any]) -> tuple[str | None, str]:
     """
     import re
 
+    shape = metadata.get("original_shape") or ()
+    if len(shape) >= 4 and int(shape[3]) > 1:
+        return "4-D series", (f"a 4-D file of {int(shape[3])} volumes: fMRI, diffusion or "
+                              "perfusion, not a structural scan")
     facts = metadata.get("acquisition") or {}
     if not isinstance(facts, dict) or not facts:
         return None, "no acquisition facts"

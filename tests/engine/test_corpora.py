@@ -304,3 +304,23 @@ def test_corpus_file_loads_or_fails_cleanly(
         assert record.name.startswith("engine."), f"library record escaped: {record.name}: {text}"
         assert "\n" not in text and path.name in text, text
         assert record.exc_info is None
+
+
+def test_the_guard_fires_on_every_corpus_volume() -> None:
+    """No file of either corpus is a head-sized 3-D structural brain MR: the brain network
+    must refuse every one that loads (CT, other modalities, single slices, small crops,
+    4-D series)."""
+    from engine.methods import get_method
+    from engine.methods.applicability import check_applicability
+
+    spec = get_method("delineo")
+    loaded = passed = 0
+    for key, path in _corpus():
+        if EXPECTED.get(key) != "loads":
+            continue
+        loaded += 1
+        if not check_applicability(load(path), spec):
+            passed += 1
+            print("not refused:", key)
+    assert loaded > 100
+    assert passed == 0
