@@ -66,6 +66,7 @@ LAYERS = {
     "core": 0,
     "io": 1,
     "display": 1,
+    "surfaces": 1,
     "data": 2,
     "pacs": 2,
     "models": 3,

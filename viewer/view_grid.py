@@ -1,9 +1,12 @@
 """The central area: three linked slice views in a 1 × 3 or 2 × 2 layout.
 
-In 2 × 2 the fourth cell shows facts about the volume (as ITK-SNAP puts its
-3-D view there). Any view can be maximised (double-click, the header button
-or the ``M`` key) and restored. The *active* view -- the one under the
-pointer or last clicked -- receives the keyboard slice commands.
+In 2 × 2 the fourth cell holds the 3-D view (:mod:`viewer.view3d`: label
+surfaces with the three image planes, as ITK-SNAP and 3D Slicer place it) and,
+on a second tab, the facts about the volume. Where OpenGL is missing the 3-D
+tab says why and the volume facts are shown first. Any view can be maximised
+(double-click, the header button or the ``M`` key) and restored. The *active*
+view -- the one under the pointer or last clicked -- receives the keyboard
+slice commands.
 """
 
 from __future__ import annotations
@@ -13,7 +16,15 @@ import logging
 from collections.abc import Callable
 
 from PySide6.QtCore import Qt, Signal
-from PySide6.QtWidgets import QFrame, QGridLayout, QLabel, QScrollArea, QSizePolicy, QWidget
+from PySide6.QtWidgets import (
+    QFrame,
+    QGridLayout,
+    QLabel,
+    QScrollArea,
+    QSizePolicy,
+    QTabWidget,
+    QWidget,
+)
 
 from .cursor import Cursor
 from .layers import LayerStack
@@ -21,6 +32,7 @@ from .shortcuts import mouse_reference
 from .slice_view import SliceView
 from .subscriptions import subscribe
 from .tools.base import Tool
+from .view3d import SurfaceView
 
 __all__ = ["LAYOUTS", "InfoPanel", "ViewGrid"]
 
@@ -131,6 +143,17 @@ class ViewGrid(QWidget):
         self.info_area.setWidgetResizable(True)
         self.info_area.setFrameShape(QFrame.Shape.NoFrame)
         self.info_area.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Ignored)
+        self.surfaces = SurfaceView(layers, cursor)
+        self.fourth = QTabWidget(self)
+        self.fourth.setObjectName("fourthCell")
+        self.fourth.setDocumentMode(True)
+        self.fourth.addTab(self.surfaces, "3-D")
+        self.fourth.addTab(self.info_area, "Volume")
+        self.fourth.setTabToolTip(0, "Label surfaces and the image planes: drag rotates, the "
+                                  "wheel zooms, a click on a surface moves the cursor there")
+        self.fourth.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Ignored)
+        if not self.surfaces.available:
+            self.fourth.setCurrentIndex(1)
         self.active = "axial"
         self.maximised: str | None = None
         self.layout_name = layout if layout in LAYOUTS else "2x2"
@@ -143,7 +166,7 @@ class ViewGrid(QWidget):
         self._arrange()
 
     def _cells(self) -> dict[str, QWidget]:
-        return {**self.views, "info": self.info_area}
+        return {**self.views, "info": self.fourth}
 
     def _arrange(self) -> None:
         cells = self._cells()

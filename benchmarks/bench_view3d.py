@@ -1,0 +1,117 @@
+"""3-D view benchmark: building the label surfaces and updating them after a brush stroke.
+
+Not a test (no assertions on time). Run from the repository root::
+
+    .venv/bin/python benchmarks/bench_view3d.py
+    xvfb-run -a -s "-screen 0 1600x1000x24" .venv/bin/python benchmarks/bench_view3d.py --gl
+
+Case: the 1 mm MNI152 demo ground truth (197 x 233 x 189, CSF/GM/WM), meshed as
+the viewer does (decimation step 2 above 2 M voxels, step 1 below).
+
+* **Build**: every surface from scratch (what opening a label map costs).
+* **Stroke update**: a 10 mm brush stroke in one axial slice (a 40 mm line)
+  changes the labels; :meth:`engine.surfaces.LabelSurfaces.update` recomputes
+  the blocks the stroke's box touches; the view re-uploads those pieces only. Reference in the same process: a full rebuild.
+* With ``--gl`` (needs a display): the same stroke through the viewer's
+  SurfaceView, from ``notify_changed`` to the redrawn surfaces (worker,
+  queued signal, GL upload), median of repeats.
+
+Goal (from the viewer issue): a stroke shows in 3-D within one second.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from benchmarks.common import machine, median, timeit
+from engine.data.mni import load_demo
+from engine.surfaces import LabelSurfaces
+
+
+def _stroke(labels: np.ndarray, n: int) -> tuple[tuple[int, int], ...]:
+    """Paint a 10 mm wide, 40 mm long stroke of CSF in axial slice 90 (varying place)."""
+    x0, y0, z = 60 + 3 * (n % 10), 100, 90
+    ii, jj = np.mgrid[x0 - 5:x0 + 45, y0 - 5:y0 + 6]
+    for cx in range(x0, x0 + 40):
+        disk = (ii - cx) ** 2 + (jj - y0) ** 2 <= 25
+        labels[ii[disk], jj[disk], z] = 1
+    return ((x0 - 5, x0 + 45), (y0 - 5, y0 + 6), (z, z + 1))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--gl", action="store_true", help="also time the viewer's 3-D view")
+    args = parser.parse_args()
+    print(machine())
+    _, truth = load_demo()
+    labels = truth.array.copy()
+    step = 2 if labels.size > 2_000_000 else 1
+    surf = LabelSurfaces(labels, truth.spacing, step=step)
+    build = timeit(lambda: LabelSurfaces(labels, truth.spacing, step=step), repeats=3)
+    print(f"surfaces: {surf.triangle_count():,} triangles (step {step})")
+    counter = iter(range(10_000))
+
+    def stroke_update() -> None:
+        box = _stroke(labels, next(counter))
+        for key in surf.update(box, values=[1]):
+            surf.piece(key)
+
+    update = timeit(stroke_update, repeats=9)
+    print(f"build: {median(build) * 1000:.0f} ms")
+    print(f"stroke update (recompute the touched blocks): "
+          f"{median(update) * 1000:.0f} ms [goal <= 1000 ms] "
+          f"[ratio {median(update) / median(build):.3f} of a full rebuild]")
+    if args.gl:
+        _gl(truth)
+
+
+def _gl(truth) -> None:
+    from PySide6.QtWidgets import QApplication
+
+    app = QApplication.instance() or QApplication([])
+    from viewer.cursor import Cursor
+    from viewer.layers import LayerStack
+    from viewer.view3d import SurfaceView
+
+    t1, _ = load_demo()
+    layers = LayerStack()
+    layers.set_image(t1)
+    view = SurfaceView(layers, Cursor(t1.shape))
+    if not view.available:
+        print(f"--gl: {view.problem}")
+        return
+    view.resize(800, 800)
+    view.show()
+    done: list[float] = []
+    view.surfaces_updated.connect(done.append)
+    layer = layers.add_labels(truth.with_array(truth.array.copy()), name="t", role="edit")
+
+    def wait() -> None:
+        while not done:
+            app.processEvents()
+            time.sleep(0.001)
+
+    wait()
+    print(f"GL build (worker + upload): {done[0] * 1000:.0f} ms")
+    times = []
+    for n in range(7):
+        done.clear()
+        box = _stroke(layer.labelmap.array, n)
+        t0 = time.perf_counter()
+        layer.notify_changed(tuple(slice(a, b) for a, b in box))
+        wait()
+        app.processEvents()
+        view.gl.repaint()
+        times.append(time.perf_counter() - t0)
+    print(f"GL stroke, notify to redrawn: {median(times) * 1000:.0f} ms [goal <= 1000 ms]")
+
+
+if __name__ == "__main__":
+    main()

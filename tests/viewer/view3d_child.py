@@ -1,0 +1,101 @@
+"""Child process of tests/viewer/test_view3d.py: the 3-D view on a real (Xvfb) display.
+
+Run as ``python view3d_child.py RESULT.json`` with DISPLAY set and Qt's xcb platform:
+builds the view on a small brain-like phantom, checks a frame, paints a blob as an
+edit would, waits for the incremental update, clicks the centre of the view and
+writes what it saw as JSON (the test asserts on it).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+
+import numpy as np
+from PySide6.QtCore import QPoint, QPointF, Qt
+from PySide6.QtGui import QMouseEvent
+from PySide6.QtWidgets import QApplication
+
+
+def wait(app, until, seconds=60.0):
+    start = time.time()
+    while not until() and time.time() - start < seconds:
+        app.processEvents()
+        time.sleep(0.005)
+    return until()
+
+
+def main(out: str) -> None:
+    app = QApplication([])
+    from engine.core.volume import BRAIN_TISSUE_LABELS, LabelMap, Volume
+    from viewer.cursor import Cursor
+    from viewer.layers import LayerStack
+    from viewer.view3d import SurfaceView
+
+    shape = (64, 72, 56)
+    i, j, k = np.indices(shape)
+    r = np.sqrt((i - 32) ** 2 + ((j - 36) / 1.1) ** 2 + ((k - 28) / 0.9) ** 2)
+    labels = np.zeros(shape, np.uint8)
+    labels[r < 24] = 1
+    labels[r < 20] = 2
+    labels[r < 12] = 3
+    image = Volume((labels * 60.0 + 10.0).astype(np.float32), np.diag([1.0, 1.0, 1.2, 1.0]),
+                   modality="MR")
+    layers = LayerStack()
+    layers.set_image(image)
+    cursor = Cursor(shape)
+    cursor.set((32, 36, 28))
+    view = SurfaceView(layers, cursor)
+    view.resize(500, 500)
+    view.show()
+    result = {"problem": view.problem, "available": view.available}
+    builds: list[float] = []
+    view.surfaces_updated.connect(builds.append)
+    layer = layers.add_labels(LabelMap.on_grid_of(image, labels, labels=BRAIN_TISSUE_LABELS),
+                              name="labels", role="edit")
+    result["built"] = wait(app, lambda: bool(builds))
+    result["build_seconds"] = builds[0] if builds else None
+    result["values"] = view.shown_values
+    wait(app, lambda: False, 0.3)
+    frame = view.gl.grabFramebuffer().convertToFormat(
+        view.gl.grabFramebuffer().format().Format_RGB32)
+    width, height = frame.width(), frame.height()
+    pixels = np.frombuffer(frame.constBits(), np.uint8).reshape(
+        height, frame.bytesPerLine() // 4, 4)[:, :width, :3].astype(int)
+    background = np.array([14, 12, 12])  # BGRA order in memory
+    result["drawn_fraction"] = float(np.mean(np.abs(pixels - background).sum(axis=2) > 30))
+    before = view.surfaces.triangle_count()
+
+    # An edit: a WM blob outside everything, announced like a brush stroke.
+    builds.clear()
+    layer.labelmap.array[2:8, 2:8, 2:8] = 3
+    started = time.perf_counter()
+    layer.notify_changed((slice(2, 8), slice(2, 8), slice(2, 8)))
+    result["updated"] = wait(app, lambda: bool(builds), 10.0)
+    result["update_wall_seconds"] = time.perf_counter() - started
+    result["triangles_before"] = before
+    result["triangles_after"] = view.surfaces.triangle_count()
+
+    # A click in the middle of the view lands on a labelled voxel and moves the cursor.
+    cursor.set((0, 0, 0))
+    gl = view.gl
+    centre = QPointF(gl.width() / 2, gl.height() / 2)
+    global_pos = QPointF(gl.mapToGlobal(QPoint(int(centre.x()), int(centre.y()))))
+    press = QMouseEvent(QMouseEvent.Type.MouseButtonPress, centre, global_pos,
+                        Qt.MouseButton.LeftButton, Qt.MouseButton.LeftButton,
+                        Qt.KeyboardModifier.NoModifier)
+    release = QMouseEvent(QMouseEvent.Type.MouseButtonRelease, centre, global_pos,
+                          Qt.MouseButton.LeftButton, Qt.MouseButton.NoButton,
+                          Qt.KeyboardModifier.NoModifier)
+    QApplication.sendEvent(gl, press)
+    QApplication.sendEvent(gl, release)
+    app.processEvents()
+    result["cursor_after_click"] = list(cursor.position)
+    result["label_at_cursor"] = int(labels[tuple(cursor.position)])
+    with open(out, "w", encoding="utf-8") as f:
+        json.dump(result, f)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1])

@@ -1,0 +1,423 @@
+"""The 3-D view: label surfaces with the three image planes, in the fourth cell of 2 × 2.
+
+What it shows: the surfaces (:mod:`engine.surfaces`, smoothed marching cubes)
+of the labels of one layer -- the edited mask when it holds labels, else the
+top-most visible result, else the ground truth -- in the layer's colours,
+hidden labels left out, a label named "Lesion" opaque and bright, the others
+half transparent; and the image slices through the cursor, as in the three
+slice views. Drag rotates, the wheel zooms, a middle drag pans (pyqtgraph's
+camera); a click on a surface moves the cursor -- and so every slice view --
+to the labelled voxel under the pointer.
+
+Surfaces are computed off the GUI thread. After an edit only the blocks the
+edit touched are recomputed (:meth:`engine.surfaces.LabelSurfaces.update`),
+so a brush stroke shows in 3-D within a fraction of a second.
+
+The view needs OpenGL (PyOpenGL and a context from the display: a GPU driver
+or Mesa's software renderer, e.g. on Xvfb). Without it the cell says why, in
+one line, and the rest of the window works as before.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Any
+
+import numpy as np
+from PySide6.QtCore import QObject, QPoint, Qt, QTimer, Signal
+from PySide6.QtGui import QOffscreenSurface, QOpenGLContext, QVector4D
+from PySide6.QtWidgets import QLabel, QStackedLayout, QVBoxLayout, QWidget
+
+from engine.surfaces import LabelSurfaces, Mesh, ray_hit
+
+from .cursor import Cursor
+from .layers import LabelLayer, LayerStack
+from .subscriptions import subscribe
+
+__all__ = ["SurfaceView", "opengl_problem"]
+
+log = logging.getLogger(__name__)
+
+# The image planes blend but write no depth: their empty (transparent) parts must not
+# hide the surfaces behind them.
+_PLANE_OPTIONS: dict[Any, Any] = {
+    0x0B71: True,  # GL_DEPTH_TEST
+    0x0BE2: True,  # GL_BLEND
+    "glBlendFunc": (0x0302, 0x0303),  # GL_SRC_ALPHA, GL_ONE_MINUS_SRC_ALPHA
+    "glDepthMask": (False,),
+}
+# The surfaces: blended, depth-tested and depth-writing (the planes turned writing off).
+_SURFACE_OPTIONS: dict[Any, Any] = {
+    0x0B71: True,  # GL_DEPTH_TEST
+    0x0BE2: True,  # GL_BLEND
+    0x0B44: False,  # GL_CULL_FACE
+    "glBlendFunc": (0x0302, 0x0303),
+    "glDepthMask": (True,),
+}
+
+#: Above this many voxels the surfaces are decimated (marching-cubes step 2).
+_DETAIL_LIMIT = 2_000_000
+_SURFACE_ALPHA = 0.45
+_CLICK_PIXELS = 4
+
+
+def opengl_problem() -> str | None:
+    """Why the 3-D view cannot draw here, or None when OpenGL works."""
+    try:
+        import OpenGL.GL  # noqa: F401 - PyOpenGL, which pyqtgraph.opengl needs
+        import pyqtgraph.opengl  # noqa: F401
+    except ImportError as exc:
+        return f"3-D view unavailable: PyOpenGL is not installed ({exc})"
+    context = QOpenGLContext()
+    if not context.create():
+        return ("3-D view unavailable: this display gives no OpenGL context "
+                "(run on a desktop, or on Xvfb with Mesa's software OpenGL)")
+    surface = QOffscreenSurface()
+    surface.setFormat(context.format())
+    surface.create()
+    if not context.makeCurrent(surface):
+        return "3-D view unavailable: the OpenGL context cannot be used"
+    major, minor = context.format().majorVersion(), context.format().minorVersion()
+    context.doneCurrent()
+    if (major, minor) < (2, 0):
+        return f"3-D view unavailable: OpenGL {major}.{minor} is too old (2.0 needed)"
+    return None
+
+
+class _Results(QObject):
+    """Carries worker results to the GUI thread (queued signal)."""
+
+    ready = Signal(object)
+
+
+class SurfaceView(QWidget):
+    """The 3-D cell (see the module docstring).
+
+    Parameters
+    ----------
+    layers : LayerStack
+    cursor : Cursor
+    """
+
+    #: Surfaces were (re)built and drawn: called with the seconds it took.
+    surfaces_updated = Signal(float)
+
+    def __init__(self, layers: LayerStack, cursor: Cursor,
+                 parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("surfaceView")
+        self.layers = layers
+        self.cursor = cursor
+        self.problem = opengl_problem()
+        self.layer: LabelLayer | None = None
+        self.surfaces: LabelSurfaces | None = None
+        self._items: dict[int, Any] = {}
+        self._planes: dict[str, Any] = {}
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="surfaces")
+        self._generation = 0
+        self._pending: list[tuple[int, tuple | None]] = []
+        self._busy = False
+        self._results = _Results(self)
+        self._results.ready.connect(self._apply)
+        self._press: QPoint | None = None
+
+        self.message = QLabel(self.problem or "No labels to show in 3-D yet", self)
+        self.message.setObjectName("surfaceMessage")
+        self.message.setWordWrap(True)
+        self.message.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.message.setStyleSheet("color: #8a919c; background: black; padding: 12px;")
+        self.stack = QStackedLayout()
+        self.stack.addWidget(self.message)
+        self.gl = None
+        if self.problem is None:
+            self.gl = self._make_gl_widget()
+            self.stack.addWidget(self.gl)
+        outer = QVBoxLayout(self)
+        outer.setContentsMargins(0, 0, 0, 0)
+        outer.addLayout(self.stack)
+
+        subscribe(self, layers.image_changed, self._image_changed)
+        subscribe(self, layers.layers_changed, self._layers_changed)
+        subscribe(self, cursor.changed, self._cursor_changed)
+        self._layer_subs: list[Any] = []
+        self._debounce = QTimer(self)
+        self._debounce.setSingleShot(True)
+        self._debounce.setInterval(60)
+        self._debounce.timeout.connect(self._flush)
+        self.destroyed.connect(lambda *_: self._pool.shutdown(wait=False, cancel_futures=True))
+        self.rebuild()
+
+    # -- the GL widget ---------------------------------------------------------------------
+    def _make_gl_widget(self) -> Any:
+        import pyqtgraph.opengl as gl
+
+        view = self
+
+        class _GL(gl.GLViewWidget):
+            def mousePressEvent(self, event: Any) -> None:
+                view._press = event.position().toPoint()
+                super().mousePressEvent(event)
+
+            def mouseReleaseEvent(self, event: Any) -> None:
+                press, view._press = view._press, None
+                pos = event.position().toPoint()
+                if (press is not None and event.button() == Qt.MouseButton.LeftButton
+                        and (pos - press).manhattanLength() <= _CLICK_PIXELS):
+                    view.pick(pos.x(), pos.y())
+                super().mouseReleaseEvent(event)
+
+        widget = _GL(self)
+        widget.setObjectName("surfaceGL")
+        widget.setBackgroundColor((12, 12, 14))
+        return widget
+
+    @property
+    def available(self) -> bool:
+        return self.gl is not None
+
+    # -- which layer --------------------------------------------------------------------------
+    def _choose_layer(self) -> LabelLayer | None:
+        edited = self.layers.edited
+        if edited is not None and edited.labelmap.array.any():
+            return edited
+        results = [lay for lay in self.layers.labels if lay.role == "result" and lay.visible]
+        if results:
+            return results[-1]
+        return self.layers.ground_truth
+
+    def _image_changed(self, *_args: Any) -> None:
+        self.rebuild()
+
+    def _display_changed(self, *_args: Any) -> None:
+        self._restyle()
+
+    def _cursor_changed(self, new: Any = None, old: Any = None) -> None:
+        self._update_planes()
+
+    def _layers_changed(self, *_args: Any) -> None:
+        if self._choose_layer() is not self.layer:
+            self.rebuild()
+        else:
+            self._restyle()
+
+    # -- building --------------------------------------------------------------------------------
+    def rebuild(self) -> None:
+        """Recompute every surface of the layer to show (in the worker)."""
+        for handle in self._layer_subs:
+            handle.disconnect()
+        self._layer_subs = []
+        self.layer = self._choose_layer()
+        self._generation += 1
+        self._pending.clear()
+        self.surfaces = None
+        if self.gl is not None:
+            for item in list(self._items.values()):
+                self.gl.removeItem(item)
+            self._items.clear()
+        if self.layer is None or self.layers.image is None:
+            self.message.setText(self.problem or "No labels to show in 3-D yet")
+            self.stack.setCurrentWidget(self.message)
+            return
+        if self.gl is None:
+            return
+        layer = self.layer
+        self._layer_subs = [
+            subscribe(self, layer.data_changed, self._data_changed),
+            subscribe(self, layer.display_changed, self._display_changed),
+        ]
+        self._place_camera()
+        self._update_planes()
+        self.stack.setCurrentWidget(self.gl)
+        self._pending.append((self._generation, None))
+        self._flush()
+
+    def _data_changed(self, bbox: Any = None) -> None:
+        box = None if bbox is None else tuple((int(a), int(b)) for a, b in _as_ranges(bbox))
+        self._pending.append((self._generation, box))
+        self._debounce.start()
+
+    def _flush(self) -> None:
+        if self._busy or not self._pending or self.layer is None:
+            return
+        generation = self._generation
+        boxes = [box for gen, box in self._pending if gen == generation]
+        self._pending.clear()
+        if not boxes:
+            return
+        whole = any(box is None for box in boxes) or self.surfaces is None
+        bbox = None if whole else _union(boxes)
+        labels = self.layer.labelmap.array
+        spacing = self.layer.labelmap.spacing
+        surfaces = self.surfaces
+        step = 2 if labels.size > _DETAIL_LIMIT else 1
+        self._busy = True
+        started = time.perf_counter()
+
+        def work() -> tuple[int, LabelSurfaces, list[Any], float]:
+            if surfaces is None:
+                built = LabelSurfaces(labels, spacing, step=step)
+                return generation, built, built.pieces(), started
+            present = [int(v) for v in np.unique(labels[tuple(slice(a, b) for a, b in bbox)])]
+            changed = surfaces.update(bbox, values=present)
+            return generation, surfaces, changed, started
+
+        future: Future = self._pool.submit(work)
+        future.add_done_callback(lambda f: self._results.ready.emit(f))
+
+    def _apply(self, future: Future) -> None:
+        self._busy = False
+        try:
+            generation, surfaces, changed, started = future.result()
+        except Exception as exc:  # a failed mesh must not take the window down
+            log.warning("3-D surfaces failed: %s", exc)
+            self.message.setText(f"3-D surfaces failed: {exc}")
+            self.stack.setCurrentWidget(self.message)
+            return
+        if generation == self._generation and self.gl is not None:
+            self.surfaces = surfaces
+            for key in changed:
+                self._set_piece(key, surfaces.piece(key))
+            self._restyle()
+            self.gl.update()
+            self.surfaces_updated.emit(time.perf_counter() - started)
+        if self._pending:
+            self._flush()
+
+    def _set_piece(self, key: tuple[int, Any], mesh: Mesh | None) -> None:
+        """Show, replace or drop one (label, block) piece: an edit re-uploads only these."""
+        import pyqtgraph.opengl as gl
+
+        item = self._items.get(key)
+        if mesh is None or len(mesh.faces) == 0:
+            if item is not None:
+                self.gl.removeItem(item)
+                del self._items[key]
+            return
+        data = gl.MeshData(vertexes=mesh.vertices, faces=mesh.faces)
+        if item is None:
+            item = gl.GLMeshItem(meshdata=data, smooth=True, shader="shaded",
+                                 glOptions=_SURFACE_OPTIONS)
+            self._items[key] = item
+            self.gl.addItem(item)
+            self._style(key, item)
+        else:
+            item.setMeshData(meshdata=data, smooth=True)
+
+    def _restyle(self) -> None:
+        for key, item in self._items.items():
+            self._style(key, item)
+
+    def _style(self, key: tuple[int, Any], item: Any) -> None:
+        layer = self.layer
+        if layer is None:
+            return
+        value = key[0]
+        table = layer.labelmap.labels
+        r, g, b = table.color(value)
+        lesion = table.name(value).strip().lower() == "lesion"
+        alpha = 1.0 if lesion else _SURFACE_ALPHA
+        if lesion:
+            r, g, b = 255, 40, 220
+        item.setColor((r / 255, g / 255, b / 255, alpha))
+        item.setVisible(layer.visible and value not in layer.hidden)
+
+    @property
+    def shown_values(self) -> list[int]:
+        """Label values with a surface in the view."""
+        return sorted({key[0] for key in self._items})
+
+    # -- camera and planes ----------------------------------------------------------------------
+    def _place_camera(self) -> None:
+        image = self.layers.image
+        if image is None or self.gl is None:
+            return
+        from pyqtgraph import Vector
+
+        size = np.array(image.volume.shape) * np.array(image.volume.spacing)
+        centre = size / 2.0
+        # From the front-left, a little above, the whole volume in view.
+        self.gl.setCameraPosition(pos=Vector(*centre), distance=float(1.25 * size.max()),
+                                  elevation=15, azimuth=-110)
+
+    def _update_planes(self) -> None:
+        image = self.layers.image
+        if image is None or self.gl is None:
+            return
+        import pyqtgraph.opengl as gl
+        from pyqtgraph import Transform3D
+
+        vol = image.volume
+        i, j, k = self.cursor.position
+        sx, sy, sz = (float(v) for v in vol.spacing)
+        low, high = image.levels
+        span = max(float(high - low), 1e-6)
+        # Each plane's matrix maps image pixel (u, v) -- drawn by GLImageItem on [u, u + 1]
+        # x [v, v + 1] at z = 0 -- to mm; voxel centres sit at index x spacing.
+        planes = {
+            "axial": (vol.array[:, :, k],
+                      [[sx, 0, 0, -sx / 2], [0, sy, 0, -sy / 2], [0, 0, 1, k * sz]]),
+            "coronal": (vol.array[:, j, :],
+                        [[sx, 0, 0, -sx / 2], [0, 0, 1, j * sy], [0, sz, 0, -sz / 2]]),
+            "sagittal": (vol.array[i, :, :],
+                         [[0, 0, 1, i * sx], [sy, 0, 0, -sy / 2], [0, sz, 0, -sz / 2]]),
+        }
+        for plane, (data, rows) in planes.items():
+            grey = np.clip((np.asarray(data, np.float32) - low) / span, 0.0, 1.0)
+            rgba = np.empty((*grey.shape, 4), np.ubyte)
+            rgba[..., :3] = (grey * 255).astype(np.ubyte)[..., None]
+            rgba[..., 3] = np.where(grey > 0.02, 200, 0).astype(np.ubyte)
+            item = self._planes.get(plane)
+            if item is None:
+                item = gl.GLImageItem(rgba, smooth=False, glOptions=_PLANE_OPTIONS)
+                item.setDepthValue(-10)  # drawn first, under the surfaces
+                self._planes[plane] = item
+                self.gl.addItem(item)
+            else:
+                item.setData(rgba)
+            values = [float(v) for row in rows for v in row] + [0.0, 0.0, 0.0, 1.0]
+            item.setTransform(Transform3D(*values))
+        self.gl.update()
+
+    # -- picking ---------------------------------------------------------------------------------
+    def ray_at(self, x: float, y: float) -> tuple[np.ndarray, np.ndarray] | None:
+        """Origin and direction (mm) of the ray through widget pixel (*x*, *y*)."""
+        if self.gl is None:
+            return None
+        w, h = self.gl.width(), self.gl.height()
+        if w <= 0 or h <= 0:
+            return None
+        dpr = self.gl.devicePixelRatioF()
+        region = (0, 0, int(w * dpr), int(h * dpr))
+        proj = self.gl.projectionMatrix(region, region)
+        inverse, ok = (proj * self.gl.viewMatrix()).inverted()
+        if not ok:
+            return None
+        nx, ny = 2.0 * x / w - 1.0, 1.0 - 2.0 * y / h
+        near = inverse.map(QVector4D(nx, ny, -1.0, 1.0))
+        far = inverse.map(QVector4D(nx, ny, 1.0, 1.0))
+        p0 = np.array([near.x(), near.y(), near.z()]) / near.w()
+        p1 = np.array([far.x(), far.y(), far.z()]) / far.w()
+        return p0, p1 - p0
+
+    def pick(self, x: float, y: float) -> tuple[int, int, int] | None:
+        """Move the cursor to the labelled voxel under widget pixel (*x*, *y*), if any."""
+        layer = self.layer
+        ray = self.ray_at(x, y)
+        if layer is None or ray is None:
+            return None
+        visible = [v for v in self.shown_values if v not in layer.hidden]
+        hit = ray_hit(layer.labelmap.array, visible, ray[0], ray[1], layer.labelmap.spacing)
+        if hit is not None:
+            self.cursor.set(hit)
+        return hit
+
+
+def _as_ranges(bbox: Any) -> list[tuple[int, int]]:
+    """A layer's changed box (three slices, :data:`viewer.layers.BBox`) as index ranges."""
+    return [(int(s.start or 0), int(s.stop)) for s in bbox]
+
+
+def _union(boxes: list[tuple]) -> tuple[tuple[int, int], ...]:
+    return tuple((min(b[a][0] for b in boxes), max(b[a][1] for b in boxes)) for a in range(3))
