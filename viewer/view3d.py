@@ -337,9 +337,10 @@ class SurfaceView(QWidget):
 
         size = np.array(image.volume.shape) * np.array(image.volume.spacing)
         centre = size / 2.0
-        # From the front-left, a little above, the whole volume in view.
-        self.gl.setCameraPosition(pos=Vector(*centre), distance=float(1.25 * size.max()),
-                                  elevation=15, azimuth=-110)
+        # From the front and the patient's left (azimuth in the R-A plane), a little
+        # above, the whole volume in view.
+        self.gl.setCameraPosition(pos=Vector(*centre), distance=float(1.05 * size.max()),
+                                  elevation=20, azimuth=125)
 
     def _update_planes(self) -> None:
         image = self.layers.image

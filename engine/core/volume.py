@@ -31,6 +31,7 @@ import numpy as np
 from nibabel import orientations as _ornt
 
 __all__ = [
+    "BRAIN_LESION_LABELS",
     "BRAIN_TISSUE_LABELS",
     "CANONICAL_AXCODES",
     "Label",
@@ -363,6 +364,10 @@ BRAIN_TISSUE_LABELS = LabelTable.from_labels(
         Label(3, "White matter", (40, 200, 160)),
     ]
 )
+
+#: The brain tissue labels plus 4 "Lesion" (BrainWeb's MS-lesion value): all abnormal
+#: tissue of a lesion -- core, enhancing rim and surrounding oedema (BraTS "whole tumour").
+BRAIN_LESION_LABELS = BRAIN_TISSUE_LABELS.with_label(Label(4, "Lesion", (230, 40, 200)))
 
 
 class LabelMap(Volume):
