@@ -24,7 +24,8 @@ verdict -- "looks typical" or "review this" -- printed on stderr, kept in the
 label file and in ``--json``; ``--uncertainty FILE`` writes the voxel
 uncertainty map.
 
-``delineo-engine methods`` lists the methods and their parameters.
+``delineo-engine methods`` lists the methods and their parameters;
+``delineo-engine models`` says what each shipped network was trained on.
 """
 
 from __future__ import annotations
@@ -96,6 +97,16 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     add_json(p, "the methods")
     p.set_defaults(func=cmd_methods)
+
+    p = sub.add_parser(
+        "models",
+        help="what each shipped network was trained on (its model card, in plain words)",
+        description="For every shipped network: what it segments, its input, the data it "
+        "was trained on (synthetic phantoms of one anatomy, the MNI152 template), what was "
+        "held out, how it was trained and its validation figures on the training anatomy.",
+    )
+    add_json(p, "the model cards as shipped")
+    p.set_defaults(func=cmd_models)
 
 
 def pipeline_overrides(pipeline: Any, assignments: Sequence[str]) -> dict[int, dict[str, Any]]:
@@ -317,5 +328,23 @@ def cmd_methods(args: argparse.Namespace) -> int:
             print(f"    --param {prm['name']}={prm['default']}{unit}{rng}")
             if prm["doc"]:
                 print(f"        {prm['doc']}")
+        print()
+    return 0
+
+
+def cmd_models(args: argparse.Namespace) -> int:
+    from ..models.cards import card_facts, model_cards
+
+    cards = model_cards()
+    if args.json:
+        print_json(cards)
+        return 0
+    if not cards:
+        print("no shipped networks found (resources/models)")
+        return 0
+    for name, card in cards.items():
+        print(name)
+        for heading, text in card_facts(card)[1:]:
+            print(f"    {heading}: {text}")
         print()
     return 0

@@ -1,0 +1,110 @@
+"""What a shipped network was trained on, in plain words: the model cards read for people.
+
+Every network ships with a JSON model card beside its weights
+(:func:`engine.models.weights.save_weights` writes it). :func:`model_cards`
+reads the cards of the shipped networks; :func:`card_facts` turns one into
+``(heading, text)`` rows a reader can take in: what it segments, what data it
+saw (and that it is synthetic, from one anatomy), what was held out, how it
+was trained, and its validation figures -- labelled as figures on the
+*training anatomy*, which they are. The viewer's Help → About the Networks and
+``delineo-engine models`` show these rows.
+
+Examples
+--------
+>>> card = {"name": "toy", "parameters": 1000, "labels": {"0": "background", "1": "CSF"},
+...         "training": {"data_recipe": {"source": "phantoms"}, "steps": 10,
+...                      "seconds_this_run": 60.0, "device": "cpu"}}
+>>> dict(card_facts(card))["Segments"]
+'CSF'
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+from .weights import models_dir
+
+__all__ = ["TRAINING_ANATOMY", "card_facts", "model_cards"]
+
+log = logging.getLogger(__name__)
+
+#: The one anatomy every shipped network learnt from (the demo brain is this anatomy).
+TRAINING_ANATOMY = ("the MNI ICBM152 2009a template (an average of 152 adults), rendered as "
+                    "synthetic phantoms; no scan of a person")
+
+
+def model_cards(folder: str | Path | None = None) -> dict[str, dict[str, Any]]:
+    """The JSON cards of the shipped networks, by name (unreadable cards are skipped)."""
+    where = Path(folder) if folder is not None else models_dir()
+    cards: dict[str, dict[str, Any]] = {}
+    for path in sorted(where.glob("*.json")):
+        if not path.with_suffix(".safetensors").exists():
+            continue
+        try:
+            card = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            log.warning("%s: unreadable model card (%s)", path.name, exc)
+            continue
+        if isinstance(card, dict):
+            cards[str(card.get("name") or path.stem)] = card
+    return cards
+
+
+def _last_validation(card: dict[str, Any]) -> str:
+    rows = card.get("validation") or []
+    if not rows or not isinstance(rows, list):
+        return ""
+    last = rows[-1]
+    parts = []
+    for key, value in last.items():
+        if isinstance(value, dict) and "mean" in value:
+            parts.append(f"{key}: mean Dice {value['mean']:.3f}")
+    return "; ".join(parts)
+
+
+def card_facts(card: dict[str, Any]) -> list[tuple[str, str]]:
+    """``(heading, text)`` rows describing a model card for a reader (see the module doc)."""
+    training = card.get("training") or {}
+    recipe = training.get("data_recipe") or {}
+    labels = card.get("labels") or {}
+    rows: list[tuple[str, str]] = [("Network", str(card.get("name", "?")))]
+    arch = (card.get("architecture") or {}).get("class")
+    if arch or card.get("parameters"):
+        rows.append(("Architecture", f"{arch or '?'}, {int(card.get('parameters', 0)):,} "
+                     "parameters"))
+    names = [str(v) for k, v in sorted(labels.items(), key=lambda kv: int(kv[0]))
+             if str(k) != "0"]
+    if names:
+        rows.append(("Segments", ", ".join(names)))
+    inp = card.get("input") or {}
+    if inp:
+        rows.append(("Input", f"{inp.get('plane', '?')} slices with {inp.get('context', 0)} "
+                     f"neighbour(s) on each side, resampled to {inp.get('spacing_mm', '?')} mm"))
+    rows.append(("Trained on", f"{recipe.get('source', 'synthetic data')}: "
+                 f"{TRAINING_ANATOMY}"))
+    if recipe.get("contrast"):
+        rows.append(("Contrasts seen", str(recipe["contrast"])))
+    if recipe.get("spatial"):
+        rows.append(("Shape variation", str(recipe["spatial"])))
+    if recipe.get("held_out_slab_k"):
+        k0, k1 = recipe["held_out_slab_k"]
+        rows.append(("Held out", f"axial slab k = {k0}-{k1 - 1} of the template, never used "
+                     "for training; it is still the same anatomy"))
+    if training:
+        hours = float(training.get("seconds_this_run", 0.0)) / 3600.0
+        rows.append(("Training", f"{training.get('steps', '?')} steps on "
+                     f"{training.get('device', '?')} ({hours:.1f} h for the last run); "
+                     f"command: {training.get('command', 'see docs/model.md')}"))
+    validation = _last_validation(card)
+    if validation:
+        rows.append(("Validation (training anatomy)", validation + " -- fresh phantoms of "
+                     "the training anatomy, counted outside the held-out slab: expect lower "
+                     "figures on other brains"))
+    software = card.get("software") or {}
+    if software:
+        rows.append(("Software", ", ".join(f"{k} {v}" for k, v in software.items()
+                                           if k != "platform")))
+    return rows

@@ -1,0 +1,39 @@
+"""Model cards in plain words: what each shipped network was trained on."""
+
+from __future__ import annotations
+
+import json
+
+from engine.cli import main
+from engine.models.cards import card_facts, model_cards
+
+
+def test_every_shipped_network_says_it_saw_one_synthetic_anatomy():
+    cards = model_cards()
+    assert {"delineo", "unet"} <= set(cards)
+    for name, card in cards.items():
+        facts = dict(card_facts(card))
+        assert facts["Network"] == name
+        assert "MNI ICBM152" in facts["Trained on"] and "no scan of a person" in facts["Trained on"]
+        if "Validation (training anatomy)" in facts:
+            assert "training anatomy" in facts["Validation (training anatomy)"]
+        if "Held out" in facts:
+            assert "same anatomy" in facts["Held out"]
+
+
+def test_cards_without_weights_or_unreadable_are_skipped(tmp_path):
+    (tmp_path / "a.json").write_text(json.dumps({"name": "a"}))  # no weights beside it
+    (tmp_path / "b.json").write_text("{not json")
+    (tmp_path / "b.safetensors").write_bytes(b"")
+    (tmp_path / "c.json").write_text(json.dumps({"name": "c", "parameters": 5}))
+    (tmp_path / "c.safetensors").write_bytes(b"")
+    assert list(model_cards(tmp_path)) == ["c"]
+
+
+def test_cli_models_lists_the_cards(capsys):
+    assert main(["models"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("delineo\n") and "Trained on:" in out and "Held out:" in out
+    assert main(["models", "--json"]) == 0
+    cards = json.loads(capsys.readouterr().out)
+    assert cards["delineo"]["architecture"]["class"] == "DelineoNet"
