@@ -11,7 +11,8 @@ the viewer does (decimation step 2 above 2 M voxels, step 1 below).
 * **Build**: every surface from scratch (what opening a label map costs).
 * **Stroke update**: a 10 mm brush stroke in one axial slice (a 40 mm line)
   changes the labels; :meth:`engine.surfaces.LabelSurfaces.update` recomputes
-  the blocks the stroke's box touches; the view re-uploads those pieces only. Reference in the same process: a full rebuild.
+  the blocks the stroke's box touches; the view re-uploads those pieces only.
+  Reference in the same process: a full rebuild.
 * With ``--gl`` (needs a display): the same stroke through the viewer's
   SurfaceView, from ``notify_changed`` to the redrawn surfaces (worker,
   queued signal, GL upload), median of repeats.
@@ -30,7 +31,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.common import machine, median, timeit
+from benchmarks.common import emit, machine, median, timeit
 from engine.data.mni import load_demo
 from engine.surfaces import LabelSurfaces
 
@@ -49,13 +50,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--gl", action="store_true", help="also time the viewer's 3-D view")
     args = parser.parse_args()
-    print(machine())
+    print(f"# {machine()}")
     _, truth = load_demo()
     labels = truth.array.copy()
     step = 2 if labels.size > 2_000_000 else 1
     surf = LabelSurfaces(labels, truth.spacing, step=step)
     build = timeit(lambda: LabelSurfaces(labels, truth.spacing, step=step), repeats=3)
-    print(f"surfaces: {surf.triangle_count():,} triangles (step {step})")
+    emit("surface triangles", surf.triangle_count(), f"(marching-cubes step {step})")
     counter = iter(range(10_000))
 
     def stroke_update() -> None:
@@ -64,10 +65,9 @@ def main() -> None:
             surf.piece(key)
 
     update = timeit(stroke_update, repeats=9)
-    print(f"build: {median(build) * 1000:.0f} ms")
-    print(f"stroke update (recompute the touched blocks): "
-          f"{median(update) * 1000:.0f} ms [goal <= 1000 ms] "
-          f"[ratio {median(update) / median(build):.3f} of a full rebuild]")
+    emit("surfaces build, median", median(build) * 1000, "ms")
+    emit("stroke update (touched blocks), median", median(update) * 1000, "ms",
+         goal="<= 1000 ms", ratio=median(update) / median(build), reference="full rebuild")
     if args.gl:
         _gl(truth)
 
@@ -85,7 +85,7 @@ def _gl(truth) -> None:
     layers.set_image(t1)
     view = SurfaceView(layers, Cursor(t1.shape))
     if not view.available:
-        print(f"--gl: {view.problem}")
+        print(f"# --gl: {view.problem}")
         return
     view.resize(800, 800)
     view.show()
@@ -99,7 +99,7 @@ def _gl(truth) -> None:
             time.sleep(0.001)
 
     wait()
-    print(f"GL build (worker + upload): {done[0] * 1000:.0f} ms")
+    emit("3-D view build (worker + upload)", done[0] * 1000, "ms")
     times = []
     for n in range(7):
         done.clear()
@@ -110,7 +110,8 @@ def _gl(truth) -> None:
         app.processEvents()
         view.gl.repaint()
         times.append(time.perf_counter() - t0)
-    print(f"GL stroke, notify to redrawn: {median(times) * 1000:.0f} ms [goal <= 1000 ms]")
+    emit("3-D view stroke, edit to redrawn, median", median(times) * 1000, "ms",
+         goal="<= 1000 ms")
 
 
 if __name__ == "__main__":
