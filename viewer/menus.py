@@ -197,6 +197,10 @@ class Menus:
 
     def _help_menu(self, menu: QMenu) -> QMenu:
         menu.addAction(self.actions["help_reference"])
+        networks = menu.addAction("About the &Networks…")
+        networks.setObjectName("action_about_networks")
+        networks.setToolTip("What each shipped network was trained on (its model card)")
+        networks.triggered.connect(self.show_networks)
         about = menu.addAction("&About Delineo")
         about.triggered.connect(self.show_about)
         return menu
@@ -307,6 +311,15 @@ class Menus:
             self.reference = dialog
         dialog.show()
         dialog.raise_()
+        return dialog
+
+    def show_networks(self) -> QDialog:
+        """Help → About the Networks: the model cards, in plain words."""
+        from .model_info import ModelInfoDialog
+
+        dialog = ModelInfoDialog(self.window)
+        dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose, True)
+        dialog.show()
         return dialog
 
     def show_about(self) -> None:

@@ -34,3 +34,25 @@ def test_the_training_anatomy_is_recognised():
     other = Volume(np.zeros((120, 140, 100), np.float32), np.diag([1.2, 1.2, 1.2, 1.0]))
     assert not is_training_anatomy(other) and training_anatomy_note(other) == ""
     assert not is_training_anatomy(None)
+
+
+def test_live_metrics_say_when_the_image_is_the_training_anatomy(window, qtbot, tissue_phantom):
+    t1, truth = load_demo()
+    window.show_volume(t1, name="demo", truth=truth)
+    from viewer.panels.metrics_panel import MetricsPanel
+
+    panel = window.findChild(MetricsPanel, "metricsPanel")
+    panel.refresh()
+    assert panel.anatomy_note.isVisibleTo(window)
+    assert "trained on" in panel.anatomy_note.text()
+    volume, small_truth = tissue_phantom()
+    window.show_volume(volume, name="phantom", truth=small_truth)
+    panel.refresh()
+    assert not panel.anatomy_note.isVisibleTo(window)
+
+
+def test_help_menu_opens_about_the_networks(window, qtbot):
+    dialog = window.menus.show_networks()
+    qtbot.addWidget(dialog)
+    assert dialog.isVisible() and dialog.tabs.count() >= 2
+    dialog.close()

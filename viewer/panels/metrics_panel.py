@@ -34,6 +34,7 @@ from engine.display import DIFFERENCE_LABELS
 from engine.editing.session import METRIC_KEYS
 
 from ..edit_session import EditSession
+from ..model_info import training_anatomy_note
 from ..subscriptions import subscribe
 
 __all__ = ["METRIC_ROWS", "MetricsPanel", "format_metric"]
@@ -110,6 +111,12 @@ class MetricsPanel(QWidget):
         self.summary.setObjectName("metricsSummary")
         self.summary.setTextFormat(Qt.TextFormat.RichText)
         self.summary.setWordWrap(True)
+        self.anatomy_note = QLabel("", self)
+        self.anatomy_note.setObjectName("trainingAnatomyNote")
+        self.anatomy_note.setWordWrap(True)
+        self.anatomy_note.setStyleSheet("color: #ffb74d;")
+        self.anatomy_note.setToolTip("Help → About the Networks says what they were trained on")
+        self.anatomy_note.hide()
         self.table = QTableWidget(len(METRIC_KEYS), 0, self)
         self.table.setObjectName("metricsTable")
         self.table.setVerticalHeaderLabels([METRIC_ROWS[k] for k in METRIC_KEYS])
@@ -170,6 +177,7 @@ class MetricsPanel(QWidget):
         layout = QVBoxLayout(self)
         layout.setContentsMargins(6, 4, 6, 4)
         layout.addWidget(self.summary)
+        layout.addWidget(self.anatomy_note)
         layout.addWidget(self.controls)
         layout.addStretch(1)
 
@@ -230,6 +238,10 @@ class MetricsPanel(QWidget):
         """Write the current figures (cheap: called after every stroke segment)."""
         session = self.session
         live = session.live
+        image = session.layers.image
+        note = training_anatomy_note(image.volume if image is not None else None)
+        self.anatomy_note.setText(note)
+        self.anatomy_note.setVisible(bool(note) and live is not None)
         if live is None:
             self.summary.setText(NO_TRUTH)
             return
