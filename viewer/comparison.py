@@ -20,7 +20,7 @@ from collections.abc import Callable
 from typing import Any
 
 import numpy as np
-from PySide6.QtCore import Qt, QTimer, Signal
+from PySide6.QtCore import QRectF, Qt, QTimer, Signal
 from PySide6.QtGui import QCloseEvent
 from PySide6.QtWidgets import (
     QCheckBox,
@@ -184,6 +184,8 @@ class ComparisonWindow(QMainWindow):
         self.grid.setContentsMargins(0, 0, 0, 0)
         self.grid.setSpacing(2)
         self.table = ComparisonTable(layers, runner, self)
+        # The fast metrics at once; surface distances follow in the background.
+        QTimer.singleShot(0, self.table, self.table.compute_if_ready)
         splitter = QSplitter(Qt.Orientation.Vertical, self)
         splitter.addWidget(self.grid_widget)
         splitter.addWidget(self.table)
@@ -487,15 +489,44 @@ class ComparisonWindow(QMainWindow):
         if layer is not None:
             layer.set_opacity(0.85)
         n = int(np.count_nonzero(diff))
-        pane.note.setText(f"{n:,} voxels, {n * image.volume.voxel_volume_ml:,.1f} mL")
+        colour = DISAGREEMENT_LABELS.color(1)
+        pane.note.setTextFormat(Qt.TextFormat.RichText)
+        pane.note.setText(f"<span style='color:rgb{tuple(colour)}'>■</span> the layers "
+                          f"differ: {n:,} voxels, {n * image.volume.voxel_volume_ml:,.1f} mL")
+        pane.note.setToolTip("Red: voxels where the shown layers do not all agree; "
+                             "elsewhere they agree")
 
     def reset_views(self) -> None:
+        """Fit the labelled part of the image (the brain), not the whole field of view."""
+        box = self._labelled_box()
         self._syncing = True
         try:
             for view in self.views():
                 view.reset_view()
+                if box is not None:
+                    geo, (sx, sy) = view.geometry_, view._spacing
+                    (x0, x1), (y0, y1) = box[geo.x_axis], box[geo.y_axis]
+                    view.viewbox.setRange(QRectF(x0 * sx, y0 * sy, (x1 - x0) * sx,
+                                                 (y1 - y0) * sy), padding=0.06)
         finally:
             self._syncing = False
+
+    def _labelled_box(self) -> list[tuple[int, int]] | None:
+        """Per axis, the voxel range ``(lo, hi + 1)`` holding a label of any shown layer."""
+        arrays = [p.source.labelmap.array for p in self.panes if p.source is not None]
+        if not arrays:
+            return None
+        box: list[tuple[int, int]] = []
+        for axis in range(3):
+            others = tuple(a for a in range(3) if a != axis)
+            hits = np.zeros(arrays[0].shape[axis], bool)
+            for array in arrays:
+                hits |= array.any(axis=others)
+            where = np.flatnonzero(hits)
+            if where.size == 0:
+                return None
+            box.append((int(where[0]), int(where[-1]) + 1))
+        return box
 
     def views(self) -> list[SliceView]:
         panes = [*self.panes, *([self.disagreement_pane] if self.disagreement_pane else [])]

@@ -32,10 +32,13 @@ import os
 from collections.abc import Callable
 from typing import Any
 
+import numpy as np
+
 from engine.core.events import DeclaredEvent
 from engine.core.volume import LabelMap, LabelTable
 from engine.display import DIFFERENCE_LABELS, difference_map
 from engine.editing.history import DEFAULT_BUDGET_BYTES
+from engine.editing.kernels import merge_diffs
 from engine.editing.options import BRUSH_MAX_MM, BRUSH_MIN_MM, EditOptions, brush_size_step
 from engine.editing.session import METRIC_KEYS, EditingSession, SurfaceRunner
 
@@ -53,6 +56,8 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 DIFFERENCE_OPACITY = 0.7
+#: The end of the name of an empty edited mask made when an image is opened.
+NEW_SUFFIX = " (new)"
 
 
 class EditSession(EditingSession):
@@ -142,6 +147,40 @@ class EditSession(EditingSession):
         if layer is not None:
             self._refresh(layer, box)
 
+    # -- a drag taken back ---------------------------------------------------------------
+    def cancel_gesture(self) -> bool:
+        """Take back the open gesture (Esc during a drag): no undo step, no journal record.
+
+        The voxels the drag changed get their values from before the drag
+        again, and the live metrics and views follow. False when no gesture
+        is open.
+        """
+        labels, history = self.labels, self.history
+        if labels is None or not history.recording:
+            return False
+        # The history has no "abort": close the open step by hand, without pushing it.
+        diffs = list(history._open)
+        history._open_name, history._open = None, []
+        merged = merge_diffs(diffs, labels)
+        if merged is not None:
+            merged.revert(labels)
+            self._changed(merged.inverse())
+        self.changed.emit()
+        self.message.emit("Stroke cancelled")
+        return True
+
+    def apply_labels(self, array: np.ndarray, name: str) -> None:
+        """As the engine's, and a mask named "… (new)" is no longer new once it got labels."""
+        super().apply_labels(array, name)
+        layer = self.layers.edited
+        if layer is not None and layer.name.endswith(NEW_SUFFIX):
+            layer.name = layer.name[: -len(NEW_SUFFIX)]
+            self.layers.layers_changed.emit()
+            # Now there is a mask to correct: the ground truth becomes an outline, as it
+            # is when opened over a mask with labels, so that the mask stays visible.
+            if self.layers.ground_truth is not None and not self.truth_outline:
+                self.show_truth_outline(True)
+
     # -- saving ---------------------------------------------------------------------------
     def save_started(self, layer: LabelLayer) -> None:
         """A save of *layer* took its snapshot (edits after it must survive the reset)."""
@@ -197,9 +236,17 @@ class EditSession(EditingSession):
             self.difference_layer = self.layers.add_labels(
                 labelmap, name="Differences vs ground truth", role="difference",
                 opacity=DIFFERENCE_OPACITY)
+            self.difference_layer.display_changed.connect(self._difference_display)
         else:
             layer.labelmap.array[...] = codes
             layer.notify_changed(None)
+            layer.set_visible(True)
+
+    def _difference_display(self, layer: LabelLayer) -> None:
+        """The overlay's layer was hidden (Label Layers panel): "Differences" is off too."""
+        if layer is self.difference_layer and not layer.visible and self._differences:
+            self._differences = False  # the hidden layer stays; ticking shows it again
+            self.overlay_changed.emit()
 
     @property
     def truth_outline(self) -> bool:

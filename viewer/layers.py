@@ -29,7 +29,7 @@ from engine.core.events import DeclaredEvent
 from engine.core.volume import LabelMap, LabelTable, Volume
 from engine.display import auto_window, histogram, label_lut, label_volumes
 
-__all__ = ["BBox", "ImageLayer", "LabelLayer", "LayerStack"]
+__all__ = ["BBox", "ImageLayer", "LabelLayer", "LayerStack", "drawing_order"]
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +37,24 @@ log = logging.getLogger(__name__)
 BBox = tuple[slice, slice, slice]
 
 ROLES = ("edit", "truth", "result", "difference", "uncertainty")
+
+#: Drawing rank of each role, bottom to top: the mask being edited is drawn over the
+#: filled references and method results; only outlines (which cover no area) and its own
+#: differences go above it.
+DRAW_RANK = {"truth": 0, "result": 1, "uncertainty": 1, "edit": 2, "difference": 4}
+#: Rank of a reference or result drawn as an outline: over the edited mask.
+OUTLINE_RANK = 3
+
+
+def drawing_order(layers: list[LabelLayer]) -> list[LabelLayer]:
+    """*layers* bottom to top as drawn: by :data:`DRAW_RANK` (outlines over the edited
+    mask, see :data:`OUTLINE_RANK`), then in list order."""
+    def rank(layer: LabelLayer) -> int:
+        if layer.outline and layer.role in ("truth", "result", "uncertainty"):
+            return OUTLINE_RANK
+        return DRAW_RANK.get(layer.role, 1)
+
+    return [lay for _, _, lay in sorted((rank(lay), n, lay) for n, lay in enumerate(layers))]
 
 
 def _value_range(array: np.ndarray) -> tuple[float, float]:
@@ -236,6 +254,10 @@ class LayerStack:
             raise ValueError(
                 f"label map shape {labelmap.shape} differs from the image {self.image.volume.shape}"
             )
+        if (role == "truth" and "outline" not in display and self.edited is not None
+                and self.edited.labelmap.array.any()):
+            # With a mask to correct, the reference is an outline: the mask stays visible.
+            display["outline"] = True
         layer = LabelLayer(labelmap, name=name, role=role, path=path, **display)
         if role in ("edit", "truth", "difference"):
             old = self.by_role(role)

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtGui import QCloseEvent, QDragEnterEvent, QDropEvent
-from PySide6.QtWidgets import QDockWidget, QMainWindow, QWidget
+from PySide6.QtWidgets import QApplication, QDockWidget, QMainWindow, QWidget
 
 from engine.core.volume import LabelMap, Volume
 from engine.display import drag_window
@@ -47,6 +47,7 @@ from .shortcuts import bind_actions
 from .status_bar import StatusBar, format_readout
 from .tools import TOOLS, Tool, ToolContext
 from .view_grid import ViewGrid
+from .wheel_guard import WheelGuard
 from .workers import JobRunner
 
 if TYPE_CHECKING:
@@ -99,6 +100,10 @@ class MainWindow(QMainWindow):
             view.hovered.connect(self._hovered)
             view.window_level_dragged.connect(self._window_level_drag)
 
+        self.wheel_guard = WheelGuard(self)
+        app = QApplication.instance()
+        if app is not None:
+            app.installEventFilter(self.wheel_guard)
         self._build_docks()
         self._build_edit_docks()
         self._methods: MethodsController | None = None  # see the ``methods`` property
@@ -155,6 +160,7 @@ class MainWindow(QMainWindow):
                          | QDockWidget.DockWidgetFeature.DockWidgetFloatable)
         self.addDockWidget(area, dock)
         self.docks[key] = dock
+        self.wheel_guard.protect(dock)
         return dock
 
     def _build_status_bar(self) -> None:
@@ -203,6 +209,7 @@ class MainWindow(QMainWindow):
             "last_slice": to_end(True),
             "centre_cursor": lambda: self.cursor.set([n // 2 for n in self.cursor.shape]),
             "help_reference": lambda: self.menus.show_reference(),
+            "cancel_drag": self.cancel_drag,
             **self._edit_handlers(),
             "run_pipeline": self.run_pipeline,
             "compare_results": lambda: self.methods.open_comparison(),
@@ -343,6 +350,10 @@ class MainWindow(QMainWindow):
             self.grid.update_tool_cursor()
         self.menus.check_tool(name)
 
+    def cancel_drag(self) -> bool:
+        """Esc: abandon the mouse drag under way; a brush or eraser stroke is taken back."""
+        return any(view.canvas.cancel_drag() for view in self.views.values())
+
     def set_layout(self, name: str) -> None:
         self.grid.set_layout(name)
         self.settings.layout = name
@@ -374,7 +385,7 @@ class MainWindow(QMainWindow):
         docks = [self.add_dock("edit", "Editing", self.edit_panel, left),
                  self.add_dock("metrics", "Live Metrics", self.metrics_panel, left)]
         self.resizeDocks(docks, [340, 340], Qt.Orientation.Horizontal)
-        self.resizeDocks(docks, [560, 360], Qt.Orientation.Vertical)
+        self.resizeDocks(docks, [500, 420], Qt.Orientation.Vertical)
 
     def _build_editing(self) -> None:
         edits = self.edits

@@ -28,6 +28,7 @@ import numpy as np
 from PySide6.QtCore import QObject, Signal
 
 from engine.core.errors import DelineoError
+from engine.core.memory import current_rss_bytes
 from engine.core.volume import LabelMap
 from engine.editing.kernels import Diff
 from engine.editing.refine import ClickRefineParams, LocalEdit, refine_at
@@ -203,9 +204,12 @@ class PipelineRunner(QObject):
 
         def work(progress: Callable[[float, str], None], cancel: Any) -> _Judged:
             mask_array = None if brain is None else np.asarray(brain) > 0
+            start_rss = current_rss_bytes()  # Qt, torch and the image are already resident
             result = run_pipeline(volume, pipe, device=device, mask=mask_array,
                                   progress=progress, cancel=cancel)
-            return _judge(result, volume)
+            judged = _judge(result, volume)
+            judged.start_rss_bytes = start_rss
+            return judged
 
         def done(judged: _Judged) -> None:
             if self.layers.image is not image:
@@ -214,7 +218,7 @@ class PipelineRunner(QObject):
                 return
             self.last_result = judged.result
             layer = self._show(judged.result, name, warnings=reasons,
-                               plausibility=judged.report)
+                               plausibility=judged.report, start_rss_bytes=judged.start_rss_bytes)
             if judged.bands is not None:
                 bands = self.layers.add_labels(judged.bands, name=f"{name} — uncertainty",
                                                role="uncertainty", visible=False,
@@ -256,7 +260,8 @@ class PipelineRunner(QObject):
 
     def _show(self, result: PipelineResult, name: str, *,
               warnings: Sequence[str] = (),
-              plausibility: PlausibilityReport | None = None) -> LabelLayer:
+              plausibility: PlausibilityReport | None = None,
+              start_rss_bytes: int = 0) -> LabelLayer:
         labels = result.labels
         if warnings:
             labels.metadata["warnings"] = list(warnings)
@@ -266,8 +271,12 @@ class PipelineRunner(QObject):
             "pipeline": result.pipeline,
             "pipeline_description": result.description,
             "runtime_s": result.seconds,
+            # The method's own memory: on a GPU its CUDA allocations; else the peak
+            # resident size minus what the process held when it started.
             "peak_memory_bytes": (result.peak_cuda_bytes if result.peak_cuda_bytes
-                                  else result.peak_rss_bytes),
+                                  else max(0, result.peak_rss_bytes - start_rss_bytes)),
+            "peak_memory_kind": ("gpu" if result.peak_cuda_bytes
+                                 else "increase" if start_rss_bytes else "process"),
             "device": result.device,
             "steps": [(s.name, s.seconds) for s in result.steps],
         })
@@ -292,6 +301,8 @@ class _Judged:
         self.report = report
         self.bands = bands
         self.regions = regions
+        #: Resident size of the process when the run started (0: not measured).
+        self.start_rss_bytes = 0
 
 
 def _judge(result: PipelineResult, volume: Any) -> _Judged:

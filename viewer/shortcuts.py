@@ -13,15 +13,23 @@ import html
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
-from PySide6.QtCore import Qt
-from PySide6.QtGui import QAction, QKeySequence
-from PySide6.QtWidgets import QWidget
+from PySide6.QtCore import QEvent, QObject, Qt
+from PySide6.QtGui import QAction, QKeyEvent, QKeySequence
+from PySide6.QtWidgets import (
+    QAbstractSpinBox,
+    QApplication,
+    QLineEdit,
+    QPlainTextEdit,
+    QTextEdit,
+    QWidget,
+)
 
 __all__ = [
     "KEYS",
     "MOUSE",
     "KeyBinding",
     "MouseGesture",
+    "TextFieldGuard",
     "bind_actions",
     "find_gesture",
     "mouse_reference",
@@ -39,8 +47,9 @@ class KeyBinding:
     keys: tuple[str, ...]
     group: str
     tip: str = ""
-    #: True: active only while the slice views have the focus (keys that
-    #: sliders and tables also use, like the arrows).
+    #: True: a key of the slice views (letters, arrows). It works wherever the
+    #: focus is in the main window, except in a text field, which keeps its
+    #: typing keys (see :class:`TextFieldGuard`).
     views_only: bool = False
 
 
@@ -124,6 +133,9 @@ KEYS: tuple[KeyBinding, ...] = (
     KeyBinding("toggle_differences", "Show / Hide &Differences", ("D",), "Editing",
                "False positives and false negatives against the ground truth",
                views_only=True),
+    KeyBinding("cancel_drag", "Cancel the drag", ("Esc",), "Editing",
+               "During a brush or eraser drag: take the stroke back (nothing enters the "
+               "undo history)"),
     KeyBinding("toggle_truth_outline", "Ground-Truth &Outline", ("G",), "Editing",
                "Draw the ground truth as outlines over the edited mask", views_only=True),
     # Segment (viewer/methods_controller.py, viewer/tools/refine.py)
@@ -169,6 +181,39 @@ def find_gesture(button: str, modifiers: str) -> str | None:
     return None
 
 
+#: Widgets that type text: plain keys (letters, digits, arrows) stay theirs.
+TEXT_FIELDS = (QLineEdit, QAbstractSpinBox, QPlainTextEdit, QTextEdit)
+_COMMAND_MODIFIERS = (Qt.KeyboardModifier.ControlModifier | Qt.KeyboardModifier.AltModifier
+                      | Qt.KeyboardModifier.MetaModifier)
+
+
+def is_text_field(widget: QObject | None) -> bool:
+    """True for a widget that edits text (a read-only text box is not one)."""
+    if isinstance(widget, (QPlainTextEdit, QTextEdit)):
+        return not widget.isReadOnly()
+    return isinstance(widget, TEXT_FIELDS)
+
+
+class TextFieldGuard(QObject):
+    """Keeps the plain keys of a text field from triggering window-wide shortcuts.
+
+    The letter and arrow keys of the views are window shortcuts, so they work
+    after a click on a button, a check box or a tab of a side panel. Only
+    while a text field (a line edit, a number field, a text box) has the focus
+    do plain keys go to the field: the guard accepts the ``ShortcutOverride``
+    event of those keys, which tells Qt to deliver the key instead of the
+    shortcut. Keys with Ctrl, Alt or Meta still reach their shortcuts.
+    """
+
+    def eventFilter(self, obj: QObject, event: QEvent) -> bool:
+        if (event.type() == QEvent.Type.ShortcutOverride and isinstance(event, QKeyEvent)
+                and is_text_field(obj)
+                and not (event.modifiers() & _COMMAND_MODIFIERS)):
+            event.accept()
+            return True
+        return False
+
+
 def bind_actions(
     parent: QWidget,
     handlers: Mapping[str, Callable[[], object]],
@@ -177,10 +222,17 @@ def bind_actions(
 ) -> dict[str, QAction]:
     """Create a ``QAction`` per key binding, connected to ``handlers[action]``.
 
-    Actions whose binding is *views_only* are added to *views* with a
-    widget-with-children context, so arrows and letters keep working in
-    sliders, tables and text fields; the others are window-wide.
+    Every action is window-wide, so the letters and arrows of the views work
+    wherever the focus is in the window (a side panel's button, a tab, after
+    Ctrl+1). Actions whose binding is *views_only* are also listed on *views*.
+    A :class:`TextFieldGuard` on the application (one per *parent*) leaves the
+    plain keys to a text field that has the focus.
     """
+    app = QApplication.instance()
+    if app is not None and parent.findChild(TextFieldGuard) is None:
+        guard = TextFieldGuard(parent)
+        guard.setObjectName("textFieldGuard")
+        app.installEventFilter(guard)
     actions: dict[str, QAction] = {}
     for row in KEYS:
         action = QAction(row.text, parent)
@@ -194,12 +246,10 @@ def bind_actions(
             action.triggered.connect(lambda _checked=False, h=handler: h())
         else:
             action.setEnabled(False)
+        action.setShortcutContext(Qt.ShortcutContext.WindowShortcut)
+        parent.addAction(action)
         if row.views_only and views is not None:
-            action.setShortcutContext(Qt.ShortcutContext.WidgetWithChildrenShortcut)
             views.addAction(action)
-        else:
-            action.setShortcutContext(Qt.ShortcutContext.WindowShortcut)
-            parent.addAction(action)
         actions[row.action] = action
     return actions
 
@@ -250,8 +300,9 @@ def reference_html() -> str:
         )
     parts.append("</table>")
     parts.append(
-        "<p>Keys marked for the views act on the view under the mouse pointer "
-        "(or the last one clicked) while a slice view has the keyboard focus.</p>"
+        "<p>Keys of the views act on the view under the mouse pointer (or the last one "
+        "clicked) wherever the keyboard focus is in the window, except in a text or "
+        "number field, which keeps the keys it types.</p>"
     )
     return "\n".join(parts)
 

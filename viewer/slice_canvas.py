@@ -55,6 +55,7 @@ class GestureSink(Protocol):
     def gesture_end(self, gesture: str, pos: QPointF, mods: frozenset[str]) -> None: ...
     def gesture_wheel(self, gesture: str, steps: int, pos: QPointF) -> None: ...
     def gesture_double(self, gesture: str, pos: QPointF) -> None: ...
+    def gesture_cancel(self, gesture: str) -> None: ...
     def pointer_hover(self, pos: QPointF | None, mods: frozenset[str]) -> None: ...
     def pointer_entered(self) -> None: ...
 
@@ -156,6 +157,20 @@ class SliceCanvas(pg.GraphicsView):
         self.sink.gesture_end(gesture, self.to_view(ev.position()),
                               modifier_names(ev.modifiers()))
         ev.accept()
+
+    @property
+    def dragging(self) -> bool:
+        """True while a mouse drag is under way."""
+        return self._drag is not None
+
+    def cancel_drag(self) -> bool:
+        """Abandon the drag under way (Esc): its release will be ignored. False if none."""
+        if self._drag is None:
+            return False
+        gesture = self._drag[0]
+        self._drag = None
+        self.sink.gesture_cancel(gesture)
+        return True
 
     def mouseDoubleClickEvent(self, ev: QMouseEvent) -> None:
         button = _BUTTONS.get(ev.button())

@@ -36,7 +36,7 @@ from engine.core.events import Connection
 from engine.display import extract_slice, label_rgba, plane_geometry
 
 from .cursor import Cursor
-from .layers import BBox, ImageLayer, LabelLayer, LayerStack
+from .layers import BBox, ImageLayer, LabelLayer, LayerStack, drawing_order
 from .slice_canvas import SliceCanvas
 from .subscriptions import subscribe
 from .tools.base import Tool, ToolEvent
@@ -359,7 +359,7 @@ class SliceView(QWidget):
                 handle.disconnect()
             self._stale.discard(layer)
             self._blank.discard(layer)
-        for z, layer in enumerate(current):
+        for layer in current:
             item = self._items.get(layer)
             if item is None:
                 item = _row_major(pg.ImageItem())
@@ -373,11 +373,15 @@ class SliceView(QWidget):
                     subscribe(self, layer.display_changed, self._on_layer_display),
                     subscribe(self, layer.data_changed, data_cb))
                 self._stale.add(layer)
-            item.setZValue(10 + z)
+        for z, layer in enumerate(drawing_order(current)):
+            self._items[layer].setZValue(10 + z)
         self._apply_opacities()
 
     def _on_layer_display(self, layer: LabelLayer) -> None:
         # Outline / hidden labels change the pixels; opacity and visibility do not.
+        for z, lay in enumerate(drawing_order(self.layers.labels)):  # outlines go on top
+            if lay in self._items:
+                self._items[lay].setZValue(10 + z)
         self._stale.add(layer)
         self._apply_opacities()
 
@@ -395,6 +399,9 @@ class SliceView(QWidget):
         if index != self.index:
             self.index = index
             self._invalidate()
+            if self._pointer is not None and self.layers.image is not None:
+                # The pointer has not moved but its voxel is on the new slice now.
+                self.hovered.emit(self.tool_event(self._pointer).index)
 
     def _update_cursor_display(self) -> None:
         pos = self.cursor.position
@@ -471,6 +478,13 @@ class SliceView(QWidget):
         tool, self._tool_drag = self._tool_drag, None
         if tool is not None:
             tool.release(self.tool_event(pos, mods, gesture))
+        self.update_tool_cursor()
+
+    def gesture_cancel(self, gesture: str) -> None:
+        """The drag was abandoned (Esc): the tool takes back what it did."""
+        tool, self._tool_drag = self._tool_drag, None
+        if tool is not None:
+            tool.cancel()
         self.update_tool_cursor()
 
     def gesture_wheel(self, gesture: str, steps: int, pos: QPointF) -> None:

@@ -2,12 +2,37 @@
 
 from __future__ import annotations
 
-from PySide6.QtCore import QTimer, Signal
-from PySide6.QtWidgets import QLabel, QProgressBar, QStatusBar, QToolButton, QWidget
+from PySide6.QtCore import Qt, QTimer, Signal
+from PySide6.QtGui import QResizeEvent
+from PySide6.QtWidgets import QLabel, QProgressBar, QSizePolicy, QStatusBar, QToolButton, QWidget
 
 from .layers import LayerStack
 
-__all__ = ["StatusBar", "format_readout"]
+__all__ = ["ElidedLabel", "StatusBar", "format_readout"]
+
+
+class ElidedLabel(QLabel):
+    """A one-line label that ends in "…" when too narrow; the tooltip holds the whole text."""
+
+    def __init__(self, text: str = "", parent: QWidget | None = None) -> None:
+        super().__init__("", parent)
+        self.full_text = ""
+        self.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+        self.set_full_text(text)
+
+    def set_full_text(self, text: str) -> None:
+        self.full_text = text
+        self.setToolTip(text.replace("   ", "\n"))
+        self._elide()
+
+    def resizeEvent(self, event: QResizeEvent) -> None:
+        super().resizeEvent(event)
+        self._elide()
+
+    def _elide(self) -> None:
+        width = max(0, self.contentsRect().width() - 8)
+        self.setText(self.fontMetrics().elidedText(self.full_text, Qt.TextElideMode.ElideRight,
+                                                   width))
 
 
 def _layer_title(name: str) -> str:
@@ -42,7 +67,7 @@ class StatusBar(QStatusBar):
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        self.readout = QLabel("", self)
+        self.readout = ElidedLabel("", self)
         self.readout.setObjectName("readout")
         self.readout.setStyleSheet("font-family: monospace; padding-left: 4px;")
         self.readout.setMinimumWidth(200)
@@ -68,7 +93,8 @@ class StatusBar(QStatusBar):
             widget.hide()
 
     def set_readout(self, text: str) -> None:
-        self.readout.setText(text)
+        """The read-out; cut with "…" when too long, whole in its tooltip."""
+        self.readout.set_full_text(text)
 
     def show_note(self, text: str, timeout_ms: int = 8000) -> None:
         self.message.setText(text)

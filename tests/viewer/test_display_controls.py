@@ -8,6 +8,7 @@ from PySide6.QtCore import QPoint, Qt
 from PySide6.QtWidgets import QTextBrowser
 
 from engine.display import CT_PRESETS, extract_slice, range_to_window
+from viewer.layers import drawing_order
 
 pytestmark = pytest.mark.gui
 
@@ -169,13 +170,16 @@ def test_several_label_layers_each_with_its_own_item(loaded, synthetic_labels):
     vol = loaded.layers.image.volume
     truth = synthetic_labels(vol)
     truth.array[:] = np.roll(truth.array, 3, axis=0)
-    loaded.layers.add_labels(truth, name="Ground truth", role="truth", opacity=0.3)
+    loaded.layers.add_labels(truth, name="Ground truth", role="truth", opacity=0.3,
+                             outline=False)
     result = loaded.add_result_layer(synthetic_labels(vol), "Otsu", opacity=0.7)
     loaded.grid.render_pending()
     for view in loaded.views.values():
-        items = [view.overlay_item(layer) for layer in loaded.layers.labels]
+        items = [view.overlay_item(layer) for layer in drawing_order(loaded.layers.labels)]
         assert all(item is not None and item.image is not None for item in items)
+        # Drawn by role: ground truth, results, then the edited mask on top.
         assert [i.zValue() for i in items] == sorted(i.zValue() for i in items)
+        assert view.overlay_item(loaded.layers.edited).zValue() == max(i.zValue() for i in items)
     assert view.overlay_item(result).opacity() == pytest.approx(0.7)
     assert len(loaded.layers_panel.rows) == 3
     loaded.labels_panel.chooser.setCurrentIndex(1)

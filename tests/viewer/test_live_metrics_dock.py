@@ -186,6 +186,7 @@ def test_difference_overlay_in_two_colours_follows_the_strokes(editing, qtbot, p
 def test_ground_truth_outline_over_the_edited_mask(editing, qtbot):
     panel = editing.metrics_panel
     truth = editing.layers.ground_truth
+    editing.edits.show_truth_outline(False)  # filled (an outline by default over a mask)
     truth.set_visible(False)
     panel.outline.setChecked(True)
     assert truth.outline and truth.visible

@@ -223,7 +223,7 @@ def test_status_bar_readout(loaded, pixel_of, mouse):
     port = axial.canvas.viewport()
     target = (10, 12, k)  # inside the white-matter box of the synthetic labels
     mouse(port, "move", pixel_of(axial, target), Qt.MouseButton.NoButton)
-    text = loaded.readout.text()
+    text = loaded.readout.full_text
     vol = loaded.layers.image.volume
     world = vol.voxel_to_world(target)
     assert "Voxel (10, 12, 6)" in text
@@ -233,4 +233,4 @@ def test_status_bar_readout(loaded, pixel_of, mouse):
     # Leaving the view shows the cursor's voxel again.
     axial.pointer_hover(None, frozenset())
     centre = loaded.cursor.position
-    assert f"Voxel ({centre[0]}, {centre[1]}, {centre[2]})" in loaded.readout.text()
+    assert f"Voxel ({centre[0]}, {centre[1]}, {centre[2]})" in loaded.readout.full_text

@@ -39,6 +39,7 @@ from PySide6.QtWidgets import (
     QVBoxLayout,
     QWidget,
 )
+from shiboken6 import isValid
 
 from engine.core.volume import LabelMap
 from engine.evaluation.compare import COLUMNS, MethodRun, comparison_rows, to_markdown, write_csv
@@ -63,7 +64,9 @@ _TIPS = {
     "volume_diff_ml": "Volume of the result minus the ground truth (mL)",
     "volume_diff_pct": "Volume difference relative to the ground truth (%)",
     "runtime_s": "Wall time of the pipeline run (s)",
-    "peak_memory_mb": "Peak memory of the run: process RSS, or CUDA allocations on a GPU (MB)",
+    "peak_memory_mb": ("Memory the method itself used (MB): its peak resident size minus what "
+                       "the process (Qt, torch, the image) held when it started, or its CUDA "
+                       "allocations on a GPU"),
     "misses": "Mean rows: metrics left out of the mean because a label had no finite value "
               "(e.g. HD95 of a label the result misses), as left out / labels",
 }
@@ -169,6 +172,8 @@ class ComparisonTable(QWidget):
 
     #: The table was filled (number of rows).
     computed = Signal(int)
+    #: The fast metrics (Dice, volumes, ...) are in the table; surface distances follow.
+    fast_computed = Signal(int)
     failed = Signal(str)
 
     def __init__(self, layers: LayerStack, runner: JobRunner,
@@ -178,6 +183,7 @@ class ComparisonTable(QWidget):
         self.layers = layers
         self.runner = runner
         self.job: Job | None = None
+        self._generation = 0  # of compute(): results of an older one are dropped
         #: ``ask_save_path(title, start, filter) -> path or None`` (tests replace it).
         self.ask_save_path: Callable[[str, str, str], str | None] = self._ask_save_path
         self.last_dir = str(Path.home())
@@ -260,41 +266,83 @@ class ComparisonTable(QWidget):
         labels = _truth_labels(truth)
         surface = self.surface.isChecked()
 
-        def work(progress: Callable[[float, str], None], cancel: Any) -> list[dict[str, Any]]:
-            rows: list[dict[str, Any]] = []
-            for i, (name, run) in enumerate(runs.items()):
-                cancel.check()
-                progress(i / len(runs), f"evaluating {name}")
-                rows += comparison_rows({name: run}, truth, labels=labels, surface=surface)
-            return rows
+        n = len(runs)
+        maps = "label map" if n == 1 else "label maps"
+        generation = self._generation = self._generation + 1
 
-        def done(rows: list[dict[str, Any]]) -> None:
+        def rows_of(surface_too: bool, what: str) -> Callable[..., list[dict[str, Any]]]:
+            def work(progress: Callable[[float, str], None], cancel: Any) -> list[dict[str, Any]]:
+                rows: list[dict[str, Any]] = []
+                for i, (name, run) in enumerate(runs.items()):
+                    cancel.check()
+                    progress(i / n, f"{what} of {name} ({i + 1} of {n})")
+                    rows += comparison_rows({name: run}, truth, labels=labels,
+                                            surface=surface_too)
+                progress(1.0, f"{what}: done")
+                return rows
+            return work
+
+        def current() -> bool:
+            # Not a newer compute(), and the table not closed (its widgets deleted).
+            return isValid(self.model) and generation == self._generation
+
+        def finish(rows: list[dict[str, Any]]) -> None:
             self.progress.hide()
             self.model.set_rows(rows)
-            maps = "label map" if len(runs) == 1 else "label maps"
-            self.status.setText(f"{len(runs)} {maps} against {truth_layer.name}; click a "
+            self.status.setText(f"{n} {maps} against {truth_layer.name}; click a "
                                 "column header to sort")
             self._update_buttons()
             self.computed.emit(len(rows))
 
+        def fast_done(rows: list[dict[str, Any]]) -> None:
+            if not current():
+                return
+            if not surface:
+                finish(rows)
+                return
+            # Dice, volumes and the rest are shown now; surface distances follow.
+            self.model.set_rows(rows)
+            self.fast_computed.emit(len(rows))
+            self.status.setText(f"Dice and volumes of {n} {maps}; computing surface "
+                                "distances (HD95, ASSD) in the background…")
+            self.progress.setValue(0)
+            self.job = self.runner.submit(
+                rows_of(True, "Surface distances"), "Surface distances against the ground truth",
+                on_result=lambda r: finish(r) if current() else None, on_error=error,
+                on_cancelled=cancelled, on_progress=on_progress)
+            self._update_buttons()
+
+        def on_progress(fraction: float, message: str) -> None:
+            if current():
+                self.progress.setValue(int(fraction * 1000))
+                self.progress.setToolTip(message)
+
         def error(exc: BaseException) -> None:
-            self.progress.hide()
-            self._fail(f"Comparison failed: {exc}")
+            if current():
+                self.progress.hide()
+                self._fail(f"Comparison failed: {exc}")
 
         def cancelled() -> None:
-            self.progress.hide()
-            self.status.setText("Cancelled")
-            self._update_buttons()
+            if current():
+                self.progress.hide()
+                self.status.setText("Cancelled")
+                self._update_buttons()
 
         self.progress.setValue(0)
         self.progress.show()
-        self.status.setText(f"Evaluating {len(runs)} label maps…")
-        self.job = self.runner.submit(work, "Comparing with the ground truth", on_result=done,
+        self.status.setText(f"Evaluating {n} {maps}…")
+        self.job = self.runner.submit(rows_of(False, "Dice and volumes"),
+                                      "Comparing with the ground truth", on_result=fast_done,
                                       on_error=error, on_cancelled=cancelled,
-                                      on_progress=lambda f, _m: self.progress.setValue(
-                                          int(f * 1000)))
+                                      on_progress=on_progress)
         self._update_buttons()
         return self.job
+
+    def compute_if_ready(self) -> Job | None:
+        """Compute at once when there is a ground truth and something to compare (on open)."""
+        if self.layers.ground_truth is None or not runs_to_compare(self.layers):
+            return None
+        return self.compute()
 
     def _fail(self, message: str) -> None:
         self.status.setText(message)

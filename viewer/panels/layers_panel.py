@@ -66,9 +66,18 @@ class _LayerRow:
             setter(value)
             widget.blockSignals(False)
 
-    def detach(self) -> None:
+    def detach(self, grid: QGridLayout | None = None) -> None:
+        """Take the row out at once: hidden and out of *grid* now, deleted later.
+
+        ``deleteLater`` alone waits for the event loop that called it; while a modal
+        dialog runs its own loop (the crash-recovery question) the old rows would
+        stay drawn under the new ones.
+        """
         self._handle.disconnect()
         for widget in (self.visible, self.role, self.opacity_label, self.opacity, self.outline):
+            if grid is not None:
+                grid.removeWidget(widget)
+            widget.hide()
             widget.deleteLater()
 
 
@@ -112,7 +121,7 @@ class LayersPanel(QWidget):
 
     def rebuild(self) -> None:
         for row in self.rows:
-            row.detach()
+            row.detach(self._grid)
         self.rows = []
         for r, layer in enumerate(reversed(self.layers.labels)):
             row = _LayerRow(layer, self)

@@ -40,6 +40,14 @@ from engine.methods.pipeline import DEFAULT_PIPELINE, PIPELINES, POST_STEPS, Pip
 
 from ..layers import LabelLayer, LayerStack
 from ..pipeline_runner import MASK_SOURCES, PipelineRunner, result_name
+from ..plain_names import (
+    METHOD_NAMES,
+    method_label,
+    method_tooltip,
+    pipeline_label,
+    pipeline_tooltip,
+    plain_summary,
+)
 from .params_form import ParamsForm
 
 __all__ = ["MethodsPanel", "missing_weights"]
@@ -50,6 +58,10 @@ DEVICES = {"auto": "Automatic", "cpu": "CPU", "cuda": "CUDA GPU"}
 _MUTED = "color: #8a919c;"
 _ERROR = "color: #ff8a80;"
 _OK = "color: #9ccc65;"
+#: What the memory of a finished run means (the status line's tooltip).
+MEMORY_TIP = ("Memory of the method itself: the peak resident size during the run minus what "
+              "the process (Qt, torch, the image) already held when it started; on a GPU, "
+              "the CUDA memory the run allocated.")
 _POST_TEXT = {"largest_component": "Keep the largest brain component",
               "small_islands": "Remove small islands", "fill_holes": "Fill holes"}
 
@@ -92,10 +104,14 @@ class _StepBox(QGroupBox):
         layout = QVBoxLayout(self)
         layout.setContentsMargins(6, 4, 6, 4)
         layout.setSpacing(2)
+        tip = method_tooltip(step.name, plain_summary(spec.summary))
+        self.setToolTip(tip)
         if summary:
-            text = QLabel(spec.summary[:1].upper() + spec.summary[1:], self)
+            plain = METHOD_NAMES.get(step.name, ("", plain_summary(spec.summary)))[1]
+            text = QLabel(plain, self)
             text.setWordWrap(True)
             text.setStyleSheet(_MUTED)
+            text.setToolTip(tip)
             layout.addWidget(text)
         self.form = ParamsForm(spec.params_type, self)
         self.form.setObjectName(f"form_{step.name}")
@@ -141,7 +157,10 @@ class MethodsPanel(QWidget):
         self.chooser.setToolTip("Named pipelines: a method, then refinement and post-processing "
                                 "(delineo-engine pipelines lists the same)")
         for name in sorted(PIPELINES):
-            self.chooser.addItem(name, name)
+            self.chooser.addItem(pipeline_label(name), name)
+            self.chooser.setItemData(self.chooser.count() - 1,
+                                     pipeline_tooltip(name, PIPELINES[name].describe()),
+                                     Qt.ItemDataRole.ToolTipRole)
         _compact(self.chooser)
         head = QFormLayout()
         head.setContentsMargins(0, 0, 0, 0)
@@ -168,9 +187,9 @@ class MethodsPanel(QWidget):
         layout.addWidget(_heading("Post-processing", body))
         self.post_checks: dict[str, QCheckBox] = {}
         for name, spec in POST_STEPS.items():
-            check = QCheckBox(_POST_TEXT.get(name, name), body)
+            check = QCheckBox(_POST_TEXT.get(name, method_label(name)), body)
             check.setObjectName(f"post_{name}")
-            check.setToolTip(f"{spec.summary[:1].upper() + spec.summary[1:]} (step '{name}')")
+            check.setToolTip(method_tooltip(name, spec.summary))
             check.toggled.connect(lambda _c, n=name: self._post_toggled(n))
             layout.addWidget(check)
             self.post_checks[name] = check
@@ -204,6 +223,14 @@ class MethodsPanel(QWidget):
                               "anyway -- the result layer keeps the warning")
         layout.addWidget(self.force)
 
+        # Run, progress, the finished-run line and the results stay in view below the
+        # scrolled set-up (a footer outside the scroll area), whatever the dock's height.
+        footer = QWidget(self)
+        footer.setObjectName("methodsFooter")
+        foot = QVBoxLayout(footer)
+        foot.setContentsMargins(8, 4, 8, 6)
+        foot.setSpacing(4)
+        outer.addWidget(footer)
         buttons = QHBoxLayout()
         self.run_button = QPushButton("Run", body)
         self.run_button.setObjectName("runPipeline")
@@ -221,31 +248,34 @@ class MethodsPanel(QWidget):
         buttons.addWidget(self.cancel_button)
         buttons.addStretch(1)
         buttons.addWidget(self.reset_button)
-        layout.addLayout(buttons)
+        foot.addLayout(buttons)
         self.progress = QProgressBar(body)
         self.progress.setObjectName("pipelineProgress")
         self.progress.setRange(0, 1000)
         self.progress.setTextVisible(False)
         self.progress.setMaximumHeight(8)
-        layout.addWidget(self.progress)
+        foot.addWidget(self.progress)
         self.step_label = QLabel("", body)
         self.step_label.setObjectName("pipelineStep")
         self.step_label.setStyleSheet(_MUTED)
         self.step_label.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
-        layout.addWidget(self.step_label)
+        foot.addWidget(self.step_label)
         self.status = QLabel("", body)
         self.status.setObjectName("pipelineStatus")
         self.status.setWordWrap(True)
         self.status.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-        layout.addWidget(self.status)
+        foot.addWidget(self.status)
 
         # -- results ----------------------------------------------------------------------
-        layout.addWidget(_heading("Results", body))
+        foot.addWidget(_heading("Results", body))
         self.results = QComboBox(body)
         self.results.setObjectName("resultChooser")
         self.results.setToolTip("Result layers of the runs (also in the Label Layers dock)")
         _compact(self.results)
-        layout.addWidget(self.results)
+        foot.addWidget(self.results)
+        #: Widgets about the selected result (the plausibility box of the controller).
+        self.result_extras = QVBoxLayout()
+        foot.addLayout(self.result_extras)
         row = QHBoxLayout()
         self.use_button = QPushButton("Make Edited Mask", body)
         self.use_button.setObjectName("useResult")
@@ -258,11 +288,8 @@ class MethodsPanel(QWidget):
         self.compare_button.setToolTip("Side-by-side panes and the metrics table (Ctrl+K)")
         for button in (self.use_button, self.remove_button):
             row.addWidget(button)
-        layout.addLayout(row)
-        layout.addWidget(self.compare_button)
-        #: Widgets about the selected result (the plausibility box of the controller).
-        self.result_extras = QVBoxLayout()
-        layout.addLayout(self.result_extras)
+        foot.addLayout(row)
+        foot.addWidget(self.compare_button)
 
         # -- click-to-refine --------------------------------------------------------------
         refine = QGroupBox("Click-to-refine", body)
@@ -351,7 +378,10 @@ class MethodsPanel(QWidget):
 
     def _pipeline_changed(self) -> None:
         base = self._base()
-        self.summary.setText(base.summary[:1].upper() + base.summary[1:])
+        self.summary.setText(METHOD_NAMES[base.name][1] if base.name in METHOD_NAMES
+                             else plain_summary(base.summary))
+        self.summary.setToolTip(pipeline_tooltip(base.name, base.describe()))
+        self.chooser.setToolTip(pipeline_tooltip(base.name, base.describe()))
         chosen = self._post_selection()
         for name, check in self.post_checks.items():
             check.blockSignals(True)
@@ -374,7 +404,7 @@ class MethodsPanel(QWidget):
         self._shown = []
         for index, step in enumerate(self._composed_steps()):
             box = self._box(index, step)
-            box.setTitle(f"{index + 1}. {step.name}")
+            box.setTitle(f"{index + 1}. {method_label(step.name)}")
             self.steps_layout.addWidget(box)
             box.show()
             self._shown.append(box)
@@ -476,9 +506,14 @@ class MethodsPanel(QWidget):
         self.step_label.setText("")
         seconds = meta.get("runtime_s", float("nan"))
         peak = meta.get("peak_memory_bytes", 0) / 1024**2
+        kind = meta.get("peak_memory_kind", "process")
+        memory = {"gpu": f"peak GPU memory {peak:.0f} MB",
+                  "increase": f"peak memory {peak:.0f} MB (its own)"}.get(
+                      kind, f"peak memory {peak:.0f} MB (whole process)")
         self.status.setStyleSheet(_OK)
         self.status.setText(f"{layer.name}: {seconds:.1f} s on {meta.get('device', '?')}, "
-                            f"peak memory {peak:.0f} MB")
+                            f"{memory}")
+        self.status.setToolTip(MEMORY_TIP)
         index = self.results.findText(layer.name)
         if index >= 0:
             self.results.setCurrentIndex(index)

@@ -19,10 +19,12 @@ from PySide6.QtWidgets import (
     QAbstractItemView,
     QCheckBox,
     QComboBox,
+    QFrame,
     QHBoxLayout,
     QHeaderView,
     QLabel,
     QPushButton,
+    QScrollArea,
     QTableWidget,
     QTableWidgetItem,
     QVBoxLayout,
@@ -174,12 +176,23 @@ class MetricsPanel(QWidget):
         box.addLayout(surface_row)
         box.addLayout(diff_row)
         box.addWidget(self.outline)
-        layout = QVBoxLayout(self)
+        # In a scroll area: a short dock scrolls instead of drawing rows over each other.
+        body = QWidget()
+        layout = QVBoxLayout(body)
         layout.setContentsMargins(6, 4, 6, 4)
         layout.addWidget(self.summary)
         layout.addWidget(self.anatomy_note)
         layout.addWidget(self.controls)
         layout.addStretch(1)
+        scroll = QScrollArea(self)
+        scroll.setObjectName("metricsScroll")
+        scroll.setWidgetResizable(True)
+        scroll.setFrameShape(QFrame.Shape.NoFrame)
+        scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        scroll.setWidget(body)
+        outer = QVBoxLayout(self)
+        outer.setContentsMargins(0, 0, 0, 0)
+        outer.addWidget(scroll)
 
         self.compute.clicked.connect(lambda: session.compute_surface_metrics())
         self.auto.toggled.connect(session.set_auto_surface)

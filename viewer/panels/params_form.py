@@ -33,6 +33,8 @@ from PySide6.QtWidgets import (
 
 from engine.core.params import ParamInfo, describe
 
+from ..plain_names import param_help, param_label, plain_unit
+
 __all__ = ["ParamsForm", "tooltip"]
 
 _BIG = 1e12
@@ -41,10 +43,14 @@ _INT_MAX = 2**31 - 1
 
 def tooltip(info: ParamInfo) -> str:
     """Rich-text tool tip of one parameter: doc, valid range (with unit) and default."""
-    unit = f" {info.unit}" if info.unit else ""
-    parts = [f"<b>{html.escape(info.name)}</b>"]
-    if info.doc:
-        parts.append(html.escape(info.doc))
+    unit = f" {plain_unit(info.unit)}" if info.unit else ""
+    parts = [f"<b>{html.escape(param_label(info.name))}</b>"]
+    if param_help(info.name):
+        parts.append(html.escape(param_help(info.name)))
+    technical = f"Technical name: {info.name}" + (f" — {info.doc}" if info.doc else "")
+    parts.append(f"<i>{html.escape(technical)}</i>")
+    if "t.u." in info.unit:
+        parts.append("A time unit is one unit of the simulation's own clock, not seconds.")
     rng = info.range_text()
     if rng:
         parts.append(f"Valid: {html.escape(rng)}{html.escape(unit)}")
@@ -65,7 +71,7 @@ def _decimals(info: ParamInfo) -> int:
 
 
 def _label_text(info: ParamInfo) -> str:
-    return info.name.replace("_", " ")
+    return param_label(info.name)
 
 
 class ParamsForm(QWidget):

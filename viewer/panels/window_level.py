@@ -34,6 +34,7 @@ __all__ = ["COLOUR_MAPS", "WindowLevelPanel"]
 log = logging.getLogger(__name__)
 
 AUTOMATIC = "Automatic"
+MANUAL = "Manual (custom window)"
 #: Display name -> pyqtgraph colour map name (None: plain grey; "-grey": inverted).
 COLOUR_MAPS: dict[str, str | None] = {
     "Grey": None,
@@ -100,6 +101,9 @@ class WindowLevelPanel(QWidget):
         self.presets.insertSeparator(1)
         for name, preset in CT_PRESETS.items():
             self.presets.addItem(f"CT {name}  (W {preset.width:g} / L {preset.level:g})", name)
+        # Shown (not chosen) when the levels are neither automatic nor a preset: a drag.
+        self.presets.addItem(MANUAL, MANUAL)
+        self.presets.model().item(self.presets.count() - 1).setEnabled(False)
         self.presets.setToolTip(
             "Automatic: 0.5–99.5 percentile window (MR) or soft-tissue window (CT).\n"
             "CT presets are in Hounsfield units.")
@@ -168,7 +172,7 @@ class WindowLevelPanel(QWidget):
                 box.setDecimals(decimals)
                 box.setSingleStep(10.0 ** -decimals if decimals else max(1.0, span / 100))
             is_ct = image.volume.modality.upper() == "CT" or looks_like_ct(image.volume.array)
-            for row in range(2, self.presets.count()):
+            for row in range(2, self.presets.count() - 1):
                 self.presets.model().item(row).setEnabled(is_ct)
             self.colour_map.setCurrentIndex(0)
         finally:
@@ -186,8 +190,22 @@ class WindowLevelPanel(QWidget):
             self.level_box.setValue(level)
             self.ramp.setRect(QRectF(levels[0], -_RAMP_HEIGHT * self._top,
                                      levels[1] - levels[0], 0.8 * _RAMP_HEIGHT * self._top))
+            self.presets.setCurrentIndex(self._preset_row(levels))
         finally:
             self._updating = False
+
+    def _preset_row(self, levels: tuple[float, float]) -> int:
+        """The row of the presets box that names *levels*: Automatic, a preset, or Manual."""
+        def same(a: tuple[float, float], b: tuple[float, float]) -> bool:
+            return bool(np.allclose(a, b, rtol=1e-6, atol=1e-6))
+
+        if self._image is not None and same(levels, self._image.default_levels):
+            return 0
+        for row in range(2, self.presets.count() - 1):
+            name = self.presets.itemData(row)
+            if name in CT_PRESETS and same(levels, CT_PRESETS[name].range):
+                return row
+        return self.presets.count() - 1
 
     def _show_lut(self, lut: np.ndarray | None) -> None:
         self.ramp.setImage(_RAMP, levels=(0.0, 1.0), lut=lut, autoLevels=False)

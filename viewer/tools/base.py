@@ -93,6 +93,10 @@ class Tool:
     def release(self, event: ToolEvent) -> None:
         """Button released (the gesture ends)."""
 
+    def cancel(self) -> None:
+        """The drag under way was abandoned (Esc); the default finishes it as a release."""
+        self.deactivate()
+
     def hover(self, event: ToolEvent) -> None:
         """Pointer moved with no button held (e.g. to draw a brush outline)."""
 

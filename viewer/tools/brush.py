@@ -67,6 +67,15 @@ class BrushTool(Tool):
         if edits is not None:
             edits.end_gesture()
 
+    def cancel(self) -> None:
+        """Esc during the drag: the stroke is taken back and leaves no undo step."""
+        if self._last is None:
+            return
+        self._last = None
+        edits = self.context.edits
+        if edits is not None:
+            edits.cancel_gesture()
+
     def deactivate(self) -> None:
         if self._last is not None:
             self.release(ToolEvent("", self._axis or 0, (0.0, 0.0, 0.0), None))
