@@ -38,7 +38,6 @@ from engine.core.events import DeclaredEvent
 from engine.core.volume import LabelMap, LabelTable
 from engine.display import DIFFERENCE_LABELS, difference_map
 from engine.editing.history import DEFAULT_BUDGET_BYTES
-from engine.editing.kernels import merge_diffs
 from engine.editing.options import BRUSH_MAX_MM, BRUSH_MIN_MM, EditOptions, brush_size_step
 from engine.editing.session import METRIC_KEYS, EditingSession, SurfaceRunner
 
@@ -158,10 +157,7 @@ class EditSession(EditingSession):
         labels, history = self.labels, self.history
         if labels is None or not history.recording:
             return False
-        # The history has no "abort": close the open step by hand, without pushing it.
-        diffs = list(history._open)
-        history._open_name, history._open = None, []
-        merged = merge_diffs(diffs, labels)
+        merged = history.abort(labels)
         if merged is not None:
             merged.revert(labels)
             self._changed(merged.inverse())

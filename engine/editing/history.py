@@ -120,6 +120,18 @@ class History:
             self._push(Step.from_diff(name, merged))
         return merged
 
+    def abort(self, labels: np.ndarray) -> Diff | None:
+        """Close the open step without keeping it; returns its merged diff (or ``None``).
+
+        The diff is *not* reverted here: the caller takes the change back
+        (``diff.revert(labels)``) and tells its views. Nothing enters the history.
+        """
+        if self._open_name is None:
+            raise RuntimeError("abort() without begin()")
+        diffs = self._open
+        self._open_name, self._open = None, []
+        return merge_diffs(diffs, labels)
+
     def push(self, name: str, diff: Diff | None) -> None:
         """Record a complete, already-applied action as one step."""
         if diff is None:

@@ -119,3 +119,22 @@ def test_a_failed_reset_leaves_the_journal_whole_and_open(tmp_path):
     journal.reset(base_labels=None)
     assert read_journal(journal.path)[1] == []
     journal.close()
+
+
+def test_history_abort_closes_the_open_step_without_keeping_it():
+    import numpy as np
+
+    from engine.editing.history import History
+    from engine.editing.kernels import paint
+
+    labels = np.zeros((10, 10, 10), np.uint8)
+    history = History()
+    history.begin("stroke")
+    history.record(paint(labels, (3, 3, 3), radius_mm=1.0, value=3))
+    history.record(paint(labels, (6, 6, 6), radius_mm=1.0, value=3))
+    painted = int(np.count_nonzero(labels))
+    merged = history.abort(labels)
+    assert not history.recording and not history.can_undo
+    assert merged is not None and merged.count == painted > 0
+    merged.revert(labels)
+    assert not labels.any()
