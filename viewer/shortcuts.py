@@ -87,7 +87,7 @@ KEYS: tuple[KeyBinding, ...] = (
     KeyBinding("layout_1x3", "Layout &1 × 3", ("Ctrl+1",), "View",
                "Three views side by side"),
     KeyBinding("layout_2x2", "Layout &2 × 2", ("Ctrl+2",), "View",
-               "Three views and the volume information in a grid"),
+               "Three views and the 3-D view (and the volume information) in a grid"),
     KeyBinding("maximise", "&Maximise / Restore View", ("M",), "View",
                "Show only the view under the mouse (double-click does the same)",
                views_only=True),
