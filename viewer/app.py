@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 import traceback
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from types import TracebackType
 
 __all__ = ["apply_theme", "build_parser", "configure_pyqtgraph", "create_application", "main"]
@@ -101,10 +102,39 @@ def _install_excepthook(window: object) -> None:
     sys.excepthook = hook
 
 
+NO_DISPLAY = (
+    "delineo: no display found (DISPLAY and WAYLAND_DISPLAY are not set), so there is "
+    "nowhere to show the window. Run it in a desktop session, over 'ssh -X', or on a "
+    "virtual screen for screenshots and tests (DELINEO_VIRTUAL_SCREEN=1 bash "
+    "packaging/run-app.sh, or xvfb-run -a delineo); without a display use the command "
+    "line: delineo-engine --help."
+)
+
+
+def display_problem(environ: Mapping[str, str] | None = None,
+                    platform: str | None = None) -> str | None:
+    """The one-line message when there is no display to open a window on, else None.
+
+    On Linux (X11 or Wayland) a window needs ``DISPLAY`` or ``WAYLAND_DISPLAY``;
+    an explicit ``QT_QPA_PLATFORM`` (e.g. ``offscreen`` in the tests) is taken
+    as the caller's choice. Other systems always have a display.
+    """
+    env = os.environ if environ is None else environ
+    if (platform or sys.platform) != "linux" or env.get("QT_QPA_PLATFORM"):
+        return None
+    if env.get("DISPLAY") or env.get("WAYLAND_DISPLAY"):
+        return None
+    return NO_DISPLAY
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``delineo``."""
     parser = build_parser()
     args = parser.parse_args(argv)
+    problem = display_problem()
+    if problem is not None:
+        print(problem, file=sys.stderr)
+        return 2
     if args.image and args.demo:
         parser.error("give an IMAGE or --demo, not both")
     if (args.labels or args.ground_truth) and not (args.image or args.demo):
