@@ -43,6 +43,7 @@ COMMAND_MODULES: list[str] = [
     "engine.cli.method_commands",
     "engine.cli.model_commands",
     "engine.cli.pipeline_commands",
+    "engine.cli.export_commands",
     "engine.cli.benchmark_commands",
 ]
 
@@ -77,7 +78,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="delineo-engine",
         description=textwrap.fill(
             "Delineo batch tools: inspect and convert volumes, fetch the demo data, segment, "
-            "evaluate, compare, train and benchmark.", 79),
+            "evaluate, compare, export, train and benchmark.", 79),
         epilog=_epilog(),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )

@@ -110,7 +110,7 @@ def test_outputs_devices_series_and_json_are_spelled_one_way():
     commands = _commands()
     writes_file = {n for n, p in commands.items() if "output" in _options(p)}
     writes_folder = {n for n, p in commands.items() if "out" in _options(p)}
-    assert writes_file == {"segment", "convert", "evaluate"}
+    assert writes_file == {"segment", "convert", "evaluate", "export"}
     assert writes_folder == {"demo-data", "synth", "train", "compare", "benchmark"}
     for name, parser in commands.items():
         opts = _options(parser)
@@ -129,7 +129,7 @@ def test_outputs_devices_series_and_json_are_spelled_one_way():
         assert (action.help, action.default, action.type, action.metavar, action.choices) == (
             first.help, first.default, first.type, first.metavar, first.choices), name
     with_series = {n for n, p in commands.items() if "series" in _options(p)}
-    assert with_series == {"info", "convert", "segment", "evaluate", "compare"}
+    assert with_series == {"info", "convert", "segment", "evaluate", "compare", "export"}
 
 
 def test_old_positional_outputs_are_refused(tmp_path, capsys):
