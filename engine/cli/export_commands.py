@@ -3,6 +3,9 @@
 ``delineo-engine export LABELS --reference IMAGE -o OUT [--format F] [--json]``
 
 * ``nifti`` (``.nii``/``.nii.gz``): the label map in the image file's geometry;
+* ``dicom-seg`` (``.dcm``): a DICOM Segmentation on the reference DICOM
+  series (:mod:`engine.io.dicom.seg`): segment names, colours, SNOMED CT
+  codes, algorithm, a new series referencing the source instances;
 * ``seg.nrrd`` (``.seg.nrrd``): 3D Slicer's segmentation file with segment
   names and colours (:mod:`engine.io.seg_nrrd`);
 * ``findings`` (``.json`` or ``.csv``): the lesions (label 4) measured
@@ -26,10 +29,19 @@ from typing import Any
 
 from ..core.errors import ParameterError, WriteError, unknown_name
 from ..io.atomic import full_suffix
-from .common import add_json, add_output_file, add_series, print_json, say, series_value
+from .common import (
+    add_json,
+    add_output_file,
+    add_series,
+    print_json,
+    say,
+    series_value,
+    warn,
+)
 
 FORMATS: dict[str, tuple[str, ...]] = {
     "nifti": (".nii", ".nii.gz"),
+    "dicom-seg": (".dcm",),
     "seg.nrrd": (".seg.nrrd",),
     "findings": (".json", ".csv"),
     "report": (".html", ".pdf"),
@@ -39,8 +51,10 @@ FORMATS: dict[str, tuple[str, ...]] = {
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "export",
-        help="write a label map as NIfTI, 3D Slicer seg.nrrd, findings (JSON/CSV) or a report",
-        description="Write LABELS (a label map on the grid of --reference) as NIfTI, as a 3D "
+        help="write a label map as NIfTI, DICOM SEG, 3D Slicer seg.nrrd, findings (JSON/CSV) "
+        "or a report",
+        description="Write LABELS (a label map on the grid of --reference) as NIfTI, as a DICOM "
+        "SEG on the --reference DICOM series (.dcm), as a 3D "
         "Slicer segmentation (.seg.nrrd, with segment names and colours), as the measured "
         "lesions (findings .json + .csv) or as the findings report (.html or .pdf). The "
         "format follows from the output name unless --format gives it.",
@@ -48,8 +62,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("labels", help="label map (NIfTI, e.g. written by 'segment')")
     p.add_argument("--reference", required=True, metavar="IMAGE",
                    help="the image LABELS belongs to (NIfTI file, DICOM file or folder)")
-    add_output_file(p, "output file: .nii/.nii.gz, .seg.nrrd, .json/.csv (findings) or "
+    add_output_file(p, "output file: .nii/.nii.gz, .dcm (DICOM SEG), .seg.nrrd, "
+                    ".json/.csv (findings) or "
                     ".html/.pdf (report); its folder must exist")
+    p.add_argument("--algorithm", default="Delineo",
+                   help="dicom-seg: the algorithm name when LABELS does not say which method "
+                   "or pipeline made it (default Delineo)")
     p.add_argument("--format", choices=sorted(FORMATS),
                    help="output format (default: from the output name)")
     add_series(p, "--reference")
@@ -97,6 +115,21 @@ def cmd_export(args: argparse.Namespace) -> int:
     if fmt == "nifti":
         summary["files"] = [save(labels, out)]
         summary["segments"] = sorted(labels.present_values())
+    elif fmt == "dicom-seg":
+        from .. import __version__
+        from ..io.dicom.seg import write_dicom_seg
+
+        what = str(labels.metadata.get("pipeline") or labels.metadata.get("method")
+                   or args.algorithm)
+        path, notes = write_dicom_seg(labels, image, out, algorithm=what, version=__version__,
+                                      warnings=warnings, network="cnn" in what
+                                      or "delineo" in what or "unet" in what)
+        summary["files"] = [path]
+        summary["notes"] = notes
+        summary["segments"] = [{"value": v, "name": labels.labels.name(v)}
+                               for v in labels.present_values() if v != 0]
+        for note in notes:
+            warn(note)
     elif fmt == "seg.nrrd":
         from ..io.seg_nrrd import write_seg_nrrd
 

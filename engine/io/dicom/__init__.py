@@ -67,6 +67,7 @@ from ...core.volume import Volume
 from .geometry import _TILT_TOL
 from .headers import is_dicom_file
 from .pixels import _assemble, _decode
+from .provenance import DicomProvenance, SliceSource
 from .series import (
     DicomSeriesInfo,
     Progress,
@@ -292,6 +293,23 @@ def _read_series(
         array,
         plan.affine_ras,
         format="dicom",
+        header=_provenance(info, plan),
         modality=info.modality,
         metadata=meta,
     )
+
+
+def _provenance(info: DicomSeriesInfo, plan: Any) -> DicomProvenance:
+    """The source of every slice, in memory only (see :mod:`.provenance`)."""
+    first = plan.frames[0].header
+    resampled = plan.interp is not None or len(plan.frames) != int(plan.n_out)
+    instances = () if resampled else tuple(
+        SliceSource(ref.header.path, str(ref.header.identity.get("sop_class_uid", "")),
+                    ref.header.sop_uid, ref.index + 1 if ref.header.n_frames > 1 else None)
+        for ref in plan.frames)
+    identity = {k: v for k, v in first.identity.items()
+                if k not in ("sop_class_uid", "frame_of_reference_uid")}
+    return DicomProvenance(
+        study_uid=first.study_uid, series_uid=info.uid,
+        frame_of_reference_uid=str(first.identity.get("frame_of_reference_uid", "")),
+        modality=info.modality, instances=instances, resampled=resampled, identity=identity)

@@ -378,6 +378,7 @@ def _scan_file_quietly(path: Path) -> _Header:
     header.sop_uid = _str(ds, "SOPInstanceUID")
     sop_class = _value(ds, "SOPClassUID")
     header.sop_class = getattr(sop_class, "name", str(sop_class or ""))
+    header.identity = _identity(ds)
     header.series_number = _int(ds, "SeriesNumber")
     header.instance_number = _int(ds, "InstanceNumber")
     header.description = _str(ds, "SeriesDescription")
@@ -469,6 +470,21 @@ def _validate_image(ds: Dataset, header: _Header, length: int | None, available:
             path=path,
         )
 
+
+
+def _identity(ds: Dataset) -> dict[str, Any]:
+    """UIDs and patient/study attributes a DICOM SEG copies (kept out of metadata)."""
+    from .provenance import IDENTITY_KEYWORDS
+
+    out: dict[str, Any] = {
+        "sop_class_uid": str(_value(ds, "SOPClassUID") or ""),
+        "frame_of_reference_uid": _str(ds, "FrameOfReferenceUID"),
+    }
+    for keyword in IDENTITY_KEYWORDS:
+        if keyword in ds:
+            value = _value(ds, keyword)
+            out[keyword] = "" if value is None else str(value)
+    return out
 
 
 def _multi(ds: Dataset, keyword: str) -> str:

@@ -45,5 +45,7 @@ class _Header:
     transfer_syntax: str = ""
     frames: list[_FrameGeom] = field(default_factory=list)
     info: dict[str, Any] = field(default_factory=dict)
+    #: SOP class UID, frame of reference and patient/study attributes (never in metadata).
+    identity: dict[str, Any] = field(default_factory=dict, repr=False)
     warnings: list[str] = field(default_factory=list)
     problem: ReadError | None = None
