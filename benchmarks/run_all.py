@@ -39,6 +39,7 @@ BENCHMARKS: list[tuple[str, list[str]]] = [
     ("bench_pipeline.py", []),
     ("bench_viewer_worker.py", []),
     ("bench_view3d.py", ["--gl"]),
+    ("bench_pacs.py", []),
 ]
 
 

@@ -44,6 +44,7 @@ COMMAND_MODULES: list[str] = [
     "engine.cli.model_commands",
     "engine.cli.pipeline_commands",
     "engine.cli.export_commands",
+    "engine.cli.pacs_commands",
     "engine.cli.benchmark_commands",
 ]
 
@@ -78,7 +79,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="delineo-engine",
         description=textwrap.fill(
             "Delineo batch tools: inspect and convert volumes, fetch the demo data, segment, "
-            "evaluate, compare, export, train and benchmark.", 79),
+            "evaluate, compare, export, talk to a PACS, train and benchmark.", 79),
         epilog=_epilog(),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
