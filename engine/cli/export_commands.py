@@ -107,7 +107,8 @@ def cmd_export(args: argparse.Namespace) -> int:
     _check_folder(out)
     image = load(args.reference, series=series_value(args.series))
     labels = load_labels(args.labels, reference=image)
-    warnings = [str(w) for w in (labels.metadata.get("result") or {}).get("warnings", [])]
+    outside = [str(w) for w in (labels.metadata.get("result") or {}).get("warnings", [])]
+    warnings = list(outside)
     verdict = labels.metadata.get("plausibility") or {}
     if verdict.get("verdict") == "review this":
         warnings.append("plausibility: review this: " + "; ".join(verdict.get("reasons", [])))
@@ -122,7 +123,7 @@ def cmd_export(args: argparse.Namespace) -> int:
         what = str(labels.metadata.get("pipeline") or labels.metadata.get("method")
                    or args.algorithm)
         path, notes = write_dicom_seg(labels, image, out, algorithm=what, version=__version__,
-                                      warnings=warnings, network="cnn" in what
+                                      warnings=outside, network="cnn" in what
                                       or "delineo" in what or "unet" in what)
         summary["files"] = [path]
         summary["notes"] = notes
