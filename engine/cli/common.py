@@ -145,21 +145,23 @@ def add_output_folder(parser: argparse.ArgumentParser, help: str) -> None:
 
 
 # -- outputs -------------------------------------------------------------------------
-def check_output_file(path: str | Path) -> Path:
-    """Check before any work that a NIfTI file can be written at *path*.
+def check_output_file(path: str | Path, suffixes: tuple[str, ...] | None = NIFTI_SUFFIXES
+                      ) -> Path:
+    """Check before any work that a file can be written at *path*.
 
-    A name without ``.nii``/``.nii.gz`` is a
-    :class:`~engine.core.errors.ParameterError` (exit 2); a folder that does
-    not exist, is not writable, or a path that is itself a folder is a
-    :class:`~engine.core.errors.WriteError` (exit 3).
+    A name not ending in one of *suffixes* (default ``.nii``/``.nii.gz``;
+    ``None``: any name) is a :class:`~engine.core.errors.ParameterError` (exit
+    2); a folder that does not exist, is not writable, or a path that is itself
+    a folder is a :class:`~engine.core.errors.WriteError` (exit 3).
     """
     out = Path(path)
     suffix = full_suffix(out)
-    if suffix not in NIFTI_SUFFIXES:
+    if suffixes is not None and suffix not in suffixes:
         raise ParameterError(unknown_name("output format", suffix or out.name,
-                                          NIFTI_SUFFIXES), path=out)
+                                          suffixes), path=out)
     if out.is_dir():
-        raise WriteError("is a folder; give a file name ending in .nii or .nii.gz", path=out)
+        ending = " ending in " + " or ".join(suffixes) if suffixes else ""
+        raise WriteError(f"is a folder; give a file name{ending}", path=out)
     folder = out.parent
     if not folder.is_dir():
         raise WriteError("no such folder for the output (create it first)", path=folder)

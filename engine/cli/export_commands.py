@@ -23,16 +23,16 @@ report.
 from __future__ import annotations
 
 import argparse
-import os
 from pathlib import Path
 from typing import Any
 
-from ..core.errors import ParameterError, WriteError, unknown_name
+from ..core.errors import ParameterError, unknown_name
 from ..io.atomic import full_suffix
 from .common import (
     add_json,
     add_output_file,
     add_series,
+    check_output_file,
     print_json,
     say,
     series_value,
@@ -90,21 +90,12 @@ def _format_of(path: Path, asked: str | None) -> str:
     raise ParameterError(unknown_name("output format", suffix or path.name, known), path=path)
 
 
-def _check_folder(path: Path) -> None:
-    if path.is_dir():
-        raise WriteError("is a folder; give a file name", path=path)
-    if not path.parent.is_dir():
-        raise WriteError("no such folder for the output (create it first)", path=path.parent)
-    if not os.access(path.parent, os.W_OK):
-        raise WriteError("the output folder is not writable", path=path.parent)
-
-
 def cmd_export(args: argparse.Namespace) -> int:
     from ..io import load, load_labels, save
 
     out = Path(args.output)
     fmt = _format_of(out, args.format)
-    _check_folder(out)
+    check_output_file(out, suffixes=None)  # the name was checked against the format above
     image = load(args.reference, series=series_value(args.series))
     labels = load_labels(args.labels, reference=image)
     outside = [str(w) for w in (labels.metadata.get("result") or {}).get("warnings", [])]

@@ -252,34 +252,38 @@ def _result_description(facts: dict[str, Any]) -> str:
     return text.encode("ascii", "replace")[:79].decode("ascii")
 
 
-def _read_result_extension(hdr: Any) -> dict[str, Any]:
+def _extension_json(hdr: Any, tag: str, what: str) -> Any:
+    """The JSON after *tag* in the first Delineo comment extension that has it, or None."""
     for ext in getattr(hdr, "extensions", []):
         try:
             if ext.get_code() != _EXT_COMMENT:
                 continue
             text = ext.get_content()
             text = text.decode("utf-8", "replace") if isinstance(text, bytes) else str(text)
-            if text.startswith(_RESULT_TAG):
-                facts = json.loads(text[len(_RESULT_TAG):].rstrip("\x00"))
-                if isinstance(facts, dict):
-                    return {k: v for k, v in facts.items() if k in RESULT_KEYS}
+            if text.startswith(tag):
+                return json.loads(text[len(tag):].rstrip("\x00"))
         except (ValueError, TypeError, json.JSONDecodeError):
-            log.warning("ignoring an unreadable Delineo result record in the NIfTI header")
-    return {}
+            log.warning("ignoring an unreadable Delineo %s in the NIfTI header", what)
+            return None
+    return None
+
+
+def _read_result_extension(hdr: Any) -> dict[str, Any]:
+    facts = _extension_json(hdr, _RESULT_TAG, "result record")
+    if not isinstance(facts, dict):
+        return {}
+    return {k: v for k, v in facts.items() if k in RESULT_KEYS}
 
 
 def _read_labels_extension(hdr: Any) -> LabelTable | None:
-    for ext in getattr(hdr, "extensions", []):
-        try:
-            if ext.get_code() != _EXT_COMMENT:
-                continue
-            text = ext.get_content()
-            text = text.decode("utf-8", "replace") if isinstance(text, bytes) else str(text)
-            if text.startswith(_LABELS_TAG):
-                return LabelTable.from_json(json.loads(text[len(_LABELS_TAG):].rstrip("\x00")))
-        except (ValueError, KeyError, TypeError, json.JSONDecodeError):
-            log.warning("ignoring an unreadable Delineo label table in the NIfTI header")
-    return None
+    items = _extension_json(hdr, _LABELS_TAG, "label table")
+    if items is None:
+        return None
+    try:
+        return LabelTable.from_json(items)
+    except (ValueError, KeyError, TypeError):
+        log.warning("ignoring an unreadable Delineo label table in the NIfTI header")
+        return None
 
 
 def read_nifti(path: str | Path, *, volume_index: int = 0) -> Volume:

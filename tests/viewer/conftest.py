@@ -203,6 +203,15 @@ def tissue_phantom() -> Callable[..., tuple[Volume, LabelMap]]:
 
 
 @pytest.fixture
+def phantom_window(window, tissue_phantom):
+    """The window showing the tissue phantom with its ground truth, rendered."""
+    volume, truth = tissue_phantom()
+    window.show_volume(volume, name="phantom", truth=truth)
+    window.grid.render_pending()
+    return window
+
+
+@pytest.fixture
 def one_torch_thread():
     """One torch thread: small volumes, and no OpenMP spin-waits on a shared, busy CPU."""
     import torch

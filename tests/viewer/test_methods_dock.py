@@ -16,14 +16,6 @@ pytestmark = [pytest.mark.gui, pytest.mark.usefixtures("one_torch_thread")]
 
 
 @pytest.fixture
-def phantom_window(window, tissue_phantom):
-    volume, truth = tissue_phantom()
-    window.show_volume(volume, name="phantom", truth=truth)
-    window.grid.render_pending()
-    return window
-
-
-@pytest.fixture
 def dock(phantom_window):
     panel = phantom_window.methods.panel
     panel.force.setChecked(True)  # the small test phantom is no head-sized volume

@@ -8,14 +8,6 @@ import pytest
 pytestmark = [pytest.mark.gui, pytest.mark.usefixtures("one_torch_thread")]
 
 
-@pytest.fixture
-def phantom_window(window, tissue_phantom):
-    volume, truth = tissue_phantom()
-    window.show_volume(volume, name="phantom", truth=truth)
-    window.grid.render_pending()
-    return window
-
-
 def test_a_refused_run_shows_a_dialog_with_every_reason(qtbot, phantom_window, dialogs):
     methods = phantom_window.methods
     methods.panel.select_pipeline("otsu")
