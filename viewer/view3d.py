@@ -122,6 +122,9 @@ class SurfaceView(QWidget):
         self._results = _Results(self)
         self._results.ready.connect(self._apply)
         self._press: QPoint | None = None
+        #: The slice index each image plane shows, and whether they lag the cursor.
+        self._plane_index: dict[str, int] = {}
+        self._planes_stale = False
 
         self.message = QLabel(self.problem or "No labels to show in 3-D yet", self)
         self.message.setObjectName("surfaceMessage")
@@ -194,7 +197,17 @@ class SurfaceView(QWidget):
         self._restyle()
 
     def _cursor_changed(self, new: Any = None, old: Any = None) -> None:
-        self._update_planes()
+        # Slice scrolling moves the cursor many times a second: redraw only the planes
+        # whose slice changed, and nothing while the 3-D view is not on screen.
+        if not self.isVisible():
+            self._planes_stale = True
+            return
+        self._update_planes(changed_only=True)
+
+    def showEvent(self, event: Any) -> None:
+        super().showEvent(event)
+        if self._planes_stale:
+            self._update_planes()
 
     def _layers_changed(self, *_args: Any) -> None:
         if self._choose_layer() is not self.layer:
@@ -342,10 +355,12 @@ class SurfaceView(QWidget):
         self.gl.setCameraPosition(pos=Vector(*centre), distance=float(1.05 * size.max()),
                                   elevation=20, azimuth=125)
 
-    def _update_planes(self) -> None:
+    def _update_planes(self, *, changed_only: bool = False) -> None:
+        """Draw the image slices through the cursor (those whose slice moved, if asked)."""
         image = self.layers.image
         if image is None or self.gl is None:
             return
+        self._planes_stale = False
         import pyqtgraph.opengl as gl
         from pyqtgraph import Transform3D
 
@@ -364,7 +379,11 @@ class SurfaceView(QWidget):
             "sagittal": (vol.array[i, :, :],
                          [[0, 0, 1, i * sx], [sy, 0, 0, -sy / 2], [0, sz, 0, -sz / 2]]),
         }
+        index = {"axial": k, "coronal": j, "sagittal": i}
         for plane, (data, rows) in planes.items():
+            if changed_only and self._plane_index.get(plane) == index[plane]:
+                continue
+            self._plane_index[plane] = index[plane]
             grey = np.clip((np.asarray(data, np.float32) - low) / span, 0.0, 1.0)
             rgba = np.empty((*grey.shape, 4), np.ubyte)
             rgba[..., :3] = (grey * 255).astype(np.ubyte)[..., None]

@@ -119,6 +119,7 @@ class MetricsPanel(QWidget):
         self.anatomy_note.setStyleSheet("color: #ffb74d;")
         self.anatomy_note.setToolTip("Help → About the Networks says what they were trained on")
         self.anatomy_note.hide()
+        self._note_for: object = None
         self.table = QTableWidget(len(METRIC_KEYS), 0, self)
         self.table.setObjectName("metricsTable")
         self.table.setVerticalHeaderLabels([METRIC_ROWS[k] for k in METRIC_KEYS])
@@ -252,8 +253,11 @@ class MetricsPanel(QWidget):
         session = self.session
         live = session.live
         image = session.layers.image
-        note = training_anatomy_note(image.volume if image is not None else None)
-        self.anatomy_note.setText(note)
+        volume = image.volume if image is not None else None
+        if self._note_for is not volume:  # once per image, not on every stroke segment
+            self._note_for = volume
+            self.anatomy_note.setText(training_anatomy_note(volume))
+        note = self.anatomy_note.text()
         self.anatomy_note.setVisible(bool(note) and live is not None)
         if live is None:
             self.summary.setText(NO_TRUTH)
