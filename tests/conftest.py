@@ -39,3 +39,16 @@ def _no_failing_listener(request: pytest.FixtureRequest) -> Iterator[None]:
         detail = f": {first.exc_info[1]!r}" if first.exc_info else ""
         pytest.fail(f"{len(handler.records)} event listener(s) raised; first: "
                     f"{first.getMessage()}{detail}")
+
+
+@pytest.fixture(scope="session")
+def orthanc(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
+    """A real Orthanc with DICOMweb on 127.0.0.1 (free port, temporary storage, basic auth),
+    stopped at the end of the session whatever happens; for engine and viewer tests."""
+    from tests.engine.orthanc import start_orthanc
+
+    server = start_orthanc(tmp_path_factory.mktemp("orthanc"))
+    try:
+        yield server
+    finally:
+        server.stop()

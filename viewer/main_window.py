@@ -231,7 +231,51 @@ class MainWindow(QMainWindow):
             "remove_islands": lambda: edits.remove_small_islands(),
             "keep_largest": lambda: edits.keep_largest_component(),
             "surface_metrics": lambda: edits.compute_surface_metrics(),
+            "export_segmentation": self.show_export_dialog,
+            "open_from_pacs": self.show_pacs_browser,
+            "send_to_pacs": self.show_send_to_pacs,
         }
+
+    def show_send_to_pacs(self) -> object:
+        """Segmentation → Send to PACS…: SEG (+ SR) of the edited mask to a server."""
+        from .export_dialog import SendToPacsDialog
+
+        layer, image = self.layers.edited, self.layers.image
+        if layer is None or image is None:
+            self.dialogs.error("Nothing to send", "There is no edited mask to send.")
+            return None
+        dialog = SendToPacsDialog(
+            layer.labelmap, image.volume, self.runner, self.settings, parent=self,
+            on_error=lambda exc: self.dialogs.error("Could not send to the PACS", str(exc)))
+        self._send_dialog = dialog
+        dialog.open()
+        return dialog
+
+    def show_pacs_browser(self) -> object:
+        """File → Open from PACS…: a non-modal browser (viewer/pacs_browser.py)."""
+        from .pacs_browser import PacsBrowser
+
+        browser = PacsBrowser(self.settings, self.runner, self.io.show_image,
+                              lambda title, text: self.dialogs.error(title, text), parent=self)
+        self._pacs_browser = browser
+        browser.show()
+        return browser
+
+    def show_export_dialog(self) -> object:
+        """Segmentation → Export…: a non-modal dialog writing the edited mask (export_dialog)."""
+        from .export_dialog import ExportDialog
+
+        layer, image = self.layers.edited, self.layers.image
+        if layer is None or image is None:
+            self.dialogs.error("Nothing to export", "There is no edited mask to export.")
+            return None
+        dialog = ExportDialog(
+            layer.labelmap, image.volume, self.runner, start_dir=self.settings.last_dir,
+            parent=self,
+            on_error=lambda exc: self.dialogs.error("Could not export", str(exc)))
+        self._export_dialog = dialog
+        dialog.open()
+        return dialog
 
     # -- public API: files ---------------------------------------------------------------
     def open_image(self, path: str | Path) -> None:

@@ -145,6 +145,7 @@ class Menus:
         self.recent = menu.addMenu("Open &Recent")
         self.recent.aboutToShow.connect(self.fill_recent)
         self._command(menu, "Open the &Demo Brain", "open_demo")
+        self._command(menu, "Open from &PACS…", "open_from_pacs")
         menu.addSeparator()
         menu.addActions([a["open_labels"], a["open_ground_truth"]])
         menu.addSeparator()
@@ -242,6 +243,9 @@ class Menus:
         if "refine" in self.tool_actions:
             menu.addAction(self.tool_actions["refine"])
         menu.addAction(dock.toggleViewAction())
+        menu.addSeparator()
+        self._command(menu, "&Export…", "export_segmentation")
+        self._command(menu, "Send to &PACS…", "send_to_pacs")
         self.window.menuBar().insertMenu(self.help_menu.menuAction(), menu)
         self.segment_menu = menu
         return menu

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QByteArray, QSettings
 
 from engine.display import CONVENTIONS
+
+if TYPE_CHECKING:
+    from engine.pacs.client import PacsServer
 
 __all__ = ["DEFAULT_HISTORY_MB", "MAX_RECENT", "Settings"]
 
@@ -95,3 +100,29 @@ class Settings:
     def save_window_state(self, geometry: QByteArray, state: QByteArray) -> None:
         self.store.setValue("window/geometry", geometry)
         self.store.setValue("window/state", state)
+
+    # -- PACS servers (never a password or token: those are asked per session) ------------
+    def pacs_servers(self) -> list[PacsServer]:
+        """The servers of File → Open from PACS (name, URL, auth kind, user)."""
+        from engine.pacs.client import PacsServer
+
+        raw = self.store.value("pacs/servers", "[]")
+        try:
+            items = json.loads(str(raw))
+        except ValueError:
+            return []
+        out = []
+        for item in items if isinstance(items, list) else []:
+            if isinstance(item, dict) and item.get("name") and item.get("url"):
+                out.append(PacsServer(name=str(item["name"]), url=str(item["url"]),
+                                      auth_kind=str(item.get("auth_kind", "none")),
+                                      user=str(item.get("user", ""))))
+        return out
+
+    def save_pacs_server(self, server: PacsServer) -> None:
+        """Add *server* (or replace the one of that name); no secret is stored."""
+        servers = [s for s in self.pacs_servers() if s.name != server.name] + [server]
+        self.store.setValue("pacs/servers", json.dumps(
+            [{"name": s.name, "url": s.url, "auth_kind": s.auth_kind, "user": s.user}
+             for s in servers]))
+

@@ -7,7 +7,10 @@
 * :mod:`~engine.reports.content` -- what both show, gathered once;
 * :mod:`~engine.reports.sr` -- :func:`build_findings_sr`: a highdicom
   Comprehensive 3D SR holding a TID 1500 Measurement Report with one
-  measurement group per lesion, referencing the lesion segment of a DICOM SEG.
+  measurement group per lesion, referencing the lesion segment of a DICOM SEG;
+* :mod:`~engine.reports.export` -- :func:`~engine.reports.export.export_labels`:
+  every export format (NIfTI, DICOM SEG, DICOM SR, seg.nrrd, findings, report)
+  for ``delineo-engine export`` and the viewer.
 
 See docs/findings.md.
 """

@@ -16,15 +16,3 @@ def _one_torch_thread() -> Iterator[None]:
     yield
     torch.set_num_threads(before)
 
-
-@pytest.fixture(scope="session")
-def orthanc(tmp_path_factory):
-    """A real Orthanc with DICOMweb on 127.0.0.1 (free port, temporary storage, basic auth),
-    stopped at the end of the session whatever happens."""
-    from tests.engine.orthanc import start_orthanc
-
-    server = start_orthanc(tmp_path_factory.mktemp("orthanc"))
-    try:
-        yield server
-    finally:
-        server.stop()
