@@ -40,6 +40,7 @@ BENCHMARKS: list[tuple[str, list[str]]] = [
     ("bench_viewer_worker.py", []),
     ("bench_view3d.py", ["--gl"]),
     ("bench_pacs.py", []),
+    ("bench_batch.py", []),
 ]
 
 

@@ -60,7 +60,7 @@ install_python_packages() {
   quiet_pip install --quiet --upgrade pip
   # Pin torch first: an unpinned torch would pull several GB of CUDA packages.
   quiet_pip install --quiet "torch==2.13.0"
-  quiet_pip install --quiet -e "$ROOT[test]"
+  quiet_pip install --quiet -e "$ROOT[test,cluster]"  # cluster: Ray, for the batch tests
   echo "$want" > "$stamp"
 }
 

@@ -75,6 +75,7 @@ LAYERS = {
     "evaluation": 5,
     "lesions": 5,
     "reports": 6,
+    "batch": 6,
     "cli": 7,
 }
 MAX_LOOSE_MODULES = 6

@@ -46,6 +46,7 @@ COMMAND_MODULES: list[str] = [
     "engine.cli.export_commands",
     "engine.cli.pacs_commands",
     "engine.cli.benchmark_commands",
+    "engine.cli.batch_commands",
 ]
 
 #: Exit status -> meaning, as ``--help`` shows them.

@@ -111,7 +111,7 @@ def test_outputs_devices_series_and_json_are_spelled_one_way():
     writes_file = {n for n, p in commands.items() if "output" in _options(p)}
     writes_folder = {n for n, p in commands.items() if "out" in _options(p)}
     assert writes_file == {"segment", "convert", "evaluate", "export"}
-    assert writes_folder == {"demo-data", "synth", "train", "compare", "benchmark"}
+    assert writes_folder == {"demo-data", "synth", "train", "compare", "benchmark", "batch"}
     for name, parser in commands.items():
         opts = _options(parser)
         positionals = {a.dest for a in parser._actions if not a.option_strings}
@@ -123,7 +123,8 @@ def test_outputs_devices_series_and_json_are_spelled_one_way():
         assert "json" in opts, f"{name} has no --json"
     with_device = {n: _options(p)["device"] for n, p in commands.items()
                    if "device" in _options(p)}
-    assert set(with_device) == {"segment", "evaluate", "compare", "train", "benchmark"}
+    assert set(with_device) == {"segment", "evaluate", "compare", "train", "benchmark",
+                                "batch"}
     first = with_device["segment"]
     for name, action in with_device.items():
         assert (action.help, action.default, action.type, action.metavar, action.choices) == (
