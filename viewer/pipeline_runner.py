@@ -29,7 +29,7 @@ from PySide6.QtCore import QObject, Signal
 
 from engine.core.errors import DelineoError
 from engine.core.memory import current_rss_bytes
-from engine.core.volume import LabelMap
+from engine.core.volume import INTRACRANIAL_LABELS, LabelMap
 from engine.editing.kernels import Diff
 from engine.editing.refine import ClickRefineParams, LocalEdit, refine_at
 from engine.evaluation.plausibility import (
@@ -219,6 +219,15 @@ class PipelineRunner(QObject):
             self.last_result = judged.result
             layer = self._show(judged.result, name, warnings=reasons,
                                plausibility=judged.report, start_rss_bytes=judged.start_rss_bytes)
+            if judged.result.brain_mask is not None:
+                # What brain extraction kept: an outline around the tissue labels.
+                mask_map = LabelMap.on_grid_of(
+                    volume, judged.result.brain_mask.astype(np.uint8),
+                    labels=INTRACRANIAL_LABELS)
+                mask_map.metadata["description"] = "intracranial mask (brain extraction)"
+                self.layers.add_labels(mask_map, name=f"{name} — brain mask", role="result",
+                                       outline=True, opacity=0.8)
+                layer.labelmap.metadata["brain_mask_layer"] = f"{name} — brain mask"
             if judged.bands is not None:
                 bands = self.layers.add_labels(judged.bands, name=f"{name} — uncertainty",
                                                role="uncertainty", visible=False,

@@ -54,6 +54,11 @@ METHOD_NAMES: dict[str, tuple[str, str]] = {
     "delineo": (
         "Delineo network",
         "Delineo's own neural network, trained on synthetic brain images."),
+    "brain_mask": (
+        "Brain extraction",
+        "Finds the inside of the skull (brain and the fluid around it) in a whole head, so "
+        "that scalp, skull, eyes and neck are never labelled as tissue. Uses the deepbet "
+        "network."),
     "rd_regularize": (
         "Reaction-diffusion refinement",
         "Smooths the network's tissue probabilities by letting the tissues spread and "
@@ -74,7 +79,9 @@ METHOD_NAMES: dict[str, tuple[str, str]] = {
 
 #: Named pipelines -> plain name (one-method pipelines use the method's name).
 PIPELINE_NAMES: dict[str, str] = {
-    "cnn": "Network",
+    "head": "Whole head: brain extraction, then network",
+    "head+gmm": "Whole head: brain extraction, then brightness mixture",
+    "cnn": "Network (brain already extracted)",
     "cnn+rd": "Network, then reaction-diffusion refinement",
     "cnn+rd+ac": "Network, then reaction-diffusion and active-contour refinement",
     "unet": "U-Net network",
@@ -113,6 +120,10 @@ PARAM_NAMES: dict[str, tuple[str, str]] = {
                      "label around them."),
     "max_hole_mm3": ("Largest hole filled", "Holes inside the brain up to this size are "
                      "filled."),
+    "threshold": ("Inside-the-skull threshold", "How sure the network must be that a voxel "
+                  "is inside the skull; lower keeps more."),
+    "margin": ("Mask margin", "Grow (positive) or shrink (negative) the found mask by whole "
+               "voxels."),
 }
 
 _EQUATION = re.compile(r"\s*\((?:eqs?\.|equations?)\s*[^)]*\)", re.IGNORECASE)

@@ -109,14 +109,28 @@ def _now() -> str:
     return _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")
 
 
-def _network_names(config: CaseConfig) -> list[str]:
-    """Networks the method or pipeline uses (steps that are registered CNN methods)."""
+def _method_names(config: CaseConfig) -> list[str]:
+    """The registered methods the method or pipeline runs."""
     from ..methods import METHODS
     from ..methods.pipeline import get_pipeline
 
     names = [config.method] if config.method else [s.name for s in
                                                    get_pipeline(config.what).steps]
-    return [n for n in names if n in METHODS and METHODS[n].kind == "cnn"]
+    return [n for n in names if n in METHODS]
+
+
+def _network_names(config: CaseConfig) -> list[str]:
+    """Delineo's own networks the method or pipeline uses (registered CNN methods)."""
+    from ..methods import METHODS
+
+    return [n for n in _method_names(config) if METHODS[n].kind == "cnn"]
+
+
+def _extracts_brain(config: CaseConfig) -> bool:
+    """Whether the method or pipeline runs brain extraction (deepbet's networks)."""
+    from ..methods import METHODS
+
+    return any(METHODS[n].kind == "brain_extraction" for n in _method_names(config))
 
 
 class _Worker:
@@ -131,8 +145,13 @@ class _Worker:
         self._load_networks()
 
     def _load_networks(self) -> None:
-        from ..methods import cnn
+        from ..methods import brain_extraction, cnn
 
+        if _extracts_brain(self.config):
+            try:
+                brain_extraction.preload(self.config.device)
+            except Exception as exc:  # each case then fails with this error, as a row
+                log.warning("worker %s: cannot load brain extraction: %s", self.name, exc)
         for name in _network_names(self.config):
             try:
                 cnn._cached_predictor(name, self.config.device)  # kept for every later case

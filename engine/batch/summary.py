@@ -13,7 +13,7 @@ from typing import Any
 
 from ..io.atomic import atomic_write_text
 from .case import TISSUES, CaseConfig, CaseResult
-from .runner import BatchRun, _network_names
+from .runner import BatchRun, _extracts_brain, _network_names
 
 __all__ = ["SUMMARY_COLUMNS", "model_card_hash", "summary_rows", "write_manifest",
            "write_summary"]
@@ -91,6 +91,16 @@ def model_card_hash(config: CaseConfig) -> tuple[str | None, dict[str, str]]:
     return hashlib.sha256(joined.encode()).hexdigest(), cards
 
 
+def _brain_extractor(config: CaseConfig) -> dict[str, str] | None:
+    """Name, version and licence of the brain-extraction network used, if any (it ships
+    in its own package, without a Delineo model card)."""
+    from ..methods.brain_extraction import BRAIN_EXTRACTOR
+
+    if not _extracts_brain(config):
+        return None
+    return {k: BRAIN_EXTRACTOR[k] for k in ("name", "version", "licence")}
+
+
 def write_manifest(run: BatchRun, config: CaseConfig, out: str | Path, *,
                    inputs: Sequence[str] = ()) -> Path:
     """Write ``out/manifest.json`` atomically: what ran, where, and when."""
@@ -109,6 +119,7 @@ def write_manifest(run: BatchRun, config: CaseConfig, out: str | Path, *,
         "device": config.device,
         "model_card_sha256": card_hash,
         "model_cards": cards,
+        "brain_extractor": _brain_extractor(config),
         "engine": run.engine,
         "address": run.address,
         "cluster": {"nodes": run.cluster_nodes, "cpus": run.cluster_cpus,

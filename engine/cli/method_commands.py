@@ -1,11 +1,13 @@
 """Sub-commands ``segment`` and ``methods``.
 
 ``delineo-engine segment IMAGE -o OUT.nii.gz [--method NAME | --pipeline NAME]
-[--param k=v ...] [--device auto|cpu|cuda] [--mask BRAINMASK] [--series S]
-[--force] [--json]`` runs a registered method, a named pipeline of
+[--param k=v ...] [--device auto|cpu|cuda] [--mask BRAINMASK] [--brain-mask FILE]
+[--series S] [--force] [--json]`` runs a registered method, a named pipeline of
 :mod:`engine.methods.pipeline`, or -- with neither -- the default pipeline
-(:data:`~engine.methods.pipeline.DEFAULT_PIPELINE`), and writes its label map
-(0 background, 1 CSF, 2 GM, 3 WM) on the input's grid: the labels land voxel
+(:data:`~engine.methods.pipeline.DEFAULT_PIPELINE`, ``head``: brain extraction,
+then the network inside the intracranial mask, for a whole head as it comes
+off the scanner), and writes its label map (0 background, 1 CSF, 2 GM, 3 WM;
+``--method brain_mask``: 1 intracranial) on the input's grid: the labels land voxel
 for voxel on the input file, in its own orientation. With a pipeline the
 ``--param`` assignments are ``STEP.NAME=VALUE`` (or ``NAME=VALUE`` when only
 one step has that parameter). Names, parameters, the device and the output
@@ -39,7 +41,7 @@ import numpy as np
 
 from ..core.errors import ParameterError
 from ..core.params import describe, parse_assignments
-from ..core.volume import LabelMap, Volume
+from ..core.volume import INTRACRANIAL_LABELS, LabelMap, Volume
 from ..io import load, load_labels, save
 from ..methods.pipeline import DEFAULT_PIPELINE
 from .common import (
@@ -63,10 +65,12 @@ def register(sub: argparse._SubParsersAction) -> None:
         description="Run a segmentation method (--method) or pipeline (--pipeline; "
         f"without either, the default pipeline '{DEFAULT_PIPELINE}') on an image and write "
         "its label map (0 background, 1 CSF, 2 GM, 3 WM) on the input's grid, in the input "
-        "file's orientation. Without --mask, a rough brain mask (half-Otsu foreground, "
-        "largest component, holes filled) is used; give a real brain mask for images with "
-        "skull. Names, --param values, the device and the output name are checked before "
-        "the image is read.",
+        "file's orientation. The default pipeline takes a whole head as it comes off the "
+        "scanner: it extracts the brain (the intracranial mask) first and labels tissue "
+        "only inside it; --method brain_mask writes that mask alone (1 = intracranial). "
+        "Methods and pipelines without brain extraction need a skull-stripped image or "
+        "--mask (else they use a rough half-Otsu foreground mask). Names, --param values, "
+        "the device and the output names are checked before the image is read.",
     )
     p.add_argument("image", help="input image: NIfTI file, DICOM file or DICOM folder")
     add_output_file(p, "output label map (.nii or .nii.gz; its folder must exist)")
@@ -80,6 +84,10 @@ def register(sub: argparse._SubParsersAction) -> None:
                    "or NAME=VALUE when a single step has that parameter")
     add_device(p)
     p.add_argument("--mask", help="brain mask on the image's grid (non-zero = brain)")
+    p.add_argument("--brain-mask", dest="brain_mask_out", metavar="FILE",
+                   help="also write the intracranial mask found by brain extraction (NIfTI, "
+                   "1 = intracranial) on the input's grid; only for pipelines that extract "
+                   "the brain (the default one)")
     add_force(p)
     p.add_argument("--uncertainty", metavar="FILE",
                    help="also write the voxel uncertainty (normalised entropy of the "
@@ -231,6 +239,14 @@ def cmd_segment(args: argparse.Namespace) -> int:
     device = resolve_device(args.device)
     output = check_output_file(args.output)
     uncertainty_out = check_output_file(args.uncertainty) if args.uncertainty else None
+    brain_mask_out = None
+    if args.brain_mask_out:
+        if args.method or not any(s.spec().kind == "extract" for s in pipe.steps):
+            raise ParameterError(
+                f"--brain-mask needs a pipeline that extracts the brain (such as "
+                f"{DEFAULT_PIPELINE}); {args.method or pipe.name} does not (for the mask "
+                f"alone: --method brain_mask)")
+        brain_mask_out = check_output_file(args.brain_mask_out)
     volume = load(args.image, series=series_value(args.series))
     mask = _brain_mask(args, volume)
     warnings = guard_applicability(volume, spec if args.method else pipe,
@@ -253,6 +269,9 @@ def cmd_segment(args: argparse.Namespace) -> int:
         summary.update(pipeline=done.pipeline, description=done.description,
                        steps=[{"name": s.name, "seconds": round(s.seconds, 3)}
                               for s in done.steps])
+        if done.brain_mask is not None:
+            summary["intracranial_ml"] = round(
+                float(done.brain_mask.sum()) * volume.voxel_volume_ml, 1)
     labels = LabelMap.on_grid_of(volume, array, labels=table)
     if args.method:
         labels.metadata["method"] = spec.name
@@ -265,6 +284,11 @@ def cmd_segment(args: argparse.Namespace) -> int:
     labels.metadata["plausibility"] = plausible.to_json()
     if uncertainty_out is not None:  # refused before anything is written
         summary["uncertainty"] = save_uncertainty(volume, probabilities, uncertainty_out)
+    if brain_mask_out is not None and done.brain_mask is not None:
+        mask_map = LabelMap.on_grid_of(volume, done.brain_mask.astype(np.uint8),
+                                       labels=INTRACRANIAL_LABELS)
+        mask_map.metadata["description"] = "intracranial mask (brain extraction)"
+        summary["brain_mask"] = save(mask_map, brain_mask_out)
     out = save(labels, output)
     found = label_summary(labels)
     summary.update(output=out, device=str(device), seconds=round(seconds, 3), labels=found,
@@ -272,6 +296,8 @@ def cmd_segment(args: argparse.Namespace) -> int:
     if not args.method:
         say(f"{done.description}: "
             + "; ".join(f"{s.name} {s.seconds:.1f} s" for s in done.steps))
+        if "intracranial_ml" in summary:
+            say(f"intracranial volume {summary['intracranial_ml']:.0f} mL (brain extraction)")
     say(f"{what} on {device} in {seconds:.1f} s: "
         + ", ".join(f"{f['name']} {f['voxels']} voxels ({f['volume_ml']:.1f} mL)"
                     for f in found))

@@ -92,7 +92,8 @@ class Applicability:
 class MethodSpec:
     """A registered method: its name, one-line summary, parameters and runner.
 
-    ``kind`` is ``"classical"``, ``"baseline"``, ``"cnn"`` or ``"refinement"``;
+    ``kind`` is ``"classical"``, ``"baseline"``, ``"cnn"``, ``"refinement"`` or
+    ``"brain_extraction"`` (labels 0 background / 1 intracranial, not tissue);
     ``applicability`` says what the method was made for.
     """
 

@@ -34,6 +34,7 @@ __all__ = [
     "BRAIN_LESION_LABELS",
     "BRAIN_TISSUE_LABELS",
     "CANONICAL_AXCODES",
+    "INTRACRANIAL_LABELS",
     "Label",
     "LabelMap",
     "LabelTable",
@@ -368,6 +369,12 @@ BRAIN_TISSUE_LABELS = LabelTable.from_labels(
 #: The brain tissue labels plus 4 "Lesion" (BrainWeb's MS-lesion value): all abnormal
 #: tissue of a lesion -- core, enhancing rim and surrounding oedema (BraTS "whole tumour").
 BRAIN_LESION_LABELS = BRAIN_TISSUE_LABELS.with_label(Label(4, "Lesion", (230, 40, 200)))
+
+#: The output of brain extraction: 1 "Intracranial" is the brain plus all CSF out to
+#: the inner table of the skull (what a tissue segmentation of a whole head is confined to).
+INTRACRANIAL_LABELS = LabelTable.from_labels(
+    [Label(0, "Background", (0, 0, 0)), Label(1, "Intracranial", (250, 220, 60))]
+)
 
 
 class LabelMap(Volume):

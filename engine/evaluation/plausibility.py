@@ -53,7 +53,7 @@ from typing import Any
 import numpy as np
 from scipy import ndimage
 
-from ..core.volume import Label, LabelMap, LabelTable, Volume
+from ..core.volume import INTRACRANIAL_LABELS, Label, LabelMap, LabelTable, Volume
 
 __all__ = [
     "ADULT_RANGES",
@@ -220,13 +220,15 @@ def _background_level(image: np.ndarray) -> float:
 
 def assess(labels: LabelMap, probabilities: np.ndarray | None = None,
            image: Volume | None = None) -> PlausibilityReport:
-    """The plausibility report of a tissue label map.
+    """The plausibility report of a tissue label map (or of an intracranial mask).
 
     Parameters
     ----------
     labels : LabelMap
         0 background, 1 CSF, 2 gray matter, 3 white matter (other values count
-        in the labelled volume only).
+        in the labelled volume only). An intracranial mask (the labels of
+        :data:`~engine.core.volume.INTRACRANIAL_LABELS`, from brain extraction)
+        is checked for its volume, uncertainty and signal, not for tissue shares.
     probabilities : ndarray (K, *labels.shape), optional
         The network's class probabilities, for the uncertainty figures.
     image : Volume, optional
@@ -238,8 +240,11 @@ def assess(labels: LabelMap, probabilities: np.ndarray | None = None,
     ml = labels.voxel_volume_ml
     labelled_ml = n * ml
     counts = np.bincount(array.ravel().astype(np.int64), minlength=4)
-    volumes = {name: float(counts[v] * ml) for v, name in _TISSUE_NAMES.items()}
-    fractions = {name: (float(counts[v]) / n if n else 0.0) for v, name in _TISSUE_NAMES.items()}
+    intracranial = (set(labels.labels) <= set(INTRACRANIAL_LABELS)
+                    and labels.labels.name(1) == INTRACRANIAL_LABELS.name(1))
+    names = {1: INTRACRANIAL_LABELS.name(1)} if intracranial else _TISSUE_NAMES
+    volumes = {name: float(counts[v] * ml) for v, name in names.items()}
+    fractions = {name: (float(counts[v]) / n if n else 0.0) for v, name in names.items()}
     reasons: list[str] = []
     lo, hi = ADULT_RANGES["labelled_ml"]
     if not lo <= labelled_ml <= hi:
@@ -249,7 +254,7 @@ def assess(labels: LabelMap, probabilities: np.ndarray | None = None,
                        if side == "above" else
                        f"labelled volume {labelled_ml:.0f} mL is {side} the adult range "
                        f"{lo:.0f}-{hi:.0f} mL (not a whole brain?)")
-    for name in _TISSUE_NAMES.values():
+    for name in () if intracranial else _TISSUE_NAMES.values():
         flo, fhi = ADULT_RANGES[name]
         share = fractions[name]
         if n and not flo <= share <= fhi:

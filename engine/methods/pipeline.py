@@ -1,7 +1,10 @@
 """Named, composable segmentation pipelines: method → refinement → post-processing.
 
 A pipeline is a list of steps, each a registered step type with its
-parameters. The first step *segments* (any method of
+parameters. A pipeline for a whole head starts by *extracting* the brain
+(:mod:`engine.methods.brain_extraction`: the intracranial mask); the steps
+after it see the image with everything outside that mask set to zero and
+segment only inside it. The next step *segments* (any method of
 :mod:`engine.methods.registry`: a network, a classical method, a baseline);
 later steps *refine* the previous result (reaction-diffusion regularisation of
 the probabilities, active-contour boundary refinement) or *post-process* the
@@ -16,10 +19,12 @@ CUDA).
 Examples
 --------
 >>> sorted(PIPELINES)[:3]
-['active_contour', 'cnn', 'cnn+rd']
+['active_contour', 'brain_mask', 'cnn']
 >>> result = run_pipeline(volume, "cnn+rd", device="cpu")  # doctest: +SKIP
 >>> [s.name for s in result.steps]                         # doctest: +SKIP
 ['delineo', 'rd_regularize', 'largest_component']
+>>> [s.name for s in PIPELINES["head"].steps]
+['brain_mask', 'delineo', 'largest_component']
 """
 
 from __future__ import annotations
@@ -83,7 +88,8 @@ class StepContext:
 
 @dataclass(frozen=True)
 class StepSpec:
-    """A step type: ``kind`` is ``"segment"``, ``"refine"`` or ``"post"``."""
+    """A step type: ``kind`` is ``"extract"`` (brain extraction, first only),
+    ``"segment"``, ``"refine"`` or ``"post"``."""
 
     name: str
     kind: str
@@ -191,7 +197,8 @@ def _steps() -> dict[str, StepSpec]:
     from .registry import METHODS
 
     out = {
-        name: StepSpec(name, "segment", spec.summary, spec.params_type, _method_runner(name))
+        name: StepSpec(name, "extract" if spec.kind == "brain_extraction" else "segment",
+                       spec.summary, spec.params_type, _method_runner(name))
         for name, spec in METHODS.items()
     }
     out.update(_refine_specs())
@@ -281,6 +288,12 @@ def _builtin_pipelines() -> dict[str, Pipeline]:
             "cnn+rd+ac", "the network, reaction-diffusion, then active-contour refinement",
             (Step("delineo"), Step("rd_regularize"), Step("ac_refine"), *_POST)),
         "unet": Pipeline("unet", "the plain U-Net baseline", (Step("unet"), *_POST)),
+        "head": Pipeline(
+            "head", "a whole head: brain extraction, then the network inside the "
+            "intracranial mask", (Step("brain_mask"), Step("delineo"), *_POST)),
+        "head+gmm": Pipeline(
+            "head+gmm", "a whole head: brain extraction, then the Gaussian mixture inside "
+            "the intracranial mask", (Step("brain_mask"), Step("gmm"))),
     }
     for name, spec in METHODS.items():
         if spec.kind != "cnn" and name not in pipes:
@@ -302,8 +315,9 @@ class _LazyPipelines(Mapping[str, Pipeline]):
 
 PIPELINES: Mapping[str, Pipeline] = _LazyPipelines()
 
-#: The pipeline used when none is named; chosen by measured accuracy (docs/pipelines.md).
-DEFAULT_PIPELINE = "cnn"
+#: The pipeline used when none is named: a scan as it comes off the scanner is a whole
+#: head, so brain extraction comes first (docs/pipelines.md, docs/brain-extraction.md).
+DEFAULT_PIPELINE = "head"
 
 
 def get_pipeline(name: str | Pipeline) -> Pipeline:
@@ -339,9 +353,11 @@ class PipelineResult:
     peak_cuda_bytes: int | None
     device: str
     info: dict[str, Any] = field(default_factory=dict)
-    #: Class probabilities of the segmenting (first) step, when it gives them: the
+    #: Class probabilities of the segmenting step, when it gives them: the
     #: network's own, for the uncertainty of the result even after refinement.
     segment_probabilities: np.ndarray | None = None
+    #: The intracranial mask of a pipeline that starts with brain extraction.
+    brain_mask: np.ndarray | None = None
 
 
 def run_pipeline(
@@ -363,7 +379,8 @@ def run_pipeline(
         A name from :data:`PIPELINES` or a custom :class:`Pipeline`.
     device : {"auto", "cpu", "cuda"}
     mask : ndarray of bool, optional
-        Brain mask passed to the segmenting method.
+        Brain mask passed to the segmenting method (after a brain-extraction
+        step: its intersection with the intracranial mask).
     overrides : mapping, optional
         ``{step_index: {param: value}}`` parameter changes.
     progress, cancel
@@ -376,21 +393,20 @@ def run_pipeline(
         pipe = pipe.with_params(overrides)
     if not pipe.steps:
         raise ParameterError(f"pipeline {pipe.name} has no steps")
-    first = pipe.steps[0].spec()
-    if first.kind != "segment":
-        raise ParameterError(f"pipeline {pipe.name} must start with a segmenting step")
+    kinds = [s.spec().kind for s in pipe.steps]
+    _check_order(pipe.name, kinds)
     dev = str(resolve_device(device))
     resolved = [(s, s.spec(), s.resolved_params()) for s in pipe.steps]
     reports: list[StepReport] = []
     previous: SegmentationResult | None = None
     segment_probabilities: np.ndarray | None = None
+    brain_mask: np.ndarray | None = None
+    extract_info: dict[str, Any] = {}
     n = len(resolved)
     start = time.perf_counter()
     with PeakMemory(device=dev) as total_peak:
         for i, (step, spec, params) in enumerate(resolved):
             check_cancel(cancel)
-            if spec.kind != "segment" and i == 0:
-                raise ParameterError("the first step must segment")
             if spec.needs_probabilities and (previous is None or previous.probabilities is None):
                 raise ParameterError(f"step {spec.name} needs probabilities from the step before")
             sub = scaled_progress(progress, i / n, (i + 1) / n,
@@ -399,7 +415,16 @@ def run_pipeline(
             t0 = time.perf_counter()
             with PeakMemory(device=dev) as step_peak:
                 previous = spec.run(StepContext(volume, previous, params, dev, mask, sub, cancel))
-            if i == 0:
+            if spec.kind == "extract":
+                # Later steps see a skull-stripped image and segment only inside the mask.
+                brain_mask = previous.labels.array > 0
+                extract_info = dict(previous.info)
+                volume = volume.with_array(
+                    np.where(brain_mask, volume.array, 0).astype(volume.array.dtype, copy=False))
+                mask = brain_mask if mask is None else brain_mask & np.asarray(mask, bool)
+                if i + 1 < n:
+                    previous = None
+            elif spec.kind == "segment":
                 segment_probabilities = previous.probabilities
             seconds = time.perf_counter() - t0
             reports.append(StepReport(step.name, spec.kind, seconds, step_peak.rss_bytes,
@@ -407,6 +432,7 @@ def run_pipeline(
             log.info("%s: step %s took %.2f s", pipe.name, spec.name, seconds)
     assert previous is not None
     report(progress, 1.0, "done")
+    info = {**extract_info, **previous.info}
     labels = previous.labels
     labels.metadata["pipeline"] = pipe.name
     labels.metadata["pipeline_description"] = pipe.describe()
@@ -420,9 +446,23 @@ def run_pipeline(
         peak_rss_bytes=total_peak.rss_bytes,
         peak_cuda_bytes=total_peak.cuda_bytes,
         device=dev,
-        info=previous.info,
+        info=info,
         segment_probabilities=segment_probabilities,
+        brain_mask=brain_mask,
     )
+
+
+def _check_order(name: str, kinds: Sequence[str]) -> None:
+    """A pipeline is ``[extract] segment (refine|post)*``, or ``extract`` alone."""
+    if kinds == ["extract"]:
+        return
+    rest = kinds[1:] if kinds and kinds[0] == "extract" else list(kinds)
+    if not rest or rest[0] != "segment":
+        raise ParameterError(f"pipeline {name} must start with a segmenting step "
+                             "(after brain extraction, when it has one)")
+    if any(k in ("extract", "segment") for k in rest[1:]):
+        raise ParameterError(f"pipeline {name}: brain extraction and segmentation come once, "
+                             "at the start")
 
 
 def _param_dict(params: Any) -> dict[str, Any]:
@@ -436,5 +476,6 @@ def set_step_params(pipeline: Pipeline, index: int, **changes: Any) -> Pipeline:
     return pipeline.with_params({index: changes})
 
 
-def list_steps(kinds: Sequence[str] = ("segment", "refine", "post")) -> list[StepSpec]:
+def list_steps(kinds: Sequence[str] = ("extract", "segment", "refine", "post")
+               ) -> list[StepSpec]:
     return [s for s in STEPS.values() if s.kind in kinds]

@@ -1,8 +1,10 @@
 """The registry of segmentation methods: name -> :class:`~engine.core.steps.MethodSpec`.
 
 :data:`METHODS` is an explicit dict filled here with the classical methods,
-the baselines and the shipped networks (``"unet"``, ``"delineo"``, from
-:data:`engine.methods.cnn.CNN_SPECS`); :func:`register` adds more. The CLI
+the baselines, the shipped networks (``"unet"``, ``"delineo"``, from
+:data:`engine.methods.cnn.CNN_SPECS`) and brain extraction (``"brain_mask"``,
+kind ``"brain_extraction"``: its labels are 0 background / 1 intracranial, not
+tissue); :func:`register` adds more. The CLI
 (``delineo-engine methods``, ``segment --method``) and the viewer list and
 run methods only through this registry. The equation numbers in the summaries
 ("eq. 30-31", ...) are those of Dai's thesis (``docs/references.md``).
@@ -13,7 +15,7 @@ Examples
 >>> spec.kind, spec.params_type.__name__
 ('baseline', 'OtsuParams')
 >>> sorted(METHODS)[:3]
-['active_contour', 'delineo', 'energy']
+['active_contour', 'brain_mask', 'delineo']
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from ..core.errors import ParameterError, unknown_name
 from ..core.steps import MethodSpec
 from .active_contour import ActiveContourParams, run_active_contour
 from .baselines import GMMParams, OtsuParams, run_gmm, run_otsu
+from .brain_extraction import BrainExtractionParams, run_brain_mask
 from .cnn import CNN_SPECS
 from .energy import EnergyParams, run_energy
 from .reaction_diffusion import ReactionDiffusionParams, run_reaction_diffusion
@@ -70,6 +73,14 @@ METHODS: dict[str, MethodSpec] = {
         params_type=GMMParams,
         run=run_gmm,
         kind="baseline",
+    ),
+    "brain_mask": MethodSpec(
+        name="brain_mask",
+        summary="brain extraction: the intracranial mask (brain and all CSF to the inner "
+        "table of the skull) of a whole head, by the deepbet network",
+        params_type=BrainExtractionParams,
+        run=run_brain_mask,
+        kind="brain_extraction",
     ),
 }
 METHODS.update({spec.name: spec for spec in CNN_SPECS})

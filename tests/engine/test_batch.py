@@ -209,6 +209,7 @@ def test_batch_equals_segment_and_isolates_bad_cases(cluster, cohort, tmp_path, 
     assert manifest["delineo_version"] == __version__
     assert (manifest["method"], manifest["engine"]) == ("gmm", "ray")
     assert manifest["model_card_sha256"] is None  # a classical method uses no network
+    assert manifest["brain_extractor"] is None
     assert manifest["cluster"]["workers"] == 2 and manifest["cluster"]["cpus"] == 2
     assert (manifest["cases"], manifest["done"], manifest["failed"]) == (7, 5, 2)
     assert manifest["started"] <= manifest["ended"]
@@ -343,3 +344,5 @@ def test_command_line_with_embedded_cluster_and_default_pipeline(cohort, tmp_pat
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["pipeline"] == DEFAULT_PIPELINE and manifest["address"] == "local"
     assert manifest["model_card_sha256"] and len(manifest["model_card_sha256"]) == 64
+    # the default pipeline extracts the brain first, with deepbet's networks
+    assert manifest["brain_extractor"]["name"] == "deepbet"

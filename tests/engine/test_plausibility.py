@@ -103,14 +103,24 @@ def test_network_result_on_the_demo_looks_typical(demo_result):
 
 
 @pytest.mark.slow
-def test_whole_head_failure_is_flagged_and_the_stripped_head_passes():
-    """The real-heads failure: skull and neck labelled as tissue; the verdict must catch it."""
+def test_whole_head_failure_is_flagged_and_brain_extraction_fixes_it():
+    """The real-heads failure: a brain-only network on a whole head labels skull and neck
+    as tissue and the verdict must catch it; the default pipeline extracts the brain first."""
     head = synthetic_head("t1", seed=3)
-    on_head = run_pipeline(head.image, DEFAULT_PIPELINE, device="cpu")
-    report = assess(on_head.labels, on_head.segment_probabilities, head.image)
+    brain_only = run_pipeline(head.image, "cnn", device="cpu")
+    report = assess(brain_only.labels, brain_only.segment_probabilities, head.image)
     assert report.verdict == "review this"
     assert report.labelled_ml > ADULT_RANGES["labelled_ml"][1]
     assert any("above the adult range" in r for r in report.reasons)
+    assert DEFAULT_PIPELINE == "head"
+    on_head = run_pipeline(head.image, DEFAULT_PIPELINE, device="cpu")
+    report = assess(on_head.labels, on_head.segment_probabilities, head.image)
+    assert report.verdict == "looks typical", report.reasons
+    # Tissue only inside the intracranial mask, which is close to the true one.
+    mask = on_head.brain_mask
+    assert mask is not None and not on_head.labels.array[~mask].any()
+    truth = head.intracranial
+    assert 2 * (mask & truth).sum() / (mask.sum() + truth.sum()) > 0.93
     stripped = run_pipeline(head.brain_image, DEFAULT_PIPELINE, device="cpu")
     report = assess(stripped.labels, stripped.segment_probabilities, head.brain_image)
     assert report.verdict == "looks typical", report.reasons

@@ -1,0 +1,176 @@
+"""Brain extraction (the intracranial mask of a whole head) and the whole-head pipeline.
+
+Synthetic heads (engine.data.heads: scalp, skull, marrow, face, eyes and neck of
+random thickness and intensity around the MNI brain) give the true intracranial
+mask; the real files are the brain MR images that ship in nibabel and pydicom.
+"""
+
+from __future__ import annotations
+
+import json
+from functools import lru_cache
+
+import numpy as np
+import pytest
+from pydicom.data import get_testdata_file
+
+from engine.cli import main
+from engine.core.errors import DelineoError, ParameterError
+from engine.core.volume import INTRACRANIAL_LABELS, Volume
+from engine.data.heads import synthetic_head
+from engine.evaluation.plausibility import assess
+from engine.io import load, save
+from engine.io.resample import resample_to
+from engine.methods import get_method
+from engine.methods.brain_extraction import extract_brain
+from engine.methods.pipeline import (
+    DEFAULT_PIPELINE,
+    PIPELINES,
+    STEPS,
+    Pipeline,
+    Step,
+    get_pipeline,
+    run_pipeline,
+)
+
+
+def _dice(a: np.ndarray, b: np.ndarray) -> float:
+    return float(2 * np.count_nonzero(a & b) / (np.count_nonzero(a) + np.count_nonzero(b)))
+
+
+@lru_cache(maxsize=3)
+def _head(contrast: str, seed: int = 101):
+    return synthetic_head(contrast, seed=seed)
+
+
+def _regrid(vol: Volume, mask: np.ndarray, spacing: tuple[float, float, float],
+            degrees: float = 0.0) -> tuple[Volume, np.ndarray]:
+    """*vol* and its mask resampled onto a grid of *spacing*, rotated about S by *degrees*."""
+    t = np.deg2rad(degrees)
+    rot = np.array([[np.cos(t), -np.sin(t), 0], [np.sin(t), np.cos(t), 0], [0, 0, 1]])
+    extent = np.array(vol.shape) * np.array(vol.spacing)
+    affine = np.eye(4)
+    affine[:3, :3] = rot @ np.diag(spacing)
+    centre = vol.affine[:3, :3] @ (np.array(vol.shape) / 2) + vol.affine[:3, 3]
+    shape = tuple(int(e // s) for e, s in zip(extent, spacing, strict=True))
+    affine[:3, 3] = centre - affine[:3, :3] @ (np.array(shape) / 2)
+    ref = Volume(np.zeros(shape, np.float32), affine)
+    image = Volume(resample_to(vol, ref).astype(np.float32), affine)
+    truth = resample_to(vol.with_array(mask.astype(np.float32)), ref, order=0) > 0.5
+    return image, truth
+
+
+def test_brain_extraction_is_a_first_step_of_pipelines():
+    assert STEPS["brain_mask"].kind == "extract"
+    assert DEFAULT_PIPELINE == "head"
+    assert [s.name for s in PIPELINES["head"].steps] == [
+        "brain_mask", "delineo", "largest_component"]
+    assert [s.name for s in PIPELINES["head+gmm"].steps] == ["brain_mask", "gmm"]
+    assert get_method("brain_mask").kind == "brain_extraction"
+    vol = Volume(np.zeros((8, 8, 8), np.float32), np.eye(4))
+    for steps in [(Step("gmm"), Step("brain_mask")),
+                  (Step("brain_mask"), Step("largest_component")),
+                  (Step("brain_mask"), Step("gmm"), Step("otsu"))]:
+        with pytest.raises(ParameterError):
+            run_pipeline(vol, Pipeline("bad", "", steps), device="cpu")
+
+
+def test_brain_extraction_refuses_what_holds_no_head():
+    with pytest.raises(DelineoError, match="constant"):
+        extract_brain(Volume(np.full((40, 40, 40), 7.0, np.float32), np.eye(4)), device="cpu")
+    with pytest.raises(ParameterError, match="3-D"):
+        extract_brain(Volume(np.ones((40, 40, 1), np.float32), np.eye(4)), device="cpu")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("contrast", ["t1", "t2", "pd"])
+def test_intracranial_mask_of_synthetic_heads(contrast):
+    head = _head(contrast)
+    result = get_method("brain_mask").run(head.image, None, device="cpu")
+    labels = result.labels
+    assert labels.shape == head.image.shape and labels.labels == INTRACRANIAL_LABELS
+    assert set(np.unique(labels.array)) == {0, 1}
+    mask = labels.array > 0
+    assert _dice(mask, head.intracranial) > 0.93, contrast
+    assert abs(result.info["intracranial_ml"] - mask.sum() / 1000) < 1.0
+    # an intracranial mask is judged on its volume and signal, never on tissue shares
+    report = assess(labels, result.probabilities, head.image)
+    assert not any("gray matter" in r or "CSF is" in r for r in report.reasons)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("spacing", "degrees"), [((2.0, 2.0, 2.0), 0.0),
+                                                  ((1.0, 1.0, 3.0), 0.0),
+                                                  ((1.2, 1.2, 1.2), 20.0)])
+def test_intracranial_mask_at_other_resolutions_and_oblique(spacing, degrees):
+    head = _head("t1", seed=102)
+    image, truth = _regrid(head.image, head.intracranial, spacing, degrees)
+    found = extract_brain(image, device="cpu")
+    assert found.mask.shape == image.shape
+    assert _dice(found.mask, truth) > 0.93, (spacing, degrees)
+
+
+@pytest.mark.slow
+def test_whole_head_pipeline_labels_tissue_only_inside_the_mask_and_agrees_when_stripped():
+    """PD head, raw and skull-stripped at the inner table (measured: within 1-9 %)."""
+    head = _head("pd")
+    raw = run_pipeline(head.image, DEFAULT_PIPELINE, device="cpu")
+    assert raw.brain_mask is not None and raw.brain_mask.shape == head.image.shape
+    assert not raw.labels.array[~raw.brain_mask].any()
+    # no tissue in voxels without signal (air, and the bone of the skull)
+    assert assess(raw.labels, None, head.image).no_signal_fraction < 0.002
+    stripped = head.image.with_array(
+        np.where(head.intracranial, head.image.array, 0).astype(np.float32))
+    again = run_pipeline(stripped, DEFAULT_PIPELINE, device="cpu")
+    for value, limit in ((1, 0.10), (2, 0.05), (3, 0.05)):
+        a = np.count_nonzero(raw.labels.array == value)
+        b = np.count_nonzero(again.labels.array == value)
+        assert abs(a - b) / b < limit, (value, a, b)
+    truth = head.truth.array
+    for value in (2, 3):  # gray and white matter against the synthetic truth
+        assert _dice(raw.labels.array == value, truth == value) > 0.8
+
+
+@pytest.mark.slow
+def test_segment_cli_writes_the_brain_mask_and_refuses_it_without_extraction(tmp_path):
+    head = _head("t2")
+    image = str(save(head.image, tmp_path / "head.nii.gz"))
+    out, mask = tmp_path / "labels.nii.gz", tmp_path / "mask.nii.gz"
+    assert main(["-q", "segment", image, "--pipeline", "gmm", "-o", str(out),
+                 "--brain-mask", str(mask)]) == 2
+    assert not out.exists() and not mask.exists()
+    assert main(["segment", image, "-o", str(out), "--brain-mask", str(mask), "--json",
+                 "--device", "cpu"]) == 0
+    written = load(str(mask))
+    labels = load(str(out))
+    assert written.shape == labels.shape == head.image.shape
+    inside = written.array > 0
+    assert _dice(inside, head.intracranial) > 0.93
+    assert not np.asarray(labels.array)[~inside].any()
+    alone = tmp_path / "alone.nii.gz"
+    assert main(["-q", "segment", image, "--method", "brain_mask", "-o", str(alone),
+                 "--device", "cpu"]) == 0
+    assert np.array_equal(load(str(alone)).array > 0, inside)
+
+
+def test_real_brain_files_of_the_test_corpora(tmp_path, capsys):
+    """nibabel's anatomical.nii (a 2 mm brain crop) runs through the default pipeline with
+    --force (its 82 mm field of view is no whole head); pydicom's MR_small.dcm, one slice,
+    is refused in one line."""
+    from nibabel.testing import data_path
+
+    anat = f"{data_path}/anatomical.nii"
+    out = tmp_path / "anat.nii.gz"
+    assert main(["segment", anat, "-o", str(out), "--device", "cpu", "--json"]) == 3
+    capsys.readouterr()
+    assert main(["segment", anat, "-o", str(out), "--device", "cpu", "--json",
+                 "--force"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["pipeline"] == get_pipeline(DEFAULT_PIPELINE).name
+    assert summary["intracranial_ml"] > 30
+    labels = load(str(out))
+    assert labels.shape == load(anat).shape and labels.array.any()
+    assert main(["segment", get_testdata_file("MR_small.dcm"), "-o",
+                 str(tmp_path / "small.nii.gz"), "--device", "cpu"]) == 3
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "slice" in err[0]
