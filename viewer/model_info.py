@@ -26,6 +26,7 @@ from PySide6.QtWidgets import (
 )
 
 from engine.core.volume import Volume
+from engine.methods.brain_extraction import brain_extractor_facts
 from engine.models.cards import card_facts, model_cards
 
 __all__ = ["ModelInfoDialog", "is_training_anatomy", "training_anatomy_note"]
@@ -57,11 +58,11 @@ def training_anatomy_note(volume: Volume | None) -> str:
             "their scores here are flattering; expect lower ones on other brains.")
 
 
-def _facts_html(card: dict[str, Any]) -> str:
+def _facts_html(facts: list[tuple[str, str]]) -> str:
     rows = "".join(
         f"<tr><td style='color:#8a919c; padding:2px 12px 2px 0; vertical-align:top'>"
         f"{html.escape(h)}</td><td style='padding:2px 0'>{html.escape(t)}</td></tr>"
-        for h, t in card_facts(card))
+        for h, t in facts)
     return f"<table>{rows}</table>"
 
 
@@ -75,15 +76,19 @@ class ModelInfoDialog(QDialog):
         self.setWindowTitle("About the Networks")
         self.resize(760, 520)
         layout = QVBoxLayout(self)
-        intro = QLabel("Every network in Delineo was trained on synthetic data only: "
-                       "phantoms rendered from one anatomy, the MNI152 template. Figures "
-                       "below are on that anatomy.", self)
+        intro = QLabel("Delineo's own networks were trained on synthetic data only: "
+                       "phantoms rendered from one anatomy, the MNI152 template; their "
+                       "figures below are on that anatomy. Brain extraction of whole heads "
+                       "uses deepbet, a network its authors trained on real T1 scans.", self)
         intro.setWordWrap(True)
         layout.addWidget(intro)
         self.tabs = QTabWidget(self)
         cards = model_cards() if cards is None else cards
-        for name, card in cards.items():
-            label = QLabel(_facts_html(card))
+        pages = [(name, card_facts(card)) for name, card in cards.items()]
+        if cards:
+            pages.append(("brain extraction", brain_extractor_facts()))
+        for name, facts in pages:
+            label = QLabel(_facts_html(facts))
             label.setWordWrap(True)
             label.setTextFormat(Qt.TextFormat.RichText)
             label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)

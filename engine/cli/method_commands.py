@@ -359,6 +359,7 @@ def cmd_methods(args: argparse.Namespace) -> int:
 
 
 def cmd_models(args: argparse.Namespace) -> int:
+    from ..methods.brain_extraction import brain_extractor_facts
     from ..models.cards import card_facts, model_cards
 
     cards = model_cards()
@@ -373,4 +374,7 @@ def cmd_models(args: argparse.Namespace) -> int:
         for heading, text in card_facts(card)[1:]:
             print(f"    {heading}: {text}")
         print()
+    print("brain_mask (brain extraction)")
+    for heading, text in brain_extractor_facts():
+        print(f"    {heading}: {text}")
     return 0

@@ -17,13 +17,15 @@ True
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import os
 import resource
 import sys
 import threading
 from types import TracebackType
 
-__all__ = ["PeakMemory", "current_rss_bytes"]
+__all__ = ["PeakMemory", "current_rss_bytes", "release_free_memory"]
 
 _PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
 
@@ -36,6 +38,28 @@ def current_rss_bytes() -> int:
     except OSError:
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
         return peak if sys.platform == "darwin" else peak * 1024
+
+
+def release_free_memory() -> bool:
+    """Give memory the C allocator holds but no longer uses back to the system.
+
+    glibc keeps freed blocks (here: a network's activations, once it has run) for
+    reuse; the next large step then grows the process on top of them. Called
+    between large steps, ``malloc_trim(0)`` returns them (measured in one process:
+    brain extraction, then the tissue network, peak 1.72 -> 1.33 GiB). A no-op
+    where the C library has no ``malloc_trim`` (macOS, Windows, musl); returns
+    whether it ran.
+    """
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        trim = libc.malloc_trim
+    except (OSError, AttributeError):
+        return False
+    trim.argtypes = [ctypes.c_size_t]
+    trim(0)
+    return True
 
 
 class PeakMemory:

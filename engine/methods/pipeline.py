@@ -41,7 +41,7 @@ import numpy as np
 from ..core.device import resolve_device
 from ..core.errors import ParameterError, unknown_name
 from ..core.jobs import CancelToken, check_cancel, report, scaled_progress
-from ..core.memory import PeakMemory
+from ..core.memory import PeakMemory, release_free_memory
 from ..core.params import describe, validate
 from ..core.params import replace as replace_params
 from ..core.steps import SegmentationResult
@@ -424,6 +424,7 @@ def run_pipeline(
                 mask = brain_mask if mask is None else brain_mask & np.asarray(mask, bool)
                 if i + 1 < n:
                     previous = None
+                    release_free_memory()  # the extraction network's activations
             elif spec.kind == "segment":
                 segment_probabilities = previous.probabilities
             seconds = time.perf_counter() - t0

@@ -258,14 +258,17 @@ class Predictor:
         if mask is not None:
             # A brain mask says which voxels are tissue, as for the classical methods:
             # outside it is background, inside it the most likely of CSF/GM/WM.
-            inside = np.asarray(mask, bool)
-            probs[:, ~inside] = 0.0
-            probs[0, ~inside] = 1.0
-            tissue = probs[1:, inside]
-            sums = tissue.sum(axis=0, keepdims=True)
-            probs[1:, inside] = np.where(sums > 1e-6, tissue / np.maximum(sums, 1e-6),
-                                         np.float32(1.0 / 3.0))
-            probs[0, inside] = 0.0
+            # In place, without fancy indexing: a whole head's probabilities are large.
+            outside = ~np.asarray(mask, bool)
+            sums = probs[1:].sum(axis=0)
+            flat = sums <= 1e-6  # no tissue evidence at all: CSF, GM, WM equally likely
+            np.maximum(sums, 1e-6, out=sums)
+            for k in range(1, probs.shape[0]):
+                np.divide(probs[k], sums, out=probs[k])
+                np.copyto(probs[k], np.float32(1.0 / 3.0), where=flat)
+                np.copyto(probs[k], np.float32(0.0), where=outside)
+            np.copyto(probs[0], outside)
+            del sums, flat
         labels = probs.argmax(axis=0).astype(np.uint8)
         return Prediction(probs, labels, time.perf_counter() - t0, str(used), batch)
 

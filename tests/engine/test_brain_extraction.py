@@ -20,7 +20,7 @@ from engine.core.volume import INTRACRANIAL_LABELS, Volume
 from engine.data.heads import synthetic_head
 from engine.evaluation.plausibility import assess
 from engine.io import load, save
-from engine.io.resample import resample_to
+from engine.io.resample import regrid
 from engine.methods import get_method
 from engine.methods.brain_extraction import extract_brain
 from engine.methods.pipeline import (
@@ -41,23 +41,6 @@ def _dice(a: np.ndarray, b: np.ndarray) -> float:
 @lru_cache(maxsize=3)
 def _head(contrast: str, seed: int = 101):
     return synthetic_head(contrast, seed=seed)
-
-
-def _regrid(vol: Volume, mask: np.ndarray, spacing: tuple[float, float, float],
-            degrees: float = 0.0) -> tuple[Volume, np.ndarray]:
-    """*vol* and its mask resampled onto a grid of *spacing*, rotated about S by *degrees*."""
-    t = np.deg2rad(degrees)
-    rot = np.array([[np.cos(t), -np.sin(t), 0], [np.sin(t), np.cos(t), 0], [0, 0, 1]])
-    extent = np.array(vol.shape) * np.array(vol.spacing)
-    affine = np.eye(4)
-    affine[:3, :3] = rot @ np.diag(spacing)
-    centre = vol.affine[:3, :3] @ (np.array(vol.shape) / 2) + vol.affine[:3, 3]
-    shape = tuple(int(e // s) for e, s in zip(extent, spacing, strict=True))
-    affine[:3, 3] = centre - affine[:3, :3] @ (np.array(shape) / 2)
-    ref = Volume(np.zeros(shape, np.float32), affine)
-    image = Volume(resample_to(vol, ref).astype(np.float32), affine)
-    truth = resample_to(vol.with_array(mask.astype(np.float32)), ref, order=0) > 0.5
-    return image, truth
 
 
 def test_brain_extraction_is_a_first_step_of_pipelines():
@@ -104,7 +87,9 @@ def test_intracranial_mask_of_synthetic_heads(contrast):
                                                   ((1.2, 1.2, 1.2), 20.0)])
 def test_intracranial_mask_at_other_resolutions_and_oblique(spacing, degrees):
     head = _head("t1", seed=102)
-    image, truth = _regrid(head.image, head.intracranial, spacing, degrees)
+    image = regrid(head.image, spacing, degrees=degrees)
+    truth = regrid(head.image.with_array(head.intracranial.astype(np.uint8)), spacing,
+                   degrees=degrees, order=0).array > 0
     found = extract_brain(image, device="cpu")
     assert found.mask.shape == image.shape
     assert _dice(found.mask, truth) > 0.93, (spacing, degrees)

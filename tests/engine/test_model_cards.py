@@ -34,6 +34,7 @@ def test_cli_models_lists_the_cards(capsys):
     assert main(["models"]) == 0
     out = capsys.readouterr().out
     assert out.startswith("delineo\n") and "Trained on:" in out and "Held out:" in out
+    assert "brain_mask (brain extraction)\n    Network: deepbet 1.0.2" in out
     assert main(["models", "--json"]) == 0
     cards = json.loads(capsys.readouterr().out)
     assert cards["delineo"]["architecture"]["class"] == "DelineoNet"

@@ -21,6 +21,9 @@ def test_the_dialog_has_a_tab_per_shipped_network(qtbot):
     text = dialog.tabs.widget(names.index("delineo")).widget().text()
     assert "Trained on" in text and "no scan of a person" in text
     assert "Validation (training anatomy)" in text
+    # brain extraction is a network of others, trained on real scans: said so
+    text = dialog.tabs.widget(names.index("brain extraction")).widget().text()
+    assert "deepbet 1.0.2" in text and "real scans" in text and "neither trained" in text
 
 
 def test_the_training_anatomy_is_recognised():

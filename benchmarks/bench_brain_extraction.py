@@ -1,0 +1,99 @@
+"""Speed and memory of a raw 1 mm head → brain mask → tissue labels.
+
+Each configuration runs as ``delineo-engine segment`` in its own process, as a
+user runs it, on a synthetic T1 whole head written to NIfTI (257 x 293 x 249
+voxels, 1 mm): the default pipeline ``head`` (deepbet brain extraction, then
+the Delineo network inside the mask), brain extraction alone (``--method
+brain_mask``) and the Gaussian-mixture baseline after the same extraction
+(``head+gmm``). Reported per configuration: the median of ``--repeats`` runs
+of the pipeline time the command measures itself (image read and label write
+excluded), the median wall time of the whole process (interpreter start, image
+read, label write included) and the process's peak resident size (from
+``wait4``; the benchmark itself stays small, since a child starts from its
+parent's peak). Ratios are against brain extraction alone, in the same run.
+
+Run from the repository root::
+
+    .venv/bin/python benchmarks/bench_brain_extraction.py [--repeats 3] [--threads 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent))
+
+from benchmarks.common import emit, machine  # noqa: E402
+
+CONFIGS = [("brain_mask", ["--method", "brain_mask"]),
+           ("head", []),
+           ("head+gmm", ["--pipeline", "head+gmm"])]
+
+
+def _run(image: Path, out: Path, extra: list[str], threads: int) -> tuple[float, float, float]:
+    """(pipeline seconds, process wall seconds, peak RSS GiB) of one segment command."""
+    env = dict(os.environ, OMP_NUM_THREADS=str(threads))  # torch's intra-op threads
+    cmd = [sys.executable, "-m", "engine.cli", "-q", "segment", str(image), "-o", str(out),
+           "--device", "cpu", "--json", *extra]
+    t0 = time.perf_counter()
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env,
+                            cwd=HERE.parent)
+    stdout = proc.stdout.read() if proc.stdout else b""
+    stderr = proc.stderr.read() if proc.stderr else b""
+    _, status, usage = os.wait4(proc.pid, 0)
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    wall = time.perf_counter() - t0
+    if proc.returncode != 0:
+        raise SystemExit(f"segment failed ({proc.returncode}): {stderr.decode()[-400:]}")
+    summary = json.loads(stdout)
+    return float(summary["seconds"]), wall, usage.ru_maxrss / 2**20  # KiB -> GiB
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--seed", type=int, default=101, help="synthetic head seed")
+    args = parser.parse_args(argv)
+    import torch
+
+    torch.set_num_threads(args.threads)
+    print(f"# {machine()}")
+    with tempfile.TemporaryDirectory(prefix="delineo-bench-") as tmp:
+        image = Path(tmp) / "head.nii.gz"
+        # Made in a child process: Linux carries a process's peak RSS across fork and
+        # exec, so a large parent would inflate every measured child's peak.
+        subprocess.run([sys.executable, "-c",
+                        "import sys; from engine.data.heads import synthetic_head; "
+                        "from engine.io import save; "
+                        "save(synthetic_head('t1', seed=int(sys.argv[1])).image, sys.argv[2])",
+                        str(args.seed), str(image)], check=True, cwd=HERE.parent)
+        print(f"# synthetic T1 whole head, seed {args.seed}, 257 x 293 x 249 voxels, 1 mm; "
+              f"{args.repeats} runs each, {args.threads} threads")
+        results = {}
+        for name, extra in CONFIGS:
+            runs = [_run(image, Path(tmp) / f"labels_{name}.nii.gz", extra, args.threads)
+                    for _ in range(args.repeats)]
+            results[name] = tuple(statistics.median(r[i] for r in runs) for i in range(3))
+        ref = results["brain_mask"]
+        for name, (seconds, wall, rss) in results.items():
+            ratio = None if name == "brain_mask" else seconds / ref[0]
+            goal = "<= 15 s" if name == "head" else ""
+            emit(f"{name}: pipeline time", seconds, "s", goal=goal, ratio=ratio,
+                 reference="brain extraction alone")
+            emit(f"{name}: process wall time (read, run, write)", wall, "s")
+            emit(f"{name}: peak RSS", rss, "GiB", goal="<= 1.5 GiB" if name == "head" else "")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
