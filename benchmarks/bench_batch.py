@@ -4,8 +4,8 @@ Run: ``python benchmarks/bench_batch.py [--cases 8] [--size 80] [--pipeline NAME
 [--repeats 3]``.
 
 A cohort of shell phantoms (``--size`` cubed voxels of 1.5 mm, different
-shell radii per case) goes through the default pipeline (or ``--pipeline``)
-three ways, all writing the same per-case outputs (label file, record):
+shell radii per case) goes through the brain-only pipeline ``cnn`` (or
+``--pipeline``; the phantoms have no skull to extract) three ways, all writing the same per-case outputs (label file, record):
 
 * the reference: a plain loop of :func:`engine.batch.process_case` in this
   process (what a shell loop over ``segment`` does, without the start-up of a
@@ -66,7 +66,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cases", type=int, default=8)
     parser.add_argument("--size", type=int, default=80, help="voxels per side (1.5 mm)")
-    parser.add_argument("--pipeline", default=DEFAULT_PIPELINE)
+    parser.add_argument("--pipeline", default="cnn",
+                        help=f"pipeline (default cnn; the default of segment is "
+                        f"{DEFAULT_PIPELINE}, which adds brain extraction)")
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
     try:
