@@ -5,7 +5,8 @@ Run: ``python benchmarks/bench_batch.py [--cases 8] [--size 80] [--pipeline NAME
 
 A cohort of shell phantoms (``--size`` cubed voxels of 1.5 mm, different
 shell radii per case) goes through the brain-only pipeline ``cnn`` (or
-``--pipeline``; the phantoms have no skull to extract) three ways, all writing the same per-case outputs (label file, record):
+``--pipeline``; the phantoms have no skull to extract) three ways, all writing
+the same per-case outputs (label file, record):
 
 * the reference: a plain loop of :func:`engine.batch.process_case` in this
   process (what a shell loop over ``segment`` does, without the start-up of a
