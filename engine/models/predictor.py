@@ -111,6 +111,18 @@ def _head_box(x: torch.Tensor, divisor: int, margin: int = 6) -> tuple[slice, sl
     return tuple(out)  # type: ignore[return-value]
 
 
+def _argmax_uint8(probs: np.ndarray) -> np.ndarray:
+    """``probs.argmax(axis=0)`` as uint8, without numpy's int64 temporary (a whole head's
+    labels would need 8 bytes a voxel); ties keep the first class, as argmax does."""
+    labels = np.zeros(probs.shape[1:], np.uint8)
+    best = probs[0].copy()
+    for k in range(1, probs.shape[0]):
+        better = probs[k] > best
+        labels[better] = k
+        np.maximum(best, probs[k], out=best)
+    return labels
+
+
 @dataclass
 class Prediction:
     """Raw output of :meth:`Predictor.predict_array`."""
@@ -269,7 +281,7 @@ class Predictor:
                 np.copyto(probs[k], np.float32(0.0), where=outside)
             np.copyto(probs[0], outside)
             del sums, flat
-        labels = probs.argmax(axis=0).astype(np.uint8)
+        labels = _argmax_uint8(probs)
         return Prediction(probs, labels, time.perf_counter() - t0, str(used), batch)
 
     def _probabilities(
