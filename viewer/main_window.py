@@ -15,6 +15,8 @@ and saving in :mod:`viewer.io_controller`, segmentation in
   table recounts once the edits pause.
 * :meth:`MainWindow.set_tool` / :data:`viewer.tools.TOOLS` -- interaction modes.
 * :meth:`MainWindow.add_result_layer` -- show a method's output as a layer.
+* :attr:`MainWindow.findings_panel` -- the lesions of the edited mask
+  (:mod:`viewer.panels.findings_panel`); :meth:`MainWindow.step_finding`.
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ from .layers import BBox, LabelLayer, LayerStack
 from .menus import CONVENTIONS, Menus
 from .panels import LabelsPanel, LayersPanel, WindowLevelPanel
 from .panels.edit_panel import EditPanel
+from .panels.findings_panel import FindingsPanel
 from .panels.metrics_panel import MetricsPanel
 from .recovery import RecoveryController
 from .settings import Settings
@@ -106,6 +109,7 @@ class MainWindow(QMainWindow):
             app.installEventFilter(self.wheel_guard)
         self._build_docks()
         self._build_edit_docks()
+        self._build_findings_dock()
         self._methods: MethodsController | None = None  # see the ``methods`` property
         self._build_status_bar()
         handlers = self._handlers()
@@ -214,6 +218,8 @@ class MainWindow(QMainWindow):
             "run_pipeline": self.run_pipeline,
             "compare_results": lambda: self.methods.open_comparison(),
             "next_uncertain": lambda: self.methods.next_uncertain_region(),
+            "next_finding": lambda: self.step_finding(1),
+            "previous_finding": lambda: self.step_finding(-1),
             **{f"tool_{name}": tool(name) for name in self.tools},
         }
 
@@ -234,6 +240,7 @@ class MainWindow(QMainWindow):
             "export_segmentation": self.show_export_dialog,
             "open_from_pacs": self.show_pacs_browser,
             "send_to_pacs": self.show_send_to_pacs,
+            "export_findings": self.findings_panel.export_csv_dialog,
         }
 
     def show_send_to_pacs(self) -> object:
@@ -430,6 +437,23 @@ class MainWindow(QMainWindow):
                  self.add_dock("metrics", "Live Metrics", self.metrics_panel, left)]
         self.resizeDocks(docks, [340, 340], Qt.Orientation.Horizontal)
         self.resizeDocks(docks, [500, 420], Qt.Orientation.Vertical)
+
+    def _build_findings_dock(self) -> None:
+        """The Findings dock: a tab beside Labels (the labels stay in front)."""
+        self.findings_panel = FindingsPanel(self.layers, self.edits, self.cursor, self.views,
+                                            runner=self.runner, parent=self)
+        self.findings_panel.message.connect(self.show_message)
+        dock = self.add_dock("findings", "Findings", self.findings_panel,
+                             Qt.DockWidgetArea.RightDockWidgetArea)
+        self.tabifyDockWidget(self.docks["labels"], dock)
+        self.docks["labels"].raise_()
+
+    def step_finding(self, delta: int) -> None:
+        """Next (*delta* > 0) or previous finding: shows the Findings dock and goes there."""
+        dock = self.docks["findings"]
+        dock.show()
+        dock.raise_()
+        self.findings_panel.step(delta)
 
     def _build_editing(self) -> None:
         edits = self.edits

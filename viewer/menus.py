@@ -3,10 +3,11 @@
 :class:`Menus` lays out the actions that :func:`viewer.shortcuts.bind_actions`
 made (one per key binding) in the File, Edit, View, Tools, Segment and Help
 menus and in the tool bar, and adds the entries that have no key: the recent
-files, the demo brain, the left-right convention, the panels, one checkable
-action per tool, the editing commands and About. It keeps the state the
-actions show (checked tool, layout and convention, the undo and redo texts)
-in step when the window tells it; what every entry does is the window's.
+files, the demo brain, the left-right convention, the panels, the findings
+(next, previous, export), one checkable action per tool, the editing commands
+and About. It keeps the state the actions show (checked tool, layout and
+convention, the undo and redo texts) in step when the window tells it; what
+every entry does is the window's.
 
 Entries without a key call a command of the window by name (``commands``):
 
@@ -18,6 +19,7 @@ Entries without a key call a command of the window by name (``commands``):
 ``remove_islands``        Edit → Remove Small Islands of the Selected Label
 ``keep_largest``          Edit → Keep the Largest Component of the Selected Label
 ``surface_metrics``       Edit → Compute HD95 / ASSD
+``export_findings``       View → Findings → Export Findings as CSV…
 ========================  ==================================================
 """
 
@@ -194,6 +196,10 @@ class Menus:
         panels = menu.addMenu("&Panels")
         for dock in docks.values():
             panels.addAction(dock.toggleViewAction())
+        findings = menu.addMenu("&Findings")
+        findings.setObjectName("menu_findings")
+        findings.addActions([a["next_finding"], a["previous_finding"]])
+        self._command(findings, "&Export Findings as CSV…", "export_findings")
         return menu
 
     def _help_menu(self, menu: QMenu) -> QMenu:

@@ -149,6 +149,11 @@ KEYS: tuple[KeyBinding, ...] = (
     KeyBinding("tool_refine", "Re&fine tool", ("A",), "Segment",
                "Active contour: a click grows or refines the selected label, a drag starts "
                "from a box", views_only=True),
+    # Findings (viewer/panels/findings_panel.py)
+    KeyBinding("next_finding", "&Next Finding", (".",), "Findings",
+               "Select the next lesion of the Findings panel: the views go to it and zoom "
+               "onto it, the axial view draws its two diameters", views_only=True),
+    KeyBinding("previous_finding", "&Previous Finding", (",",), "Findings", views_only=True),
     # Help
     KeyBinding("help_reference", "&Keyboard and Mouse Reference", ("F1",), "Help"),
 )

@@ -1,6 +1,8 @@
 """One orthogonal slice view: ``ViewBox`` + image ``ImageItem`` + one RGBA
 overlay ``ImageItem`` per label layer + a crosshair, under a header bar with
-the plane's name, a slice slider and a maximise button.
+the plane's name, a slice slider and a maximise button. Measurement lines
+(:class:`SliceLine`, e.g. a lesion's RANO diameters) are drawn on the slice
+that holds them (:meth:`SliceView.set_lines`).
 
 The view renders lazily: model events only mark what is stale (the image,
 some overlays) and a zero-delay timer renders the visible slice once, so a
@@ -15,7 +17,8 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import pyqtgraph as pg
@@ -41,7 +44,7 @@ from .slice_canvas import SliceCanvas
 from .subscriptions import subscribe
 from .tools.base import Tool, ToolEvent
 
-__all__ = ["PLANE_COLOURS", "PLANE_TITLES", "SliceView"]
+__all__ = ["PLANE_COLOURS", "PLANE_TITLES", "SliceLine", "SliceView"]
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +57,25 @@ TOOL_OUTLINE_FILL_ALPHA = 90
 ZOOM_PER_PIXEL = 0.01
 ZOOM_PER_NOTCH = 0.85
 FAST_STEP = 5
+#: Drawing order of measurement lines: over the labels and the crosshair, under the brush.
+LINE_Z = 1000.5
+LINE_CASING = (0, 0, 0, 170)
+
+
+@dataclass(frozen=True)
+class SliceLine:
+    """A segment between two voxel positions, drawn on the slice that holds both ends.
+
+    *start* and *end* are (fractional) voxel indices ``(i, j, k)``; the line
+    shows in a view whose slice index along its normal axis is within half a
+    voxel of both ends' coordinate on that axis. *text* is written beside
+    *end* (e.g. the length).
+    """
+
+    start: tuple[float, float, float]
+    end: tuple[float, float, float]
+    colour: tuple[int, int, int]
+    text: str = ""
 
 
 def _maximise_icon() -> QIcon:
@@ -133,6 +155,8 @@ class SliceView(QWidget):
         self.viewbox.addItem(self.tool_outline, ignoreBounds=True)
         self._pointer: QPointF | None = None
         self._tool_drag: Tool | None = None
+        self._lines: list[SliceLine] = []
+        self._line_items: list[pg.GraphicsObject] = []
         self.canvas = SliceCanvas(self.viewbox, self, self)
         self._build_header()
         layout = QVBoxLayout(self)
@@ -202,6 +226,55 @@ class SliceView(QWidget):
         w = self._size[0] * self._spacing[0]
         h = self._size[1] * self._spacing[1]
         self.viewbox.setRange(QRectF(0.0, 0.0, w, h), padding=0.02)
+
+    def show_region(self, lo: Sequence[float], hi: Sequence[float]) -> None:
+        """Zoom and pan so that the voxels *lo*..*hi* (inclusive ``(i, j, k)``) fill the view.
+
+        Only the two in-plane axes count; the aspect ratio stays locked, so
+        the view shows at least that region.
+        """
+        geo = self.geometry_
+        sx, sy = self._spacing
+        x0, x1 = sorted((float(lo[geo.x_axis]), float(hi[geo.x_axis])))
+        y0, y1 = sorted((float(lo[geo.y_axis]), float(hi[geo.y_axis])))
+        self.viewbox.setRange(QRectF(x0 * sx, y0 * sy, (x1 + 1 - x0) * sx, (y1 + 1 - y0) * sy),
+                              padding=0.0)
+
+    def set_lines(self, lines: Sequence[SliceLine]) -> None:
+        """Draw *lines* (replacing the previous ones) on the slices that hold them."""
+        self._lines = list(lines)
+        self._draw_lines()
+
+    @property
+    def lines_shown(self) -> list[SliceLine]:
+        """The lines on the slice shown now."""
+        n = self.normal_axis
+        return [line for line in self._lines
+                if abs(line.start[n] - self.index) < 0.5 and abs(line.end[n] - self.index) < 0.5]
+
+    def _draw_lines(self) -> None:
+        for item in self._line_items:
+            self.viewbox.removeItem(item)
+        self._line_items = []
+        geo = self.geometry_
+        sx, sy = self._spacing
+        for line in self.lines_shown:
+            xs = [(p[geo.x_axis] + 0.5) * sx for p in (line.start, line.end)]
+            ys = [(p[geo.y_axis] + 0.5) * sy for p in (line.start, line.end)]
+            casing = pg.PlotCurveItem(xs, ys, pen=pg.mkPen(LINE_CASING, width=4))
+            curve = pg.PlotCurveItem(xs, ys, pen=pg.mkPen(line.colour, width=2))
+            ends = pg.ScatterPlotItem(xs, ys, size=6, pen=pg.mkPen(LINE_CASING, width=1),
+                                      brush=pg.mkBrush(line.colour))
+            items: list[pg.GraphicsObject] = [casing, curve, ends]
+            if line.text:
+                label = pg.TextItem(line.text, color=line.colour, fill=pg.mkBrush(0, 0, 0, 150),
+                                    anchor=(0.0, 1.0))
+                label.setPos(xs[1], ys[1])
+                items.append(label)
+            for z, item in enumerate(items):
+                item.setZValue(LINE_Z + z * 0.01)
+                self.viewbox.addItem(item, ignoreBounds=True)
+            self._line_items += items
 
     def view_rect(self) -> QRectF:
         """The visible area in view coordinates (mm)."""
@@ -340,6 +413,8 @@ class SliceView(QWidget):
         self.slider.setRange(0, vol.shape[geo.normal_axis] - 1)
         self.slider.blockSignals(False)
         self.index = self.cursor.position[geo.normal_axis]
+        self._lines = []  # measurements of the previous image
+        self._draw_lines()
         self._sync_layers()
         self._update_cursor_display()
         self._invalidate()
@@ -399,6 +474,8 @@ class SliceView(QWidget):
         if index != self.index:
             self.index = index
             self._invalidate()
+            if self._lines or self._line_items:
+                self._draw_lines()
             if self._pointer is not None and self.layers.image is not None:
                 # The pointer has not moved but its voxel is on the new slice now.
                 self.hovered.emit(self.tool_event(self._pointer).index)

@@ -3,7 +3,7 @@
 * :mod:`~engine.lesions.measure` -- :func:`lesion_instances` (connected lesions
   numbered by decreasing volume), :func:`measure_lesions` (volume, centroid,
   RANO/RECIST axial diameters, 3-D diameter, contrast, tissue, confidence) and
-  :func:`write_findings` (JSON and CSV).
+  :func:`write_findings` (JSON and CSV; :func:`findings_csv` gives the CSV text).
 
 * :mod:`~engine.lesions.classical` -- :func:`detect_outliers`, the classical
   reference detector (intensity outliers against the fitted tissue model).
@@ -18,6 +18,7 @@ from .measure import (
     LESION_VALUE,
     SHELL_MM,
     Finding,
+    findings_csv,
     findings_table,
     lesion_instances,
     measure_lesions,
@@ -32,6 +33,7 @@ __all__ = [
     "Finding",
     "OutlierDetection",
     "detect_outliers",
+    "findings_csv",
     "findings_table",
     "lesion_instances",
     "measure_lesions",

@@ -48,7 +48,7 @@ import csv
 import io
 import json
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
@@ -66,6 +66,7 @@ __all__ = [
     "LESION_VALUE",
     "SHELL_MM",
     "Finding",
+    "findings_csv",
     "findings_table",
     "lesion_instances",
     "measure_lesions",
@@ -549,6 +550,31 @@ def _csv_value(value: Any) -> str:
     return str(value)
 
 
+def findings_csv(
+    findings: Sequence[Finding], *, extra_columns: Mapping[str, Sequence[Any]] | None = None
+) -> str:
+    """The CSV text of :func:`write_findings`: a header, then one row per finding.
+
+    The columns are :data:`FINDINGS_COLUMNS`, then each of *extra_columns*
+    (name -> one value per finding, e.g. a review status); missing values are
+    empty cells, numbers have 6 significant digits.
+    """
+    extra = dict(extra_columns or {})
+    for name, values in extra.items():
+        if name in FINDINGS_COLUMNS:
+            raise ParameterError(f"the extra column {name!r} is already a findings column")
+        if len(values) != len(findings):
+            raise ParameterError(f"the extra column {name!r} has {len(values)} values for "
+                                 f"{len(findings)} findings")
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow([*FINDINGS_COLUMNS, *extra])
+    for n, row in enumerate(findings_table(findings)):
+        writer.writerow([_csv_value(row[c]) for c in FINDINGS_COLUMNS]
+                        + [_csv_value(values[n]) for values in extra.values()])
+    return buffer.getvalue()
+
+
 def write_findings(
     findings: Sequence[Finding], folder: str | Path, *, stem: str = "findings"
 ) -> list[Path]:
@@ -571,10 +597,5 @@ def write_findings(
     }
     json_path, csv_path = folder / f"{stem}.json", folder / f"{stem}.csv"
     atomic_write_text(json_path, json.dumps(document, indent=2) + "\n")
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(FINDINGS_COLUMNS)
-    for row in findings_table(findings):
-        writer.writerow([_csv_value(row[c]) for c in FINDINGS_COLUMNS])
-    atomic_write_text(csv_path, buffer.getvalue())
+    atomic_write_text(csv_path, findings_csv(findings))
     return [json_path, csv_path]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import io
 import json
 import math
 from itertools import combinations
@@ -17,6 +18,7 @@ from engine.data.phantom import synthesize_phantom, toy_tissue_block
 from engine.lesions import (
     FINDINGS_COLUMNS,
     Finding,
+    findings_csv,
     lesion_instances,
     measure_lesions,
     slice_axis_closest_to_s,
@@ -364,3 +366,19 @@ def test_write_findings_json_and_csv(tmp_path):
     write_findings([], tmp_path)
     assert json.loads((tmp_path / "findings.json").read_text())["findings"] == []
     assert (tmp_path / "findings.csv").read_text().count("\n") == 1
+
+
+def test_findings_csv_with_an_extra_column():
+    mask = ellipsoid((40, 30, 9), (20, 15, 4), (8.0, 4.8, 6.0))
+    mask |= ellipsoid((40, 30, 9), (4, 4, 4), (2.4, 2.4, 3.0))
+    labels = label_map(mask)
+    found = measure_lesions(lesion_instances(labels), image_for(labels))
+    rows = list(csv.reader(io.StringIO(findings_csv(found, extra_columns={
+        "status": ["accepted", None]}))))
+    assert rows[0] == [*FINDINGS_COLUMNS, "status"]
+    assert [r[-1] for r in rows[1:]] == ["accepted", ""]
+    assert rows[1][:-1] == list(csv.reader(io.StringIO(findings_csv(found))))[1]
+    with pytest.raises(ParameterError, match="2 findings"):
+        findings_csv(found, extra_columns={"status": ["accepted"]})
+    with pytest.raises(ParameterError, match="already"):
+        findings_csv(found, extra_columns={"id": [1, 2]})
