@@ -171,3 +171,17 @@ def test_table_csv_keeps_every_key_in_first_seen_order(tmp_path):
     only = write_table_csv(rows, tmp_path / "only.csv", columns=["hd95"])
     with only.open(newline="") as fh:
         assert list(csv.reader(fh)) == [["hd95"], [""], ["inf"]]
+
+
+def test_label_changes_count_each_axis_and_respect_the_mask():
+    from engine.core.metrics import label_changes
+
+    a = np.zeros((6, 5, 4), np.uint8)
+    a[:, :, 2:] = 1          # one boundary across the third axis: 6 x 5 pairs
+    a[3, 1, 0] = 2           # an isolated voxel: 2 pairs along each of the first two axes
+    assert label_changes(a) == (2, 2, 30 + 1)
+    mask = np.ones_like(a, bool)
+    mask[:, :, 3] = False    # pairs touching the last plane leave; the boundary stays
+    assert label_changes(a, mask) == (2, 2, 31)
+    mask[:, :, 2] = False
+    assert label_changes(a, mask) == (2, 2, 1)
