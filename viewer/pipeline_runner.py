@@ -228,6 +228,10 @@ class PipelineRunner(QObject):
                 self.layers.add_labels(mask_map, name=f"{name} — brain mask", role="result",
                                        outline=True, opacity=0.8)
                 layer.labelmap.metadata["brain_mask_layer"] = f"{name} — brain mask"
+            lesion_probability = judged.result.info.get("lesion_probability")
+            if isinstance(lesion_probability, np.ndarray):
+                # The Findings panel takes each lesion's confidence from this map.
+                layer.labelmap.metadata["lesion_probability"] = lesion_probability
             if judged.bands is not None:
                 bands = self.layers.add_labels(judged.bands, name=f"{name} — uncertainty",
                                                role="uncertainty", visible=False,
@@ -298,6 +302,15 @@ class PipelineRunner(QObject):
             self.failed.emit("there is no edited mask to replace")
             return False
         edits.apply_labels(layer.labelmap.array.copy(), f"Use {layer.name} as the edited mask")
+        # The lesion network's probabilities travel with its labels (the Findings panel's
+        # confidence); a mask from a result without them drops the old map.
+        meta = self.layers.edited.labelmap.metadata
+        probability = layer.labelmap.metadata.get("lesion_probability")
+        if isinstance(probability, np.ndarray):
+            meta["lesion_probability"] = probability
+        else:
+            meta.pop("lesion_probability", None)
+        self.layers.layers_changed.emit()
         return True
 
 

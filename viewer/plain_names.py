@@ -75,6 +75,10 @@ METHOD_NAMES: dict[str, tuple[str, str]] = {
     "fill_holes": (
         "Fill holes",
         "Fills holes enclosed by the brain."),
+    "lesions": (
+        "Find lesions",
+        "A second network marks lesions (label 4) inside the brain. It learnt from "
+        "synthetic lesions only."),
 }
 
 #: Named pipelines -> plain name (one-method pipelines use the method's name).
@@ -85,6 +89,8 @@ PIPELINE_NAMES: dict[str, str] = {
     "cnn+rd": "Network, then reaction-diffusion refinement",
     "cnn+rd+ac": "Network, then reaction-diffusion and active-contour refinement",
     "unet": "U-Net network",
+    "head+lesions": "Whole head: brain extraction, network, then lesions",
+    "cnn+lesions": "Network, then lesions (brain already extracted)",
 }
 
 #: Parameter name -> (plain name, what it does in plain words).
@@ -122,6 +128,9 @@ PARAM_NAMES: dict[str, tuple[str, str]] = {
                      "filled."),
     "threshold": ("Inside-the-skull threshold", "How sure the network must be that a voxel "
                   "is inside the skull; lower keeps more."),
+    "min_probability": ("Lesion certainty", "How sure the lesion network must be that a "
+                        "voxel is lesion; lower finds more, and more false alarms."),
+    "min_lesion_mm3": ("Smallest lesion kept", "Lesions smaller than this are dropped."),
     "margin": ("Mask margin", "Grow (positive) or shrink (negative) the found mask by whole "
                "voxels."),
 }

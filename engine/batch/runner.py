@@ -154,7 +154,7 @@ class _Worker:
                 log.warning("worker %s: cannot load brain extraction: %s", self.name, exc)
         for name in _network_names(self.config):
             try:
-                cnn._cached_predictor(name, self.config.device)  # kept for every later case
+                cnn.cached_predictor(name, self.config.device)  # kept for every later case
             except Exception as exc:  # each case then fails with this error, as a row
                 log.warning("worker %s: cannot load network %s: %s", self.name, name, exc)
 

@@ -42,6 +42,7 @@ COMMAND_MODULES: list[str] = [
     "engine.cli.io_commands",
     "engine.cli.method_commands",
     "engine.cli.model_commands",
+    "engine.cli.lesion_commands",
     "engine.cli.pipeline_commands",
     "engine.cli.export_commands",
     "engine.cli.pacs_commands",

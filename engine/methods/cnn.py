@@ -29,7 +29,7 @@ from ..core.volume import Volume
 if TYPE_CHECKING:
     from ..models.predictor import Predictor
 
-__all__ = ["CNN_SPECS", "CNNParams"]
+__all__ = ["CNN_SPECS", "CNNParams", "cached_predictor"]
 
 
 @dataclass(frozen=True)
@@ -43,7 +43,8 @@ class CNNParams:
 _PREDICTORS: dict[tuple[str, str], Predictor] = {}  # loaded networks, by (name, device)
 
 
-def _cached_predictor(name: str, device: str) -> Predictor:
+def cached_predictor(name: str, device: str) -> Predictor:
+    """The predictor of the shipped network *name* on *device*, loaded once and kept."""
     from ..models.predictor import Predictor
 
     key = (name, str(resolve_device(device)))
@@ -58,7 +59,7 @@ def _runner(name: str) -> Callable[..., SegmentationResult]:
             progress: Callable[[float, str], None] | None = None,
             cancel: CancelToken | None = None) -> SegmentationResult:
         params = params or CNNParams()
-        pred = _cached_predictor(name, device)
+        pred = cached_predictor(name, device)
         pred.tta = bool(params.tta)
         pred.batch_size = int(params.batch_size)
         return pred.predict(volume, mask=mask, progress=progress, cancel=cancel)

@@ -166,6 +166,7 @@ def _post_runner(
 
 def _refine_specs() -> dict[str, StepSpec]:
     from .active_contour import ActiveContourParams
+    from .lesion_step import LesionParams, run_lesion_step
     from .reaction_diffusion import ReactionDiffusionParams
 
     return {
@@ -176,6 +177,10 @@ def _refine_specs() -> dict[str, StepSpec]:
         "ac_refine": StepSpec(
             "ac_refine", "refine", "active-contour refinement of the label boundaries",
             ActiveContourParams, _run_ac_refine),
+        "lesions": StepSpec(
+            "lesions", "refine",
+            "the lesion network paints label 4 (lesion) into the brain of the tissue labels",
+            LesionParams, run_lesion_step),
     }
 
 
@@ -297,6 +302,15 @@ def _builtin_pipelines() -> dict[str, Pipeline]:
         "head+gmm": Pipeline(
             "head+gmm", "a whole head: brain extraction, then the Gaussian mixture inside "
             "the intracranial mask", (Step("brain_mask"), Step("gmm"))),
+        # Lesions (docs/lesions.md): the default pipeline, then the lesion network.
+        "head+lesions": Pipeline(
+            "head+lesions", "a whole head: brain extraction, the network inside the "
+            "intracranial mask, then lesions (label 4) by the lesion network",
+            (Step("brain_mask"), Step("delineo", {"batch_size": 8}), *_POST,
+             Step("lesions"))),
+        "cnn+lesions": Pipeline(
+            "cnn+lesions", "a skull-stripped brain: the network, then lesions (label 4) by "
+            "the lesion network", (Step("delineo"), *_POST, Step("lesions"))),
     }
     for name, spec in METHODS.items():
         if spec.kind != "cnn" and name not in pipes:

@@ -111,7 +111,8 @@ def test_outputs_devices_series_and_json_are_spelled_one_way():
     writes_file = {n for n, p in commands.items() if "output" in _options(p)}
     writes_folder = {n for n, p in commands.items() if "out" in _options(p)}
     assert writes_file == {"segment", "convert", "evaluate", "export"}
-    assert writes_folder == {"demo-data", "synth", "train", "compare", "benchmark", "batch"}
+    assert writes_folder == {"demo-data", "synth", "train", "compare", "benchmark", "batch",
+                             "detect", "train-lesions"}
     for name, parser in commands.items():
         opts = _options(parser)
         positionals = {a.dest for a in parser._actions if not a.option_strings}
@@ -124,13 +125,14 @@ def test_outputs_devices_series_and_json_are_spelled_one_way():
     with_device = {n: _options(p)["device"] for n, p in commands.items()
                    if "device" in _options(p)}
     assert set(with_device) == {"segment", "evaluate", "compare", "train", "benchmark",
-                                "batch"}
+                                "batch", "detect", "train-lesions"}
     first = with_device["segment"]
     for name, action in with_device.items():
         assert (action.help, action.default, action.type, action.metavar, action.choices) == (
             first.help, first.default, first.type, first.metavar, first.choices), name
     with_series = {n for n, p in commands.items() if "series" in _options(p)}
-    assert with_series == {"info", "convert", "segment", "evaluate", "compare", "export"}
+    assert with_series == {"info", "convert", "segment", "evaluate", "compare", "export",
+                           "detect"}
 
 
 def test_old_positional_outputs_are_refused(tmp_path, capsys):

@@ -372,3 +372,28 @@ def test_a_whole_new_mask_is_measured_in_the_background(window, qtbot, monkeypat
         np.where(labels.array == LESION_VALUE, 3, labels.array).astype(labels.array.dtype)))
     qtbot.waitUntil(lambda: "No lesion" in panel.summary.text(), timeout=2000)
     assert not panel.measuring and panel.model.rows == []
+
+
+def test_a_result_made_the_edited_mask_brings_its_lesion_confidences(lesion_window, qtbot):
+    """A pipeline result with the lesion network's probabilities, used as the edited mask:
+    the panel's confidences are the mean probability inside each lesion."""
+    window = lesion_window
+    panel = window.findings_panel
+    assert all(row.confidence is None for row in panel.model.rows)
+    labels = window.layers.edited.labelmap
+    labels = labels.with_array(labels.array.copy())  # before the edited mask gets a map
+    instances = lesion_instances(labels)
+    probability = np.choose(instances, [0.0, 0.8, 0.7, 0.6, 0.9]).astype(np.float32)
+    result = labels.with_array(labels.array.copy())
+    result.metadata["lesion_probability"] = probability
+    layer = window.add_result_layer(result, "cnn+lesions")
+    assert window.methods.pipelines.make_edited(layer)
+    assert window.layers.edited.labelmap.metadata["lesion_probability"] is probability
+    qtbot.waitUntil(lambda: [row.confidence for row in panel.model.rows] == pytest.approx(
+        [0.8, 0.7, 0.6, 0.9]), timeout=3000)
+    # A result without a lesion network drops the old confidences again.
+    plain = window.add_result_layer(labels.with_array(labels.array.copy()), "plain")
+    assert window.methods.pipelines.make_edited(plain)
+    assert "lesion_probability" not in window.layers.edited.labelmap.metadata
+    qtbot.waitUntil(lambda: all(row.confidence is None for row in panel.model.rows),
+                    timeout=3000)

@@ -1,0 +1,110 @@
+"""Speed and memory of ``delineo-engine detect`` on a 1 mm whole head, against ``segment``.
+
+Each command runs in its own process, as a user runs it, on a synthetic T2
+whole head with three synthetic lesions written to NIfTI (257 x 293 x 249
+voxels, 1 mm): ``detect`` (pipeline ``head+lesions``: brain extraction, the
+tissue network, the lesion network, then the lesion instances and their
+measurements) and ``segment`` (the default pipeline ``head``: the tissue
+segmentation alone). Reported: the median over ``--repeats`` runs of the time
+each command measures itself (pipeline, plus lesion measuring for
+``detect``), the time ``detect`` spends beyond the tissue segmentation (its
+lesion step plus measuring; goal <= 10 s), the whole process's wall time and
+its peak resident size (from ``wait4``; goal <= 1.5 GiB). Ratios are against
+``segment`` in the same run.
+
+Run from the repository root::
+
+    .venv/bin/python benchmarks/bench_detect.py [--repeats 3] [--threads 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent))
+
+from benchmarks.common import emit, machine  # noqa: E402
+
+MAKE_HEAD = (
+    "import sys; from engine.data.heads import synthetic_head; "
+    "from engine.data.lesions import add_lesions; from engine.io import save; "
+    "h = synthetic_head('t2', seed=int(sys.argv[1])); "
+    "img, _, _ = add_lesions(h.image, h.truth, contrast='t2', count=3, seed=1); "
+    "save(img, sys.argv[2])"
+)
+
+
+def _run(argv: list[str], threads: int) -> tuple[dict, float, float]:
+    """(JSON summary, process wall seconds, peak RSS GiB) of one command."""
+    env = dict(os.environ, OMP_NUM_THREADS=str(threads))
+    cmd = [sys.executable, "-m", "engine.cli", "-q", *argv, "--device", "cpu", "--json"]
+    t0 = time.perf_counter()
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env,
+                            cwd=HERE.parent)
+    stdout = proc.stdout.read() if proc.stdout else b""
+    stderr = proc.stderr.read() if proc.stderr else b""
+    _, status, usage = os.wait4(proc.pid, 0)
+    code = os.waitstatus_to_exitcode(status)
+    wall = time.perf_counter() - t0
+    if code != 0:
+        raise SystemExit(f"{argv[0]} failed ({code}): {stderr.decode()[-400:]}")
+    return json.loads(stdout), wall, usage.ru_maxrss / 2**20  # KiB -> GiB
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--seed", type=int, default=101, help="synthetic head seed")
+    args = parser.parse_args(argv)
+    import torch
+
+    torch.set_num_threads(args.threads)
+    print(f"# {machine()}")
+    with tempfile.TemporaryDirectory(prefix="delineo-bench-") as tmp:
+        image = Path(tmp) / "head.nii.gz"
+        # Made in a child process: a large parent would inflate every child's peak RSS.
+        subprocess.run([sys.executable, "-c", MAKE_HEAD, str(args.seed), str(image)],
+                       check=True, cwd=HERE.parent)
+        print(f"# synthetic T2 whole head with 3 synthetic lesions, seed {args.seed}, "
+              f"257 x 293 x 249 voxels, 1 mm; {args.repeats} runs each, {args.threads} threads")
+        seg, det, beyond, found = [], [], [], []
+        for i in range(args.repeats):
+            s = _run(["segment", str(image), "-o", str(Path(tmp) / "labels.nii.gz")],
+                     args.threads)
+            d = _run(["detect", str(image), "--out", str(Path(tmp) / f"found{i}")],
+                     args.threads)
+            seg.append((s[0]["seconds"], s[1], s[2]))
+            det.append((d[0]["seconds"], d[1], d[2]))
+            steps = {st["name"]: st["seconds"] for st in d[0]["steps"]}
+            beyond.append(steps["lesions"] + d[0]["measure_seconds"])
+            found.append(d[0]["n_lesions"])
+        med = [tuple(statistics.median(r[i] for r in rows) for i in range(3))
+               for rows in (seg, det)]
+        (s_sec, s_wall, s_rss), (d_sec, d_wall, d_rss) = med
+        emit("segment (head): pipeline time", s_sec, "s")
+        emit("detect (head+lesions): time", d_sec, "s", ratio=d_sec / s_sec,
+             reference="segment")
+        emit("detect: beyond the tissue segmentation (lesion step + measuring)",
+             statistics.median(beyond), "s", goal="<= 10 s")
+        emit("segment: process wall time", s_wall, "s")
+        emit("detect: process wall time", d_wall, "s", ratio=d_wall / s_wall,
+             reference="segment")
+        emit("segment: peak RSS", s_rss, "GiB")
+        emit("detect: peak RSS", d_rss, "GiB", ratio=d_rss / s_rss, reference="segment",
+             goal="<= 1.5 GiB")
+        print(f"# lesions found per run: {found} (3 painted)")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

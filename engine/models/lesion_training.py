@@ -1,0 +1,597 @@
+"""Training of the lesion network on synthetic lesions in synthetic phantoms.
+
+The tissue networks draw every patch fresh from the tissue maps
+(:mod:`engine.data.synthesis`); lesions cannot be drawn that way -- painting
+them (:func:`engine.data.lesions.add_lesions`) works on whole volumes and
+takes a second or two each. So a lesion run first builds a **pool** of
+volumes (:func:`lesion_pool`), then draws its 2.5-D patches from the pool,
+with fresh in-plane and intensity augmentation every step:
+
+* a pool volume is a phantom of the MNI template
+  (:func:`engine.data.phantom.synthesize_phantom`) with a drawn contrast
+  (T1-, T2-, PD- or FLAIR-like class means, jittered), noise, INU, blur and,
+  for half of them, a random in-plane deformation of the anatomy; then
+  :func:`~engine.data.lesions.add_lesions` paints 1-8 lesions (2-30 mm) into
+  three volumes of four and none into the fourth (lesion-free volumes teach
+  the network what is *not* a lesion);
+* **held-out protocol**: lesions are painted with
+  ``avoid_k=HELD_OUT_SLAB`` (the slab is bit-for-bit untouched and nothing of
+  it enters the lesions' statistics), then the slab's slices are cut out of
+  the volume before anything else: a pool volume is two blocks, ``k < 70``
+  and ``k >= 90``, and a patch never spans the cut. The intensity scale
+  (:func:`~engine.core.tensors.robust_normalise`, as the predictor applies it)
+  is computed without the slab too;
+* a patch is centred on a lesion voxel (``lesion_fraction`` of the patches,
+  when the volume has lesions), on a brain voxel (most of the rest) or
+  anywhere (5 %); rotated +-15 degrees, scaled 0.9-1.1, mirrored left-right
+  (p = 0.5), shifted +-6 mm; then gamma U(0.75, 1.35) (p = 0.3) and a gain
+  U(0.9, 1.1).
+
+Two kinds of network can be trained (``classes``): ``"lesion"``, a dedicated
+network with two outputs (background, lesion), and ``"tissue+lesion"``, a
+network with five outputs (background, CSF, GM, WM, lesion) -- the tissue
+network with a lesion output added, started from the shipped tissue weights
+(``init="delineo"``: its four outputs are copied, the fifth starts at zero).
+docs/lesions.md compares them.
+
+The loop, checkpoints (``--resume``), learning-rate schedule and clean-up
+are those of :mod:`engine.models.training`. Outputs in ``out_dir``:
+``checkpoint.safetensors`` and at the end ``<name>.safetensors`` with its
+model card ``<name>.json``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import platform
+import random
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F  # noqa: N812 - the usual torch alias
+from torch import nn
+
+from ..core.device import resolve_device
+from ..core.errors import ParameterError
+from ..core.jobs import CancelToken, check_cancel, report
+from ..core.tensors import robust_normalise
+from ..io.atomic import missing_folders
+from . import build_model, count_parameters
+from .losses import SegmentationLoss
+from .training import (
+    _clean_up,
+    _lr_at,
+    _save_checkpoint,
+    _software,
+    checkpoint_runs,
+    load_checkpoint,
+)
+from .weights import load_model, load_weights, save_weights
+
+__all__ = [
+    "FLAIR_MEANS",
+    "LESION_CLASSES",
+    "LESION_DATA_RECIPE",
+    "LesionPool",
+    "LesionTrainConfig",
+    "lesion_checkpoint_config",
+    "lesion_pool",
+    "train_lesion",
+]
+
+log = logging.getLogger(__name__)
+
+#: Output sets a lesion run can train: name -> label names.
+LESION_CLASSES: dict[str, tuple[str, ...]] = {
+    "lesion": ("background", "lesion"),
+    "tissue+lesion": ("background", "CSF", "gray matter", "white matter", "lesion"),
+}
+
+#: Class means (CSF, GM, WM) of the FLAIR-like pool volumes, relative to the brightest
+#: tissue: CSF suppressed, gray matter brighter than white matter.
+FLAIR_MEANS = (0.15, 1.0, 0.78)
+
+#: Sequences of the pool volumes and their probabilities (the lesion contrast follows).
+POOL_CONTRASTS: dict[str, float] = {"t1": 0.35, "t2": 0.25, "pd": 0.2, "flair": 0.2}
+
+#: The training data in words (copied into the model card).
+LESION_DATA_RECIPE = {
+    "source": "synthetic lesions (engine.data.lesions.add_lesions) in synthetic phantoms of "
+              "the MNI ICBM152 2009a template; no scan of a person, no real lesion",
+    "held_out_slab_k": [70, 90],
+    "pool": "phantoms of the whole template (synthesize_phantom): contrast t1 35% / t2 25% / "
+            "pd 20% / flair-like 20% (class means jittered x0.9-1.1), Rician noise "
+            "U(1%, 8%), INU U(0, 40%), p=0.3 Gaussian blur sigma U(0, 1) mm, p=0.5 a random "
+            "in-plane deformation of the anatomy",
+    "lesions": "add_lesions with the pool volume's sequence: 1-8 lesions of 2-30 mm "
+               "(equivalent diameter, log-uniform; default regions, oedema, T1 enhancing rim "
+               "and mass effect) in 3 volumes of 4, none in the 4th; avoid_k = the held-out "
+               "slab",
+    "blocks": "the held-out slab's slices are cut out of every pool volume after the lesions "
+              "are painted: two blocks k<70 and k>=90; a 2.5-D patch never spans the cut",
+    "samples": "2.5-D 96x96 patches (slice and two neighbours), centred on a lesion voxel "
+               "(50% when the volume has lesions), a brain voxel or anywhere (5%); rotation "
+               "+-15 deg, scale 0.9-1.1, L-R flip p=0.5, shift +-6 mm",
+    "normalisation": "robust_normalise (engine.core.tensors) of the whole volume without the "
+                     "slab, as the predictor does at inference; then p=0.3 gamma U(0.75,1.35) "
+                     "and gain U(0.9,1.1)",
+}
+
+
+@dataclass
+class LesionTrainConfig:
+    """Everything that defines a lesion training run (recorded in the model card)."""
+
+    name: str = "lesion"
+    model: str = "delineo"
+    model_args: dict[str, Any] = field(default_factory=lambda: {"base": 8,
+                                                                "skip_channels": 8})
+    classes: str = "lesion"
+    init: str | None = None
+    steps: int = 4000
+    batch_size: int = 16
+    lr: float = 2e-3
+    weight_decay: float = 1e-4
+    warmup: int = 200
+    lambda_tv: float = 0.0
+    context: int = 1
+    crop: tuple[int, int] = (96, 96)
+    pool_volumes: int = 64
+    lesion_free_fraction: float = 0.25
+    lesion_fraction: float = 0.5
+    seed: int = 0
+    device: str = "auto"
+    checkpoint_every: int = 250
+    threads: int = 0
+
+    def validated(self) -> LesionTrainConfig:
+        if self.classes not in LESION_CLASSES:
+            raise ParameterError(f"classes {self.classes!r}: choose "
+                                 + " or ".join(LESION_CLASSES))
+        if self.steps < 1 or self.batch_size < 1 or self.pool_volumes < 1:
+            raise ParameterError("steps, batch size and pool volumes must be positive")
+        if self.lr <= 0:
+            raise ParameterError("the learning rate must be positive")
+        if not (0 <= self.lesion_free_fraction <= 1 and 0 <= self.lesion_fraction <= 1):
+            raise ParameterError("the lesion fractions must lie in [0, 1]")
+        if not self.name or not self.name.replace("_", "").replace("-", "").isalnum():
+            raise ParameterError(f"weights name {self.name!r}: letters, digits, _ or -")
+        return self
+
+    @property
+    def n_classes(self) -> int:
+        return len(LESION_CLASSES[self.classes])
+
+
+def lesion_checkpoint_config(path: str | Path) -> LesionTrainConfig:
+    """The :class:`LesionTrainConfig` a lesion checkpoint was written with."""
+    _, meta = load_weights(path)
+    data = json.loads(meta["config"])
+    if "classes" not in data:
+        raise ParameterError(f"{path}: not a lesion training checkpoint")
+    data["crop"] = tuple(data.get("crop", (96, 96)))
+    return LesionTrainConfig(**data)
+
+
+# ---------------------------------------------------------------------------
+# The pool
+# ---------------------------------------------------------------------------
+@dataclass
+class _Block:
+    image: torch.Tensor  # (X, Y, Z) float16, normalised
+    labels: torch.Tensor  # (X, Y, Z) uint8: 0..4
+    brain: torch.Tensor  # (M, 3) int16: sampled brain voxels whose window fits
+    lesion: torch.Tensor  # (L, 3) int16: lesion voxels whose window fits
+    k_index: np.ndarray  # template slice index of every plane
+
+
+@dataclass
+class LesionPool:
+    """Pool volumes, each a list of blocks outside the held-out slab."""
+
+    volumes: list[list[_Block]]
+    descriptions: list[dict[str, Any]]
+    seconds: float
+
+    @property
+    def n_lesions(self) -> int:
+        return sum(d["lesions"] for d in self.descriptions)
+
+
+def _draw_pool_volume(index: int, seed: int, lesion_free_fraction: float,
+                      block: Any) -> tuple[Any, Any, dict[str, Any]]:
+    from ..data.lesions import add_lesions
+    from ..data.mni import HELD_OUT_SLAB
+    from ..data.phantom import CONTRAST_MEANS, synthesize_phantom
+
+    rng = np.random.default_rng([seed, index])
+    names = list(POOL_CONTRASTS)
+    contrast = str(rng.choice(names, p=np.array([POOL_CONTRASTS[n] for n in names])))
+    base = np.array(FLAIR_MEANS if contrast == "flair" else CONTRAST_MEANS[contrast])
+    means = base * rng.uniform(0.9, 1.1, 3)
+    means = tuple(float(v) for v in means / means.max())
+    noise = float(rng.uniform(0.01, 0.08))
+    inu = float(rng.uniform(0.0, 0.4))
+    blur = float(rng.uniform(0.0, 1.0)) if rng.uniform() < 0.3 else 0.0
+    deform = bool(rng.uniform() < 0.5)
+    lesion_free = bool(rng.uniform() < lesion_free_fraction)
+    phantom_seed = int(rng.integers(2**31))
+    lesion_seed = int(rng.integers(2**31))
+    image, truth = synthesize_phantom(contrast if contrast != "flair" else "t1", noise=noise,
+                                      inu=inu, seed=phantom_seed, blur=blur, deform=deform,
+                                      means=means, block=block)
+    image, labels, lesions = add_lesions(image, truth, contrast=contrast,
+                                         count=0 if lesion_free else range(1, 9),
+                                         seed=lesion_seed, avoid_k=HELD_OUT_SLAB)
+    desc = {"contrast": contrast, "means": [round(m, 4) for m in means],
+            "noise": round(noise, 4), "inu": round(inu, 4), "blur_mm": round(blur, 3),
+            "deform": deform, "lesions": len(lesions),
+            "sizes_mm": [round(les.equivalent_diameter_mm, 2) for les in lesions]}
+    return image, labels, desc
+
+
+def _to_blocks(image: np.ndarray, labels: np.ndarray, held_out: tuple[int, int],
+               context: int, gen: torch.Generator, brain_samples: int = 40000
+               ) -> list[_Block]:
+    """Cut the slab out, normalise without it, crop in-plane to the brain (+8 voxels)."""
+    nz = image.shape[2]
+    k0, k1 = held_out
+    ranges = [(0, max(0, min(k0, nz))), (min(max(k1, 0), nz), nz)]
+    keep = np.concatenate([np.arange(a, b) for a, b in ranges])
+    # Normalise on the volume without the slab, as robust_normalise would the whole image.
+    x = torch.from_numpy(np.ascontiguousarray(image[:, :, keep], dtype=np.float32))
+    x = robust_normalise(torch.nan_to_num(x))
+    lab_kept = labels[:, :, keep]
+    brain_xy = np.nonzero((lab_kept > 0).any(axis=2))
+    x0, x1 = max(0, int(brain_xy[0].min()) - 8), min(image.shape[0], int(brain_xy[0].max()) + 9)
+    y0, y1 = max(0, int(brain_xy[1].min()) - 8), min(image.shape[1], int(brain_xy[1].max()) + 9)
+    blocks = []
+    offset = 0
+    for a, b in ranges:
+        n = b - a
+        if n < 2 * context + 1:
+            offset += n
+            continue
+        img = x[x0:x1, y0:y1, offset:offset + n].to(torch.float16).contiguous()
+        lab = torch.from_numpy(np.ascontiguousarray(lab_kept[x0:x1, y0:y1, offset:offset + n]))
+        offset += n
+        vox = torch.nonzero(lab > 0)
+        fits = (vox[:, 2] >= context) & (vox[:, 2] < n - context)
+        vox = vox[fits]
+        if len(vox) > brain_samples:
+            vox = vox[torch.randperm(len(vox), generator=gen)[:brain_samples]]
+        les = torch.nonzero(lab == 4)
+        les = les[(les[:, 2] >= context) & (les[:, 2] < n - context)]
+        blocks.append(_Block(img, lab, vox.to(torch.int16), les.to(torch.int16),
+                             np.arange(a, b)))
+    for blk in blocks:
+        if np.any((blk.k_index >= k0) & (blk.k_index < k1)):  # pragma: no cover - invariant
+            raise AssertionError("held-out slab leaked into a lesion pool block")
+    return blocks
+
+
+def lesion_pool(
+    n_volumes: int,
+    *,
+    seed: int = 0,
+    lesion_free_fraction: float = 0.25,
+    context: int = 1,
+    toy: bool = False,
+    progress: Callable[[float, str], None] | None = None,
+    cancel: CancelToken | None = None,
+) -> LesionPool:
+    """Draw the pool of a lesion run (see the module docstring); deterministic in *seed*.
+
+    ``toy=True`` uses the tiny ellipsoid of :func:`~engine.data.phantom.toy_tissue_block`
+    (tests): no held-out slab, lesions of 2-6 mm.
+    """
+    from ..data.mni import HELD_OUT_SLAB
+    from ..data.phantom import mni_tissue_block, toy_tissue_block
+
+    t0 = time.perf_counter()
+    block = toy_tissue_block((64, 64, 32)) if toy else mni_tissue_block()
+    held_out = (0, 0) if toy else HELD_OUT_SLAB
+    gen = torch.Generator().manual_seed(int(seed) + 7)
+    volumes, descriptions = [], []
+    for i in range(int(n_volumes)):
+        check_cancel(cancel)
+        if toy:
+            image, labels, desc = _toy_pool_volume(i, seed, lesion_free_fraction, block)
+        else:
+            image, labels, desc = _draw_pool_volume(i, seed, lesion_free_fraction, block)
+        volumes.append(_to_blocks(image.array, labels.array, held_out, context, gen))
+        descriptions.append(desc)
+        report(progress, (i + 1) / n_volumes, f"lesion pool: volume {i + 1}/{n_volumes}")
+    return LesionPool(volumes, descriptions, time.perf_counter() - t0)
+
+
+def _toy_pool_volume(index: int, seed: int, lesion_free_fraction: float,
+                     block: Any) -> tuple[Any, Any, dict[str, Any]]:
+    from ..data.lesions import add_lesions
+    from ..data.phantom import synthesize_phantom
+
+    rng = np.random.default_rng([seed, index])
+    image, truth = synthesize_phantom("t1", noise=0.02, inu=0.1, seed=int(rng.integers(1000)),
+                                      block=block)
+    free = bool(rng.uniform() < lesion_free_fraction)
+    image, labels, lesions = add_lesions(image, truth, contrast="t1", count=0 if free else 2,
+                                         sizes_mm=(3.0, 6.0), seed=int(rng.integers(1000)),
+                                         regions={"white_matter": 1.0})
+    return image, labels, {"contrast": "t1", "lesions": len(lesions)}
+
+
+# ---------------------------------------------------------------------------
+# Patches
+# ---------------------------------------------------------------------------
+class PoolSampler:
+    """Draws augmented 2.5-D patches and targets from a :class:`LesionPool`."""
+
+    def __init__(self, pool: LesionPool, gen: torch.Generator, *, crop: tuple[int, int],
+                 context: int, classes: str, lesion_fraction: float) -> None:
+        self.pool = pool
+        self.gen = gen
+        self.crop = tuple(crop)
+        self.context = int(context)
+        self.classes = classes
+        self.lesion_fraction = float(lesion_fraction)
+        self.items = [(v, b) for v, blocks in enumerate(pool.volumes)
+                      for b in range(len(blocks)) if len(blocks[b].brain)]
+        if not self.items:
+            raise ParameterError("the lesion pool holds no brain voxel")
+        weights = torch.tensor([float(len(pool.volumes[v][b].brain)) for v, b in self.items])
+        self.item_prob = weights / weights.sum()
+
+    def _rand(self, *shape: int) -> torch.Tensor:
+        return torch.rand(shape, generator=self.gen)
+
+    def batch(self, n: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """``x (n, 2c+1, P, P)`` float32 and ``y (n, P, P)`` int64."""
+        c = self.context
+        px, py = self.crop
+        picks = torch.multinomial(self.item_prob, n, replacement=True, generator=self.gen)
+        xs, ys = [], []
+        for pick in picks.tolist():
+            v, b = self.items[pick]
+            blk = self.pool.volumes[v][b]
+            nx, ny, nz = blk.labels.shape
+            u = self._rand(3)
+            if len(blk.lesion) and float(u[0]) < self.lesion_fraction:
+                pool = blk.lesion
+            else:
+                pool = blk.brain
+            pos = pool[int(torch.randint(len(pool), (1,), generator=self.gen))].float()
+            if float(u[1]) < 0.05:
+                r = self._rand(3)
+                pos = torch.stack([r[0] * (nx - 1), r[1] * (ny - 1),
+                                   torch.floor(c + r[2] * (nz - 2 * c)).clamp(max=nz - c - 1)])
+            k = int(pos[2])
+            img = blk.image[:, :, k - c:k + c + 1].permute(2, 0, 1).float()  # (2c+1, X, Y)
+            lab = blk.labels[:, :, k].float()[None]
+            grid = self._grid(pos[:2] + 6.0 * (2 * self._rand(2) - 1), nx, ny, px, py)
+            xs.append(F.grid_sample(img[None], grid, mode="bilinear", padding_mode="zeros",
+                                    align_corners=True)[0])
+            ys.append(F.grid_sample(lab[None], grid, mode="nearest", padding_mode="zeros",
+                                    align_corners=True)[0, 0])
+        x = torch.stack(xs)
+        y = torch.stack(ys).round().long()
+        # intensity: p=0.3 gamma, then a gain
+        r = self._rand(n, 3)
+        gamma = torch.where(r[:, 0] < 0.3, 0.75 + 0.6 * r[:, 1], torch.ones(n))
+        x = 1.5 * (x.clamp(0, 1.5) / 1.5) ** gamma[:, None, None, None]
+        x = x * (0.9 + 0.2 * r[:, 2])[:, None, None, None]
+        if self.classes == "lesion":
+            y = (y == 4).long()
+        return x, y
+
+    def _grid(self, centre: torch.Tensor, nx: int, ny: int, px: int, py: int) -> torch.Tensor:
+        r = self._rand(3)
+        angle = (2 * float(r[0]) - 1) * math.radians(15.0)
+        scale = 0.9 + 0.2 * float(r[1])
+        flip = -1.0 if float(r[2]) < 0.5 else 1.0
+        ca, sa = math.cos(angle), math.sin(angle)
+        u = torch.arange(px, dtype=torch.float32) - (px - 1) / 2
+        w = torch.arange(py, dtype=torch.float32) - (py - 1) / 2
+        gu, gv = torch.meshgrid(u, w, indexing="ij")
+        gu = gu * flip
+        x = (ca * gu - sa * gv) / scale + centre[0]
+        y = (sa * gu + ca * gv) / scale + centre[1]
+        return torch.stack([y / (ny - 1) * 2 - 1, x / (nx - 1) * 2 - 1], dim=-1)[None]
+
+
+# ---------------------------------------------------------------------------
+# The network
+# ---------------------------------------------------------------------------
+def _build(config: LesionTrainConfig, device: torch.device) -> tuple[nn.Module, dict[str, Any]]:
+    args = {"in_channels": 2 * config.context + 1, **config.model_args,
+            "n_classes": config.n_classes}
+    model = build_model(config.model, **args)
+    if config.init:
+        source, _ = load_model(config.init)
+        src_cfg = dict(getattr(source, "config", {}))
+        n_src = int(src_cfg.get("n_classes", 4))
+        mine = dict(getattr(model, "config", {}))
+        if {k: v for k, v in src_cfg.items() if k != "n_classes"} != {
+                k: v for k, v in mine.items() if k != "n_classes"}:
+            raise ParameterError(f"--init {config.init}: its architecture {src_cfg} differs "
+                                 f"from the one trained here {mine}")
+        state = model.state_dict()
+        for key, value in source.state_dict().items():
+            target = state[key]
+            if target.shape == value.shape:
+                state[key] = value.clone()
+            elif value.shape[0] == n_src and target.shape[0] > n_src:  # an output layer
+                grown = torch.zeros_like(target)
+                grown[:n_src] = value
+                state[key] = grown
+            else:
+                raise ParameterError(f"--init {config.init}: cannot map {key}")
+        model.load_state_dict(state)
+    return model.to(device), args
+
+
+def train_lesion(
+    config: LesionTrainConfig,
+    out_dir: str | Path,
+    *,
+    resume: bool = False,
+    command: str | None = None,
+    toy: bool = False,
+    progress: Callable[[float, str], None] | None = None,
+    cancel: CancelToken | None = None,
+) -> dict[str, Any]:
+    """Train a lesion network (module docstring); returns the model card (also written).
+
+    Parameters
+    ----------
+    config : LesionTrainConfig
+    out_dir : path
+        Receives ``checkpoint.safetensors``, ``<name>.safetensors`` and ``<name>.json``.
+    resume : bool
+        Continue from ``out_dir/checkpoint.safetensors`` (the same recipe required;
+        the pool is drawn again from its seed).
+    toy : bool
+        A tiny ellipsoid pool instead of the MNI template (tests).
+    """
+    config = config.validated()
+    out = Path(out_dir)
+    device = resolve_device(config.device)
+    if config.threads > 0:
+        torch.set_num_threads(config.threads)
+    torch.manual_seed(config.seed)
+    random.seed(config.seed)
+    np.random.seed(config.seed)
+    model, args = _build(config, device)
+    divisor = int(getattr(model, "divisor", 8))
+    if any(s % divisor for s in config.crop):
+        raise ParameterError(f"crop {config.crop} must be a multiple of {divisor}")
+    opt = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    gen = torch.Generator().manual_seed(config.seed)
+    ckpt = out / "checkpoint.safetensors"
+    step, history, runs = 0, [], []
+    if resume:
+        if not ckpt.is_file():
+            raise ParameterError(f"--resume: no checkpoint in {out}")
+        stored = asdict(lesion_checkpoint_config(ckpt))
+        given = asdict(config)
+        changed = [k for k in given if k not in ("device", "threads")
+                   and given[k] != stored.get(k)]
+        if changed:
+            diffs = ", ".join(f"{k} {stored.get(k)!r} -> {given[k]!r}" for k in changed)
+            raise ParameterError(f"--resume must keep the checkpoint's recipe; changed: {diffs}")
+        runs = checkpoint_runs(ckpt)
+    report(progress, 0.0, "drawing the lesion pool")
+    pool = lesion_pool(config.pool_volumes, seed=config.seed,
+                       lesion_free_fraction=config.lesion_free_fraction,
+                       context=config.context, toy=toy, cancel=cancel)
+    log.info("lesion pool: %d volumes, %d lesions, %.1f s", len(pool.volumes), pool.n_lesions,
+             pool.seconds)
+    if resume:
+        step, history = load_checkpoint(ckpt, model, opt, gen)
+        log.info("resumed %s at step %d", config.name, step)
+    sampler = PoolSampler(pool, gen, crop=config.crop, context=config.context,
+                          classes=config.classes, lesion_fraction=config.lesion_fraction)
+    loss_fn = SegmentationLoss(lambda_tv=config.lambda_tv)
+
+    created = missing_folders(out)
+    out.mkdir(parents=True, exist_ok=True)
+    written: list[Path] = []
+    try:
+        return _loop(config, out, model, opt, gen, sampler, loss_fn, device, args, pool,
+                     step=step, history=history, runs=runs, command=command, toy=toy,
+                     progress=progress, cancel=cancel, written=written)
+    except BaseException:
+        _clean_up(created, written, ckpt)
+        raise
+
+
+def _loop(config: LesionTrainConfig, out: Path, model: nn.Module, opt: torch.optim.Optimizer,
+          gen: torch.Generator, sampler: PoolSampler, loss_fn: SegmentationLoss,
+          device: torch.device, args: dict[str, Any], pool: LesionPool, *, step: int,
+          history: list[dict[str, Any]], runs: list[dict[str, Any]], command: str | None,
+          toy: bool, progress: Callable[[float, str], None] | None,
+          cancel: CancelToken | None, written: list[Path]) -> dict[str, Any]:
+    ckpt = out / "checkpoint.safetensors"
+    runs.append({"command": command, "from_step": step, "to_step": step})
+    model.train()
+    t_start = time.perf_counter()
+    running: dict[str, float] = {}
+    first_loss: float | None = None
+    losses: list[float] = []
+    while step < config.steps:
+        check_cancel(cancel)
+        for group in opt.param_groups:
+            group["lr"] = _lr_at(step, config)  # type: ignore[arg-type]
+        x, y = sampler.batch(config.batch_size)
+        outputs = model(x.to(device), deep=True)
+        loss, parts = loss_fn(outputs, y.to(device))
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 12.0)
+        opt.step()
+        step += 1
+        losses.append(parts["loss"])
+        if first_loss is None:
+            first_loss = parts["loss"]
+        for k, v in parts.items():
+            running[k] = 0.98 * running.get(k, v) + 0.02 * v
+        report(progress, step / config.steps,
+               f"step {step}/{config.steps} loss {running['loss']:.4f}")
+        if step % 100 == 0:
+            history.append({"step": step, "seconds": round(time.perf_counter() - t_start, 1),
+                            "loss": round(running["loss"], 4),
+                            "dice_loss": round(running["dice"], 4)})
+            log.info("lesion training %s", json.dumps(history[-1]))
+        runs[-1]["to_step"] = step
+        if step % config.checkpoint_every == 0 or step == config.steps:
+            _save_checkpoint(ckpt, model, opt, gen, step, history, config, runs)  # type: ignore[arg-type]
+            if ckpt not in written:
+                written.append(ckpt)
+    seconds = time.perf_counter() - t_start
+    names = LESION_CLASSES[config.classes]
+    card = {
+        "name": config.name,
+        "architecture": {"name": config.model, "class": type(model).__name__,
+                         "arguments": args},
+        "parameters": count_parameters(model),
+        "input": {"context": config.context, "channels": 2 * config.context + 1,
+                  "plane": "axial", "spacing_mm": 1.0,
+                  "normalisation": "robust_normalise (engine.core.tensors), as the tissue "
+                                   "networks"},
+        "labels": {str(i): n for i, n in enumerate(names)},
+        "training": {
+            "command": command,
+            "runs": runs,
+            "config": asdict(config),
+            "device": str(device),
+            "device_name": platform.processor() or platform.machine(),
+            "steps": step,
+            "seconds_this_run": round(seconds, 1),
+            "pool_seconds": round(pool.seconds, 1),
+            "pool": {"volumes": len(pool.volumes), "lesions": pool.n_lesions,
+                     "lesion_free_volumes": sum(1 for d in pool.descriptions
+                                                if d["lesions"] == 0)},
+            "loss_first": first_loss,
+            "loss_last_smoothed": round(running.get("loss", float("nan")), 4),
+            "loss": "soft Dice (foreground classes, batch) + cross-entropy; deep supervision "
+                    "weights 1, 1/2, 1/4 (normalised)",
+            "data_recipe": {"source": "toy ellipsoid"} if toy else LESION_DATA_RECIPE,
+            "seed": config.seed,
+            "init": config.init,
+        },
+        "history": history,
+        "software": _software(),
+        "argv": [Path(sys.argv[0]).name, *sys.argv[1:]],
+    }
+    weights = out / f"{config.name}.safetensors"
+    written.append(weights.with_suffix(".tmp"))
+    save_weights(model, weights, card)
+    card["_losses"] = losses
+    return card

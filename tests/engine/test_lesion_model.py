@@ -1,0 +1,173 @@
+"""The lesion network: its training data, training, the ``lesions`` step and its pipelines."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from engine.core.errors import ParameterError
+from engine.core.jobs import Cancelled, CancelToken
+from engine.core.volume import BRAIN_LESION_LABELS, BRAIN_TISSUE_LABELS, LabelMap, Volume
+from engine.data.lesions import add_lesions
+from engine.data.mni import HELD_OUT_SLAB
+from engine.data.phantom import synthesize_phantom
+from engine.methods.lesion_step import LesionParams, find_lesions, threshold_lesions
+from engine.methods.pipeline import PIPELINES, STEPS, run_pipeline
+from engine.models.lesion_training import (
+    LESION_CLASSES,
+    LesionTrainConfig,
+    PoolSampler,
+    _to_blocks,
+    lesion_checkpoint_config,
+    lesion_pool,
+    train_lesion,
+)
+from engine.models.weights import load_model
+
+
+def test_pool_blocks_never_hold_the_held_out_slab():
+    """A pool volume is cut into k < 70 and k >= 90 after the lesions are painted."""
+    rng = np.random.default_rng(0)
+    image = rng.random((20, 22, 120)).astype(np.float32)
+    labels = np.zeros((20, 22, 120), np.uint8)
+    labels[4:16, 4:18, 5:115] = 3
+    labels[8:11, 8:11, 30:33] = 4
+    blocks = _to_blocks(image, labels, HELD_OUT_SLAB, 1, torch.Generator().manual_seed(0))
+    assert [(int(b.k_index[0]), int(b.k_index[-1])) for b in blocks] == [(0, 69), (90, 119)]
+    for b in blocks:
+        assert not np.any((b.k_index >= HELD_OUT_SLAB[0]) & (b.k_index < HELD_OUT_SLAB[1]))
+    assert len(blocks[0].lesion) == 27 and len(blocks[1].lesion) == 0
+    assert float(blocks[0].image.float().max()) <= 1.5
+
+
+def test_toy_pool_is_deterministic_and_samples_lesions():
+    a = lesion_pool(3, seed=4, toy=True, lesion_free_fraction=0.0)
+    b = lesion_pool(3, seed=4, toy=True, lesion_free_fraction=0.0)
+    assert a.n_lesions == b.n_lesions > 0
+    assert torch.equal(a.volumes[0][0].image, b.volumes[0][0].image)
+    sampler = PoolSampler(a, torch.Generator().manual_seed(0), crop=(32, 32), context=1,
+                          classes="lesion", lesion_fraction=1.0)
+    x, y = sampler.batch(6)
+    assert tuple(x.shape) == (6, 3, 32, 32) and tuple(y.shape) == (6, 32, 32)
+    assert set(torch.unique(y).tolist()) <= {0, 1} and int(y.sum()) > 0
+    five = PoolSampler(a, torch.Generator().manual_seed(0), crop=(32, 32), context=1,
+                       classes="tissue+lesion", lesion_fraction=1.0)
+    _, y5 = five.batch(6)
+    assert int(y5.max()) == 4
+
+
+def test_toy_training_writes_weights_card_and_resumes(tmp_path):
+    config = LesionTrainConfig(steps=4, batch_size=4, pool_volumes=2, crop=(32, 32), warmup=2,
+                               checkpoint_every=2, device="cpu")
+    card = train_lesion(config, tmp_path / "full", toy=True, command="test")
+    model, stored = load_model(tmp_path / "full" / "lesion.safetensors")
+    assert stored["labels"] == {"0": "background", "1": "lesion"}
+    assert stored["architecture"]["arguments"]["n_classes"] == 2
+    assert card["training"]["pool"]["volumes"] == 2
+    assert lesion_checkpoint_config(tmp_path / "full" / "checkpoint.safetensors").steps == 4
+
+    # interrupted after step 2 (the checkpoint stays), resumed: the same weights
+    token = CancelToken()
+
+    def stop(fraction: float, message: str) -> None:
+        if message.startswith("step 3/"):
+            token.cancel()
+
+    with pytest.raises(Cancelled):
+        train_lesion(config, tmp_path / "cut", toy=True, progress=stop, cancel=token)
+    assert (tmp_path / "cut" / "checkpoint.safetensors").is_file()
+    assert not (tmp_path / "cut" / "lesion.safetensors").exists()
+    train_lesion(config, tmp_path / "cut", toy=True, resume=True)
+    resumed, _ = load_model(tmp_path / "cut" / "lesion.safetensors")
+    for (name, a), (_, b) in zip(model.state_dict().items(), resumed.state_dict().items(),
+                                 strict=True):
+        assert torch.equal(a, b), name
+    changed = LesionTrainConfig(**{**config.__dict__, "lr": 1e-4})
+    with pytest.raises(ParameterError, match="recipe"):
+        train_lesion(changed, tmp_path / "cut", toy=True, resume=True)
+    runs = json.loads((tmp_path / "cut" / "lesion.json").read_text())["training"]["runs"]
+    assert [(r["from_step"], r["to_step"]) for r in runs] == [(0, 2), (2, 4)]
+
+
+def test_tissue_plus_lesion_starts_from_the_tissue_network(tmp_path):
+    """The five-output network keeps the tissue network's four outputs at step 0."""
+    tissue, _ = load_model("delineo")
+    config = LesionTrainConfig(classes="tissue+lesion", init="delineo",
+                               model_args={"base": 16, "skip_channels": 16})
+    from engine.models.lesion_training import _build
+
+    grown, args = _build(config, torch.device("cpu"))
+    assert args["n_classes"] == len(LESION_CLASSES["tissue+lesion"]) == 5
+    grown.eval()
+    x = torch.rand(1, 3, 64, 64)
+    with torch.no_grad():
+        assert torch.allclose(grown(x)[:, :4], tissue(x), atol=1e-5)
+        assert torch.allclose(grown(x)[:, 4], torch.zeros(1, 64, 64))
+    with pytest.raises(ParameterError, match="architecture"):
+        _build(LesionTrainConfig(init="delineo"), torch.device("cpu"))
+
+
+def test_threshold_lesions_drops_small_pieces():
+    prob = np.zeros((20, 20, 20), np.float32)
+    prob[2:6, 2:6, 2:6] = 0.9  # 64 voxels
+    prob[12, 12, 12] = 0.95  # 1 voxel
+    prob[15:17, 2:4, 2:4] = 0.4  # below the threshold
+    brain = np.ones_like(prob, bool)
+    found = threshold_lesions(prob, brain, 0.5, 6.0, 1.0)
+    assert int(found.sum()) == 64
+    assert int(threshold_lesions(prob, brain, 0.5, 0.0, 1.0).sum()) == 65
+    assert not threshold_lesions(prob, np.zeros_like(brain), 0.5, 0.0, 1.0).any()
+
+
+def test_lesion_step_and_pipelines_are_declared():
+    assert STEPS["lesions"].kind == "refine"
+    assert [s.name for s in PIPELINES["head+lesions"].steps] == [
+        "brain_mask", "delineo", "largest_component", "lesions"]
+    assert [s.name for s in PIPELINES["cnn+lesions"].steps] == [
+        "delineo", "largest_component", "lesions"]
+    assert PIPELINES["head"].steps[-1].name == "largest_component"  # the default is unchanged
+
+
+def _lesion_phantom(contrast: str = "t2"):
+    """A 50-slice slab of a T2 phantom with one 12 mm white-matter lesion (small and fast).
+
+    The slab (k 95-144) lies above the held-out slab: these tests check that the step
+    and ``detect`` work, not accuracy on unseen anatomy, which
+    benchmarks/eval_lesions.py measures (docs/lesions.md)."""
+    image, truth = synthesize_phantom(contrast, noise=0.03, inu=0.2, seed=321)
+    image, labels, found = add_lesions(image, truth, contrast=contrast, count=1,
+                                       sizes_mm=(12.0, 13.0), seed=5,
+                                       regions={"white_matter": 1.0}, within_k=(105, 130))
+    box = (slice(None), slice(None), slice(95, 145))
+    affine = image.affine.copy()
+    affine[:3, 3] = image.affine[:3, :3] @ np.array([0, 0, 95]) + image.affine[:3, 3]
+    crop = Volume(np.ascontiguousarray(image.array[box]), affine, modality="MR")
+    lab = LabelMap(np.ascontiguousarray(labels.array[box]), affine.copy(),
+                   labels=BRAIN_LESION_LABELS)
+    return crop, lab, found
+
+
+def test_find_lesions_finds_a_large_lesion_and_keeps_tissue():
+    image, labels, _ = _lesion_phantom()
+    tissue = LabelMap(np.where(labels.array == 4, 3, labels.array).astype(np.uint8),
+                      image.affine.copy(), labels=BRAIN_TISSUE_LABELS)
+    out, prob = find_lesions(image, tissue, LesionParams(), device="cpu")
+    truth = labels.array == 4
+    hit = out == 4
+    assert prob.shape == image.shape and prob.dtype == np.float32
+    assert 2 * (hit & truth).sum() / (hit.sum() + truth.sum()) > 0.6
+    # outside the lesions the tissue labels are untouched; no lesion outside the brain
+    assert np.array_equal(out[~hit], tissue.array[~hit])
+    assert not (hit & (tissue.array == 0)).any()
+
+
+def test_cnn_plus_lesions_pipeline_paints_label_4():
+    image, _, _ = _lesion_phantom()
+    result = run_pipeline(image, "cnn+lesions", device="cpu")
+    assert result.labels.labels == BRAIN_LESION_LABELS
+    assert 4 in set(np.unique(result.labels.array).tolist())
+    assert result.info["lesion_probability"].shape == image.shape
+    assert [s.name for s in result.steps][-1] == "lesions"
