@@ -386,6 +386,13 @@ def test_a_result_made_the_edited_mask_brings_its_lesion_confidences(lesion_wind
     probability = np.choose(instances, [0.0, 0.8, 0.7, 0.6, 0.9]).astype(np.float32)
     result = labels.with_array(labels.array.copy())
     result.metadata["lesion_probability"] = probability
+    # The image opened again without labels (a new, empty edited mask, as after opening
+    # a scan): the result's lesions then all appear at once, as the detector's findings
+    # (with confidences), not as lesions painted by hand.
+    window.show_volume(window.layers.image.volume, name="again")
+    window.grid.render_pending()
+    panel.update_findings()
+    qtbot.waitUntil(lambda: not panel.model.rows, timeout=3000)
     layer = window.add_result_layer(result, "cnn+lesions")
     assert window.methods.pipelines.make_edited(layer)
     assert window.layers.edited.labelmap.metadata["lesion_probability"] is probability

@@ -404,7 +404,17 @@ class FindingsPanel(QWidget):
                                   tissue=self._tissue, probability=self._probability)
             return
         tissue, probability = self._sources(layer)
-        if tissue is not self._tissue or probability is not self._probability:
+        if probability is not self._probability and self._user_probability is None:
+            # The mask now carries another detector's map: a result was made the edited
+            # mask. Its lesions are that detector's findings, not ones painted by hand:
+            # measure afresh (numbers and states start again).
+            self._cancel_job()
+            self._selected = None
+            self._tissue, self._probability = tissue, probability
+            self.model.set_target(layer.labelmap if layer else None,
+                                  image.volume if image else None,
+                                  tissue=tissue, probability=probability)
+        elif tissue is not self._tissue or probability is not self._probability:
             self._tissue, self._probability = tissue, probability
             self.model.set_sources(tissue=tissue, probability=probability)
 
