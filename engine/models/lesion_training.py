@@ -73,6 +73,7 @@ from .training import (
     _software,
     checkpoint_runs,
     load_checkpoint,
+    optimiser_step,
 )
 from .weights import load_model, load_weights, save_weights
 
@@ -527,15 +528,9 @@ def _loop(config: LesionTrainConfig, out: Path, model: nn.Module, opt: torch.opt
     losses: list[float] = []
     while step < config.steps:
         check_cancel(cancel)
-        for group in opt.param_groups:
-            group["lr"] = _lr_at(step, config)  # type: ignore[arg-type]
         x, y = sampler.batch(config.batch_size)
-        outputs = model(x.to(device), deep=True)
-        loss, parts = loss_fn(outputs, y.to(device))
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 12.0)
-        opt.step()
+        parts = optimiser_step(model, opt, loss_fn, x.to(device), y.to(device),
+                               _lr_at(step, config))  # type: ignore[arg-type]
         step += 1
         losses.append(parts["loss"])
         if first_loss is None:

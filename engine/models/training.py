@@ -58,6 +58,7 @@ __all__ = [
     "checkpoint_config",
     "checkpoint_runs",
     "load_checkpoint",
+    "optimiser_step",
     "train",
 ]
 
@@ -219,6 +220,23 @@ def _validate(model: nn.Module, config: TrainConfig, device: torch.device,
 # ---------------------------------------------------------------------------
 # The training loop
 # ---------------------------------------------------------------------------
+def optimiser_step(model: nn.Module, opt: torch.optim.Optimizer, loss_fn: nn.Module,
+                   x: torch.Tensor, y: torch.Tensor, lr: float, *,
+                   amp: bool = False) -> dict[str, float]:
+    """One training step at learning rate *lr* (deep supervision, gradients clipped at
+    norm 12); returns the loss parts. *amp*: bfloat16 autocast of the forward pass (CUDA)."""
+    for group in opt.param_groups:
+        group["lr"] = lr
+    with torch.autocast("cuda", dtype=torch.bfloat16, enabled=amp):
+        outputs = model(x, deep=True)
+    loss, parts = loss_fn(outputs, y)
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(model.parameters(), 12.0)
+    opt.step()
+    return parts
+
+
 def _lr_at(step: int, config: TrainConfig) -> float:
     if step < config.warmup:
         return config.lr * (step + 1) / config.warmup
@@ -361,16 +379,8 @@ def _run(config: TrainConfig, out: Path, model: nn.Module, opt: torch.optim.Opti
     losses: list[float] = []
     while step < config.steps:
         check_cancel(cancel)
-        for group in opt.param_groups:
-            group["lr"] = _lr_at(step, config)
         x, y = synth.batch(config.batch_size, config.volumes_per_step)
-        with torch.autocast("cuda", dtype=torch.bfloat16, enabled=use_amp):
-            outputs = model(x, deep=True)
-        loss, parts = loss_fn(outputs, y)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 12.0)
-        opt.step()
+        parts = optimiser_step(model, opt, loss_fn, x, y, _lr_at(step, config), amp=use_amp)
         step += 1
         losses.append(parts["loss"])
         if first_loss is None:
