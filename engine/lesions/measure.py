@@ -328,6 +328,7 @@ def _measure_slice(uv: np.ndarray, to_mm: np.ndarray, index: int) -> _Slice:
     i, j, diameter = _farthest_pair(xy[hull])
     a, b = xy[hull[i]], xy[hull[j]]
     perp, p, q = _polygon_chord(xy[hull], a, b)
+    perp = min(perp, diameter)  # never longer than the diameter; rounding could make it so
     back = np.linalg.inv(to_mm)
     return _Slice(index, diameter, perp, (uv[hull[i]].astype(float), uv[hull[j]].astype(float)),
                   (back @ p, back @ q))
