@@ -120,10 +120,16 @@ def _method_names(config: CaseConfig) -> list[str]:
 
 
 def _network_names(config: CaseConfig) -> list[str]:
-    """Delineo's own networks the method or pipeline uses (registered CNN methods)."""
+    """Delineo's own networks the method or pipeline uses: registered CNN methods and,
+    for a pipeline with the ``lesions`` step, the lesion network."""
     from ..methods import METHODS
+    from ..methods.lesion_step import LESION_MODEL
+    from ..methods.pipeline import get_pipeline
 
-    return [n for n in _method_names(config) if METHODS[n].kind == "cnn"]
+    names = [n for n in _method_names(config) if METHODS[n].kind == "cnn"]
+    if not config.method and any(s.name == "lesions" for s in get_pipeline(config.what).steps):
+        names.append(LESION_MODEL)
+    return names
 
 
 def _extracts_brain(config: CaseConfig) -> bool:

@@ -346,3 +346,19 @@ def test_command_line_with_embedded_cluster_and_default_pipeline(cohort, tmp_pat
     assert manifest["model_card_sha256"] and len(manifest["model_card_sha256"]) == 64
     # the default pipeline extracts the brain first, with deepbet's networks
     assert manifest["brain_extractor"]["name"] == "deepbet"
+
+
+def test_the_manifest_names_the_lesion_network_of_a_lesion_pipeline():
+    """A pipeline with the lesions step runs two of Delineo's networks: both model cards
+    are hashed (and both are what a worker preloads)."""
+    from engine.batch import model_card_hash
+    from engine.batch.runner import _network_names
+    from engine.methods.lesion_step import LESION_MODEL
+
+    plain_hash, plain = model_card_hash(CaseConfig(pipeline="head"))
+    assert LESION_MODEL not in plain and plain_hash
+    config = CaseConfig(pipeline="head+lesions", detect=True)
+    assert _network_names(config)[-1] == LESION_MODEL
+    lesion_hash, cards = model_card_hash(config)
+    assert set(cards) == set(plain) | {LESION_MODEL}
+    assert all(len(v) == 64 for v in cards.values()) and lesion_hash != plain_hash
