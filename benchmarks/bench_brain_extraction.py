@@ -1,7 +1,8 @@
 """Speed and memory of a raw 1 mm head → brain mask → tissue labels.
 
 Each configuration runs as ``delineo-engine segment`` in its own process, as a
-user runs it, on a synthetic T1 whole head written to NIfTI (257 x 293 x 249
+user runs it, on a synthetic whole head (T1 by default; ``--contrast t2`` or
+``pd`` for the bright-fluid path, two passes of deepbet) written to NIfTI (257 x 293 x 249
 voxels, 1 mm): the default pipeline ``head`` (deepbet brain extraction, then
 the Delineo network inside the mask), brain extraction alone (``--method
 brain_mask``) and the Gaussian-mixture baseline after the same extraction
@@ -15,6 +16,7 @@ parent's peak). Ratios are against brain extraction alone, in the same run.
 Run from the repository root::
 
     .venv/bin/python benchmarks/bench_brain_extraction.py [--repeats 3] [--threads 2]
+        [--contrast t1]
 """
 
 from __future__ import annotations
@@ -63,6 +65,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--seed", type=int, default=101, help="synthetic head seed")
+    parser.add_argument("--contrast", default="t1", choices=("t1", "t2", "pd"))
     args = parser.parse_args(argv)
     import torch
 
@@ -75,9 +78,11 @@ def main(argv: list[str] | None = None) -> int:
         subprocess.run([sys.executable, "-c",
                         "import sys; from engine.data.heads import synthetic_head; "
                         "from engine.io import save; "
-                        "save(synthetic_head('t1', seed=int(sys.argv[1])).image, sys.argv[2])",
-                        str(args.seed), str(image)], check=True, cwd=HERE.parent)
-        print(f"# synthetic T1 whole head, seed {args.seed}, 257 x 293 x 249 voxels, 1 mm; "
+                        "save(synthetic_head(sys.argv[3], seed=int(sys.argv[1])).image, "
+                        "sys.argv[2])",
+                        str(args.seed), str(image), args.contrast], check=True, cwd=HERE.parent)
+        print(f"# synthetic {args.contrast.upper()} whole head, seed {args.seed}, "
+              "257 x 293 x 249 voxels, 1 mm; "
               f"{args.repeats} runs each, {args.threads} threads")
         results = {}
         for name, extra in CONFIGS:

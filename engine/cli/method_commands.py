@@ -272,6 +272,9 @@ def cmd_segment(args: argparse.Namespace) -> int:
         if done.brain_mask is not None:
             summary["intracranial_ml"] = round(
                 float(done.brain_mask.sum()) * volume.voxel_volume_ml, 1)
+            if "csf_contrast" in done.info:
+                summary["csf_contrast"] = done.info["csf_contrast"]
+                summary["csf_contrast_why"] = done.info.get("csf_contrast_why", "")
     labels = LabelMap.on_grid_of(volume, array, labels=table)
     if args.method:
         labels.metadata["method"] = spec.name
@@ -297,7 +300,10 @@ def cmd_segment(args: argparse.Namespace) -> int:
         say(f"{done.description}: "
             + "; ".join(f"{s.name} {s.seconds:.1f} s" for s in done.steps))
         if "intracranial_ml" in summary:
-            say(f"intracranial volume {summary['intracranial_ml']:.0f} mL (brain extraction)")
+            passes = ("; bright CSF: a second pass on the inverted image"
+                      if summary.get("csf_contrast") == "bright" else "")
+            say(f"intracranial volume {summary['intracranial_ml']:.0f} mL (brain extraction"
+                f"{passes})")
     say(f"{what} on {device} in {seconds:.1f} s: "
         + ", ".join(f"{f['name']} {f['voxels']} voxels ({f['volume_ml']:.1f} mL)"
                     for f in found))

@@ -13,7 +13,20 @@ healthy adults -- real scans of people, unlike Delineo's own networks, which
 learn from synthetic images only. Its PyPI wheel ships the two networks as
 TorchScript files, loaded here the way deepbet loads them. Why deepbet and
 not a network of Delineo's own, and its measured accuracy on synthetic T1, T2
-and PD heads (intracranial Dice 0.94-0.98): docs/brain-extraction.md.
+and PD heads (intracranial Dice 0.94-0.98 on T1, 0.97-0.99 on T2 and PD with
+the second pass below): docs/brain-extraction.md.
+
+deepbet was made for T1, where CSF is dark. Where CSF is bright (T2, PD) it
+keeps bright fluid and soft tissue next to the brain -- eyes, orbits, the
+neck -- so :func:`extract_brain` first looks at how fluid shows inside its
+first mask (:func:`fluid_contrast`: the outer 4 mm of the mask, CSF rim and
+cortex, against its core deeper than 20 mm, white matter and deep nuclei).
+Where the rim is not darker than the core (ratio >= :data:`BRIGHT_FLUID_RATIO`;
+measured 0.57 on T1 and 1.14-1.34 on PD and T2 heads) a second pass runs on
+the inverted image (fluid dark, as the network knows it), and the mask is the
+first one inside the second grown by *rim_mm* (the CSF rim the second pass
+leaves out). ``fluid="dark"`` or ``"bright"`` sets the choice instead; the
+result says which was taken and why (``info["csf_contrast"]``).
 
 The result is a :class:`~engine.core.volume.LabelMap` with
 :data:`~engine.core.volume.INTRACRANIAL_LABELS` (0 background, 1 intracranial)
@@ -48,10 +61,12 @@ from ..core.volume import INTRACRANIAL_LABELS, LabelMap, Volume
 
 __all__ = [
     "BRAIN_EXTRACTOR",
+    "BRIGHT_FLUID_RATIO",
     "BrainExtractionParams",
     "BrainMask",
     "brain_extractor_facts",
     "extract_brain",
+    "fluid_contrast",
     "preload",
     "run_brain_mask",
 ]
@@ -62,6 +77,14 @@ BRAIN_EXTRACTOR = {"name": "deepbet", "version": "1.0.2", "licence": "MIT",
                                  "real scans, not synthetic)",
                    "reference": "Fisch L et al., deepbet: Fast brain extraction of T1-weighted "
                                 "MRI using Convolutional Neural Networks, Comput Biol Med 2024"}
+
+
+#: Rim-to-core intensity ratio (:func:`fluid_contrast`) from which CSF counts as bright.
+BRIGHT_FLUID_RATIO = 0.9
+
+_RIM_SHELL_MM = 4.0  # the outer shell of a first mask: CSF rim and cortex
+_CORE_DEPTH_MM = 20.0  # deeper than this: white matter and deep nuclei
+_MIN_CORE_VOXELS = 1000  # fewer: too small a brain to tell
 
 
 def brain_extractor_facts() -> list[tuple[str, str]]:
@@ -76,10 +99,11 @@ def brain_extractor_facts() -> list[tuple[str, str]]:
         ("Segments", "the intracranial mask: the brain and all CSF out to the inner table "
                      "of the skull"),
         ("Trained on", f"{b['trained_on']}; Delineo neither trained nor tuned it"),
-        ("Measured here", "intracranial Dice 0.94-0.98 on synthetic T1, T2 and PD whole "
-                          "heads, 1-3 mm and oblique (docs/brain-extraction.md); made for "
-                          "T1 by its authors, so T2 and PD figures come from synthetic "
-                          "heads only"),
+        ("Measured here", "intracranial Dice 0.94-0.98 on synthetic T1 whole heads, 1-3 mm "
+                          "and oblique, 0.97-0.99 on T2 and PD heads, where Delineo adds a "
+                          "second pass on the inverted image (docs/brain-extraction.md); "
+                          "made for T1 by its authors, so T2 and PD figures come from "
+                          "synthetic heads only"),
         ("Reference", b["reference"]),
     ]
 
@@ -92,6 +116,13 @@ class BrainExtractionParams:
                              doc="network probability above which a voxel is intracranial")
     margin: int = param(0, lo=-5, hi=5, unit="voxels",
                         doc="grow (positive) or shrink (negative) the mask by whole voxels")
+    fluid: str = param("auto", choices=("auto", "dark", "bright"),
+                       doc="how CSF shows: dark (T1, FLAIR: one pass), bright (T2, PD: a "
+                           "second pass on the inverted image), or auto (told from the "
+                           "image)")
+    rim_mm: float = param(3.0, lo=0.0, hi=10.0, unit="mm",
+                          doc="with bright fluid: how far the mask may reach beyond the "
+                              "second pass's brain (the CSF rim)")
 
 
 @dataclass
@@ -108,12 +139,78 @@ class BrainMask:
         The mask's volume in millilitres.
     seconds : float
         Wall time of the extraction.
+    csf_contrast : str
+        ``"dark"`` (one pass) or ``"bright"`` (a second pass on the inverted image).
+    fluid_ratio : float or None
+        What :func:`fluid_contrast` measured (None: not measured, or too small a brain).
+    why : str
+        How *csf_contrast* was chosen, in words.
     """
 
     mask: np.ndarray
     probability: np.ndarray
     intracranial_ml: float
     seconds: float
+    csf_contrast: str = "dark"
+    fluid_ratio: float | None = None
+    why: str = ""
+
+
+def fluid_contrast(image: np.ndarray, mask: np.ndarray,
+                   spacing: tuple[float, ...]) -> float | None:
+    """Median intensity of the outer 4 mm of *mask* (CSF rim, cortex) over that of its
+    core deeper than 20 mm (white matter, deep nuclei); None when the core is too small.
+
+    Below 1 fluid is dark (T1, FLAIR); above, bright (T2, PD).
+    """
+    from scipy import ndimage
+
+    box = _box(mask, 1)
+    inner = mask[box]
+    depth = ndimage.distance_transform_edt(np.pad(inner, 1),
+                                           sampling=spacing)[1:-1, 1:-1, 1:-1]
+    core = depth > _CORE_DEPTH_MM
+    if np.count_nonzero(core) < _MIN_CORE_VOXELS:
+        return None
+    x = np.asarray(image[box], np.float32)
+    rim = float(np.median(x[inner & (depth <= _RIM_SHELL_MM)]))
+    deep = float(np.median(x[core]))
+    return rim / deep if deep > 0 else None
+
+
+def _box(mask: np.ndarray, margin: int) -> tuple[slice, ...]:
+    idx = [np.nonzero(mask.any(axis=tuple(a for a in range(3) if a != axis)))[0]
+           for axis in range(3)]
+    return tuple(slice(max(0, int(i.min()) - margin), min(n, int(i.max()) + margin + 1))
+                 for i, n in zip(idx, mask.shape, strict=True))
+
+
+def _inverted(x: np.ndarray) -> np.ndarray:
+    """The head with its contrast turned over: bright becomes dark, background stays 0."""
+    top = np.percentile(x[x > 0.1 * float(x.max())], 99)
+    head = x > 0.1 * top
+    return np.where(head, np.clip(top - x, 0.0, None) + 0.1 * top, 0.0).astype(np.float32)
+
+
+def _grown(mask: np.ndarray, mm: float, spacing: tuple[float, ...]) -> np.ndarray:
+    from scipy import ndimage
+
+    if mm <= 0:
+        return mask
+    margin = int(np.ceil(mm / min(spacing))) + 1
+    box = _box(mask, margin)
+    out = np.zeros_like(mask)
+    out[box] = ndimage.distance_transform_edt(~mask[box], sampling=spacing) <= mm
+    return out
+
+
+def _largest_filled(mask: np.ndarray) -> np.ndarray:
+    from scipy import ndimage
+
+    comps, n = ndimage.label(mask)
+    if n > 1:
+        mask = comps == (np.argmax(np.bincount(comps.ravel())[1:]) + 1)
+    return ndimage.binary_fill_holes(mask)
 
 
 _LOCK = threading.Lock()  # deepbet keeps the last bounding box on the object
@@ -174,20 +271,51 @@ def extract_brain(
     x = np.nan_to_num(array.astype(np.float32, copy=True))
     if not np.any(x != x.flat[0]):
         raise DelineoError("brain extraction: the image is constant; there is no head in it")
+    spacing = tuple(float(v) for v in volume.spacing)
+    probability, mask = _one_pass(bet, x, params)
+    ratio = fluid_contrast(x, mask, spacing) if params.fluid == "auto" else None
+    if params.fluid == "auto":
+        bright = ratio is not None and ratio >= BRIGHT_FLUID_RATIO
+        why = ("too small a brain to tell how fluid shows; taken as dark" if ratio is None
+               else f"rim/core intensity {ratio:.2f} "
+                    f"{'>=' if bright else '<'} {BRIGHT_FLUID_RATIO}")
+    else:
+        bright = params.fluid == "bright"
+        why = f"fluid={params.fluid} as asked"
+    if bright:
+        check_cancel(cancel)
+        report(progress, 0.55, "brain extraction: bright fluid, a second pass on the "
+                               "inverted image")
+        p2, m2 = _one_pass(bet, _inverted(x), params)
+        allowed = _grown(m2, params.rim_mm, spacing)
+        both = _largest_filled(mask & allowed)
+        if np.count_nonzero(both) < 0.5 * np.count_nonzero(mask):
+            bright = False  # the inverted pass lost the brain: keep the first mask
+            why += "; the second pass kept under half of the first mask, so it was not used"
+        else:
+            mask = both
+            probability = np.where(allowed, probability,
+                                   np.minimum(probability, p2)).astype(np.float32)
+    report(progress, 1.0, "brain extraction: done")
+    voxel_ml = float(np.prod(volume.spacing)) / 1000.0
+    return BrainMask(mask, probability, float(mask.sum()) * voxel_ml,
+                     time.perf_counter() - t0, "bright" if bright else "dark",
+                     None if ratio is None else round(ratio, 3), why)
+
+
+def _one_pass(bet: Any, x: np.ndarray, params: BrainExtractionParams
+              ) -> tuple[np.ndarray, np.ndarray]:
+    """deepbet on *x*: its probability and its post-processed mask."""
     with _LOCK:
         try:
-            probability = np.asarray(bet.run_model(x), dtype=np.float32)
-            check_cancel(cancel)
+            probability = np.asarray(bet.run_model(x.copy()), dtype=np.float32)
             mask = probability > params.threshold
             if not mask.any():
                 raise DelineoError("brain extraction found no brain in this image")
             mask = np.asarray(bet.postprocess(mask, params.margin), dtype=bool)
         except AssertionError as exc:  # deepbet's own check: no foreground for a bounding box
             raise DelineoError(f"brain extraction found no head in this image ({exc})") from None
-    report(progress, 1.0, "brain extraction: done")
-    voxel_ml = float(np.prod(volume.spacing)) / 1000.0
-    return BrainMask(mask, probability, float(mask.sum()) * voxel_ml,
-                     time.perf_counter() - t0)
+    return probability, mask
 
 
 def run_brain_mask(
@@ -210,5 +338,6 @@ def run_brain_mask(
     probabilities = np.stack([1.0 - found.probability, found.probability]).astype(np.float32)
     info = {"intracranial_ml": round(found.intracranial_ml, 1),
             "brain_extractor": f"{BRAIN_EXTRACTOR['name']} {BRAIN_EXTRACTOR['version']}",
-            "brain_extraction_seconds": round(found.seconds, 2)}
+            "brain_extraction_seconds": round(found.seconds, 2),
+            "csf_contrast": found.csf_contrast, "csf_contrast_why": found.why}
     return SegmentationResult(labels=labels, probabilities=probabilities, info=info)

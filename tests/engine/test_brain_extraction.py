@@ -58,6 +58,20 @@ def test_brain_extraction_is_a_first_step_of_pipelines():
             run_pipeline(vol, Pipeline("bad", "", steps), device="cpu")
 
 
+def test_fluid_contrast_tells_dark_from_bright_fluid():
+    """A ball of 'white matter' (deeper than 20 mm) under a 4 mm shell of 'CSF'."""
+    from engine.methods.brain_extraction import BRIGHT_FLUID_RATIO, fluid_contrast
+
+    r = np.linalg.norm(np.indices((80, 80, 80)) - 39.5, axis=0)
+    mask = r < 35
+    for csf, wm, bright in ((200.0, 800.0, False), (1000.0, 450.0, True)):
+        image = np.where(r < 30, wm, csf).astype(np.float32) * mask
+        ratio = fluid_contrast(image, mask, (1.0, 1.0, 1.0))
+        assert ratio is not None and (ratio >= BRIGHT_FLUID_RATIO) == bright
+        assert ratio == pytest.approx(csf / wm)
+    assert fluid_contrast(image, r < 15, (1.0, 1.0, 1.0)) is None  # too small to tell
+
+
 def test_brain_extraction_refuses_what_holds_no_head():
     with pytest.raises(DelineoError, match="constant"):
         extract_brain(Volume(np.full((40, 40, 40), 7.0, np.float32), np.eye(4)), device="cpu")
@@ -75,6 +89,11 @@ def test_intracranial_mask_of_synthetic_heads(contrast):
     assert set(np.unique(labels.array)) == {0, 1}
     mask = labels.array > 0
     assert _dice(mask, head.intracranial) > 0.93, contrast
+    # T2 and PD show bright fluid: a second pass on the inverted image keeps the mask out
+    # of the eyes, orbits and neck that the T1 network alone takes in
+    assert result.info["csf_contrast"] == ("dark" if contrast == "t1" else "bright"), contrast
+    # (this PD head: 2.1 % outside; one pass alone left 13 % outside on a T2 head)
+    assert np.count_nonzero(mask & ~head.intracranial) < 0.03 * mask.sum(), contrast
     assert abs(result.info["intracranial_ml"] - mask.sum() / 1000) < 1.0
     # an intracranial mask is judged on its volume and signal, never on tissue shares
     report = assess(labels, result.probabilities, head.image)
@@ -117,15 +136,19 @@ def test_whole_head_pipeline_labels_tissue_only_inside_the_mask_and_agrees_when_
 
 
 @pytest.mark.slow
-def test_segment_cli_writes_the_brain_mask_and_refuses_it_without_extraction(tmp_path):
+def test_segment_cli_writes_the_brain_mask_and_refuses_it_without_extraction(tmp_path,
+                                                                             capsys):
     head = _head("t2")
     image = str(save(head.image, tmp_path / "head.nii.gz"))
     out, mask = tmp_path / "labels.nii.gz", tmp_path / "mask.nii.gz"
     assert main(["-q", "segment", image, "--pipeline", "gmm", "-o", str(out),
                  "--brain-mask", str(mask)]) == 2
     assert not out.exists() and not mask.exists()
+    capsys.readouterr()
     assert main(["segment", image, "-o", str(out), "--brain-mask", str(mask), "--json",
                  "--device", "cpu"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["csf_contrast"] == "bright" and ">= 0.9" in summary["csf_contrast_why"]
     written = load(str(mask))
     labels = load(str(out))
     assert written.shape == labels.shape == head.image.shape
