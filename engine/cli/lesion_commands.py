@@ -106,6 +106,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--lesion-fraction", type=float,
                    help="share of patches centred on a lesion, in volumes with lesions "
                    "(default 0.5)")
+    p.add_argument("--head-fraction", type=float,
+                   help="share of pool volumes that are synthetic whole heads seen through a "
+                   "perturbed brain mask (default 0)")
     p.add_argument("--seed", type=int, help="default 0")
     p.add_argument("--name", help="name of the weights file (default lesion)")
     p.add_argument("--threads", type=int, default=0, help="CPU threads (0: torch default)")
@@ -141,7 +144,7 @@ def _lesion_config(args: argparse.Namespace) -> Any:
     values = {"classes": args.classes, "init": args.init, "batch_size": args.batch_size,
               "pool_volumes": args.pool_volumes, "lr": args.lr, "seed": args.seed,
               "name": args.name, "lesion_free_fraction": args.lesion_free_fraction,
-              "lesion_fraction": args.lesion_fraction}
+              "lesion_fraction": args.lesion_fraction, "head_fraction": args.head_fraction}
     config = LesionTrainConfig(**{**base.__dict__, "model_args": model_args,
                                   "steps": args.steps, "device": args.device,
                                   "threads": args.threads})

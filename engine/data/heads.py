@@ -50,7 +50,7 @@ from ..core.volume import BRAIN_TISSUE_LABELS, LabelMap, Volume
 from .fields import inu_field
 from .phantom import CONTRAST_MEANS, add_rician_noise, mni_tissue_block, render
 
-__all__ = ["HEAD_CONTRASTS", "HEAD_LAYERS", "SyntheticHead", "synthetic_head"]
+__all__ = ["HEAD_CONTRASTS", "HEAD_LAYERS", "SyntheticHead", "smooth_field", "synthetic_head"]
 
 #: Extra-cerebral layers from the inside out: (name, min mm, max mm).
 HEAD_LAYERS: tuple[tuple[str, float, float], ...] = (
@@ -103,7 +103,7 @@ class SyntheticHead:
     brain_image: Volume
 
 
-def _smooth_field(shape: tuple[int, ...], rng: np.random.Generator, sigma: float) -> np.ndarray:
+def smooth_field(shape: tuple[int, ...], rng: np.random.Generator, sigma: float) -> np.ndarray:
     """A smooth random field in [-1, 1]: coarse noise (one value per *sigma* voxels)
     interpolated (trilinear) to *shape*."""
     small = tuple(max(2, int(np.ceil(s / sigma)) + 1) for s in shape)
@@ -148,7 +148,7 @@ def synthetic_head(contrast: str = "t1", *, seed: int = 0, noise: float = 0.03,
     region = np.zeros(shape, np.uint8)  # 0 air/brain, i + 1 = HEAD_LAYERS[i]
     edge = np.zeros(shape, np.float32)
     for i, (_, lo, hi) in enumerate(HEAD_LAYERS):
-        thick = rng.uniform(lo, hi) * (1.0 + 0.4 * _smooth_field(shape, rng, 40.0))
+        thick = rng.uniform(lo, hi) * (1.0 + 0.4 * smooth_field(shape, rng, 40.0))
         edge = edge + thick.astype(np.float32)
         region[(region == 0) & ~brain & (outside <= edge)] = i + 1
 

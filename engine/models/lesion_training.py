@@ -116,6 +116,12 @@ LESION_DATA_RECIPE = {
                "(equivalent diameter, log-uniform; default regions, oedema, T1 enhancing rim "
                "and mass effect) in 3 volumes of 4, none in the 4th; avoid_k = the held-out "
                "slab",
+    "whole_heads": "with --head-fraction f > 0, that share of the pool volumes are synthetic "
+                   "whole heads (engine.data.heads.synthetic_head: t1, t2 or pd, noise "
+                   "U(1%, 6%), INU U(0, 40%)) with lesions as above, seen through a perturbed "
+                   "intracranial mask (signed distance <= a smooth random thickness from "
+                   "-1.5 to +14 mm; zero outside); the held-out slab moves with the head's "
+                   "margin",
     "blocks": "the held-out slab's slices are cut out of every pool volume after the lesions "
               "are painted: two blocks k<70 and k>=90; a 2.5-D patch never spans the cut",
     "samples": "2.5-D 96x96 patches (slice and two neighbours), centred on a lesion voxel "
@@ -148,6 +154,7 @@ class LesionTrainConfig:
     pool_volumes: int = 64
     lesion_free_fraction: float = 0.25
     lesion_fraction: float = 0.5
+    head_fraction: float = 0.0
     seed: int = 0
     device: str = "auto"
     checkpoint_every: int = 250
@@ -161,8 +168,9 @@ class LesionTrainConfig:
             raise ParameterError("steps, batch size and pool volumes must be positive")
         if self.lr <= 0:
             raise ParameterError("the learning rate must be positive")
-        if not (0 <= self.lesion_free_fraction <= 1 and 0 <= self.lesion_fraction <= 1):
-            raise ParameterError("the lesion fractions must lie in [0, 1]")
+        if not all(0 <= f <= 1 for f in (self.lesion_free_fraction, self.lesion_fraction,
+                                         self.head_fraction)):
+            raise ParameterError("the lesion, lesion-free and head fractions must lie in [0, 1]")
         if not self.name or not self.name.replace("_", "").replace("-", "").isalnum():
             raise ParameterError(f"weights name {self.name!r}: letters, digits, _ or -")
         return self
@@ -179,6 +187,7 @@ def lesion_checkpoint_config(path: str | Path) -> LesionTrainConfig:
     if "classes" not in data:
         raise ParameterError(f"{path}: not a lesion training checkpoint")
     data["crop"] = tuple(data.get("crop", (96, 96)))
+    data.setdefault("head_fraction", 0.0)  # checkpoints written before whole heads joined
     return LesionTrainConfig(**data)
 
 
@@ -191,7 +200,7 @@ class _Block:
     labels: torch.Tensor  # (X, Y, Z) uint8: 0..4
     brain: torch.Tensor  # (M, 3) int16: sampled brain voxels whose window fits
     lesion: torch.Tensor  # (L, 3) int16: lesion voxels whose window fits
-    k_index: np.ndarray  # template slice index of every plane
+    k_index: np.ndarray  # the volume's slice index of every plane
 
 
 @dataclass
@@ -239,10 +248,67 @@ def _draw_pool_volume(index: int, seed: int, lesion_free_fraction: float,
     return image, labels, desc
 
 
+def is_head_volume(index: int, head_fraction: float) -> bool:
+    """Whether pool volume *index* is a whole head: spread evenly, ``head_fraction`` of all."""
+    return math.floor((index + 1) * head_fraction) > math.floor(index * head_fraction)
+
+
+def _draw_head_volume(index: int, seed: int, lesion_free_fraction: float
+                      ) -> tuple[np.ndarray, np.ndarray, np.ndarray, int, dict[str, Any]]:
+    """A synthetic whole head with lesions, seen through an imperfect brain mask.
+
+    At inference the lesion network sees the image inside the voxels the tissue
+    step labelled, whose outline comes from brain extraction; on whole heads
+    that outline strays into the CSF rim, skull, orbits and neck (deepbet on
+    T2/PD, docs/lesions.md). So the input here is the head inside a *perturbed*
+    intracranial mask: the voxels whose signed distance to the true mask is at
+    most a smooth random thickness (from 1.5 mm inside to 14 mm outside), zero
+    elsewhere; everything outside the brain tissue is background in the target.
+
+    Returns ``(image, labels, sample_mask, k_offset, description)``; *k_offset*
+    is the head's slice index of template slice 0 (the held-out slab moves with it).
+    """
+    from scipy import ndimage
+
+    from ..data.heads import HEAD_CONTRASTS, smooth_field, synthetic_head
+    from ..data.lesions import add_lesions
+    from ..data.mni import HELD_OUT_SLAB
+    from ..data.phantom import mni_tissue_block
+
+    rng = np.random.default_rng([seed, index, 1])
+    contrast = str(rng.choice(sorted(HEAD_CONTRASTS)))
+    lesion_free = bool(rng.uniform() < lesion_free_fraction)
+    head_seed = int(rng.integers(2**31))
+    head = synthetic_head(contrast, seed=head_seed, noise=float(rng.uniform(0.01, 0.06)),
+                          inu=float(rng.uniform(0.0, 0.4)))
+    block_affine = mni_tissue_block().affine
+    k_offset = round(float(block_affine[2, 3] - head.image.affine[2, 3])
+                     / float(head.image.affine[2, 2]))
+    slab = (HELD_OUT_SLAB[0] + k_offset, HELD_OUT_SLAB[1] + k_offset)
+    image, labels, lesions = add_lesions(head.image, head.truth, contrast=contrast,
+                                         count=0 if lesion_free else range(1, 9),
+                                         seed=int(rng.integers(2**31)), avoid_k=slab)
+    icr = np.asarray(head.intracranial, bool)
+    signed = ndimage.distance_transform_edt(~icr) - ndimage.distance_transform_edt(icr)
+    base = float(rng.uniform(-1.5, 6.0))
+    amplitude = float(rng.uniform(0.0, 8.0))
+    thick = base + amplitude * np.maximum(smooth_field(icr.shape, rng, 40.0), 0.0)
+    mask = signed <= thick
+    img = np.where(mask, np.asarray(image.array, np.float32), 0.0).astype(np.float32)
+    lab = np.where(mask, np.asarray(labels.array), 0).astype(np.uint8)
+    desc = {"contrast": contrast, "head": True, "head_seed": head_seed,
+            "mask_mm": [round(base, 2), round(amplitude, 2)], "lesions": len(lesions),
+            "sizes_mm": [round(les.equivalent_diameter_mm, 2) for les in lesions]}
+    return img, lab, mask, k_offset, desc
+
+
 def _to_blocks(image: np.ndarray, labels: np.ndarray, held_out: tuple[int, int],
-               context: int, gen: torch.Generator, brain_samples: int = 40000
-               ) -> list[_Block]:
-    """Cut the slab out, normalise without it, crop in-plane to the brain (+8 voxels)."""
+               context: int, gen: torch.Generator, brain_samples: int = 40000,
+               sample_mask: np.ndarray | None = None) -> list[_Block]:
+    """Cut the slab out, normalise without it, crop in-plane to the brain (+8 voxels).
+
+    Patch centres are drawn from the brain (labels > 0), or from *sample_mask*
+    when given (a whole head: the region the network sees)."""
     nz = image.shape[2]
     k0, k1 = held_out
     ranges = [(0, max(0, min(k0, nz))), (min(max(k1, 0), nz), nz)]
@@ -251,7 +317,8 @@ def _to_blocks(image: np.ndarray, labels: np.ndarray, held_out: tuple[int, int],
     x = torch.from_numpy(np.ascontiguousarray(image[:, :, keep], dtype=np.float32))
     x = robust_normalise(torch.nan_to_num(x))
     lab_kept = labels[:, :, keep]
-    brain_xy = np.nonzero((lab_kept > 0).any(axis=2))
+    where = (lab_kept > 0) if sample_mask is None else np.asarray(sample_mask)[:, :, keep]
+    brain_xy = np.nonzero(where.any(axis=2))
     x0, x1 = max(0, int(brain_xy[0].min()) - 8), min(image.shape[0], int(brain_xy[0].max()) + 9)
     y0, y1 = max(0, int(brain_xy[1].min()) - 8), min(image.shape[1], int(brain_xy[1].max()) + 9)
     blocks = []
@@ -263,8 +330,10 @@ def _to_blocks(image: np.ndarray, labels: np.ndarray, held_out: tuple[int, int],
             continue
         img = x[x0:x1, y0:y1, offset:offset + n].to(torch.float16).contiguous()
         lab = torch.from_numpy(np.ascontiguousarray(lab_kept[x0:x1, y0:y1, offset:offset + n]))
+        centres = lab > 0 if sample_mask is None else torch.from_numpy(
+            np.ascontiguousarray(where[x0:x1, y0:y1, offset:offset + n]))
         offset += n
-        vox = torch.nonzero(lab > 0)
+        vox = torch.nonzero(centres)
         fits = (vox[:, 2] >= context) & (vox[:, 2] < n - context)
         vox = vox[fits]
         if len(vox) > brain_samples:
@@ -284,6 +353,7 @@ def lesion_pool(
     *,
     seed: int = 0,
     lesion_free_fraction: float = 0.25,
+    head_fraction: float = 0.0,
     context: int = 1,
     toy: bool = False,
     progress: Callable[[float, str], None] | None = None,
@@ -292,7 +362,8 @@ def lesion_pool(
     """Draw the pool of a lesion run (see the module docstring); deterministic in *seed*.
 
     ``toy=True`` uses the tiny ellipsoid of :func:`~engine.data.phantom.toy_tissue_block`
-    (tests): no held-out slab, lesions of 2-6 mm.
+    (tests): no held-out slab, lesions of 2-6 mm. ``head_fraction`` of the volumes
+    are synthetic whole heads seen through a perturbed brain mask (:func:`_draw_head_volume`).
     """
     from ..data.mni import HELD_OUT_SLAB
     from ..data.phantom import mni_tissue_block, toy_tissue_block
@@ -306,6 +377,14 @@ def lesion_pool(
         check_cancel(cancel)
         if toy:
             image, labels, desc = _toy_pool_volume(i, seed, lesion_free_fraction, block)
+        elif is_head_volume(i, head_fraction):
+            img, lab, mask, k_offset, desc = _draw_head_volume(i, seed, lesion_free_fraction)
+            volumes.append(_to_blocks(img, lab, (held_out[0] + k_offset,
+                                                 held_out[1] + k_offset), context, gen,
+                                      sample_mask=mask))
+            descriptions.append(desc)
+            report(progress, (i + 1) / n_volumes, f"lesion pool: volume {i + 1}/{n_volumes}")
+            continue
         else:
             image, labels, desc = _draw_pool_volume(i, seed, lesion_free_fraction, block)
         volumes.append(_to_blocks(image.array, labels.array, held_out, context, gen))
@@ -491,6 +570,7 @@ def train_lesion(
     report(progress, 0.0, "drawing the lesion pool")
     pool = lesion_pool(config.pool_volumes, seed=config.seed,
                        lesion_free_fraction=config.lesion_free_fraction,
+                       head_fraction=config.head_fraction,
                        context=config.context, toy=toy, cancel=cancel)
     log.info("lesion pool: %d volumes, %d lesions, %.1f s", len(pool.volumes), pool.n_lesions,
              pool.seconds)
@@ -571,6 +651,7 @@ def _loop(config: LesionTrainConfig, out: Path, model: nn.Module, opt: torch.opt
             "seconds_this_run": round(seconds, 1),
             "pool_seconds": round(pool.seconds, 1),
             "pool": {"volumes": len(pool.volumes), "lesions": pool.n_lesions,
+                     "whole_heads": sum(1 for d in pool.descriptions if d.get("head")),
                      "lesion_free_volumes": sum(1 for d in pool.descriptions
                                                 if d["lesions"] == 0)},
             "loss_first": first_loss,

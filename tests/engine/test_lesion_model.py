@@ -20,7 +20,9 @@ from engine.models.lesion_training import (
     LESION_CLASSES,
     LesionTrainConfig,
     PoolSampler,
+    _draw_head_volume,
     _to_blocks,
+    is_head_volume,
     lesion_checkpoint_config,
     lesion_pool,
     train_lesion,
@@ -41,6 +43,32 @@ def test_pool_blocks_never_hold_the_held_out_slab():
         assert not np.any((b.k_index >= HELD_OUT_SLAB[0]) & (b.k_index < HELD_OUT_SLAB[1]))
     assert len(blocks[0].lesion) == 27 and len(blocks[1].lesion) == 0
     assert float(blocks[0].image.float().max()) <= 1.5
+
+
+def test_head_volumes_are_spread_through_the_pool():
+    assert [i for i in range(12) if is_head_volume(i, 0.25)] == [3, 7, 11]
+    assert not any(is_head_volume(i, 0.0) for i in range(50))
+    assert sum(is_head_volume(i, 0.3) for i in range(100)) == 30
+
+
+def test_a_head_pool_volume_is_seen_through_a_perturbed_mask_and_keeps_the_slab_out():
+    """A whole head: zero outside its mask, the mask strays beyond the intracranial
+    space (as brain extraction does on whole heads), targets are brain tissue and
+    lesions only, and the held-out slab (moved by the head's margin) stays out."""
+    img, lab, mask, k_offset, desc = _draw_head_volume(3, 0, 0.0)
+    assert desc["head"] and desc["lesions"] >= 1 and k_offset == 30
+    assert img.shape == lab.shape == mask.shape
+    assert not img[~mask].any() and not lab[~mask].any()
+    assert set(np.unique(lab).tolist()) <= {0, 1, 2, 3, 4} and (lab == 4).any()
+    outside_brain = mask & (lab == 0)
+    assert outside_brain.sum() > 0.05 * mask.sum()  # rim, and more, around the brain
+    assert img[outside_brain].max() > 0  # the network sees what lies there
+    slab = (HELD_OUT_SLAB[0] + k_offset, HELD_OUT_SLAB[1] + k_offset)
+    assert not (lab[:, :, slab[0]:slab[1]] == 4).any()  # no lesion painted into the slab
+    blocks = _to_blocks(img, lab, slab, 1, torch.Generator().manual_seed(0), sample_mask=mask)
+    assert [(int(b.k_index[0]), int(b.k_index[-1])) for b in blocks] == [
+        (0, slab[0] - 1), (slab[1], img.shape[2] - 1)]
+    assert sum(len(b.lesion) for b in blocks) == int((lab == 4).sum())
 
 
 def test_toy_pool_is_deterministic_and_samples_lesions():
