@@ -21,6 +21,11 @@ with fresh in-plane and intensity augmentation every step:
   and ``k >= 90``, and a patch never spans the cut. The intensity scale
   (:func:`~engine.core.tensors.robust_normalise`, as the predictor applies it)
   is computed without the slab too;
+* with ``head_fraction`` > 0, that share of the pool volumes are synthetic
+  **whole heads** (:func:`engine.data.heads.synthetic_head`) with lesions,
+  seen through a perturbed intracranial mask (:func:`_draw_head_volume`): the
+  network learns that CSF rim, skull, orbits and neck left by brain
+  extraction are not lesions;
 * a patch is centred on a lesion voxel (``lesion_fraction`` of the patches,
   when the volume has lesions), on a brain voxel (most of the rest) or
   anywhere (5 %); rotated +-15 degrees, scaled 0.9-1.1, mirrored left-right
