@@ -43,6 +43,7 @@ from ..core.memory import release_free_memory
 from ..core.params import param
 from ..core.steps import SegmentationResult
 from ..core.volume import BRAIN_LESION_LABELS, LabelMap, Volume
+from .masks import bounding_box
 
 __all__ = ["LESION_MODEL", "LESION_VALUE", "LesionParams", "find_lesions", "threshold_lesions"]
 
@@ -74,13 +75,6 @@ class LesionParams:
     batch_size: int = param(8, lo=1, hi=512, unit="slices",
                             doc="slices per forward pass of the lesion network")
     tta: bool = param(False, doc="average with the left-right mirrored prediction")
-
-
-def _brain_box(brain: np.ndarray, margin: int) -> tuple[slice, ...]:
-    idx = [np.nonzero(brain.any(axis=tuple(a for a in range(3) if a != axis)))[0]
-           for axis in range(3)]
-    return tuple(slice(max(0, int(i.min()) - margin), min(n, int(i.max()) + margin + 1))
-                 for i, n in zip(idx, brain.shape, strict=True))
 
 
 def threshold_lesions(probability: np.ndarray, brain: np.ndarray, threshold: float,
@@ -123,7 +117,7 @@ def find_lesions(
     brain = labels > 0
     if not brain.any():
         return labels, prob
-    box = _brain_box(brain, _MARGIN)
+    box = bounding_box(brain, _MARGIN)
     pred = cached_predictor(model, device)
     pred.tta = bool(params.tta)
     pred.batch_size = int(params.batch_size)
