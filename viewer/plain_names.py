@@ -133,6 +133,10 @@ PARAM_NAMES: dict[str, tuple[str, str]] = {
     "min_lesion_mm3": ("Smallest lesion kept", "Lesions smaller than this are dropped."),
     "margin": ("Mask margin", "Grow (positive) or shrink (negative) the found mask by whole "
                "voxels."),
+    "fluid": ("How fluid looks", "Dark (T1, FLAIR) or bright (T2, PD) fluid; bright adds a "
+              "second pass that keeps eyes and neck out. Auto tells it from the image."),
+    "rim_mm": ("Fluid rim kept", "With bright fluid: how far beyond the brain the mask may "
+               "reach, to keep the fluid around it."),
 }
 
 _EQUATION = re.compile(r"\s*\((?:eqs?\.|equations?)\s*[^)]*\)", re.IGNORECASE)
