@@ -59,6 +59,7 @@ from ..core.params import param
 from ..core.steps import SegmentationResult
 from ..core.volume import INTRACRANIAL_LABELS, LabelMap, Volume
 from .masks import bounding_box
+from .postprocess import largest_component
 
 __all__ = [
     "BRAIN_EXTRACTOR",
@@ -201,10 +202,7 @@ def _grown(mask: np.ndarray, mm: float, spacing: tuple[float, ...]) -> np.ndarra
 def _largest_filled(mask: np.ndarray) -> np.ndarray:
     from scipy import ndimage
 
-    comps, n = ndimage.label(mask)
-    if n > 1:
-        mask = comps == (np.argmax(np.bincount(comps.ravel())[1:]) + 1)
-    return ndimage.binary_fill_holes(mask)
+    return ndimage.binary_fill_holes(largest_component(mask))
 
 
 _LOCK = threading.Lock()  # deepbet keeps the last bounding box on the object
