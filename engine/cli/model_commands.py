@@ -79,6 +79,15 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--val-every", type=int,
                    help="validate every N steps (default 1000; 0: never)")
     p.add_argument("--checkpoint-every", type=int, help="default 500")
+    p.add_argument("--anatomy", type=choice("anatomy", ("template", "varied")),
+                   metavar="{template,varied}",
+                   help="template: the MNI brain under small in-plane warps; varied: also "
+                   "3-D pose, per-axis scaling, asymmetry, large elastic warps, enlarged "
+                   "ventricles and cortical atrophy (engine.data.anatomy) (default template)")
+    p.add_argument("--anatomy-pool", type=int,
+                   help="with --anatomy varied: varied anatomies held at once (default 8)")
+    p.add_argument("--anatomy-refresh", type=int,
+                   help="with --anatomy varied: replace one every N steps (default 25)")
     p.add_argument("--threads", type=int, default=0, help="CPU threads (0: torch default)")
     p.add_argument("--data", default="mni", type=choice("data", ("mni", "toy")),
                    help=argparse.SUPPRESS)
@@ -163,7 +172,8 @@ def cmd_synth(args: argparse.Namespace) -> int:
 #: Recipe defaults of a fresh ``train`` run.
 TRAIN_DEFAULTS = {"batch_size": 32, "volumes_per_step": 4, "optimizer": "adamw",
                   "lambda_tv": 0.02, "base": 16, "seed": 0, "val_every": 1000,
-                  "checkpoint_every": 500}
+                  "checkpoint_every": 500, "anatomy": "template", "anatomy_pool": 8,
+                  "anatomy_refresh": 25}
 
 
 def _train_config(args: argparse.Namespace) -> Any:
@@ -179,7 +189,8 @@ def _train_config(args: argparse.Namespace) -> Any:
                 "optimizer": stored.optimizer, "lambda_tv": stored.lambda_tv,
                 "base": stored.model_args.get("base", 16), "seed": stored.seed,
                 "val_every": stored.val_every, "checkpoint_every": stored.checkpoint_every,
-                "lr": stored.lr}
+                "lr": stored.lr, "anatomy": stored.anatomy,
+                "anatomy_pool": stored.anatomy_pool, "anatomy_refresh": stored.anatomy_refresh}
     else:
         base = dict(TRAIN_DEFAULTS)
     values = {k: (getattr(args, k) if getattr(args, k) is not None else base.get(k))
@@ -192,7 +203,8 @@ def _train_config(args: argparse.Namespace) -> Any:
         optimizer=values["optimizer"], lr=values["lr"], lambda_tv=values["lambda_tv"],
         seed=values["seed"], device=args.device, data=args.data,
         val_every=values["val_every"], checkpoint_every=values["checkpoint_every"],
-        threads=args.threads,
+        threads=args.threads, anatomy=values["anatomy"], anatomy_pool=values["anatomy_pool"],
+        anatomy_refresh=values["anatomy_refresh"],
     )
 
 
@@ -207,6 +219,8 @@ def _check_recipe(config: Any, args: argparse.Namespace) -> None:
         raise ParameterError("--lambda-tv must be 0 or more")
     if args.threads < 0:
         raise ParameterError("--threads must be 0 or more")
+    if config.anatomy_pool < 1 or config.anatomy_refresh < 1:
+        raise ParameterError("--anatomy-pool and --anatomy-refresh must be at least 1")
 
 
 def cmd_train(args: argparse.Namespace) -> int:

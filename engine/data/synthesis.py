@@ -24,6 +24,7 @@ Examples
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import torch
 import torch.nn.functional as F  # noqa: N812 - the usual torch alias
@@ -105,35 +106,67 @@ class SliceSynthesizer:
         self.gen = generator
         self.crop = tuple(crop)
         self.context = int(context)
+        self.proxy_voxels = int(proxy_voxels)
+        self.pool: Any = None  # an AnatomyPool (engine.models.training) refreshing varied blocks
         self.brain_voxels: list[torch.Tensor] = []
         self.proxy: list[dict[str, torch.Tensor]] = []
-        sizes = []
+        self._sizes: list[float] = []
         local = torch.Generator().manual_seed(12345)  # fixed proxy sample, not the run's RNG
         for b in self.blocks:
-            nx, ny, nz = b.shape
-            if nz < 2 * self.context + 1:
-                raise ParameterError("a tissue block is too thin for the 2.5-D window")
-            vox = torch.nonzero(b.labels > 0)
-            ok = (vox[:, 2] >= self.context) & (vox[:, 2] < nz - self.context)
-            self.brain_voxels.append(vox[ok])
-            sizes.append(float(ok.sum()))
-            # proxy of the whole block inside its head box, as the predictor would crop it
-            lo, hi = vox.min(dim=0).values, vox.max(dim=0).values + 1
-            lo = (lo - 6).clamp_min(0).cpu()
-            hi = torch.minimum(hi.cpu() + 6, torch.tensor([nx, ny, nz]))
-            pts = lo + (torch.rand(proxy_voxels, 3, generator=local) * (hi - lo)).long()
-            pts = pts.to(device)
-            frac = b.maps[:, pts[:, 0], pts[:, 1], pts[:, 2]].T  # (n, 4)
-            brain = b.labels[pts[:, 0], pts[:, 1], pts[:, 2]] > 0
-            basis = legendre_basis(self._norm_coords(pts.float(), b))
-            self.proxy.append({
-                "frac": frac[:, :3].contiguous(), "support": frac[:, 3] > 0.5,
-                "basis": basis, "basis_brain": basis[brain].contiguous(),
-            })
-        weights = torch.tensor(sizes)
+            vox, proxy, size = self._prepare(b, local)
+            self.brain_voxels.append(vox)
+            self.proxy.append(proxy)
+            self._sizes.append(size)
+        self._update_probabilities()
+
+    def _prepare(self, b: TissueBlock, local: torch.Generator
+                 ) -> tuple[torch.Tensor, dict[str, torch.Tensor], float]:
+        """Usable centre voxels, the normalisation proxy and the weight of one block."""
+        nx, ny, nz = b.shape
+        if nz < 2 * self.context + 1:
+            raise ParameterError("a tissue block is too thin for the 2.5-D window")
+        vox = torch.nonzero(b.labels > 0)
+        ok = (vox[:, 2] >= self.context) & (vox[:, 2] < nz - self.context)
+        if not bool(ok.any()):
+            return vox[ok], {}, 0.0
+        # proxy of the whole block inside its head box, as the predictor would crop it
+        lo, hi = vox.min(dim=0).values, vox.max(dim=0).values + 1
+        lo = (lo - 6).clamp_min(0).cpu()
+        hi = torch.minimum(hi.cpu() + 6, torch.tensor([nx, ny, nz]))
+        pts = lo + (torch.rand(self.proxy_voxels, 3, generator=local) * (hi - lo)).long()
+        pts = pts.to(self.device)
+        frac = b.maps[:, pts[:, 0], pts[:, 1], pts[:, 2]].T  # (n, 4)
+        brain = b.labels[pts[:, 0], pts[:, 1], pts[:, 2]] > 0
+        basis = legendre_basis(self._norm_coords(pts.float(), b))
+        proxy = {"frac": frac[:, :3].contiguous(), "support": frac[:, 3] > 0.5,
+                 "basis": basis, "basis_brain": basis[brain].contiguous()}
+        return vox[ok], proxy, float(ok.sum())
+
+    def _update_probabilities(self) -> None:
+        weights = torch.tensor(self._sizes)
         if float(weights.sum()) == 0:
             raise ParameterError("no brain voxel usable for training")
-        self.block_prob = (weights / weights.sum()).to(device)
+        self.block_prob = (weights / weights.sum()).to(self.device)
+
+    def replace_block(self, index: int, block: TissueBlock) -> None:
+        """Use *block* instead of block *index* from the next batch on (a varied anatomy)."""
+        b = block.to(self.device)
+        # the proxy's positions depend on nothing but the block: a resumed run rebuilds it alike
+        vox, proxy, size = self._prepare(b, torch.Generator().manual_seed(12345))
+        self.blocks[index] = b
+        self.brain_voxels[index] = vox
+        self.proxy[index] = proxy
+        self._sizes[index] = size
+        self._update_probabilities()
+
+    def add_block(self, block: TissueBlock) -> int:
+        """Append *block*; returns its index."""
+        self.blocks.append(block.to(self.device))
+        self.brain_voxels.append(torch.zeros((0, 3), dtype=torch.long, device=self.device))
+        self.proxy.append({})
+        self._sizes.append(0.0)
+        self.replace_block(len(self.blocks) - 1, block)
+        return len(self.blocks) - 1
 
     @staticmethod
     def _norm_coords(pts: torch.Tensor, block: TissueBlock) -> torch.Tensor:

@@ -89,6 +89,16 @@ def card_facts(card: dict[str, Any]) -> list[tuple[str, str]]:
         rows.append(("Contrasts seen", str(recipe["contrast"])))
     if recipe.get("spatial"):
         rows.append(("Shape variation", str(recipe["spatial"])))
+    anatomy = recipe.get("anatomy")
+    if isinstance(anatomy, dict):
+        r = anatomy.get("ranges") or {}
+        rows.append(("Anatomy variation", f"{anatomy.get('what', '')}: in 3-D, rotation up to "
+                     f"{r.get('rotation_deg', '?')} deg about each axis, scaling "
+                     f"{r.get('scale', '?')} per axis, hemisphere asymmetry up to "
+                     f"{r.get('asymmetry', '?')}, elastic warps up to {r.get('elastic_mm', '?')}"
+                     f" mm, enlarged ventricles (strength up to {r.get('ventricles', '?')}), "
+                     f"cortical atrophy (up to {r.get('atrophy', '?')} of an erosion step). "
+                     "Still one template's anatomy, deformed"))
     if recipe.get("held_out_slab_k"):
         k0, k1 = recipe["held_out_slab_k"]
         rows.append(("Held out", f"axial slab k = {k0}-{k1 - 1} of the template, never used "

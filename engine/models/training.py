@@ -43,7 +43,8 @@ from torch import nn
 from ..core.device import resolve_device
 from ..core.errors import ParameterError
 from ..core.jobs import CancelToken, check_cancel, report
-from ..data.phantom import synthesize_phantom, toy_tissue_block, training_blocks
+from ..data.anatomy import TRAINING_VARIATION, deep_csf_centre, vary_anatomy
+from ..data.phantom import TissueBlock, synthesize_phantom, toy_tissue_block, training_blocks
 from ..data.synthesis import DATA_RECIPE, SliceSynthesizer
 from ..io.atomic import missing_folders
 from . import build_model, count_parameters
@@ -106,6 +107,9 @@ class TrainConfig:
     val_every: int = 1000
     checkpoint_every: int = 500
     threads: int = 0
+    anatomy: str = "template"
+    anatomy_pool: int = 8
+    anatomy_refresh: int = 25
 
     def validated(self) -> TrainConfig:
         if self.optimizer not in ("sgd", "adamw"):
@@ -116,6 +120,10 @@ class TrainConfig:
             raise ParameterError(f"data {self.data!r}: choose mni or toy")
         if self.lr <= 0:
             raise ParameterError("the learning rate must be positive")
+        if self.anatomy not in ("template", "varied"):
+            raise ParameterError(f"anatomy {self.anatomy!r}: choose template or varied")
+        if self.anatomy_pool < 1 or self.anatomy_refresh < 1:
+            raise ParameterError("the anatomy pool and its refresh interval must be positive")
         return self
 
 
@@ -325,6 +333,9 @@ def train(
         runs = checkpoint_runs(ckpt)
         step, history = load_checkpoint(ckpt, model, opt, gen)
         log.info("resumed %s at step %d", config.model, step)
+    if config.anatomy == "varied":
+        AnatomyPool(synth, blocks, size=config.anatomy_pool, refresh=config.anatomy_refresh,
+                    seed=config.seed, step=step)
     val_set = _validation_set(config.data) if config.val_every > 0 else []
 
     # Everything that can be checked has been: only now the output folder is made.
@@ -339,6 +350,65 @@ def train(
         _clean_up(created, written, ckpt)
         raise
     return card
+
+
+def _data_recipe(config: TrainConfig) -> dict[str, Any]:
+    recipe: dict[str, Any] = dict(DATA_RECIPE) if config.data == "mni" else {
+        "source": "toy ellipsoid"}
+    if config.anatomy == "varied":
+        recipe["anatomy"] = {
+            "what": f"{config.anatomy_pool} varied anatomies of the training blocks beside the "
+                    f"blocks themselves (all drawn alike by brain size), one replaced every "
+                    f"{config.anatomy_refresh} steps (engine.data.anatomy.vary_anatomy)",
+            "ranges": TRAINING_VARIATION.record(),
+        }
+    return recipe
+
+
+class AnatomyPool:
+    """Varied anatomies of the training blocks, added to a :class:`SliceSynthesizer`.
+
+    *size* anatomies (each: every training block varied by
+    :func:`engine.data.anatomy.vary_anatomy`) are held beside the original
+    blocks; every *refresh* steps the oldest is replaced. Anatomy ``j`` is drawn
+    from a generator seeded by ``(seed, j)`` alone, so a run resumed at step
+    ``s`` holds exactly the anatomies an uninterrupted run holds at ``s``.
+    """
+
+    def __init__(self, synth: SliceSynthesizer, blocks: list[TissueBlock], *, size: int,
+                 refresh: int, seed: int, step: int = 0) -> None:
+        self.synth, self.blocks = synth, blocks
+        self.size, self.refresh, self.seed = int(size), int(refresh), int(seed)
+        self.centres = [deep_csf_centre(b) for b in blocks]
+        self.index: dict[tuple[int, int], int] = {}
+        n = self.drawn(step)
+        t0 = time.perf_counter()
+        for j in range(n - self.size, n):
+            self._put(j)
+        synth.pool = self
+        log.info("anatomy pool: %d varied anatomies of %d blocks, %.1f s", self.size,
+                 len(blocks), time.perf_counter() - t0)
+
+    def drawn(self, step: int) -> int:
+        """Anatomies drawn so far at *step*."""
+        return self.size + step // self.refresh
+
+    def _put(self, j: int) -> None:
+        slot = j % self.size
+        gen = torch.Generator().manual_seed(self.seed * 1_000_003 + j)
+        for bi, block in enumerate(self.blocks):
+            varied = vary_anatomy(block, gen, TRAINING_VARIATION,
+                                  ventricle_centre=self.centres[bi])
+            key = (slot, bi)
+            if key in self.index:
+                self.synth.replace_block(self.index[key], varied)
+            else:
+                self.index[key] = self.synth.add_block(varied)
+
+    def advance(self, step: int) -> None:
+        """Before the batch of *step*: replace the oldest anatomy when one is due."""
+        if step > 0 and step % self.refresh == 0:
+            self._put(self.drawn(step) - 1)
 
 
 def _clean_up(created: list[Path], written: list[Path], ckpt: Path) -> None:
@@ -379,6 +449,8 @@ def _run(config: TrainConfig, out: Path, model: nn.Module, opt: torch.optim.Opti
     losses: list[float] = []
     while step < config.steps:
         check_cancel(cancel)
+        if synth.pool is not None:
+            synth.pool.advance(step)
         x, y = synth.batch(config.batch_size, config.volumes_per_step)
         parts = optimiser_step(model, opt, loss_fn, x, y, _lr_at(step, config), amp=use_amp)
         step += 1
@@ -389,6 +461,10 @@ def _run(config: TrainConfig, out: Path, model: nn.Module, opt: torch.optim.Opti
             running[k] = 0.98 * running.get(k, v) + 0.02 * v
         report(progress, step / config.steps,
                f"step {step}/{config.steps} loss {running['loss']:.4f}")
+        if step % 100 == 0:
+            log.info("training %s", json.dumps({
+                "step": step, "seconds": round(time.perf_counter() - t_start, 1),
+                "loss": round(running["loss"], 4)}))
         if config.val_every > 0 and (step % config.val_every == 0 or step == config.steps):
             val = _validate(model, config, device, val_set)
             entry = {"step": step, "seconds": round(time.perf_counter() - t_start, 1),
@@ -424,7 +500,7 @@ def _run(config: TrainConfig, out: Path, model: nn.Module, opt: torch.optim.Opti
             "loss_last_smoothed": round(running.get("loss", float("nan")), 4),
             "loss": "soft Dice (CSF, GM, WM) + cross-entropy + lambda_tv * TV(probabilities); "
                     "deep supervision weights 1, 1/2, 1/4 (normalised)",
-            "data_recipe": DATA_RECIPE if config.data == "mni" else {"source": "toy ellipsoid"},
+            "data_recipe": _data_recipe(config),
             "seed": config.seed,
         },
         "validation": history,
