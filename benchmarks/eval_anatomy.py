@@ -9,7 +9,9 @@ contrast. On every case, side by side:
 
 * each network (``--model``: a shipped name or a weights file), given the true
   brain mask and given nothing;
-* the Gaussian mixture + MRF baseline (``gmm``) given the true brain mask.
+* the Gaussian mixture + MRF baseline (``gmm``) given the true brain mask and
+  the sequence's tissue order (T1: CSF < GM < WM; T2 and PD: the reverse),
+  which the networks are not told.
 
 Printed as Markdown: Dice per tissue (the mean over the seeds, and the
 worst), and the network's label changes along each axis over the truth's
@@ -53,7 +55,7 @@ def main(argv: list[str] | None = None) -> int:
     from engine.core.metrics import dice, label_changes
     from engine.data.anatomy import held_out_anatomy
     from engine.data.phantom import synthesize_phantom
-    from engine.methods.baselines import run_gmm
+    from engine.methods.baselines import GMMParams, run_gmm
     from engine.models.predictor import Predictor
 
     models = args.model or ["delineo"]
@@ -75,8 +77,9 @@ def main(argv: list[str] | None = None) -> int:
             runs.append(("gmm", "true brain"))
             for method, mask in runs:
                 given = brain if mask == "true brain" else None
-                if method == "gmm":
-                    labels = run_gmm(image, mask=given, device="cpu").labels.array
+                if method == "gmm":  # told the tissue order of the sequence (T1, or T2/PD)
+                    order = GMMParams(contrast="t1" if contrast == "t1" else "t2")
+                    labels = run_gmm(image, order, mask=given, device="cpu").labels.array
                 else:
                     labels = predictors[method].predict(image, mask=given).labels.array
                 row = [dice(labels, ref, v) for v in (1, 2, 3)]
