@@ -105,9 +105,15 @@ def card_facts(card: dict[str, Any]) -> list[tuple[str, str]]:
                      "for training; it is still the same anatomy"))
     if training:
         hours = float(training.get("seconds_this_run", 0.0)) / 3600.0
+        runs = [r for r in training.get("runs") or [] if isinstance(r, dict)]
+        if len(runs) > 1:  # the first command holds the recipe; the others resumed it
+            how = f"command: {runs[0].get('command')}; " + "; ".join(
+                f"resumed at step {r.get('from_step', '?')} with: {r.get('command')}"
+                for r in runs[1:])
+        else:
+            how = f"command: {training.get('command', 'see docs/model.md')}"
         rows.append(("Training", f"{training.get('steps', '?')} steps on "
-                     f"{training.get('device', '?')} ({hours:.1f} h for the last run); "
-                     f"command: {training.get('command', 'see docs/model.md')}"))
+                     f"{training.get('device', '?')} ({hours:.1f} h for the last run); {how}"))
     validation = _last_validation(card)
     if validation:
         rows.append(("Validation (training anatomy)", validation + " -- fresh phantoms of "

@@ -21,6 +21,16 @@ def test_every_shipped_network_says_it_saw_one_synthetic_anatomy():
             assert "same anatomy" in facts["Held out"]
 
 
+def test_a_resumed_run_shows_its_first_command_and_each_resumption():
+    card = {"name": "n", "training": {"steps": 30, "device": "cpu", "command": "train --resume",
+                                      "runs": [{"command": "train --anatomy varied",
+                                                "from_step": 0, "to_step": 10},
+                                               {"command": "train --resume", "from_step": 10,
+                                                "to_step": 30}]}}
+    text = dict(card_facts(card))["Training"]
+    assert "command: train --anatomy varied; resumed at step 10 with: train --resume" in text
+
+
 def test_cards_without_weights_or_unreadable_are_skipped(tmp_path):
     (tmp_path / "a.json").write_text(json.dumps({"name": "a"}))  # no weights beside it
     (tmp_path / "b.json").write_text("{not json")
