@@ -24,7 +24,6 @@ Examples
 from __future__ import annotations
 
 import math
-from typing import Any
 
 import torch
 import torch.nn.functional as F  # noqa: N812 - the usual torch alias
@@ -107,7 +106,6 @@ class SliceSynthesizer:
         self.crop = tuple(crop)
         self.context = int(context)
         self.proxy_voxels = int(proxy_voxels)
-        self.pool: Any = None  # an AnatomyPool (engine.models.training) refreshing varied blocks
         self.brain_voxels: list[torch.Tensor] = []
         self.proxy: list[dict[str, torch.Tensor]] = []
         self._sizes: list[float] = []

@@ -333,9 +333,9 @@ def train(
         runs = checkpoint_runs(ckpt)
         step, history = load_checkpoint(ckpt, model, opt, gen)
         log.info("resumed %s at step %d", config.model, step)
-    if config.anatomy == "varied":
-        AnatomyPool(synth, blocks, size=config.anatomy_pool, refresh=config.anatomy_refresh,
-                    seed=config.seed, step=step)
+    pool = (AnatomyPool(synth, blocks, size=config.anatomy_pool,
+                        refresh=config.anatomy_refresh, seed=config.seed, step=step)
+            if config.anatomy == "varied" else None)
     val_set = _validation_set(config.data) if config.val_every > 0 else []
 
     # Everything that can be checked has been: only now the output folder is made.
@@ -344,7 +344,7 @@ def train(
     written: list[Path] = []
     try:
         card = _run(config, out, model, opt, gen, synth, loss_fn, val_set, device, args,
-                    step=step, history=history, runs=runs, command=command,
+                    pool=pool, step=step, history=history, runs=runs, command=command,
                     progress=progress, cancel=cancel, written=written)
     except BaseException:
         _clean_up(created, written, ckpt)
@@ -385,7 +385,6 @@ class AnatomyPool:
         t0 = time.perf_counter()
         for j in range(n - self.size, n):
             self._put(j)
-        synth.pool = self
         log.info("anatomy pool: %d varied anatomies of %d blocks, %.1f s", self.size,
                  len(blocks), time.perf_counter() - t0)
 
@@ -434,7 +433,8 @@ def _clean_up(created: list[Path], written: list[Path], ckpt: Path) -> None:
 def _run(config: TrainConfig, out: Path, model: nn.Module, opt: torch.optim.Optimizer,
          gen: torch.Generator, synth: SliceSynthesizer, loss_fn: SegmentationLoss,
          val_set: list[tuple[str, np.ndarray, np.ndarray, np.ndarray]], device: torch.device,
-         args: dict[str, Any], *, step: int, history: list[dict[str, Any]],
+         args: dict[str, Any], *, pool: AnatomyPool | None, step: int,
+         history: list[dict[str, Any]],
          runs: list[dict[str, Any]], command: str | None,
          progress: Callable[[float, str], None] | None, cancel: CancelToken | None,
          written: list[Path]) -> dict[str, Any]:
@@ -449,8 +449,8 @@ def _run(config: TrainConfig, out: Path, model: nn.Module, opt: torch.optim.Opti
     losses: list[float] = []
     while step < config.steps:
         check_cancel(cancel)
-        if synth.pool is not None:
-            synth.pool.advance(step)
+        if pool is not None:
+            pool.advance(step)
         x, y = synth.batch(config.batch_size, config.volumes_per_step)
         parts = optimiser_step(model, opt, loss_fn, x, y, _lr_at(step, config), amp=use_amp)
         step += 1

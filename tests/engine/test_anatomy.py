@@ -124,10 +124,10 @@ def test_the_pool_resumed_at_a_step_holds_the_anatomies_of_an_uninterrupted_run(
                                 crop=(16, 16))
 
     running = synth()
-    AnatomyPool(running, blocks, size=2, refresh=3, seed=5)
+    pool = AnatomyPool(running, blocks, size=2, refresh=3, seed=5)
     n_before = len(running.blocks)
     for step in range(8):
-        running.pool.advance(step)
+        pool.advance(step)
     resumed = synth()
     AnatomyPool(resumed, blocks, size=2, refresh=3, seed=5, step=7)
     assert len(running.blocks) == len(resumed.blocks) == n_before == len(blocks) * 3
