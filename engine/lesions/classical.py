@@ -60,6 +60,7 @@ from ..core.volume import BRAIN_LESION_LABELS, LabelMap, Volume
 from ..data.lesions import estimate_noise_sigma
 from ..methods.baselines import GMMParams, run_gmm
 from ..methods.numerics import prepare_crop, rank_labels
+from ..methods.postprocess import connected_components
 from .measure import LESION_VALUE, lesion_instances
 
 __all__ = ["OutlierDetection", "detect_outliers"]
@@ -201,11 +202,12 @@ def detect_outliers(
     raw = (score >= z_threshold) & (hard != 3)
     seeds = raw & (wm_context >= context_wm)
     candidate = ndimage.binary_opening(seeds, structure=six, iterations=opening)
-    comps, n = ndimage.label(candidate, structure=np.ones((3, 3, 3), bool))
+    comps, counts = connected_components(candidate, connectivity=26)
+    n = len(counts) - 1
     voxel_mm3 = float(np.prod(spacing))
     keep = np.zeros(n + 1, bool)
     if n:
-        sizes = np.bincount(comps.ravel(), minlength=n + 1) * voxel_mm3
+        sizes = counts * voxel_mm3
         for c, sl in enumerate(ndimage.find_objects(comps), start=1):
             if sl is None or not (min_size_mm3 <= sizes[c] <= max_size_mm3):
                 continue

@@ -35,7 +35,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from scipy import ndimage
 
 from ..core.errors import ParameterError
 from ..core.jobs import CancelToken, report
@@ -44,6 +43,7 @@ from ..core.params import param
 from ..core.steps import SegmentationResult
 from ..core.volume import BRAIN_LESION_LABELS, LabelMap, Volume
 from .masks import bounding_box
+from .postprocess import small_components
 
 __all__ = ["LESION_MODEL", "LESION_VALUE", "LesionParams", "find_lesions", "threshold_lesions"]
 
@@ -83,11 +83,7 @@ def threshold_lesions(probability: np.ndarray, brain: np.ndarray, threshold: flo
     at least *min_size_mm3*."""
     found = (probability >= threshold) & brain
     if found.any() and min_size_mm3 > 0:
-        comps, n = ndimage.label(found, structure=np.ones((3, 3, 3), bool))
-        counts = np.bincount(comps.ravel(), minlength=n + 1)
-        small = counts * voxel_mm3 < min_size_mm3
-        small[0] = False
-        found &= ~small[comps]
+        found &= ~small_components(found, min_size_mm3 / voxel_mm3, connectivity=26)
     return found
 
 

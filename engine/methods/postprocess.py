@@ -32,6 +32,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import ndimage
 
+from ..core.errors import ParameterError
 from ..core.params import param
 
 __all__ = [
@@ -50,6 +51,8 @@ __all__ = [
 #: Structuring element of every connected-component computation: face neighbours.
 FACE_CONNECTIVITY = ndimage.generate_binary_structure(3, 1)
 FACE_CONNECTIVITY.setflags(write=False)
+#: Neighbourhood size -> rank of scipy's ``generate_binary_structure``.
+_RANK = {6: 1, 18: 2, 26: 3}
 
 
 @dataclass(frozen=True)
@@ -72,8 +75,17 @@ class FillHolesParams:
     )
 
 
-def connected_components(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Face-connected components of a 3-D boolean *mask*.
+def connected_components(mask: np.ndarray, connectivity: int = 6
+                         ) -> tuple[np.ndarray, np.ndarray]:
+    """Connected components of a 3-D boolean *mask*.
+
+    Parameters
+    ----------
+    mask : ndarray of bool
+    connectivity : {6, 18, 26}
+        Neighbours that join two voxels: faces (6, the default of every tissue
+        clean-up), faces and edges (18), or faces, edges and corners (26: one
+        lesion is one 26-connected component).
 
     Returns
     -------
@@ -82,7 +94,11 @@ def connected_components(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     sizes : ndarray of int, shape (n + 1,)
         Voxel count of each component; ``sizes[0]`` is 0.
     """
-    comp, n = ndimage.label(np.asarray(mask, bool), structure=FACE_CONNECTIVITY)
+    if connectivity not in _RANK:
+        raise ParameterError(f"connectivity must be 6, 18 or 26, not {connectivity}")
+    structure = FACE_CONNECTIVITY if connectivity == 6 else \
+        ndimage.generate_binary_structure(3, _RANK[connectivity])
+    comp, n = ndimage.label(np.asarray(mask, bool), structure=structure)
     sizes = np.bincount(comp.ravel(), minlength=n + 1)
     sizes[0] = 0
     return comp, sizes
@@ -99,9 +115,11 @@ def largest_component(mask: np.ndarray) -> np.ndarray:
     return comp == int(np.argmax(sizes))
 
 
-def small_components(mask: np.ndarray, min_voxels: float) -> np.ndarray:
-    """The voxels of *mask* whose face-connected component has fewer than *min_voxels*."""
-    comp, sizes = connected_components(mask)
+def small_components(mask: np.ndarray, min_voxels: float, connectivity: int = 6
+                     ) -> np.ndarray:
+    """The voxels of *mask* whose component (face-connected unless *connectivity*
+    says otherwise, see :func:`connected_components`) has fewer than *min_voxels*."""
+    comp, sizes = connected_components(mask, connectivity)
     small = (sizes > 0) & (sizes < min_voxels)
     return small[comp]
 

@@ -116,6 +116,12 @@ def test_post_processing_components_are_face_connected():
     assert sorted(sizes[1:].tolist()) == [27, 216]
     islands = remove_small_islands(labels, min_size_mm3=30.0)
     assert (islands[8:11, 8:11, 8:11] == 0).all()  # no face neighbour: background
+    # lesions are 26-connected: the corner joins the two pieces
+    joined, sizes26 = connected_components(labels == 2, connectivity=26)
+    assert joined.max() == 1 and sizes26[1] == 243
+    assert connected_components(labels == 2, connectivity=18)[0].max() == 2  # no shared edge
+    with pytest.raises(ParameterError, match="6, 18 or 26"):
+        connected_components(labels == 2, connectivity=8)
 
 
 def test_compare_command_agrees_with_evaluate(tmp_path, capsys):
