@@ -16,7 +16,12 @@ FLAIR-like), with lesions painted by :func:`engine.data.lesions.add_lesions`:
   network was trained on;
 * **lesion-free** volumes, scored on the slab (held-out) and outside it
   (training anatomy), and on the whole volume (the false positives of a whole
-  scan).
+  scan);
+* with ``--deformed N``: **held-out deformations**, N lesioned phantoms per
+  sequence (3-6 lesions, 2-30 mm, anywhere in the brain) and one lesion-free
+  one, each on a whole template given a shape no training run draws
+  (:func:`engine.data.anatomy.held_out_anatomy`, shapes 1, 2, 3 as in
+  ``eval_anatomy.py``), scored on the whole volume.
 
 Both detectors run the way ``detect`` runs them on a skull-stripped image:
 the network as ``cnn`` (the tissue network) then the ``lesions`` step; the
@@ -82,13 +87,29 @@ def block() -> Any:
     return _BLOCK
 
 
+_SHAPES: dict[int, Any] = {}
+
+
+def deformed(shape: int) -> Any:
+    """The whole template with held-out deformation *shape* (cached)."""
+    from engine.data.anatomy import held_out_anatomy
+
+    if shape not in _SHAPES:
+        _SHAPES[shape] = held_out_anatomy(shape)
+    return _SHAPES[shape]
+
+
 def make_case(contrast: str, seed: int, anatomy: str, lesions: bool) -> dict[str, Any]:
-    """A phantom with (or without) lesions; *anatomy* 'held_out' or 'training'."""
+    """A phantom with (or without) lesions; *anatomy* 'held_out', 'training' or
+    'deformed' (a held-out deformation of the whole template, shape 1 + seed % 3)."""
     means = FLAIR_MEANS if contrast == "flair" else None
+    tissue = deformed(1 + seed % 3) if anatomy == "deformed" else block()
     image, truth = synthesize_phantom("t1" if contrast == "flair" else contrast, noise=0.03,
-                                      inu=0.2, seed=seed, means=means, block=block())
+                                      inu=0.2, seed=seed, means=means, block=tissue)
     if anatomy == "held_out":
         kw = {"within_k": HELD_OUT_SLAB, "sizes_mm": (2.0, 15.0)}
+    elif anatomy == "deformed":
+        kw = {"sizes_mm": (2.0, 30.0)}
     else:
         kw = {"avoid_k": HELD_OUT_SLAB, "sizes_mm": (2.0, 30.0)}
     image, labels, found = add_lesions(image, truth, contrast=contrast,
@@ -100,7 +121,8 @@ def make_case(contrast: str, seed: int, anatomy: str, lesions: bool) -> dict[str
 
 
 def region(shape: tuple[int, ...], where: str) -> np.ndarray:
-    """Voxels scored: the slab ('held_out'), outside it ('training') or all ('whole')."""
+    """Voxels scored: the slab ('held_out'), outside it ('training') or all ('whole',
+    'deformed')."""
     keep = np.zeros(shape, bool)
     k0, k1 = HELD_OUT_SLAB
     if where == "held_out":
@@ -206,6 +228,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--free", type=int, default=2,
                     help="lesion-free phantoms per contrast (default 2)")
     ap.add_argument("--threads", type=int, default=0, help="torch threads (0: default)")
+    ap.add_argument("--deformed", type=int, default=0,
+                    help="also N lesioned phantoms per sequence (and one lesion-free) on "
+                    "held-out deformations of the whole template, scored on the whole volume")
     ap.add_argument("--heads", type=int, default=0,
                     help="also run head+lesions on N synthetic whole heads per sequence")
     args = ap.parse_args(argv)
@@ -222,6 +247,8 @@ def main(argv: list[str] | None = None) -> int:
             specs.append((contrast, 8000 + 100 * ci + s, "training", True))
         for s in range(args.free):
             specs.append((contrast, 9000 + 100 * ci + s, "held_out", False))
+        for s in range(args.deformed + 1 if args.deformed else 0):
+            specs.append((contrast, 9500 + 100 * ci + s, "deformed", s < args.deformed))
     results: dict[str, list[Any]] = {}
     records: list[dict[str, Any]] = []
     sweep_data: dict[str, list[Any]] = {}
@@ -235,7 +262,10 @@ def main(argv: list[str] | None = None) -> int:
         timing["tissue_s"].append(time.perf_counter() - t0)
         params = LesionParams(min_probability=args.threshold, min_lesion_mm3=args.min_size)
         brain = tissue.labels.array > 0
-        wheres = [anatomy] if lesions else ["held_out", "training", "whole"]
+        if anatomy == "deformed":
+            wheres = ["deformed"]
+        else:
+            wheres = [anatomy] if lesions else ["held_out", "training", "whole"]
         net_voxels = []
         for model in models:
             t1 = time.perf_counter()
@@ -301,7 +331,8 @@ def main(argv: list[str] | None = None) -> int:
                       flush=True)
 
     rows = []
-    groups = [("held_out", "held-out"), ("training", "training"), ("whole", "whole scan")]
+    groups = [("held_out", "held-out"), ("training", "training"), ("whole", "whole scan"),
+              ("deformed", "held-out deformations")]
     for det in ([f"network ({m})" for m in models] + ["classical"]
                 + [f"network ({m}, head+lesions)" for m in models]):
         for key, label in [*groups, ("heads", "whole heads")]:
@@ -362,7 +393,7 @@ def sweep(data: list[tuple[Any, ...]]) -> str:
         for min_size in (0.0, 6.0, 15.0):
             cases = []
             for prob, brain, gt, anatomy, lesions, name in data:
-                if lesions and anatomy != "training":
+                if anatomy == "deformed" or (lesions and anatomy != "training"):
                     continue
                 mask = threshold_lesions(prob, brain, threshold, min_size, 1.0)
                 cases.append(score(mask, prob, gt, "training", name))

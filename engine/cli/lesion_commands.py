@@ -109,6 +109,16 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--head-fraction", type=float,
                    help="share of pool volumes that are synthetic whole heads seen through a "
                    "perturbed brain mask (default 0)")
+    p.add_argument("--anatomy", default=None, type=choice("anatomy", ("template", "varied")),
+                   metavar="{template,varied}",
+                   help="pool phantoms on the template (default) or, for three of four, on a "
+                   "new 3-D shape of it (rotation, scaling, asymmetry, elastic warp, enlarged "
+                   "ventricles, atrophy; each block outside the held-out slab varied alone)")
+    p.add_argument("--pool-contrasts", default=None, type=_contrast_shares,
+                   metavar="SEQ=SHARE,...",
+                   help="sequence shares of the pool phantoms, e.g. "
+                   "t1=0.3,t2=0.2,pd=0.15,flair=0.35 (default t1=0.35,t2=0.25,pd=0.2,"
+                   "flair=0.2; normalised)")
     p.add_argument("--seed", type=int, help="default 0")
     p.add_argument("--name", help="name of the weights file (default lesion)")
     p.add_argument("--threads", type=int, default=0, help="CPU threads (0: torch default)")
@@ -122,6 +132,21 @@ def register(sub: argparse._SubParsersAction) -> None:
 # ---------------------------------------------------------------------------
 # train-lesions
 # ---------------------------------------------------------------------------
+def _contrast_shares(text: str) -> dict[str, float]:
+    """``t1=0.3,flair=0.35`` -> a dict of sequence shares (checked by the config)."""
+    out: dict[str, float] = {}
+    for item in text.split(","):
+        name, sep, value = item.strip().partition("=")
+        try:
+            out[name.strip().lower()] = float(value)
+        except ValueError:
+            sep = ""
+        if not sep or not name.strip():
+            raise argparse.ArgumentTypeError(f"{item!r}: expected SEQUENCE=SHARE, "
+                                             "e.g. flair=0.35")
+    return out
+
+
 def _lesion_config(args: argparse.Namespace) -> Any:
     from pathlib import Path
 
@@ -144,7 +169,8 @@ def _lesion_config(args: argparse.Namespace) -> Any:
     values = {"classes": args.classes, "init": args.init, "batch_size": args.batch_size,
               "pool_volumes": args.pool_volumes, "lr": args.lr, "seed": args.seed,
               "name": args.name, "lesion_free_fraction": args.lesion_free_fraction,
-              "lesion_fraction": args.lesion_fraction, "head_fraction": args.head_fraction}
+              "lesion_fraction": args.lesion_fraction, "head_fraction": args.head_fraction,
+              "anatomy": args.anatomy, "pool_contrasts": args.pool_contrasts}
     config = LesionTrainConfig(**{**base.__dict__, "model_args": model_args,
                                   "steps": args.steps, "device": args.device,
                                   "threads": args.threads})

@@ -10,7 +10,11 @@ with fresh in-plane and intensity augmentation every step:
 * a pool volume is a phantom of the MNI template
   (:func:`engine.data.phantom.synthesize_phantom`) with a drawn contrast
   (T1-, T2-, PD- or FLAIR-like class means, jittered), noise, INU, blur and,
-  for half of them, a random in-plane deformation of the anatomy; then
+  for half of them, a random in-plane deformation of the anatomy; with
+  ``anatomy="varied"`` three volumes of four are drawn on a new 3-D shape of
+  the template (:func:`varied_template`: each block outside the held-out slab
+  varied by :func:`engine.data.anatomy.vary_anatomy`, the tissue network's
+  training family); then
   :func:`~engine.data.lesions.add_lesions` paints 1-8 lesions (2-30 mm) into
   three volumes of four and none into the fourth (lesion-free volumes teach
   the network what is *not* a lesion);
@@ -91,6 +95,7 @@ __all__ = [
     "lesion_checkpoint_config",
     "lesion_pool",
     "train_lesion",
+    "varied_template",
 ]
 
 log = logging.getLogger(__name__)
@@ -108,6 +113,13 @@ FLAIR_MEANS = (0.15, 1.0, 0.78)
 #: Sequences of the pool volumes and their probabilities (the lesion contrast follows).
 POOL_CONTRASTS: dict[str, float] = {"t1": 0.35, "t2": 0.25, "pd": 0.2, "flair": 0.2}
 
+#: Anatomy of the pool phantoms: the template (with an in-plane deformation for half)
+#: or, for three of four, a varied 3-D shape of it (:func:`varied_template`).
+ANATOMY_CHOICES = ("template", "varied")
+
+#: Share of the pool phantoms drawn on a varied template when ``anatomy="varied"``.
+VARIED_SHARE = 0.75
+
 #: The training data in words (copied into the model card).
 LESION_DATA_RECIPE = {
     "source": "synthetic lesions (engine.data.lesions.add_lesions) in synthetic phantoms of "
@@ -121,6 +133,13 @@ LESION_DATA_RECIPE = {
                "(equivalent diameter, log-uniform; default regions, oedema, T1 enhancing rim "
                "and mass effect) in 3 volumes of 4, none in the 4th; avoid_k = the held-out "
                "slab",
+    "anatomy": "with --anatomy varied, p=0.75 the phantom is drawn on a varied template: the "
+               "blocks k<70 and k>=90 each given a new 3-D shape by "
+               "engine.data.anatomy.vary_anatomy (TRAINING_VARIATION, the 'spline' field "
+               "family; rotation, scaling, asymmetry, elastic warp, ventricle enlargement, "
+               "cortical atrophy), the slab left as it is (it is cut out below)",
+    "contrasts": "the sequence shares are the run's pool_contrasts (the pool line gives the "
+                 "default)",
     "whole_heads": "with --head-fraction f > 0, that share of the pool volumes are synthetic "
                    "whole heads (engine.data.heads.synthetic_head: t1, t2 or pd, noise "
                    "U(1%, 6%), INU U(0, 40%)) with lesions as above, seen through a perturbed "
@@ -160,6 +179,8 @@ class LesionTrainConfig:
     lesion_free_fraction: float = 0.25
     lesion_fraction: float = 0.5
     head_fraction: float = 0.0
+    anatomy: str = "template"
+    pool_contrasts: dict[str, float] = field(default_factory=lambda: dict(POOL_CONTRASTS))
     seed: int = 0
     device: str = "auto"
     checkpoint_every: int = 250
@@ -176,6 +197,16 @@ class LesionTrainConfig:
         if not all(0 <= f <= 1 for f in (self.lesion_free_fraction, self.lesion_fraction,
                                          self.head_fraction)):
             raise ParameterError("the lesion, lesion-free and head fractions must lie in [0, 1]")
+        if self.anatomy not in ANATOMY_CHOICES:
+            raise ParameterError(f"anatomy {self.anatomy!r}: choose "
+                                 + " or ".join(ANATOMY_CHOICES))
+        unknown = sorted(set(self.pool_contrasts) - set(POOL_CONTRASTS))
+        if unknown or not self.pool_contrasts:
+            raise ParameterError(f"pool contrasts {sorted(self.pool_contrasts)}: choose among "
+                                 + ", ".join(POOL_CONTRASTS))
+        if any(w < 0 for w in self.pool_contrasts.values()) or \
+                sum(self.pool_contrasts.values()) <= 0:
+            raise ParameterError("pool contrast shares must be non-negative, some positive")
         if not self.name or not self.name.replace("_", "").replace("-", "").isalnum():
             raise ParameterError(f"weights name {self.name!r}: letters, digits, _ or -")
         return self
@@ -193,6 +224,8 @@ def lesion_checkpoint_config(path: str | Path) -> LesionTrainConfig:
         raise ParameterError(f"{path}: not a lesion training checkpoint")
     data["crop"] = tuple(data.get("crop", (96, 96)))
     data.setdefault("head_fraction", 0.0)  # checkpoints written before whole heads joined
+    data.setdefault("anatomy", "template")  # ... and before anatomy variation
+    data.setdefault("pool_contrasts", dict(POOL_CONTRASTS))
     return LesionTrainConfig(**data)
 
 
@@ -221,15 +254,61 @@ class LesionPool:
         return sum(d["lesions"] for d in self.descriptions)
 
 
+def varied_template(block: Any, gen: torch.Generator, held_out: tuple[int, int],
+                    centres: list[Any] | None = None) -> Any:
+    """*block* (the whole template) with each z range outside *held_out* given a new shape.
+
+    The ranges ``k < held_out[0]`` and ``k >= held_out[1]`` are varied
+    separately by :func:`engine.data.anatomy.vary_anatomy` (the training
+    family), so nothing of the held-out slab moves into them; the slab's own
+    planes are kept as they are (a lesion pool cuts them out). *centres*: the
+    ranges' :func:`~engine.data.anatomy.deep_csf_centre` when already known.
+    """
+    from ..data.anatomy import TRAINING_VARIATION, deep_csf_centre, vary_anatomy
+    from ..data.phantom import TissueBlock
+
+    nz = block.labels.shape[2]
+    k0, k1 = max(0, min(held_out[0], nz)), max(0, min(held_out[1], nz))
+    maps, labels = [], []
+    for n, (a, b) in enumerate(((0, k0), (k0, k1), (k1, nz))):
+        part = TissueBlock(block.maps[..., a:b], block.labels[..., a:b], block.k_index[a:b],
+                           tuple(block.origin), block.affine)
+        if n != 1 and b - a >= 8 and bool((part.labels > 0).any()):
+            centre = centres[n // 2] if centres is not None else deep_csf_centre(part)
+            part = vary_anatomy(part, gen, TRAINING_VARIATION, ventricle_centre=centre)
+        maps.append(part.maps.float())
+        labels.append(part.labels)
+    return TissueBlock(torch.cat(maps, dim=-1).contiguous(), torch.cat(labels, dim=-1),
+                       block.k_index.copy(), tuple(block.origin), block.affine.copy())
+
+
+def template_centres(block: Any, held_out: tuple[int, int]) -> list[Any]:
+    """Deep-CSF centres of the two ranges :func:`varied_template` varies."""
+    from ..data.anatomy import deep_csf_centre
+    from ..data.phantom import TissueBlock
+
+    nz = block.labels.shape[2]
+    out = []
+    for a, b in ((0, held_out[0]), (held_out[1], nz)):
+        out.append(deep_csf_centre(TissueBlock(block.maps[..., a:b], block.labels[..., a:b],
+                                               block.k_index[a:b], tuple(block.origin),
+                                               block.affine)))
+    return out
+
+
 def _draw_pool_volume(index: int, seed: int, lesion_free_fraction: float,
-                      block: Any) -> tuple[Any, Any, dict[str, Any]]:
+                      block: Any, *, contrasts: dict[str, float] | None = None,
+                      anatomy: str = "template",
+                      centres: list[Any] | None = None) -> tuple[Any, Any, dict[str, Any]]:
     from ..data.lesions import add_lesions
     from ..data.mni import HELD_OUT_SLAB
     from ..data.phantom import CONTRAST_MEANS, synthesize_phantom
 
     rng = np.random.default_rng([seed, index])
-    names = list(POOL_CONTRASTS)
-    contrast = str(rng.choice(names, p=np.array([POOL_CONTRASTS[n] for n in names])))
+    shares = POOL_CONTRASTS if contrasts is None else contrasts
+    names = list(shares)
+    p = np.array([shares[n] for n in names], float)
+    contrast = str(rng.choice(names, p=p / p.sum()))
     base = np.array(FLAIR_MEANS if contrast == "flair" else CONTRAST_MEANS[contrast])
     means = base * rng.uniform(0.9, 1.1, 3)
     means = tuple(float(v) for v in means / means.max())
@@ -240,6 +319,13 @@ def _draw_pool_volume(index: int, seed: int, lesion_free_fraction: float,
     lesion_free = bool(rng.uniform() < lesion_free_fraction)
     phantom_seed = int(rng.integers(2**31))
     lesion_seed = int(rng.integers(2**31))
+    varied = False
+    if anatomy == "varied":  # drawn after everything above: the template stream is unchanged
+        varied = bool(rng.uniform() < VARIED_SHARE)
+        anatomy_seed = int(rng.integers(2**31))
+        if varied:
+            block = varied_template(block, torch.Generator().manual_seed(anatomy_seed),
+                                    HELD_OUT_SLAB, centres)
     image, truth = synthesize_phantom(contrast if contrast != "flair" else "t1", noise=noise,
                                       inu=inu, seed=phantom_seed, blur=blur, deform=deform,
                                       means=means, block=block)
@@ -250,6 +336,8 @@ def _draw_pool_volume(index: int, seed: int, lesion_free_fraction: float,
             "noise": round(noise, 4), "inu": round(inu, 4), "blur_mm": round(blur, 3),
             "deform": deform, "lesions": len(lesions),
             "sizes_mm": [round(les.equivalent_diameter_mm, 2) for les in lesions]}
+    if anatomy == "varied":
+        desc["varied_anatomy"] = varied
     return image, labels, desc
 
 
@@ -359,6 +447,8 @@ def lesion_pool(
     seed: int = 0,
     lesion_free_fraction: float = 0.25,
     head_fraction: float = 0.0,
+    anatomy: str = "template",
+    contrasts: dict[str, float] | None = None,
     context: int = 1,
     toy: bool = False,
     progress: Callable[[float, str], None] | None = None,
@@ -369,6 +459,9 @@ def lesion_pool(
     ``toy=True`` uses the tiny ellipsoid of :func:`~engine.data.phantom.toy_tissue_block`
     (tests): no held-out slab, lesions of 2-6 mm. ``head_fraction`` of the volumes
     are synthetic whole heads seen through a perturbed brain mask (:func:`_draw_head_volume`).
+    ``anatomy="varied"``: three of four phantoms on a varied template
+    (:func:`varied_template`); *contrasts*: sequence shares (default
+    :data:`POOL_CONTRASTS`).
     """
     from ..data.mni import HELD_OUT_SLAB
     from ..data.phantom import mni_tissue_block, toy_tissue_block
@@ -377,6 +470,7 @@ def lesion_pool(
     block = toy_tissue_block((64, 64, 32)) if toy else mni_tissue_block()
     held_out = (0, 0) if toy else HELD_OUT_SLAB
     gen = torch.Generator().manual_seed(int(seed) + 7)
+    centres = template_centres(block, held_out) if anatomy == "varied" and not toy else None
     volumes, descriptions = [], []
     for i in range(int(n_volumes)):
         check_cancel(cancel)
@@ -391,7 +485,9 @@ def lesion_pool(
             report(progress, (i + 1) / n_volumes, f"lesion pool: volume {i + 1}/{n_volumes}")
             continue
         else:
-            image, labels, desc = _draw_pool_volume(i, seed, lesion_free_fraction, block)
+            image, labels, desc = _draw_pool_volume(i, seed, lesion_free_fraction, block,
+                                                    contrasts=contrasts, anatomy=anatomy,
+                                                    centres=centres)
         volumes.append(_to_blocks(image.array, labels.array, held_out, context, gen))
         descriptions.append(desc)
         report(progress, (i + 1) / n_volumes, f"lesion pool: volume {i + 1}/{n_volumes}")
@@ -575,7 +671,8 @@ def train_lesion(
     report(progress, 0.0, "drawing the lesion pool")
     pool = lesion_pool(config.pool_volumes, seed=config.seed,
                        lesion_free_fraction=config.lesion_free_fraction,
-                       head_fraction=config.head_fraction,
+                       head_fraction=config.head_fraction, anatomy=config.anatomy,
+                       contrasts=config.pool_contrasts,
                        context=config.context, toy=toy, cancel=cancel)
     log.info("lesion pool: %d volumes, %d lesions, %.1f s", len(pool.volumes), pool.n_lesions,
              pool.seconds)
@@ -657,6 +754,11 @@ def _loop(config: LesionTrainConfig, out: Path, model: nn.Module, opt: torch.opt
             "pool_seconds": round(pool.seconds, 1),
             "pool": {"volumes": len(pool.volumes), "lesions": pool.n_lesions,
                      "whole_heads": sum(1 for d in pool.descriptions if d.get("head")),
+                     "varied_anatomy": sum(1 for d in pool.descriptions
+                                           if d.get("varied_anatomy")),
+                     "contrasts": {c: sum(1 for d in pool.descriptions
+                                          if d.get("contrast") == c and not d.get("head"))
+                                   for c in POOL_CONTRASTS},
                      "lesion_free_volumes": sum(1 for d in pool.descriptions
                                                 if d["lesions"] == 0)},
             "loss_first": first_loss,

@@ -150,4 +150,15 @@ def test_train_lesions_refuses_bad_options(tmp_path, capsys):
     assert "checkpoint" in _error_line(capsys)
     assert main(["train-lesions", "--out", out, "--steps", "2", "--base", "0"]) == 2
     _error_line(capsys)
+    with pytest.raises(SystemExit) as usage:  # a usage error: argparse exits
+        main(["train-lesions", "--out", out, "--steps", "2", "--pool-contrasts", "t1=0.5,flair"])
+    assert usage.value.code == 2
+    assert "SEQUENCE=SHARE" in capsys.readouterr().err.strip().splitlines()[-1]
+    assert main(["train-lesions", "--out", out, "--steps", "2",
+                 "--pool-contrasts", "t1=0.5,dwi=0.5"]) == 2
+    assert "dwi" in _error_line(capsys)
+    with pytest.raises(SystemExit) as usage:
+        main(["train-lesions", "--out", out, "--steps", "2", "--anatomy", "bent"])
+    assert usage.value.code == 2
+    assert "unknown anatomy 'bent'" in capsys.readouterr().err.strip().splitlines()[-1]
     assert not (tmp_path / "run").exists()

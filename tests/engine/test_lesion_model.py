@@ -13,7 +13,7 @@ from engine.core.jobs import Cancelled, CancelToken
 from engine.core.volume import BRAIN_LESION_LABELS, BRAIN_TISSUE_LABELS, LabelMap, Volume
 from engine.data.lesions import add_lesions
 from engine.data.mni import HELD_OUT_SLAB
-from engine.data.phantom import synthesize_phantom
+from engine.data.phantom import mni_tissue_block, synthesize_phantom, toy_tissue_block
 from engine.methods.lesion_step import LesionParams, find_lesions, threshold_lesions
 from engine.methods.pipeline import PIPELINES, STEPS, run_pipeline
 from engine.models.lesion_training import (
@@ -21,11 +21,13 @@ from engine.models.lesion_training import (
     LesionTrainConfig,
     PoolSampler,
     _draw_head_volume,
+    _draw_pool_volume,
     _to_blocks,
     is_head_volume,
     lesion_checkpoint_config,
     lesion_pool,
     train_lesion,
+    varied_template,
 )
 from engine.models.weights import load_model
 
@@ -69,6 +71,53 @@ def test_a_head_pool_volume_is_seen_through_a_perturbed_mask_and_keeps_the_slab_
     assert [(int(b.k_index[0]), int(b.k_index[-1])) for b in blocks] == [
         (0, slab[0] - 1), (slab[1], img.shape[2] - 1)]
     assert sum(len(b.lesion) for b in blocks) == int((lab == 4).sum())
+
+
+def test_varied_template_moves_each_block_alone_and_keeps_the_slab():
+    """Anatomy variation of a lesion pool: the ranges outside the held-out slab get
+    new shapes, each from its own planes only; the slab's planes are untouched."""
+    block = toy_tissue_block((40, 40, 28))
+    held_out = (12, 16)
+    a = varied_template(block, torch.Generator().manual_seed(1), held_out)
+    b = varied_template(block, torch.Generator().manual_seed(1), held_out)
+    c = varied_template(block, torch.Generator().manual_seed(2), held_out)
+    assert a.labels.shape == block.labels.shape and a.maps.shape == block.maps.shape
+    assert torch.equal(a.labels, b.labels) and not torch.equal(a.labels, c.labels)
+    assert torch.equal(a.labels[..., 12:16], block.labels[..., 12:16])
+    assert torch.equal(a.maps[..., 12:16], block.maps[..., 12:16])
+    for lo, hi in ((0, 12), (16, 28)):
+        assert not torch.equal(a.labels[..., lo:hi], block.labels[..., lo:hi])
+    assert int(a.labels.max()) <= 3 and int((a.labels > 0).sum()) > 0
+    # a block whose planes all hold air outside the slab would stay air: nothing of the
+    # slab's tissue moves into the varied ranges
+    only_slab = block.labels.clone()
+    only_slab[..., :12] = 0
+    only_slab[..., 16:] = 0
+    maps = block.maps.clone()
+    maps[..., :12] = 0
+    maps[..., 16:] = 0
+    slab_block = type(block)(maps, only_slab, block.k_index, block.origin, block.affine)
+    moved = varied_template(slab_block, torch.Generator().manual_seed(1), held_out)
+    assert not moved.labels[..., :12].any() and not moved.labels[..., 16:].any()
+
+
+def test_a_varied_pool_volume_keeps_the_template_stream_and_the_slab():
+    """``anatomy="varied"`` draws its choices after the template recipe's, so the
+    sequence, noise and lesion seeds stay those of the template pool; the phantom
+    is drawn on a varied shape and the held-out slab holds no lesion."""
+    block = mni_tissue_block()
+    _, lab_t, desc_t = _draw_pool_volume(1, 0, 0.0, block)
+    _, lab_v, desc_v = _draw_pool_volume(1, 0, 0.0, block, anatomy="varied")
+    assert desc_v["varied_anatomy"] is True  # volume 1 of seed 0 draws a varied shape
+    assert {k: v for k, v in desc_v.items() if k not in ("varied_anatomy", "lesions",
+                                                         "sizes_mm")} == \
+        {k: v for k, v in desc_t.items() if k not in ("lesions", "sizes_mm")}
+    lv, lt = np.asarray(lab_v.array), np.asarray(lab_t.array)
+    k0, k1 = HELD_OUT_SLAB
+    assert not (lv[:, :, k0:k1] == 4).any() and (lv == 4).any()
+    outside = np.r_[0:k0, k1:lv.shape[2]]
+    changed = (np.minimum(lv, 3) != np.minimum(lt, 3))[:, :, outside].mean()
+    assert changed > 0.02  # a new shape, not the template's
 
 
 def test_toy_pool_is_deterministic_and_samples_lesions():
@@ -143,7 +192,13 @@ def test_threshold_lesions_drops_small_pieces():
     prob[2:6, 2:6, 2:6] = 0.9  # 64 voxels
     prob[12, 12, 12] = 0.95  # 1 voxel
     prob[15:17, 2:4, 2:4] = 0.4  # below the threshold
+    prob[8:10, 8:10, 8:10] = 0.8  # 8 voxels in two pieces of 4 touching at a corner only
+    prob[8, 8:10, 8:10] = 0.0
+    prob[10, 10:12, 10:12] = 0.8
     brain = np.ones_like(prob, bool)
+    found = threshold_lesions(prob, brain, 0.5, 6.0, 1.0)
+    assert int(found.sum()) == 64 + 8  # 26-connected: the two small pieces are one lesion
+    prob[8:11, 8:12, 8:12] = 0.0
     found = threshold_lesions(prob, brain, 0.5, 6.0, 1.0)
     assert int(found.sum()) == 64
     assert int(threshold_lesions(prob, brain, 0.5, 0.0, 1.0).sum()) == 65
