@@ -40,7 +40,9 @@ seeds 501...) with 3-6 lesions of 5-20 mm in the training anatomy, scored on the
 whole volume, plus one lesion-free head per sequence (the ``head`` pipeline once,
 then each ``--lesion-model`` as the ``lesions`` step would run it). ``--lesion-model`` evaluates
 another lesion network (a weights file). ``--tissue`` adds the tissue Dice of
-``cnn`` and ``cnn+lesions`` on the lesion-free volumes.
+``cnn`` and ``cnn+lesions`` on the lesion-free volumes. ``--ensemble`` also
+scores the mean lesion probability of the ``--lesion-model`` networks, thresholded
+and size-filtered as the ``lesions`` step does.
 """
 
 from __future__ import annotations
@@ -231,6 +233,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--deformed", type=int, default=0,
                     help="also N lesioned phantoms per sequence (and one lesion-free) on "
                     "held-out deformations of the whole template, scored on the whole volume")
+    ap.add_argument("--ensemble", action="store_true",
+                    help="also score the mean probability of the --lesion-model networks "
+                    "(thresholded and size-filtered as the lesions step does)")
     ap.add_argument("--heads", type=int, default=0,
                     help="also run head+lesions on N synthetic whole heads per sequence")
     args = ap.parse_args(argv)
@@ -267,10 +272,12 @@ def main(argv: list[str] | None = None) -> int:
         else:
             wheres = [anatomy] if lesions else ["held_out", "training", "whole"]
         net_voxels = []
+        probs = []
         for model in models:
             t1 = time.perf_counter()
             labels, prob = find_lesions(image, tissue.labels, params, device="cpu",
                                         model=model)
+            probs.append(prob)
             t2 = time.perf_counter()
             timing.setdefault(f"lesion_s|{model}", []).append(t2 - t1)
             net_mask = labels == LESION_VALUE
@@ -289,6 +296,13 @@ def main(argv: list[str] | None = None) -> int:
                 if own is not None:
                     row["own"] = tissue_dice(own, truth)
                 tissue_rows.append(row)
+        if args.ensemble and len(probs) > 1:
+            mean = np.mean(probs, axis=0)
+            ens = threshold_lesions(mean, brain, args.threshold, args.min_size, 1.0)
+            net_voxels.append(int(ens.sum()))
+            for where in wheres:
+                results.setdefault("network (ensemble)|" + where, []).append(
+                    score(ens, mean, gt, where, case["name"]))
         if not args.no_classical:
             t3 = time.perf_counter()
             found = detect_outliers(image, contrast=contrast, mask=truth > 0)
@@ -318,9 +332,11 @@ def main(argv: list[str] | None = None) -> int:
             done = run_pipeline(image, "head", device="cpu")
             timing.setdefault("head_s", []).append(time.perf_counter() - t0)
             params = LesionParams(min_probability=args.threshold, min_lesion_mm3=args.min_size)
+            probs = []
             for model in models:
                 labels, prob = find_lesions(image, done.labels, params, device="cpu",
                                             model=model)
+                probs.append(prob)
                 net_mask = labels == LESION_VALUE
                 outside = int((net_mask & (gt == 0)).sum())
                 results.setdefault(f"network ({model}, head+lesions)|heads", []).append(
@@ -330,11 +346,22 @@ def main(argv: list[str] | None = None) -> int:
                       f"brain; brain extraction: {done.info.get('csf_contrast')} fluid",
                       flush=True)
 
+            if args.ensemble and len(probs) > 1:
+                mean = np.mean(probs, axis=0)
+                ens = threshold_lesions(mean, done.labels.array > 0, args.threshold,
+                                        args.min_size, 1.0)
+                results.setdefault("network (ensemble, head+lesions)|heads", []).append(
+                    score(ens, mean, gt, "whole", f"head-{contrast}-{seed}"))
+                print(f"head {contrast}-{seed} (ensemble): {int(ens.sum())} lesion voxels",
+                      flush=True)
+
     rows = []
     groups = [("held_out", "held-out"), ("training", "training"), ("whole", "whole scan"),
               ("deformed", "held-out deformations")]
-    for det in ([f"network ({m})" for m in models] + ["classical"]
-                + [f"network ({m}, head+lesions)" for m in models]):
+    ens = ["network (ensemble)"] if args.ensemble else []
+    ens_heads = ["network (ensemble, head+lesions)"] if args.ensemble else []
+    for det in ([f"network ({m})" for m in models] + ens + ["classical"]
+                + [f"network ({m}, head+lesions)" for m in models] + ens_heads):
         for key, label in [*groups, ("heads", "whole heads")]:
             cases = results.get(f"{det}|{key}", [])
             if cases:
