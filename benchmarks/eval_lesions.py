@@ -210,6 +210,14 @@ def tissue_dice(labels: np.ndarray, truth: np.ndarray) -> dict[str, float]:
     return {k: round(v, 4) for k, v in d.items()}
 
 
+def ensemble(probs: list[np.ndarray], brain: np.ndarray, args: argparse.Namespace
+             ) -> tuple[np.ndarray, np.ndarray]:
+    """Lesion voxels of the networks' mean probability, thresholded and size-filtered as
+    the lesions step does (1 mm voxels), and that mean."""
+    mean = np.mean(probs, axis=0)
+    return threshold_lesions(mean, brain, args.threshold, args.min_size, 1.0), mean
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--out", type=Path, help="write lesion_eval.json and lesion_eval.md here")
@@ -297,8 +305,7 @@ def main(argv: list[str] | None = None) -> int:
                     row["own"] = tissue_dice(own, truth)
                 tissue_rows.append(row)
         if args.ensemble and len(probs) > 1:
-            mean = np.mean(probs, axis=0)
-            ens = threshold_lesions(mean, brain, args.threshold, args.min_size, 1.0)
+            ens, mean = ensemble(probs, brain, args)
             net_voxels.append(int(ens.sum()))
             for where in wheres:
                 results.setdefault("network (ensemble)|" + where, []).append(
@@ -347,9 +354,7 @@ def main(argv: list[str] | None = None) -> int:
                       flush=True)
 
             if args.ensemble and len(probs) > 1:
-                mean = np.mean(probs, axis=0)
-                ens = threshold_lesions(mean, done.labels.array > 0, args.threshold,
-                                        args.min_size, 1.0)
+                ens, mean = ensemble(probs, done.labels.array > 0, args)
                 results.setdefault("network (ensemble, head+lesions)|heads", []).append(
                     score(ens, mean, gt, "whole", f"head-{contrast}-{seed}"))
                 print(f"head {contrast}-{seed} (ensemble): {int(ens.sum())} lesion voxels",

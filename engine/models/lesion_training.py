@@ -254,6 +254,14 @@ class LesionPool:
         return sum(d["lesions"] for d in self.descriptions)
 
 
+def _z_range(block: Any, a: int, b: int) -> Any:
+    """The planes ``a <= k < b`` of a :class:`~engine.data.phantom.TissueBlock` (views)."""
+    from ..data.phantom import TissueBlock
+
+    return TissueBlock(block.maps[..., a:b], block.labels[..., a:b], block.k_index[a:b],
+                       tuple(block.origin), block.affine)
+
+
 def varied_template(block: Any, gen: torch.Generator, held_out: tuple[int, int],
                     centres: list[Any] | None = None) -> Any:
     """*block* (the whole template) with each z range outside *held_out* given a new shape.
@@ -262,20 +270,19 @@ def varied_template(block: Any, gen: torch.Generator, held_out: tuple[int, int],
     separately by :func:`engine.data.anatomy.vary_anatomy` (the training
     family), so nothing of the held-out slab moves into them; the slab's own
     planes are kept as they are (a lesion pool cuts them out). *centres*: the
-    ranges' :func:`~engine.data.anatomy.deep_csf_centre` when already known.
+    ranges' deep-CSF centres (:func:`template_centres`) when already known.
     """
-    from ..data.anatomy import TRAINING_VARIATION, deep_csf_centre, vary_anatomy
+    from ..data.anatomy import TRAINING_VARIATION, vary_anatomy
     from ..data.phantom import TissueBlock
 
     nz = block.labels.shape[2]
     k0, k1 = max(0, min(held_out[0], nz)), max(0, min(held_out[1], nz))
+    centres = template_centres(block, (k0, k1)) if centres is None else centres
     maps, labels = [], []
     for n, (a, b) in enumerate(((0, k0), (k0, k1), (k1, nz))):
-        part = TissueBlock(block.maps[..., a:b], block.labels[..., a:b], block.k_index[a:b],
-                           tuple(block.origin), block.affine)
+        part = _z_range(block, a, b)
         if n != 1 and b - a >= 8 and bool((part.labels > 0).any()):
-            centre = centres[n // 2] if centres is not None else deep_csf_centre(part)
-            part = vary_anatomy(part, gen, TRAINING_VARIATION, ventricle_centre=centre)
+            part = vary_anatomy(part, gen, TRAINING_VARIATION, ventricle_centre=centres[n // 2])
         maps.append(part.maps.float())
         labels.append(part.labels)
     return TissueBlock(torch.cat(maps, dim=-1).contiguous(), torch.cat(labels, dim=-1),
@@ -283,17 +290,13 @@ def varied_template(block: Any, gen: torch.Generator, held_out: tuple[int, int],
 
 
 def template_centres(block: Any, held_out: tuple[int, int]) -> list[Any]:
-    """Deep-CSF centres of the two ranges :func:`varied_template` varies."""
+    """Deep-CSF centres (:func:`~engine.data.anatomy.deep_csf_centre`) of the two
+    ranges :func:`varied_template` varies."""
     from ..data.anatomy import deep_csf_centre
-    from ..data.phantom import TissueBlock
 
     nz = block.labels.shape[2]
-    out = []
-    for a, b in ((0, held_out[0]), (held_out[1], nz)):
-        out.append(deep_csf_centre(TissueBlock(block.maps[..., a:b], block.labels[..., a:b],
-                                               block.k_index[a:b], tuple(block.origin),
-                                               block.affine)))
-    return out
+    return [deep_csf_centre(_z_range(block, a, b))
+            for a, b in ((0, held_out[0]), (held_out[1], nz))]
 
 
 def _draw_pool_volume(index: int, seed: int, lesion_free_fraction: float,
