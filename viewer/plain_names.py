@@ -137,6 +137,9 @@ PARAM_NAMES: dict[str, tuple[str, str]] = {
               "second pass that keeps eyes and neck out. Auto tells it from the image."),
     "rim_mm": ("Fluid rim kept", "With bright fluid: how far beyond the brain the mask may "
                "reach, to keep the fluid around it."),
+    "dark_rim_mm": ("Dark fluid rim added", "With dark fluid (T1, FLAIR): how far the mask "
+                    "may grow through fluid beyond the brain, out to the skull; 0 turns "
+                    "it off."),
 }
 
 _EQUATION = re.compile(r"\s*\((?:eqs?\.|equations?)\s*[^)]*\)", re.IGNORECASE)

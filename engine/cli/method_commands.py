@@ -275,6 +275,7 @@ def cmd_segment(args: argparse.Namespace) -> int:
             if "csf_contrast" in done.info:
                 summary["csf_contrast"] = done.info["csf_contrast"]
                 summary["csf_contrast_why"] = done.info.get("csf_contrast_why", "")
+                summary["dark_rim_ml"] = done.info.get("dark_rim_ml", 0.0)
     labels = LabelMap.on_grid_of(volume, array, labels=table)
     if args.method:
         labels.metadata["method"] = spec.name
@@ -301,7 +302,9 @@ def cmd_segment(args: argparse.Namespace) -> int:
             + "; ".join(f"{s.name} {s.seconds:.1f} s" for s in done.steps))
         if "intracranial_ml" in summary:
             passes = ("; bright CSF: a second pass on the inverted image"
-                      if summary.get("csf_contrast") == "bright" else "")
+                      if summary.get("csf_contrast") == "bright" else
+                      f"; dark CSF: {summary['dark_rim_ml']:.0f} mL of it out to the inner "
+                      "table added" if summary.get("dark_rim_ml") else "")
             say(f"intracranial volume {summary['intracranial_ml']:.0f} mL (brain extraction"
                 f"{passes})")
     say(f"{what} on {device} in {seconds:.1f} s: "
