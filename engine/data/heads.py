@@ -25,7 +25,9 @@ globes in orbital fat) sit in front of the frontal lobes. The intracranial mask
 (the target of brain extraction: brain plus all CSF out to the inner table) is
 the brain mask plus the CSF rim.
 
-Contrasts follow the usual weighting of each tissue (:data:`HEAD_CONTRASTS`),
+Contrasts follow the usual weighting of each tissue (:data:`HEAD_CONTRASTS`: T1, T2,
+PD, and FLAIR-like -- fluid suppressed, so CSF and the eyes dark, fat and marrow
+moderately bright, the brain as :data:`~engine.data.phantom.FLAIR_MEANS`),
 with a random +-15 % jitter per tissue, an intensity non-uniformity field and
 Rician noise as in :func:`engine.data.phantom.synthesize_phantom`, so the same
 anatomy appears as T1, T2 or PD.
@@ -48,7 +50,13 @@ from scipy import ndimage
 from ..core.errors import ParameterError, unknown_name
 from ..core.volume import BRAIN_TISSUE_LABELS, LabelMap, Volume
 from .fields import inu_field
-from .phantom import CONTRAST_MEANS, add_rician_noise, mni_tissue_block, render
+from .phantom import (
+    CONTRAST_MEANS,
+    FLAIR_MEANS,
+    add_rician_noise,
+    mni_tissue_block,
+    render,
+)
 
 __all__ = ["HEAD_CONTRASTS", "HEAD_LAYERS", "SyntheticHead", "smooth_field", "synthetic_head"]
 
@@ -73,6 +81,9 @@ HEAD_CONTRASTS: dict[str, dict[str, float]] = {
     "pd": {"csf_rim": CONTRAST_MEANS["pd"][0], "inner_table": 0.05, "diploe": 0.7,
            "outer_table": 0.05, "scalp_fat": 0.9, "muscle_skin": 0.6, "eye": 0.95,
            "orbit_fat": 0.9, "neck": 0.6, "vertebra": 0.65},
+    "flair": {"csf_rim": FLAIR_MEANS[0], "inner_table": 0.03, "diploe": 0.6,
+              "outer_table": 0.03, "scalp_fat": 0.7, "muscle_skin": 0.35, "eye": 0.1,
+              "orbit_fat": 0.7, "neck": 0.35, "vertebra": 0.45},
 }
 
 _MARGIN_MM = 30.0
@@ -120,7 +131,7 @@ def synthetic_head(contrast: str = "t1", *, seed: int = 0, noise: float = 0.03,
 
     Parameters
     ----------
-    contrast : {"t1", "t2", "pd"}
+    contrast : {"t1", "t2", "pd", "flair"}
     seed : int
         Seed of every random choice (thicknesses, intensities, field, noise).
     noise : float
@@ -179,7 +190,7 @@ def synthetic_head(contrast: str = "t1", *, seed: int = 0, noise: float = 0.03,
     fat &= ~eyes
 
     means = HEAD_CONTRASTS[contrast]
-    tissue_means = CONTRAST_MEANS[contrast]
+    tissue_means = FLAIR_MEANS if contrast == "flair" else CONTRAST_MEANS[contrast]
     image = render(maps, torch.tensor([tissue_means], dtype=torch.float32))[0, 0].numpy()
     image = image.copy()
 

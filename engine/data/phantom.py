@@ -52,6 +52,7 @@ from .fields import inu_field
 __all__ = [
     "CONTRASTS",
     "CONTRAST_MEANS",
+    "FLAIR_MEANS",
     "TissueBlock",
     "add_rician_noise",
     "deform_inplane",
@@ -76,6 +77,10 @@ CONTRAST_MEANS: dict[str, tuple[float, float, float]] = {
     "t2": (1.0, 0.62, 0.45),
     "pd": (1.0, 0.84, 0.70),
 }
+
+#: Class means (CSF, GM, WM) of a FLAIR-like image, relative to the brightest tissue: CSF
+#: suppressed, gray matter brighter than white matter (lesion pool volumes, synthetic heads).
+FLAIR_MEANS: tuple[float, float, float] = (0.15, 1.0, 0.78)
 
 #: Channel order of a tissue block's ``maps``.
 MAP_CHANNELS = ("csf", "gm", "wm", "support")

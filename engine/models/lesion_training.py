@@ -72,6 +72,7 @@ from ..core.device import resolve_device
 from ..core.errors import ParameterError
 from ..core.jobs import CancelToken, check_cancel, report
 from ..core.tensors import robust_normalise
+from ..data.phantom import FLAIR_MEANS
 from ..io.atomic import missing_folders
 from . import build_model, count_parameters
 from .losses import SegmentationLoss
@@ -106,9 +107,9 @@ LESION_CLASSES: dict[str, tuple[str, ...]] = {
     "tissue+lesion": ("background", "CSF", "gray matter", "white matter", "lesion"),
 }
 
-#: Class means (CSF, GM, WM) of the FLAIR-like pool volumes, relative to the brightest
-#: tissue: CSF suppressed, gray matter brighter than white matter.
-FLAIR_MEANS = (0.15, 1.0, 0.78)
+#: Sequences of the pool's whole heads (drawn uniformly; fixed here so that a new head
+#: contrast does not change the shipped recipe's pool).
+POOL_HEAD_CONTRASTS = ("pd", "t1", "t2")
 
 #: Sequences of the pool volumes and their probabilities (the lesion contrast follows).
 POOL_CONTRASTS: dict[str, float] = {"t1": 0.35, "t2": 0.25, "pd": 0.2, "flair": 0.2}
@@ -366,13 +367,13 @@ def _draw_head_volume(index: int, seed: int, lesion_free_fraction: float
     """
     from scipy import ndimage
 
-    from ..data.heads import HEAD_CONTRASTS, smooth_field, synthetic_head
+    from ..data.heads import smooth_field, synthetic_head
     from ..data.lesions import add_lesions
     from ..data.mni import HELD_OUT_SLAB
     from ..data.phantom import mni_tissue_block
 
     rng = np.random.default_rng([seed, index, 1])
-    contrast = str(rng.choice(sorted(HEAD_CONTRASTS)))
+    contrast = str(rng.choice(list(POOL_HEAD_CONTRASTS)))
     lesion_free = bool(rng.uniform() < lesion_free_fraction)
     head_seed = int(rng.integers(2**31))
     head = synthetic_head(contrast, seed=head_seed, noise=float(rng.uniform(0.01, 0.06)),

@@ -116,7 +116,7 @@ def test_brain_extraction_refuses_what_holds_no_head():
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("contrast", ["t1", "t2", "pd"])
+@pytest.mark.parametrize("contrast", ["t1", "t2", "pd", "flair"])
 def test_intracranial_mask_of_synthetic_heads(contrast):
     head = _head(contrast)
     result = get_method("brain_mask").run(head.image, None, device="cpu")
@@ -124,12 +124,14 @@ def test_intracranial_mask_of_synthetic_heads(contrast):
     assert labels.shape == head.image.shape and labels.labels == INTRACRANIAL_LABELS
     assert set(np.unique(labels.array)) == {0, 1}
     mask = labels.array > 0
-    # measured on this head: T1 0.997 (0.945 before the dark-fluid rim), T2 0.976, PD 0.985
+    # measured on this head: T1 0.997 (0.945 before the dark-fluid rim), T2 0.976, PD 0.985,
+    # FLAIR-like 0.969
+    dark = contrast in ("t1", "flair")
     assert _dice(mask, head.intracranial) > (0.99 if contrast == "t1" else 0.96), contrast
-    assert (result.info["dark_rim_ml"] > 100) == (contrast == "t1"), result.info
+    assert (result.info["dark_rim_ml"] > 100) == dark, result.info
     # T2 and PD show bright fluid: a second pass on the inverted image keeps the mask out
     # of the eyes, orbits and neck that the T1 network alone takes in
-    assert result.info["csf_contrast"] == ("dark" if contrast == "t1" else "bright"), contrast
+    assert result.info["csf_contrast"] == ("dark" if dark else "bright"), contrast
     # (this PD head: 2.1 % outside; one pass alone left 13 % outside on a T2 head)
     assert np.count_nonzero(mask & ~head.intracranial) < 0.03 * mask.sum(), contrast
     assert abs(result.info["intracranial_ml"] - mask.sum() / 1000) < 1.0
