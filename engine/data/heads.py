@@ -30,7 +30,7 @@ PD, and FLAIR-like -- fluid suppressed, so CSF and the eyes dark, fat and marrow
 moderately bright, the brain as :data:`~engine.data.phantom.FLAIR_MEANS`),
 with a random +-15 % jitter per tissue, an intensity non-uniformity field and
 Rician noise as in :func:`engine.data.phantom.synthesize_phantom`, so the same
-anatomy appears as T1, T2 or PD.
+anatomy appears as T1, T2, PD or FLAIR-like.
 
 Examples
 --------
@@ -56,6 +56,7 @@ from .phantom import (
     add_rician_noise,
     mni_tissue_block,
     render,
+    sequence_means,
 )
 
 __all__ = ["HEAD_CONTRASTS", "HEAD_LAYERS", "SyntheticHead", "smooth_field", "synthetic_head"]
@@ -190,7 +191,7 @@ def synthetic_head(contrast: str = "t1", *, seed: int = 0, noise: float = 0.03,
     fat &= ~eyes
 
     means = HEAD_CONTRASTS[contrast]
-    tissue_means = FLAIR_MEANS if contrast == "flair" else CONTRAST_MEANS[contrast]
+    tissue_means = sequence_means(contrast)
     image = render(maps, torch.tensor([tissue_means], dtype=torch.float32))[0, 0].numpy()
     image = image.copy()
 

@@ -60,6 +60,7 @@ __all__ = [
     "mni_tissue_block",
     "random_contrast_means",
     "render",
+    "sequence_means",
     "synthesize_phantom",
     "toy_tissue_block",
     "training_blocks",
@@ -81,6 +82,13 @@ CONTRAST_MEANS: dict[str, tuple[float, float, float]] = {
 #: Class means (CSF, GM, WM) of a FLAIR-like image, relative to the brightest tissue: CSF
 #: suppressed, gray matter brighter than white matter (lesion pool volumes, synthetic heads).
 FLAIR_MEANS: tuple[float, float, float] = (0.15, 1.0, 0.78)
+
+
+def sequence_means(contrast: str) -> tuple[float, float, float]:
+    """Class means (CSF, GM, WM) of *contrast*: one of :data:`CONTRAST_MEANS`, or
+    ``"flair"`` (:data:`FLAIR_MEANS`)."""
+    return FLAIR_MEANS if contrast == "flair" else CONTRAST_MEANS[contrast]
+
 
 #: Channel order of a tissue block's ``maps``.
 MAP_CHANNELS = ("csf", "gm", "wm", "support")

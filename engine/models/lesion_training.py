@@ -72,7 +72,7 @@ from ..core.device import resolve_device
 from ..core.errors import ParameterError
 from ..core.jobs import CancelToken, check_cancel, report
 from ..core.tensors import robust_normalise
-from ..data.phantom import FLAIR_MEANS
+from ..data.phantom import FLAIR_MEANS, sequence_means
 from ..io.atomic import missing_folders
 from . import build_model, count_parameters
 from .losses import SegmentationLoss
@@ -306,14 +306,14 @@ def _draw_pool_volume(index: int, seed: int, lesion_free_fraction: float,
                       centres: list[Any] | None = None) -> tuple[Any, Any, dict[str, Any]]:
     from ..data.lesions import add_lesions
     from ..data.mni import HELD_OUT_SLAB
-    from ..data.phantom import CONTRAST_MEANS, synthesize_phantom
+    from ..data.phantom import synthesize_phantom
 
     rng = np.random.default_rng([seed, index])
     shares = POOL_CONTRASTS if contrasts is None else contrasts
     names = list(shares)
     p = np.array([shares[n] for n in names], float)
     contrast = str(rng.choice(names, p=p / p.sum()))
-    base = np.array(FLAIR_MEANS if contrast == "flair" else CONTRAST_MEANS[contrast])
+    base = np.array(sequence_means(contrast))
     means = base * rng.uniform(0.9, 1.1, 3)
     means = tuple(float(v) for v in means / means.max())
     noise = float(rng.uniform(0.01, 0.08))

@@ -72,19 +72,19 @@ def test_fluid_contrast_tells_dark_from_bright_fluid():
     assert fluid_contrast(image, r < 15, (1.0, 1.0, 1.0)) is None  # too small to tell
 
 
-def _layered_ball(fluid_outside_bone: float) -> tuple[np.ndarray, np.ndarray]:
-    """A T1-like ball: white matter (r < 30), CSF (30-38), bone (38-40), then a layer of
-    *fluid_outside_bone* (40-44) and bright fat; the 'network' stopped at r < 35."""
+def _layered_ball() -> tuple[np.ndarray, np.ndarray]:
+    """A T1-like ball: white matter (r < 30), CSF (30-38), bone (38-40), then a layer as dark
+    as CSF (40-44) and bright fat; the 'network' stopped at r < 35."""
     r = np.linalg.norm(np.indices((100, 100, 100)) - 49.5, axis=0)
     image = np.select([r < 30, r < 38, r < 40, r < 44, r < 48],
-                      [800.0, 250.0, 20.0, fluid_outside_bone, 1000.0], 0.0)
+                      [800.0, 250.0, 20.0, 250.0, 1000.0], 0.0)
     return image.astype(np.float32), r
 
 
 def test_dark_fluid_rim_grows_to_the_bone_and_no_further():
     from engine.methods.brain_extraction import dark_fluid_rim
 
-    image, r = _layered_ball(250.0)  # as dark as CSF beyond the bone: must stay out
+    image, r = _layered_ball()  # as dark as CSF beyond the bone: must stay out
     mask = r < 35
     grown, why = dark_fluid_rim(image, mask, (1.0, 1.0, 1.0), 4.0)
     assert np.array_equal(grown, r < 38), why  # every CSF voxel out to the bone, no more
