@@ -88,6 +88,13 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="with --anatomy varied: varied anatomies held at once (default 8)")
     p.add_argument("--anatomy-refresh", type=int,
                    help="with --anatomy varied: replace one every N steps (default 25)")
+    p.add_argument("--volume-resolution", type=float, metavar="P",
+                   help="probability that a patch is also seen as on a coarser grid in all "
+                   "three directions (2-3 mm isotropic or 2-4 mm thick along one axis, "
+                   "brought back to 1 mm) (default 0: in-plane only)")
+    p.add_argument("--init", metavar="WEIGHTS",
+                   help="start from these weights (a .safetensors file of the same network "
+                   "and --base, e.g. a finished run's) instead of a random initialisation")
     p.add_argument("--threads", type=int, default=0, help="CPU threads (0: torch default)")
     p.add_argument("--data", default="mni", type=choice("data", ("mni", "toy")),
                    help=argparse.SUPPRESS)
@@ -173,7 +180,7 @@ def cmd_synth(args: argparse.Namespace) -> int:
 TRAIN_DEFAULTS = {"batch_size": 32, "volumes_per_step": 4, "optimizer": "adamw",
                   "lambda_tv": 0.02, "base": 16, "seed": 0, "val_every": 1000,
                   "checkpoint_every": 500, "anatomy": "template", "anatomy_pool": 8,
-                  "anatomy_refresh": 25}
+                  "anatomy_refresh": 25, "volume_resolution": 0.0, "init": ""}
 
 
 def _train_config(args: argparse.Namespace) -> Any:
@@ -190,7 +197,8 @@ def _train_config(args: argparse.Namespace) -> Any:
                 "base": stored.model_args.get("base", 16), "seed": stored.seed,
                 "val_every": stored.val_every, "checkpoint_every": stored.checkpoint_every,
                 "lr": stored.lr, "anatomy": stored.anatomy,
-                "anatomy_pool": stored.anatomy_pool, "anatomy_refresh": stored.anatomy_refresh}
+                "anatomy_pool": stored.anatomy_pool, "anatomy_refresh": stored.anatomy_refresh,
+                "volume_resolution": stored.volume_resolution, "init": stored.init}
     else:
         base = dict(TRAIN_DEFAULTS)
     values = {k: (getattr(args, k) if getattr(args, k) is not None else base.get(k))
@@ -205,6 +213,7 @@ def _train_config(args: argparse.Namespace) -> Any:
         val_every=values["val_every"], checkpoint_every=values["checkpoint_every"],
         threads=args.threads, anatomy=values["anatomy"], anatomy_pool=values["anatomy_pool"],
         anatomy_refresh=values["anatomy_refresh"],
+        volume_resolution=values["volume_resolution"], init=values["init"],
     )
 
 

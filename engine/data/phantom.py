@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -55,6 +56,7 @@ __all__ = [
     "FLAIR_MEANS",
     "TissueBlock",
     "add_rician_noise",
+    "coarser_voxels",
     "deform_inplane",
     "lower_resolution",
     "mni_tissue_block",
@@ -292,11 +294,25 @@ def add_rician_noise(
 
 def lower_resolution(image: torch.Tensor, axis: int, factor: float) -> torch.Tensor:
     """Simulate thicker voxels along spatial *axis*: area down-sampling, linear back."""
+    factors = [1.0] * (image.dim() - 2)
+    factors[axis] = factor
+    return coarser_voxels(image, factors)
+
+
+def coarser_voxels(image: torch.Tensor, factors: Sequence[float]) -> torch.Tensor:
+    """Simulate voxels *factors* times larger along each spatial axis of ``(N, C, ...)``.
+
+    Every spatial axis with a factor above 1 is area down-sampled to
+    ``round(n / factor)`` samples (at least 2) and the whole image is brought
+    back to its grid by (bi/tri)linear interpolation -- what a scan acquired
+    on the coarser grid looks like once resampled to the fine one.
+    """
     spatial = list(image.shape[2:])
-    if factor <= 1.0:
+    if len(factors) != len(spatial) or len(spatial) not in (2, 3):
+        raise ValueError(f"{len(factors)} factors for {len(spatial)} spatial axes")
+    small = [max(2, round(n / f)) if f > 1.0 else n for n, f in zip(spatial, factors, strict=True)]
+    if small == spatial:
         return image
-    small = list(spatial)
-    small[axis] = max(2, round(spatial[axis] / factor))
     mode = "bilinear" if len(spatial) == 2 else "trilinear"
     down = F.interpolate(image, size=small, mode="area")
     return F.interpolate(down, size=spatial, mode=mode, align_corners=False)

@@ -41,11 +41,12 @@ from .phantom import (
     CONTRAST_MEANS,
     TissueBlock,
     add_rician_noise,
+    coarser_voxels,
     lower_resolution,
     random_contrast_means,
 )
 
-__all__ = ["DATA_RECIPE", "SliceSynthesizer"]
+__all__ = ["DATA_RECIPE", "VOLUME_RESOLUTION_RECIPE", "SliceSynthesizer"]
 
 #: The training data in words (stored in every model card's ``training.data_recipe``).
 DATA_RECIPE = {
@@ -68,6 +69,17 @@ DATA_RECIPE = {
                      "(estimated on 32,768 fixed random voxels rendered alike), then p=0.3 "
                      "gamma U(0.75,1.35) and gain U(0.9,1.1)",
 }
+
+#: Whole-volume resolution simulation in words (added to a card's recipe when it is used).
+VOLUME_RESOLUTION_RECIPE = (
+    "p={p:g}: the rendered, noisy image (the 2.5-D window and {m} slices either side) is "
+    "area down-sampled along all three axes and brought back to 1 mm linearly, as a scan "
+    "on a coarser grid is at inference: half of them isotropic x U(1.5,3), half thick "
+    "along one axis (either in-plane axis or across slices) x U(2,4)")
+
+#: Slices either side of the 2.5-D window rendered for the whole-volume resolution
+#: simulation (a factor of 4 across slices still has three coarse samples in the stack).
+VOLUME_MARGIN = 4
 
 
 class SliceSynthesizer:
@@ -95,16 +107,25 @@ class SliceSynthesizer:
         Patch size.
     context : int
         Neighbouring slices on each side.
+    volume_resolution : float
+        Probability that a sample is also seen as on a coarser grid in all
+        three directions (:data:`VOLUME_RESOLUTION_RECIPE`); 0 (the default)
+        draws exactly the samples of a synthesizer without it.
     """
 
     def __init__(self, blocks: list[TissueBlock], device: torch.device,
                  generator: torch.Generator, *, crop: tuple[int, int] = (96, 96),
-                 context: int = 1, proxy_voxels: int = 32768) -> None:
+                 context: int = 1, proxy_voxels: int = 32768,
+                 volume_resolution: float = 0.0) -> None:
+        if not 0.0 <= volume_resolution <= 1.0:
+            raise ParameterError("the volume resolution probability must lie in [0, 1]")
         self.blocks = [b.to(device) for b in blocks]
         self.device = device
         self.gen = generator
         self.crop = tuple(crop)
         self.context = int(context)
+        self.volume_resolution = float(volume_resolution)
+        self.margin = VOLUME_MARGIN if self.volume_resolution > 0 else 0
         self.proxy_voxels = int(proxy_voxels)
         self.brain_voxels: list[torch.Tensor] = []
         self.proxy: list[dict[str, torch.Tensor]] = []
@@ -253,19 +274,23 @@ class SliceSynthesizer:
         ks = pos[:, 2].long()
         centres = pos[:, :2] + 6.0 * (2 * self._rand(n, 2) - 1)
         grid = self._grids(n, centres, block)
-        offsets = torch.arange(-c, c + 1, device=self.device)
-        window = ks[:, None] + offsets[None]  # (n, 2c+1)
-        # (n, 4, 2c+1, X, Y) -> (n, 4*(2c+1), X, Y)
+        # the 2.5-D window and, for the volume resolution simulation, m slices either side
+        # (repeated at the block's ends: a block never reaches into the held-out slab)
+        m = self.margin
+        width = 2 * (c + m) + 1
+        offsets = torch.arange(-c - m, c + m + 1, device=self.device)
+        window = (ks[:, None] + offsets[None]).clamp(0, nz - 1)  # (n, width)
+        # (n, 4, width, X, Y) -> (n, 4*width, X, Y)
         src = block.maps.permute(3, 0, 1, 2)[window].permute(0, 2, 1, 3, 4)
         src = src.reshape(n, -1, nx, ny)
         maps = F.grid_sample(src, grid, mode="bilinear", padding_mode="zeros",
-                             align_corners=True).view(n, 4, 2 * c + 1, *self.crop)
+                             align_corners=True).view(n, 4, width, *self.crop)
         lab = block.labels.permute(2, 0, 1)[ks][:, None].float()
         labels = F.grid_sample(lab, grid, mode="nearest", padding_mode="zeros",
                                align_corners=True)[:, 0].round().long()
         # contrast, support mask
         mu = self._means(n)
-        img = (maps[:, :3] * mu[:, :, None, None, None]).sum(dim=1)  # (n, 2c+1, P, P)
+        img = (maps[:, :3] * mu[:, :, None, None, None]).sum(dim=1)  # (n, width, P, P)
         masked = self._rand(n) < 0.5
         img = torch.where(masked[:, None, None, None], img * (maps[:, 3] > 0.5), img)
         # in-plane blur / lower resolution
@@ -285,14 +310,16 @@ class SliceSynthesizer:
         gx = (grid[..., 1] + 1) / 2 * (nx - 1)
         gy = (grid[..., 0] + 1) / 2 * (ny - 1)
         coords = []
-        for o in range(2 * c + 1):
-            gz = (ks[:, None, None].float() + o - c).expand_as(gx)
+        for o in range(width):
+            gz = (ks[:, None, None].float() + o - c - m).expand_as(gx)
             pts = torch.stack([gx, gy, gz], dim=-1)
             coords.append(self._norm_coords(pts, block))
         field = torch.stack([polynomial_field(cc, coeffs) for cc in coords], dim=1)
         img = img * inu_multiplier(field, amp, span)
         sigma = 0.10 * self._rand(n) * mu.max(dim=1).values
         img = add_rician_noise(img, sigma, self.gen)
+        if m:
+            img = self._coarser(img)[:, m:m + 2 * c + 1]
         scale = self._normaliser(proxy, mu, coeffs, amp, span, sigma, masked)
         img = (img / scale[:, None, None, None]).clamp(0, 1.5)
         gamma = torch.where(self._rand(n) < 0.3, 0.75 + 0.6 * self._rand(n), torch.ones(n,
@@ -300,3 +327,20 @@ class SliceSynthesizer:
         img = img.clamp_min(0) ** gamma[:, None, None, None]
         img = img * (0.9 + 0.2 * self._rand(n))[:, None, None, None]
         return img, labels
+
+    def _coarser(self, img: torch.Tensor) -> torch.Tensor:
+        """The whole-volume resolution simulation of ``(n, width, P, P)`` stacks."""
+        n = img.shape[0]
+        r = self._rand(n, 4)
+        out = img.clone()
+        for i in range(n):
+            if float(r[i, 0]) >= self.volume_resolution:
+                continue
+            if float(r[i, 1]) < 0.5:  # isotropic
+                factors = [1.5 + 1.5 * float(r[i, 2])] * 3
+            else:  # thick along one axis: across slices or either in-plane axis
+                factors = [1.0, 1.0, 1.0]
+                factors[min(2, int(3 * float(r[i, 3])))] = 2.0 + 2.0 * float(r[i, 2])
+            out[i:i + 1] = coarser_voxels(img[i:i + 1, None], factors)[:, 0]
+        return out
+

@@ -45,7 +45,12 @@ from ..core.errors import ParameterError
 from ..core.jobs import CancelToken, check_cancel, report
 from ..data.anatomy import TRAINING_VARIATION, deep_csf_centre, vary_anatomy
 from ..data.phantom import TissueBlock, synthesize_phantom, toy_tissue_block, training_blocks
-from ..data.synthesis import DATA_RECIPE, SliceSynthesizer
+from ..data.synthesis import (
+    DATA_RECIPE,
+    VOLUME_MARGIN,
+    VOLUME_RESOLUTION_RECIPE,
+    SliceSynthesizer,
+)
 from ..io.atomic import missing_folders
 from . import build_model, count_parameters
 from .losses import SegmentationLoss
@@ -110,6 +115,8 @@ class TrainConfig:
     anatomy: str = "template"
     anatomy_pool: int = 8
     anatomy_refresh: int = 25
+    volume_resolution: float = 0.0
+    init: str = ""
 
     def validated(self) -> TrainConfig:
         if self.optimizer not in ("sgd", "adamw"):
@@ -124,6 +131,8 @@ class TrainConfig:
             raise ParameterError(f"anatomy {self.anatomy!r}: choose template or varied")
         if self.anatomy_pool < 1 or self.anatomy_refresh < 1:
             raise ParameterError("the anatomy pool and its refresh interval must be positive")
+        if not 0.0 <= self.volume_resolution <= 1.0:
+            raise ParameterError("the volume resolution probability must lie in [0, 1]")
         return self
 
 
@@ -314,8 +323,10 @@ def train(
     else:
         opt = torch.optim.AdamW(model.parameters(), lr=config.lr,
                                 weight_decay=config.weight_decay)
+    init = _initialise(model, config.init) if config.init else None
     gen = torch.Generator(device=device).manual_seed(config.seed)
-    synth = SliceSynthesizer(blocks, device, gen, crop=config.crop, context=config.context)
+    synth = SliceSynthesizer(blocks, device, gen, crop=config.crop, context=config.context,
+                             volume_resolution=config.volume_resolution)
     loss_fn = SegmentationLoss(lambda_tv=config.lambda_tv)
 
     ckpt = out / "checkpoint.safetensors"
@@ -345,16 +356,39 @@ def train(
     try:
         card = _run(config, out, model, opt, gen, synth, loss_fn, val_set, device, args,
                     pool=pool, step=step, history=history, runs=runs, command=command,
-                    progress=progress, cancel=cancel, written=written)
+                    init=init, progress=progress, cancel=cancel, written=written)
     except BaseException:
         _clean_up(created, written, ckpt)
         raise
     return card
 
 
+def _initialise(model: nn.Module, path: str) -> dict[str, str]:
+    """Start *model* from the weights in *path* (safetensors only); returns its record.
+
+    The file must hold exactly the parameters of the architecture being
+    trained (same network, same ``--base``); anything else is refused before
+    a folder is created.
+    """
+    import hashlib
+
+    tensors, _ = load_weights(path)
+    try:
+        model.load_state_dict(tensors, strict=True)
+    except RuntimeError as exc:
+        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise ParameterError(f"--init {Path(path).name}: the weights do not fit this "
+                             f"network ({first})") from None
+    digest = hashlib.sha256(Path(path).read_bytes()).hexdigest()
+    return {"file": Path(path).name, "sha256": digest}
+
+
 def _data_recipe(config: TrainConfig) -> dict[str, Any]:
     recipe: dict[str, Any] = dict(DATA_RECIPE) if config.data == "mni" else {
         "source": "toy ellipsoid"}
+    if config.volume_resolution > 0:
+        recipe["volume_resolution"] = VOLUME_RESOLUTION_RECIPE.format(
+            p=config.volume_resolution, m=VOLUME_MARGIN)
     if config.anatomy == "varied":
         recipe["anatomy"] = {
             "what": f"{config.anatomy_pool} varied anatomies of the training blocks beside the "
@@ -435,7 +469,7 @@ def _run(config: TrainConfig, out: Path, model: nn.Module, opt: torch.optim.Opti
          val_set: list[tuple[str, np.ndarray, np.ndarray, np.ndarray]], device: torch.device,
          args: dict[str, Any], *, pool: AnatomyPool | None, step: int,
          history: list[dict[str, Any]],
-         runs: list[dict[str, Any]], command: str | None,
+         runs: list[dict[str, Any]], command: str | None, init: dict[str, str] | None,
          progress: Callable[[float, str], None] | None, cancel: CancelToken | None,
          written: list[Path]) -> dict[str, Any]:
     """The loop of :func:`train` from *step*; appends every file it writes to *written*."""
@@ -478,6 +512,9 @@ def _run(config: TrainConfig, out: Path, model: nn.Module, opt: torch.optim.Opti
                 written.append(ckpt)
 
     seconds = time.perf_counter() - t_start
+    recorded = asdict(config)
+    if config.init:  # the file's name and digest, not a path of this machine
+        recorded["init"] = Path(config.init).name
     card = {
         "name": config.model,
         "architecture": {"name": config.model, "class": type(model).__name__,
@@ -490,7 +527,8 @@ def _run(config: TrainConfig, out: Path, model: nn.Module, opt: torch.optim.Opti
         "training": {
             "command": command,
             "runs": runs,
-            "config": asdict(config),
+            "config": recorded,
+            **({"initialised_from": init} if init else {}),
             "device": str(device),
             "device_name": (torch.cuda.get_device_name(device) if device.type == "cuda"
                             else platform.processor() or platform.machine()),

@@ -438,6 +438,13 @@ def test_a_failed_train_leaves_no_folder_it_created(tmp_path, monkeypatch, capsy
     assert main(["train", *TOY_TRAIN, "--steps", "0", "--out", str(out)]) == 2
     assert "must be positive" in error_line(capsys.readouterr().err)
     assert not (tmp_path / "a").exists()
+    assert main(["train", *TOY_TRAIN, "--steps", "1", "--out", str(out),
+                 "--volume-resolution", "1.5"]) == 2
+    assert "must lie in [0, 1]" in error_line(capsys.readouterr().err)
+    status = main(["train", *TOY_TRAIN, "--steps", "1", "--out", str(out),
+                   "--init", str(tmp_path / "missing.safetensors")])
+    assert status != 0 and "weights file not found" in error_line(capsys.readouterr().err)
+    assert not (tmp_path / "a").exists()
 
     from engine.data.synthesis import SliceSynthesizer
 

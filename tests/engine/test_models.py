@@ -217,6 +217,41 @@ def test_train_defaults_are_the_command_lines():
         assert stored == value, key
 
 
+def test_a_run_can_start_from_earlier_weights_and_records_them(tmp_path):
+    import hashlib
+
+    train(_tiny(steps=4), tmp_path / "first")
+    start = tmp_path / "first" / "unet.safetensors"
+    # one step at a vanishing learning rate: the parameters are the starting point's
+    # (normalisation statistics, which a forward pass updates, are not compared)
+    card = train(_tiny(steps=1, lr=1e-9, init=str(start), volume_resolution=0.5),
+                 tmp_path / "second")
+    params = [k for k, _ in build_model("unet", in_channels=3, n_classes=4,
+                                        base=8).named_parameters()]
+    a, _ = load_weights(start)
+    b, _ = load_weights(tmp_path / "second" / "unet.safetensors")
+    for key in params:
+        torch.testing.assert_close(a[key], b[key], rtol=0, atol=1e-6)
+    train(_tiny(steps=1, lr=1e-9), tmp_path / "fresh")  # the same run without --init
+    fresh, _ = load_weights(tmp_path / "fresh" / "unet.safetensors")
+    assert any(not torch.allclose(a[k], fresh[k], atol=1e-3) for k in params)
+    record = card["training"]["initialised_from"]
+    assert record == {"file": "unet.safetensors",
+                      "sha256": hashlib.sha256(start.read_bytes()).hexdigest()}
+    assert card["training"]["config"]["init"] == "unet.safetensors"  # a name, not a path
+    assert "p=0.5" in card["training"]["data_recipe"]["volume_resolution"]
+    # weights of another architecture, or a pickle, are refused before a folder is made
+    with pytest.raises(ParameterError, match="do not fit"):
+        train(_tiny(steps=1, model_args={"base": 4}, init=str(start)), tmp_path / "bad")
+    pickled = tmp_path / "pickled.safetensors"
+    torch.save(a, pickled)
+    with pytest.raises(ModelLoadError, match="pickled"):
+        train(_tiny(steps=1, init=str(pickled)), tmp_path / "bad")
+    with pytest.raises(ParameterError, match=r"\[0, 1\]"):
+        train(_tiny(steps=1, volume_resolution=-0.1), tmp_path / "bad")
+    assert not (tmp_path / "bad").exists()
+
+
 def test_checkpoint_round_trip_restores_model_optimizer_and_rng(tmp_path):
     train(_tiny(steps=4, checkpoint_every=4), tmp_path)
     model = build_model("unet", in_channels=3, n_classes=4, base=8)

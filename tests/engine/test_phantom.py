@@ -18,6 +18,7 @@ from engine.data.fields import (
 from engine.data.phantom import (
     CONTRAST_MEANS,
     add_rician_noise,
+    coarser_voxels,
     random_contrast_means,
     synthesize_phantom,
     toy_tissue_block,
@@ -135,6 +136,60 @@ def test_training_blocks_never_hold_the_held_out_slab():
     assert x.shape == (8, 3, 16, 16) and y.shape == (8, 16, 16)
     assert float(x.max()) <= 1.5**1.35 * 1.1 + 1e-4  # normalised (+gamma, gain), no marker
     assert set(torch.unique(y).tolist()) <= {0, 1, 2, 3}
+
+
+def test_coarser_voxels_blurs_only_along_the_coarser_axes():
+    img = torch.zeros(1, 1, 12, 16, 16)
+    img[:, :, 6:] = 1.0  # an edge across the first axis, constant within each slice
+    across = coarser_voxels(img, [3.0, 1.0, 1.0])
+    profile = across[0, 0, :, 8, 8]
+    assert int(((profile > 0.05) & (profile < 0.95)).sum()) >= 2  # the edge spreads
+    assert float(profile[0]) < 0.05 and float(profile[-1]) > 0.95
+    # ... and every slice stays constant: nothing moved in plane
+    torch.testing.assert_close(across[0, 0], across[0, 0, :, :1, :1].expand(12, 16, 16))
+    # coarser in plane only: the edge between slices stays sharp
+    torch.testing.assert_close(coarser_voxels(img, [1.0, 3.0, 2.5]), img)
+    assert coarser_voxels(img, [1.0, 1.0, 1.0]) is img
+    # white noise loses most of its variance on a grid twice as coarse in all directions
+    noise = torch.randn(1, 1, 24, 24, 24, generator=torch.Generator().manual_seed(0))
+    assert float(coarser_voxels(noise, [2.0, 2.0, 2.0]).std()) < 0.4
+    # one axis in 2-D, as lower_resolution uses it
+    flat = torch.randn(1, 3, 20, 20, generator=torch.Generator().manual_seed(1))
+    torch.testing.assert_close(phantom.lower_resolution(flat, 1, 2.0),
+                               coarser_voxels(flat, [1.0, 2.0]))
+    with pytest.raises(ValueError, match="2 factors for 3 spatial axes"):
+        coarser_voxels(img, [2.0, 2.0])
+
+
+def _step_differences(x: torch.Tensor) -> tuple[float, float]:
+    """Mean absolute difference of neighbours in plane and across the 2.5-D slices."""
+    return (float((x[..., 1:, :] - x[..., :-1, :]).abs().mean()),
+            float((x[:, 1:] - x[:, :-1]).abs().mean()))
+
+
+def test_volume_resolution_simulation_coarsens_patches_in_all_three_directions():
+    from engine.core.errors import ParameterError
+
+    blocks = [toy_tissue_block((40, 40, 14))]
+    found = {}
+    for p in (0.0, 1.0):
+        synth = SliceSynthesizer(blocks, torch.device("cpu"), torch.Generator().manual_seed(4),
+                                 crop=(32, 32), volume_resolution=p)
+        x, y = synth.batch(48)
+        assert x.shape == (48, 3, 32, 32) and y.shape == (48, 32, 32)
+        assert set(torch.unique(y).tolist()) <= {0, 1, 2, 3}
+        found[p] = _step_differences(x)
+    # noise and edges are smoothed in plane and from slice to slice
+    assert found[1.0][0] < 0.75 * found[0.0][0]
+    assert found[1.0][1] < 0.75 * found[0.0][1]
+    # a block as thin as the 2.5-D window: the extra slices repeat its end slices
+    thin = SliceSynthesizer([toy_tissue_block((40, 40, 3))], torch.device("cpu"),
+                            torch.Generator().manual_seed(5), crop=(32, 32),
+                            volume_resolution=1.0)
+    assert thin.batch(4)[0].shape == (4, 3, 32, 32)
+    with pytest.raises(ParameterError, match=r"\[0, 1\]"):
+        SliceSynthesizer(blocks, torch.device("cpu"), torch.Generator(), crop=(32, 32),
+                         volume_resolution=1.5)
 
 
 def test_mni_training_blocks_exclude_k70_to_90():
