@@ -98,8 +98,12 @@ _RIM_SHELL_MM = 4.0  # the outer shell of a first mask: CSF rim and cortex
 _CORE_DEPTH_MM = 20.0  # deeper than this: white matter and deep nuclei
 _MIN_CORE_VOXELS = 1000  # fewer: too small a brain to tell
 _DARK_FLOOR = 0.1  # of white matter: darker voxels inside a mask are air, bone, or no signal
-#: Dark fluid: a voxel counts as CSF from this fraction of the CSF level (darker: bone, air) ...
-DARK_FLUID_LOW = 0.5
+#: Dark fluid: a voxel counts as CSF from this fraction of the purest CSF (the tenth
+#: percentile of the dark voxels inside the mask; darker: bone, air) ...
+DARK_FLUID_LOW = 0.6
+#: ... that percentile (the median of the dark voxels is pulled up by partial volume with
+#: tissue, on FLAIR far above the CSF next to the skull)
+_PURE_FLUID_PERCENTILE = 10.0
 #: ... up to this fraction of the way from the CSF level to white matter (brighter: tissue).
 DARK_FLUID_HIGH = 0.25
 
@@ -186,11 +190,13 @@ class BrainMask:
 class _Levels:
     """Median intensities inside a first mask: its outer shell (CSF rim and cortex), its
     core (white matter, deep nuclei) and its voxels between a tenth and half of the core
-    (dark fluid; darker ones are air, bone or the zeros around a skull-stripped brain)."""
+    (dark fluid; darker ones are air, bone or the zeros around a skull-stripped brain);
+    *pure* is the tenth percentile of those dark voxels (CSF without partial volume)."""
 
     shell: float
     core: float
     dark: float | None
+    pure: float | None = None
 
 
 def _levels(image: np.ndarray, mask: np.ndarray, spacing: tuple[float, ...]
@@ -207,10 +213,12 @@ def _levels(image: np.ndarray, mask: np.ndarray, spacing: tuple[float, ...]
         return None
     x = np.asarray(image[box], np.float32)
     deep = float(np.median(x[core]))
-    dark = inner & (x > _DARK_FLOOR * deep) & (x < 0.5 * deep)
-    return _Levels(float(np.median(x[inner & (depth <= _RIM_SHELL_MM)])), deep,
-                   float(np.median(x[dark])) if np.count_nonzero(dark) >= _MIN_CORE_VOXELS
-                   else None)
+    dark = x[inner & (x > _DARK_FLOOR * deep) & (x < 0.5 * deep)]
+    shell = float(np.median(x[inner & (depth <= _RIM_SHELL_MM)]))
+    if dark.size < _MIN_CORE_VOXELS:
+        return _Levels(shell, deep, None)
+    return _Levels(shell, deep, float(np.median(dark)),
+                   float(np.percentile(dark, _PURE_FLUID_PERCENTILE)))
 
 
 def fluid_contrast(image: np.ndarray, mask: np.ndarray,
@@ -234,10 +242,10 @@ def dark_fluid_rim(image: np.ndarray, mask: np.ndarray, spacing: tuple[float, ..
     The levels come from inside the mask: white matter is the median of its
     core deeper than 20 mm, CSF the median of its voxels between a tenth and
     half of that (ventricles, sulci; darker ones are air, bone, or the zeros
-    around a skull-stripped brain). A voxel counts as fluid from
-    :data:`DARK_FLUID_LOW` of the CSF level (darker: bone or air) up to
-    :data:`DARK_FLUID_HIGH` of the way from CSF to white matter (brighter:
-    tissue). The mask grows through connected fluid voxels only, so bone
+    around a skull-stripped brain), pure CSF their tenth percentile. A voxel
+    counts as fluid from :data:`DARK_FLUID_LOW` of pure CSF (darker: bone or
+    air) up to :data:`DARK_FLUID_HIGH` of the way from CSF to white matter
+    (brighter: tissue). The mask grows through connected fluid voxels only, so bone
     stops it; holes are filled. Returns the mask (unchanged where the levels
     cannot be told) and what was done, in words. *levels*: those of *mask*
     when already measured.
@@ -249,10 +257,10 @@ def dark_fluid_rim(image: np.ndarray, mask: np.ndarray, spacing: tuple[float, ..
     levels = levels or _levels(image, mask, spacing)
     if levels is None:
         return mask, "too small a brain to tell the CSF level; the mask was not grown"
-    if levels.dark is None or levels.core <= 0:
+    if levels.dark is None or levels.pure is None or levels.core <= 0:
         return mask, "no CSF-dark voxels inside the mask; the mask was not grown"
     csf, white = levels.dark, levels.core
-    lo, hi = DARK_FLUID_LOW * csf, csf + DARK_FLUID_HIGH * (white - csf)
+    lo, hi = DARK_FLUID_LOW * levels.pure, csf + DARK_FLUID_HIGH * (white - csf)
     box = bounding_box(mask, int(np.ceil(mm / min(spacing))) + 2)
     inner = mask[box]
     x = image[box]

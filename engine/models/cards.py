@@ -99,6 +99,10 @@ def card_facts(card: dict[str, Any]) -> list[tuple[str, str]]:
                      f" mm, enlarged ventricles (strength up to {r.get('ventricles', '?')}), "
                      f"cortical atrophy (up to {r.get('atrophy', '?')} of an erosion step). "
                      "Still one template's anatomy, deformed"))
+    if recipe.get("resolution"):
+        rows.append(("Resolutions seen", str(recipe["resolution"]) + (
+            "; whole-volume simulation " + str(recipe["volume_resolution"])
+            if recipe.get("volume_resolution") else "")))
     if recipe.get("held_out_slab_k"):
         k0, k1 = recipe["held_out_slab_k"]
         rows.append(("Held out", f"axial slab k = {k0}-{k1 - 1} of the template, never used "
@@ -114,6 +118,11 @@ def card_facts(card: dict[str, Any]) -> list[tuple[str, str]]:
             how = f"command: {training.get('command', 'see docs/model.md')}"
         rows.append(("Training", f"{training.get('steps', '?')} steps on "
                      f"{training.get('device', '?')} ({hours:.1f} h for the last run); {how}"))
+        start = training.get("initialised_from")
+        if isinstance(start, dict):
+            rows.append(("Started from", f"the weights {start.get('file', '?')} (sha256 "
+                         f"{str(start.get('sha256', '?'))[:12]}...), trained before by the "
+                         "command docs/model.md gives; the steps above continue them"))
     validation = _last_validation(card)
     if validation:
         rows.append(("Validation (training anatomy)", validation + " -- fresh phantoms of "

@@ -101,7 +101,14 @@ def test_dark_fluid_rim_grows_to_the_bone_and_no_further():
     # zeros are no CSF, and the mask does not grow through them
     stripped = np.where(r < 36, np.where(r < 30, 800.0, 250.0), 0.0).astype(np.float32)
     same, why = dark_fluid_rim(stripped, r < 45, (1.0, 1.0, 1.0), 4.0)
-    assert np.array_equal(same, r < 45) and "grown by 0 mL" in why and "(125-" in why
+    assert np.array_equal(same, r < 45) and "grown by 0 mL" in why and "(150-" in why
+    # FLAIR-like: most dark voxels inside the brain are partial volume with tissue (330),
+    # well above the pure fluid (160) and the CSF next to the bone (130); the lower bound
+    # follows the pure fluid, so that rim is still taken, and the bone still stops it
+    flair = np.select([r < 15, r < 22, r < 25, r < 30, r < 35, r < 38, r < 40, r < 44],
+                      [800.0, 800.0, 160.0, 330.0, 600.0, 130.0, 20.0, 130.0], 0.0)
+    grown, why = dark_fluid_rim(flair.astype(np.float32), r < 35, (1.0, 1.0, 1.0), 4.0)
+    assert np.array_equal(grown, r < 38) and "(96-448)" in why, why
     # nothing to do: no growth asked, or too small a brain to tell the levels
     assert dark_fluid_rim(image, mask, (1.0, 1.0, 1.0), 0.0)[0] is mask
     small, why = dark_fluid_rim(image, r < 15, (1.0, 1.0, 1.0), 4.0)

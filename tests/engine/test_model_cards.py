@@ -31,6 +31,17 @@ def test_a_resumed_run_shows_its_first_command_and_each_resumption():
     assert "command: train --anatomy varied; resumed at step 10 with: train --resume" in text
 
 
+def test_a_run_started_from_earlier_weights_says_so_and_what_resolutions_it_saw():
+    card = {"name": "n", "training": {
+        "steps": 800, "device": "cpu", "command": "train --init delineo.safetensors",
+        "initialised_from": {"file": "delineo.safetensors", "sha256": "ab" * 32},
+        "data_recipe": {"resolution": "in-plane blur", "volume_resolution": "p=0.4: coarser"}}}
+    facts = dict(card_facts(card))
+    assert facts["Started from"].startswith("the weights delineo.safetensors (sha256 abababab")
+    assert facts["Resolutions seen"] == "in-plane blur; whole-volume simulation p=0.4: coarser"
+    assert "Started from" not in dict(card_facts({"name": "m", "training": {"steps": 1}}))
+
+
 def test_cards_without_weights_or_unreadable_are_skipped(tmp_path):
     (tmp_path / "a.json").write_text(json.dumps({"name": "a"}))  # no weights beside it
     (tmp_path / "b.json").write_text("{not json")
