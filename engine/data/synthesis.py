@@ -343,4 +343,3 @@ class SliceSynthesizer:
                 factors[min(2, int(3 * float(r[i, 3])))] = 2.0 + 2.0 * float(r[i, 2])
             out[i:i + 1] = coarser_voxels(img[i:i + 1, None], factors)[:, 0]
         return out
-

@@ -152,7 +152,7 @@ def test_coarser_voxels_blurs_only_along_the_coarser_axes():
     assert coarser_voxels(img, [1.0, 1.0, 1.0]) is img
     # white noise loses most of its variance on a grid twice as coarse in all directions
     noise = torch.randn(1, 1, 24, 24, 24, generator=torch.Generator().manual_seed(0))
-    assert float(coarser_voxels(noise, [2.0, 2.0, 2.0]).std()) < 0.4
+    assert float(coarser_voxels(noise, [2.0, 2.0, 2.0]).std()) < 0.25
     # one axis in 2-D, as lower_resolution uses it
     flat = torch.randn(1, 3, 20, 20, generator=torch.Generator().manual_seed(1))
     torch.testing.assert_close(phantom.lower_resolution(flat, 1, 2.0),
