@@ -12,10 +12,10 @@ segments inside it), trained by its authors on T1-weighted MR images of
 healthy adults -- real scans of people, unlike Delineo's own networks, which
 learn from synthetic images only. Its PyPI wheel ships the two networks as
 TorchScript files, loaded here the way deepbet loads them. Why deepbet and
-not a network of Delineo's own, and its measured accuracy on synthetic T1, T2
-and PD heads (intracranial Dice 0.993-0.997 on T1 with the dark-fluid rim
-below, 0.97-0.99 on T2 and PD with the second pass below):
-docs/brain-extraction.md.
+not a network of Delineo's own, and its measured accuracy on synthetic T1, T2,
+PD and FLAIR-like heads (intracranial Dice 0.991-0.997 on T1 and 0.987-0.993
+on FLAIR-like heads with the dark-fluid rim below, 0.97-0.99 on T2 and PD with
+the second pass below): docs/brain-extraction.md.
 
 deepbet was made for T1, where CSF is dark. Where CSF is bright (T2, PD) it
 keeps bright fluid and soft tissue next to the brain -- eyes, orbits, the
@@ -98,13 +98,12 @@ _RIM_SHELL_MM = 4.0  # the outer shell of a first mask: CSF rim and cortex
 _CORE_DEPTH_MM = 20.0  # deeper than this: white matter and deep nuclei
 _MIN_CORE_VOXELS = 1000  # fewer: too small a brain to tell
 _DARK_FLOOR = 0.1  # of white matter: darker voxels inside a mask are air, bone, or no signal
-#: Dark fluid: a voxel counts as CSF from this fraction of the purest CSF (the tenth
-#: percentile of the dark voxels inside the mask; darker: bone, air) ...
-DARK_FLUID_LOW = 0.6
-#: ... that percentile (the median of the dark voxels is pulled up by partial volume with
-#: tissue, on FLAIR far above the CSF next to the skull)
+#: Pure CSF: this percentile of the dark voxels inside a mask (their median is pulled up
+#: by partial volume with tissue; on FLAIR far above the CSF next to the skull).
 _PURE_FLUID_PERCENTILE = 10.0
-#: ... up to this fraction of the way from the CSF level to white matter (brighter: tissue).
+#: Dark fluid: a voxel counts as CSF from this fraction of pure CSF (darker: bone, air) ...
+DARK_FLUID_LOW = 0.6
+#: ... up to this fraction of the way from the CSF median to white matter (brighter: tissue).
 DARK_FLUID_HIGH = 0.25
 
 
@@ -120,13 +119,13 @@ def brain_extractor_facts() -> list[tuple[str, str]]:
         ("Segments", "the intracranial mask: the brain and all CSF out to the inner table "
                      "of the skull"),
         ("Trained on", f"{b['trained_on']}; Delineo neither trained nor tuned it"),
-        ("Measured here", "intracranial Dice 0.993-0.997 on synthetic T1 whole heads, "
-                          "1-3 mm and oblique, where Delineo grows the mask through dark "
-                          "CSF out to the skull, and 0.97-0.99 on T2 and PD heads, where it "
-                          "adds a second pass on the inverted image "
-                          "(docs/brain-extraction.md); "
-                          "made for T1 by its authors, so T2 and PD figures come from "
-                          "synthetic heads only"),
+        ("Measured here", "intracranial Dice 0.991-0.997 on synthetic T1 whole heads, "
+                          "1-3 mm and oblique, and 0.987-0.993 on FLAIR-like heads, where "
+                          "Delineo grows the mask through dark CSF out to the skull, and "
+                          "0.97-0.99 on T2 and PD heads, where it adds a second pass on the "
+                          "inverted image (docs/brain-extraction.md); made for T1 by its "
+                          "authors, so T2, PD and FLAIR figures come from synthetic heads "
+                          "only"),
         ("Reference", b["reference"]),
     ]
 
