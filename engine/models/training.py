@@ -141,7 +141,8 @@ class TrainConfig:
 # ---------------------------------------------------------------------------
 def _save_checkpoint(path: Path, model: nn.Module, opt: torch.optim.Optimizer,
                      gen: torch.Generator, step: int, history: list[dict[str, Any]],
-                     config: TrainConfig, runs: list[dict[str, Any]] | None = None) -> None:
+                     config: TrainConfig, runs: list[dict[str, Any]] | None = None,
+                     init: dict[str, str] | None = None) -> None:
     from safetensors.torch import save_file
 
     tensors = {f"model.{k}": v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
@@ -154,7 +155,7 @@ def _save_checkpoint(path: Path, model: nn.Module, opt: torch.optim.Optimizer,
     tensors["rng.torch_cpu"] = torch.get_rng_state()
     meta = {"step": str(step), "param_groups": json.dumps(osd["param_groups"]),
             "history": json.dumps(history), "config": json.dumps(asdict(config)),
-            "runs": json.dumps(runs or [])}
+            "runs": json.dumps(runs or []), "init": json.dumps(init or {})}
     tmp = path.with_suffix(".tmp")
     save_file(tensors, str(tmp), metadata=meta)
     tmp.replace(path)
@@ -172,6 +173,12 @@ def checkpoint_runs(path: str | Path) -> list[dict[str, Any]]:
     """The runs (command, first and last step) that produced a checkpoint, oldest first."""
     _, meta = load_weights(path)
     return json.loads(meta.get("runs", "[]"))
+
+
+def _checkpoint_init(path: Path) -> dict[str, str] | None:
+    """The record of the weights a checkpoint's run started from (``--init``), if any."""
+    _, meta = load_weights(path)
+    return json.loads(meta.get("init", "{}")) or None
 
 
 #: Fields of :class:`TrainConfig` that may change when resuming (they do not change the
@@ -323,7 +330,8 @@ def train(
     else:
         opt = torch.optim.AdamW(model.parameters(), lr=config.lr,
                                 weight_decay=config.weight_decay)
-    init = _initialise(model, config.init) if config.init else None
+    # a resumed run takes its weights from the checkpoint, and the record of its start too
+    init = _initialise(model, config.init) if config.init and not resume else None
     gen = torch.Generator(device=device).manual_seed(config.seed)
     synth = SliceSynthesizer(blocks, device, gen, crop=config.crop, context=config.context,
                              volume_resolution=config.volume_resolution)
@@ -342,6 +350,7 @@ def train(
             diffs = ", ".join(f"{k} {stored.get(k)!r} -> {given[k]!r}" for k in changed)
             raise ParameterError(f"--resume must keep the checkpoint's recipe; changed: {diffs}")
         runs = checkpoint_runs(ckpt)
+        init = _checkpoint_init(ckpt)
         step, history = load_checkpoint(ckpt, model, opt, gen)
         log.info("resumed %s at step %d", config.model, step)
     pool = (AnatomyPool(synth, blocks, size=config.anatomy_pool,
@@ -507,7 +516,7 @@ def _run(config: TrainConfig, out: Path, model: nn.Module, opt: torch.optim.Opti
             log.info("validation %s", json.dumps(entry))
         runs[-1]["to_step"] = step
         if step % config.checkpoint_every == 0 or step == config.steps:
-            _save_checkpoint(ckpt, model, opt, gen, step, history, config, runs)
+            _save_checkpoint(ckpt, model, opt, gen, step, history, config, runs, init)
             if ckpt not in written:
                 written.append(ckpt)
 

@@ -240,6 +240,21 @@ def test_a_run_can_start_from_earlier_weights_and_records_them(tmp_path):
                       "sha256": hashlib.sha256(start.read_bytes()).hexdigest()}
     assert card["training"]["config"]["init"] == "unet.safetensors"  # a name, not a path
     assert "p=0.5" in card["training"]["data_recipe"]["volume_resolution"]
+    # an interrupted run resumes from its checkpoint without the file it started from,
+    # and still records it
+    from engine.core.jobs import Cancelled, CancelToken
+
+    token = CancelToken()
+    moved = tmp_path / "start.safetensors"
+    moved.write_bytes(start.read_bytes())
+    with pytest.raises(Cancelled):
+        train(_tiny(steps=8, checkpoint_every=4, init=str(moved)), tmp_path / "third",
+              cancel=token, progress=lambda f, _m: token.cancel() if f >= 0.5 else None)
+    moved.unlink()
+    resumed = train(_tiny(steps=8, checkpoint_every=4, init=str(moved)), tmp_path / "third",
+                    resume=True)
+    assert resumed["training"]["initialised_from"] == {"file": "start.safetensors",
+                                                       "sha256": record["sha256"]}
     # weights of another architecture, or a pickle, are refused before a folder is made
     with pytest.raises(ParameterError, match="do not fit"):
         train(_tiny(steps=1, model_args={"base": 4}, init=str(start)), tmp_path / "bad")
