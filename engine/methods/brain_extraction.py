@@ -235,7 +235,8 @@ def _ratio(levels: _Levels | None) -> float | None:
 
 
 def dark_fluid_rim(image: np.ndarray, mask: np.ndarray, spacing: tuple[float, ...],
-                   mm: float, *, levels: _Levels | None = None) -> tuple[np.ndarray, str]:
+                   mm: float, *, levels: _Levels | None = None,
+                   measured: bool = False) -> tuple[np.ndarray, str]:
     """*mask* grown through voxels as dark as CSF, at most *mm* beyond its edge.
 
     The levels come from inside the mask: white matter is the median of its
@@ -247,13 +248,15 @@ def dark_fluid_rim(image: np.ndarray, mask: np.ndarray, spacing: tuple[float, ..
     (brighter: tissue). The mask grows through connected fluid voxels only, so bone
     stops it; holes are filled. Returns the mask (unchanged where the levels
     cannot be told) and what was done, in words. *levels*: those of *mask*
-    when already measured.
+    when already measured (*measured*: they were, and None means too small a
+    brain to tell, so they are not measured again).
     """
     from scipy import ndimage
 
     if mm <= 0:
         return mask, ""
-    levels = levels or _levels(image, mask, spacing)
+    if not measured and levels is None:
+        levels = _levels(image, mask, spacing)
     if levels is None:
         return mask, "too small a brain to tell the CSF level; the mask was not grown"
     if levels.dark is None or levels.pure is None or levels.core <= 0:
@@ -388,7 +391,8 @@ def extract_brain(
     if dark_fluid:
         check_cancel(cancel)
         report(progress, 0.9, "brain extraction: the CSF out to the inner table")
-        grown, done = dark_fluid_rim(x, mask, spacing, params.dark_rim_mm, levels=levels)
+        grown, done = dark_fluid_rim(x, mask, spacing, params.dark_rim_mm, levels=levels,
+                                     measured=wanted)
         if done:
             why += "; " + done
         added = grown & ~mask
