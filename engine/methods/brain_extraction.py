@@ -190,12 +190,13 @@ class _Levels:
     """Median intensities inside a first mask: its outer shell (CSF rim and cortex), its
     core (white matter, deep nuclei) and its voxels between a tenth and half of the core
     (dark fluid; darker ones are air, bone or the zeros around a skull-stripped brain);
-    *pure* is the tenth percentile of those dark voxels (CSF without partial volume)."""
+    *pure* is the tenth percentile of those dark voxels (CSF without partial volume); both
+    None when there are too few of them."""
 
     shell: float
     core: float
     dark: float | None
-    pure: float | None = None
+    pure: float | None
 
 
 def _levels(image: np.ndarray, mask: np.ndarray, spacing: tuple[float, ...]
@@ -215,7 +216,7 @@ def _levels(image: np.ndarray, mask: np.ndarray, spacing: tuple[float, ...]
     dark = x[inner & (x > _DARK_FLOOR * deep) & (x < 0.5 * deep)]
     shell = float(np.median(x[inner & (depth <= _RIM_SHELL_MM)]))
     if dark.size < _MIN_CORE_VOXELS:
-        return _Levels(shell, deep, None)
+        return _Levels(shell, deep, None, None)
     return _Levels(shell, deep, float(np.median(dark)),
                    float(np.percentile(dark, _PURE_FLUID_PERCENTILE)))
 

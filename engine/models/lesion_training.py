@@ -219,7 +219,7 @@ class LesionTrainConfig:
 
 def lesion_checkpoint_config(path: str | Path) -> LesionTrainConfig:
     """The :class:`LesionTrainConfig` a lesion checkpoint was written with."""
-    _, meta = load_weights(path)
+    _, meta = load_weights(path, tensors=False)
     data = json.loads(meta["config"])
     if "classes" not in data:
         raise ParameterError(f"{path}: not a lesion training checkpoint")

@@ -163,7 +163,7 @@ def _save_checkpoint(path: Path, model: nn.Module, opt: torch.optim.Optimizer,
 
 def checkpoint_config(path: str | Path) -> TrainConfig:
     """The :class:`TrainConfig` a checkpoint was written with."""
-    _, meta = load_weights(path)
+    _, meta = load_weights(path, tensors=False)
     data = json.loads(meta["config"])
     data["crop"] = tuple(data.get("crop", (96, 96)))
     return TrainConfig(**data)
@@ -171,13 +171,13 @@ def checkpoint_config(path: str | Path) -> TrainConfig:
 
 def checkpoint_runs(path: str | Path) -> list[dict[str, Any]]:
     """The runs (command, first and last step) that produced a checkpoint, oldest first."""
-    _, meta = load_weights(path)
+    _, meta = load_weights(path, tensors=False)
     return json.loads(meta.get("runs", "[]"))
 
 
 def _checkpoint_init(path: Path) -> dict[str, str] | None:
     """The record of the weights a checkpoint's run started from (``--init``), if any."""
-    _, meta = load_weights(path)
+    _, meta = load_weights(path, tensors=False)
     return json.loads(meta.get("init", "{}")) or None
 
 

@@ -57,12 +57,14 @@ def model_path(name_or_path: str | Path) -> Path:
     return models_dir() / f"{name_or_path}.safetensors"
 
 
-def load_weights(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+def load_weights(path: str | Path, *, tensors: bool = True
+                 ) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
     """Tensors and metadata of a ``.safetensors`` file; anything else is refused.
 
     A pickle (``torch.save``) file is rejected before it is unpickled, whatever
     its name: only the safetensors format (a JSON header and raw tensor bytes)
-    is parsed.
+    is parsed. ``tensors=False`` reads the header's metadata only (an empty
+    dictionary of tensors), e.g. a checkpoint's recipe.
     """
     from safetensors import SafetensorError, safe_open
 
@@ -80,14 +82,14 @@ def load_weights(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, s
             path=path,
         )
     try:
-        tensors: dict[str, torch.Tensor] = {}
+        found: dict[str, torch.Tensor] = {}
         with safe_open(str(path), framework="pt", device="cpu") as fh:
             meta = dict(fh.metadata() or {})
-            for key in fh.keys():  # noqa: SIM118 - safe_open has no __iter__
-                tensors[key] = fh.get_tensor(key)
+            for key in fh.keys() if tensors else ():
+                found[key] = fh.get_tensor(key)
     except (SafetensorError, OSError, ValueError) as exc:
         raise ModelLoadError(f"not a valid safetensors file ({exc})", path=path) from None
-    return tensors, meta
+    return found, meta
 
 
 def load_model(name_or_path: str | Path) -> tuple[nn.Module, dict[str, Any]]:
