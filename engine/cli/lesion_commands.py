@@ -114,6 +114,12 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="pool phantoms on the template (default) or, for three of four, on a "
                    "new 3-D shape of it (rotation, scaling, asymmetry, elastic warp, enlarged "
                    "ventricles, atrophy; each block outside the held-out slab varied alone)")
+    p.add_argument("--varied-share", type=float,
+                   help="with --anatomy varied: share of the pool phantoms on a new shape "
+                   "(default 0.75)")
+    p.add_argument("--head-contrasts", default=None, type=_head_contrasts, metavar="SEQ,...",
+                   help="sequences of the whole heads, drawn uniformly, e.g. t1,t2,pd,flair "
+                   "(default t1,t2,pd)")
     p.add_argument("--pool-contrasts", default=None, type=_contrast_shares,
                    metavar="SEQ=SHARE,...",
                    help="sequence shares of the pool phantoms, e.g. "
@@ -147,6 +153,15 @@ def _contrast_shares(text: str) -> dict[str, float]:
     return out
 
 
+def _head_contrasts(text: str) -> tuple[str, ...]:
+    """``t1,t2,pd,flair`` -> the head sequences in the default's order (checked by the config)."""
+    names = [n.strip().lower() for n in text.split(",") if n.strip()]
+    if not names:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected sequences, e.g. t1,t2,pd,flair")
+    order = ("pd", "t1", "t2")  # the shipped recipe's order: its pool stays the same
+    return tuple(sorted(names, key=lambda n: (order.index(n) if n in order else len(order), n)))
+
+
 def _lesion_config(args: argparse.Namespace) -> Any:
     from pathlib import Path
 
@@ -170,7 +185,8 @@ def _lesion_config(args: argparse.Namespace) -> Any:
               "pool_volumes": args.pool_volumes, "lr": args.lr, "seed": args.seed,
               "name": args.name, "lesion_free_fraction": args.lesion_free_fraction,
               "lesion_fraction": args.lesion_fraction, "head_fraction": args.head_fraction,
-              "anatomy": args.anatomy, "pool_contrasts": args.pool_contrasts}
+              "anatomy": args.anatomy, "pool_contrasts": args.pool_contrasts,
+              "varied_share": args.varied_share, "head_contrasts": args.head_contrasts}
     config = LesionTrainConfig(**{**base.__dict__, "model_args": model_args,
                                   "steps": args.steps, "device": args.device,
                                   "threads": args.threads})

@@ -11,7 +11,7 @@ with fresh in-plane and intensity augmentation every step:
   (:func:`engine.data.phantom.synthesize_phantom`) with a drawn contrast
   (T1-, T2-, PD- or FLAIR-like class means, jittered), noise, INU, blur and,
   for half of them, a random in-plane deformation of the anatomy; with
-  ``anatomy="varied"`` three volumes of four are drawn on a new 3-D shape of
+  ``anatomy="varied"`` three volumes of four (``varied_share``) are drawn on a new 3-D shape of
   the template (:func:`varied_template`: each block outside the held-out slab
   varied by :func:`engine.data.anatomy.vary_anatomy`, the tissue network's
   training family); then
@@ -29,7 +29,8 @@ with fresh in-plane and intensity augmentation every step:
   **whole heads** (:func:`engine.data.heads.synthetic_head`) with lesions,
   seen through a perturbed intracranial mask (:func:`_draw_head_volume`): the
   network learns that CSF rim, skull, orbits and neck left by brain
-  extraction are not lesions;
+  extraction are not lesions; their sequences are ``head_contrasts`` (T1, T2
+  and PD unless the run adds FLAIR-like heads);
 * a patch is centred on a lesion voxel (``lesion_fraction`` of the patches,
   when the volume has lesions), on a brain voxel (most of the rest) or
   anywhere (5 %); rotated +-15 degrees, scaled 0.9-1.1, mirrored left-right
@@ -134,7 +135,8 @@ LESION_DATA_RECIPE = {
                "(equivalent diameter, log-uniform; default regions, oedema, T1 enhancing rim "
                "and mass effect) in 3 volumes of 4, none in the 4th; avoid_k = the held-out "
                "slab",
-    "anatomy": "with --anatomy varied, p=0.75 the phantom is drawn on a varied template: the "
+    "anatomy": "with --anatomy varied, p=varied_share (default 0.75) the phantom is drawn on "
+               "a varied template: the "
                "blocks k<70 and k>=90 each given a new 3-D shape by "
                "engine.data.anatomy.vary_anatomy (TRAINING_VARIATION, the 'spline' field "
                "family; rotation, scaling, asymmetry, elastic warp, ventricle enlargement, "
@@ -142,7 +144,8 @@ LESION_DATA_RECIPE = {
     "contrasts": "the sequence shares are the run's pool_contrasts (the pool line gives the "
                  "default)",
     "whole_heads": "with --head-fraction f > 0, that share of the pool volumes are synthetic "
-                   "whole heads (engine.data.heads.synthetic_head: t1, t2 or pd, noise "
+                   "whole heads (engine.data.heads.synthetic_head: the run's head_contrasts, "
+                   "default t1, t2 or pd, drawn uniformly; noise "
                    "U(1%, 6%), INU U(0, 40%)) with lesions as above, seen through a perturbed "
                    "intracranial mask (signed distance <= a smooth random thickness from "
                    "-1.5 to +14 mm; zero outside); the held-out slab moves with the head's "
@@ -181,7 +184,9 @@ class LesionTrainConfig:
     lesion_fraction: float = 0.5
     head_fraction: float = 0.0
     anatomy: str = "template"
+    varied_share: float = VARIED_SHARE
     pool_contrasts: dict[str, float] = field(default_factory=lambda: dict(POOL_CONTRASTS))
+    head_contrasts: tuple[str, ...] = POOL_HEAD_CONTRASTS
     seed: int = 0
     device: str = "auto"
     checkpoint_every: int = 250
@@ -196,8 +201,16 @@ class LesionTrainConfig:
         if self.lr <= 0:
             raise ParameterError("the learning rate must be positive")
         if not all(0 <= f <= 1 for f in (self.lesion_free_fraction, self.lesion_fraction,
-                                         self.head_fraction)):
-            raise ParameterError("the lesion, lesion-free and head fractions must lie in [0, 1]")
+                                         self.head_fraction, self.varied_share)):
+            raise ParameterError("the lesion, lesion-free, head and varied fractions must lie "
+                                 "in [0, 1]")
+        from ..data.heads import HEAD_CONTRASTS
+        self.head_contrasts = tuple(self.head_contrasts)
+        bad = sorted(set(self.head_contrasts) - set(HEAD_CONTRASTS))
+        if bad or not self.head_contrasts or len(set(self.head_contrasts)) != len(
+                self.head_contrasts):
+            raise ParameterError(f"head contrasts {list(self.head_contrasts)}: one or more of "
+                                 + ", ".join(HEAD_CONTRASTS) + ", each once")
         if self.anatomy not in ANATOMY_CHOICES:
             raise ParameterError(f"anatomy {self.anatomy!r}: choose "
                                  + " or ".join(ANATOMY_CHOICES))
@@ -227,6 +240,8 @@ def lesion_checkpoint_config(path: str | Path) -> LesionTrainConfig:
     data.setdefault("head_fraction", 0.0)  # checkpoints written before whole heads joined
     data.setdefault("anatomy", "template")  # ... and before anatomy variation
     data.setdefault("pool_contrasts", dict(POOL_CONTRASTS))
+    data.setdefault("varied_share", VARIED_SHARE)  # ... and before these two were options
+    data["head_contrasts"] = tuple(data.get("head_contrasts", POOL_HEAD_CONTRASTS))
     return LesionTrainConfig(**data)
 
 
@@ -302,7 +317,7 @@ def template_centres(block: Any, held_out: tuple[int, int]) -> list[Any]:
 
 def _draw_pool_volume(index: int, seed: int, lesion_free_fraction: float,
                       block: Any, *, contrasts: dict[str, float] | None = None,
-                      anatomy: str = "template",
+                      anatomy: str = "template", varied_share: float = VARIED_SHARE,
                       centres: list[Any] | None = None) -> tuple[Any, Any, dict[str, Any]]:
     from ..data.lesions import add_lesions
     from ..data.mni import HELD_OUT_SLAB
@@ -325,7 +340,7 @@ def _draw_pool_volume(index: int, seed: int, lesion_free_fraction: float,
     lesion_seed = int(rng.integers(2**31))
     varied = False
     if anatomy == "varied":  # drawn after everything above: the template stream is unchanged
-        varied = bool(rng.uniform() < VARIED_SHARE)
+        varied = bool(rng.uniform() < varied_share)
         anatomy_seed = int(rng.integers(2**31))
         if varied:
             block = varied_template(block, torch.Generator().manual_seed(anatomy_seed),
@@ -350,7 +365,8 @@ def is_head_volume(index: int, head_fraction: float) -> bool:
     return math.floor((index + 1) * head_fraction) > math.floor(index * head_fraction)
 
 
-def _draw_head_volume(index: int, seed: int, lesion_free_fraction: float
+def _draw_head_volume(index: int, seed: int, lesion_free_fraction: float,
+                      contrasts: tuple[str, ...] = POOL_HEAD_CONTRASTS
                       ) -> tuple[np.ndarray, np.ndarray, np.ndarray, int, dict[str, Any]]:
     """A synthetic whole head with lesions, seen through an imperfect brain mask.
 
@@ -373,7 +389,7 @@ def _draw_head_volume(index: int, seed: int, lesion_free_fraction: float
     from ..data.phantom import mni_tissue_block
 
     rng = np.random.default_rng([seed, index, 1])
-    contrast = str(rng.choice(list(POOL_HEAD_CONTRASTS)))
+    contrast = str(rng.choice(list(contrasts)))
     lesion_free = bool(rng.uniform() < lesion_free_fraction)
     head_seed = int(rng.integers(2**31))
     head = synthetic_head(contrast, seed=head_seed, noise=float(rng.uniform(0.01, 0.06)),
@@ -452,7 +468,9 @@ def lesion_pool(
     lesion_free_fraction: float = 0.25,
     head_fraction: float = 0.0,
     anatomy: str = "template",
+    varied_share: float = VARIED_SHARE,
     contrasts: dict[str, float] | None = None,
+    head_contrasts: tuple[str, ...] = POOL_HEAD_CONTRASTS,
     context: int = 1,
     toy: bool = False,
     progress: Callable[[float, str], None] | None = None,
@@ -463,9 +481,10 @@ def lesion_pool(
     ``toy=True`` uses the tiny ellipsoid of :func:`~engine.data.phantom.toy_tissue_block`
     (tests): no held-out slab, lesions of 2-6 mm. ``head_fraction`` of the volumes
     are synthetic whole heads seen through a perturbed brain mask (:func:`_draw_head_volume`).
-    ``anatomy="varied"``: three of four phantoms on a varied template
-    (:func:`varied_template`); *contrasts*: sequence shares (default
-    :data:`POOL_CONTRASTS`).
+    ``anatomy="varied"``: *varied_share* of the phantoms (default three of four) on a
+    varied template (:func:`varied_template`); *contrasts*: sequence shares (default
+    :data:`POOL_CONTRASTS`); *head_contrasts*: the whole heads' sequences, drawn
+    uniformly (default :data:`POOL_HEAD_CONTRASTS`).
     """
     from ..data.mni import HELD_OUT_SLAB
     from ..data.phantom import mni_tissue_block, toy_tissue_block
@@ -481,7 +500,8 @@ def lesion_pool(
         if toy:
             image, labels, desc = _toy_pool_volume(i, seed, lesion_free_fraction, block)
         elif is_head_volume(i, head_fraction):
-            img, lab, mask, k_offset, desc = _draw_head_volume(i, seed, lesion_free_fraction)
+            img, lab, mask, k_offset, desc = _draw_head_volume(i, seed, lesion_free_fraction,
+                                                               head_contrasts)
             volumes.append(_to_blocks(img, lab, (held_out[0] + k_offset,
                                                  held_out[1] + k_offset), context, gen,
                                       sample_mask=mask))
@@ -491,7 +511,7 @@ def lesion_pool(
         else:
             image, labels, desc = _draw_pool_volume(i, seed, lesion_free_fraction, block,
                                                     contrasts=contrasts, anatomy=anatomy,
-                                                    centres=centres)
+                                                    varied_share=varied_share, centres=centres)
         volumes.append(_to_blocks(image.array, labels.array, held_out, context, gen))
         descriptions.append(desc)
         report(progress, (i + 1) / n_volumes, f"lesion pool: volume {i + 1}/{n_volumes}")
@@ -676,7 +696,8 @@ def train_lesion(
     pool = lesion_pool(config.pool_volumes, seed=config.seed,
                        lesion_free_fraction=config.lesion_free_fraction,
                        head_fraction=config.head_fraction, anatomy=config.anatomy,
-                       contrasts=config.pool_contrasts,
+                       varied_share=config.varied_share, contrasts=config.pool_contrasts,
+                       head_contrasts=config.head_contrasts,
                        context=config.context, toy=toy, cancel=cancel)
     log.info("lesion pool: %d volumes, %d lesions, %.1f s", len(pool.volumes), pool.n_lesions,
              pool.seconds)

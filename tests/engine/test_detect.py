@@ -161,4 +161,18 @@ def test_train_lesions_refuses_bad_options(tmp_path, capsys):
         main(["train-lesions", "--out", out, "--steps", "2", "--anatomy", "bent"])
     assert usage.value.code == 2
     assert "unknown anatomy 'bent'" in capsys.readouterr().err.strip().splitlines()[-1]
+    assert main(["train-lesions", "--out", out, "--steps", "2",
+                 "--head-contrasts", "t1,dwi"]) == 2
+    assert "dwi" in _error_line(capsys)
+    assert main(["train-lesions", "--out", out, "--steps", "2", "--varied-share", "2"]) == 2
+    assert "varied" in _error_line(capsys)
     assert not (tmp_path / "run").exists()
+
+
+def test_train_lesions_head_contrasts_keep_the_default_order():
+    """The heads' sequences are drawn from a list in the shipped recipe's order, so
+    ``--head-contrasts t2,pd,t1`` draws the very pool of the default."""
+    from engine.cli.lesion_commands import _head_contrasts
+
+    assert _head_contrasts("t2,PD,t1") == ("pd", "t1", "t2")
+    assert _head_contrasts("flair, t1") == ("t1", "flair")

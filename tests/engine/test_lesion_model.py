@@ -101,6 +101,34 @@ def test_varied_template_moves_each_block_alone_and_keeps_the_slab():
     assert not moved.labels[..., :12].any() and not moved.labels[..., 16:].any()
 
 
+def test_flair_like_heads_join_the_pool_only_when_asked():
+    """``head_contrasts`` adds FLAIR-like whole heads (dark CSF, bright lesions); the
+    default draws the shipped recipe's heads unchanged; bad choices are refused."""
+    img, lab, _, _, desc = _draw_head_volume(3, 0, 0.0, ("flair",))
+    assert desc["contrast"] == "flair" and desc["lesions"] >= 1
+    med = {c: float(np.median(img[lab == c])) for c in (1, 2, 3, 4)}
+    assert med[1] < 0.6 * med[3] and med[4] > 1.3 * med[3]  # CSF dark, lesions bright
+    default = [_draw_head_volume(i, 0, 0.0, ("pd", "t1", "t2"))[4]["head_seed"] for i in (3,)]
+    assert default == [_draw_head_volume(3, 0, 0.0)[4]["head_seed"]]
+    for bad in (("t1", "dwi"), (), ("t1", "t1")):
+        with pytest.raises(ParameterError, match="head contrasts"):
+            LesionTrainConfig(head_contrasts=bad).validated()
+    with pytest.raises(ParameterError, match="fractions"):
+        LesionTrainConfig(varied_share=1.5).validated()
+
+
+def test_varied_share_sets_how_many_phantoms_get_a_new_shape():
+    """``varied_share`` draws from the same stream: at 0 a phantom stays on the template,
+    with exactly the template recipe's choices and lesions."""
+    cfg = LesionTrainConfig(varied_share=0.5).validated()
+    assert cfg.varied_share == 0.5 and cfg.head_contrasts == ("pd", "t1", "t2")
+    _, _, never = _draw_pool_volume(1, 0, 0.0, mni_tissue_block(), anatomy="varied",
+                                    varied_share=0.0)
+    _, _, plain = _draw_pool_volume(1, 0, 0.0, mni_tissue_block())
+    assert never["varied_anatomy"] is False
+    assert {k: v for k, v in never.items() if k != "varied_anatomy"} == plain
+
+
 def test_a_varied_pool_volume_keeps_the_template_stream_and_the_slab():
     """``anatomy="varied"`` draws its choices after the template recipe's, so the
     sequence, noise and lesion seeds stay those of the template pool; the phantom
