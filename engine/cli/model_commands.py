@@ -56,12 +56,19 @@ def register(sub: argparse._SubParsersAction) -> None:
         "(the held-out slab k in [70, 90) is never used). Writes DIR/<model>.safetensors, "
         "its JSON model card and DIR/checkpoint.safetensors. Every option is checked before "
         "DIR is created; a run that fails removes the folder it created (a checkpoint, "
-        "kept for --resume, keeps it).",
+        "kept for --resume, keeps it). --recipe NAME trains the shipped weights' whole "
+        "recipe instead (every stage; docs/model.md).",
     )
     models = sorted(MODELS)
-    p.add_argument("--model", required=True, type=choice("model", models),
-                   metavar="{" + ",".join(models) + "}", help="the network to train")
-    p.add_argument("--steps", type=int, required=True, help="optimiser steps (at least 1)")
+    p.add_argument("--model", type=choice("model", models),
+                   metavar="{" + ",".join(models) + "}",
+                   help="the network to train (required without --recipe)")
+    p.add_argument("--steps", type=int,
+                   help="optimiser steps, at least 1 (required without --recipe)")
+    p.add_argument("--recipe", metavar="NAME",
+                   help="train the shipped weights NAME (delineo or unet) by their recorded "
+                   "recipe, every stage in turn (earlier stages into DIR/<stage>/, the last "
+                   "into DIR); only --out, --threads, --device, --resume and --json go with it")
     add_output_folder(p, "output folder (created if missing)")
     add_device(p)
     p.add_argument("--resume", action="store_true", help="continue from DIR/checkpoint")
@@ -232,10 +239,52 @@ def _check_recipe(config: Any, args: argparse.Namespace) -> None:
         raise ParameterError("--anatomy-pool and --anatomy-refresh must be at least 1")
 
 
+#: ``train`` options that a recipe sets itself.
+_RECIPE_SET = ("model", "steps", *TRAIN_DEFAULTS, "lr")
+
+
+def _cmd_train_recipe(args: argparse.Namespace) -> int:
+    from ..core.device import resolve_device
+    from ..models.recipes import recipe_configs, train_recipe
+
+    given = [k for k in _RECIPE_SET if getattr(args, k) is not None]
+    if args.data != "mni":
+        given.append("data")
+    if given:
+        raise ParameterError("--recipe sets the whole recipe; drop "
+                             + ", ".join("--" + k.replace("_", "-") for k in given))
+    if args.threads < 0:
+        raise ParameterError("--threads must be 0 or more")
+    plan = recipe_configs(args.recipe, args.out, threads=args.threads, device=args.device)
+    resolve_device(args.device)
+    out = check_output_folder(args.out)
+    command = "delineo-engine " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    with owned_folder(out, keep_files=True), ProgressBar(f"train --recipe {args.recipe}") as bar:
+        card = train_recipe(args.recipe, out, threads=args.threads, device=args.device,
+                            resume=args.resume, command=command, progress=bar)
+    model = plan[-1][1].model
+    weights = out / f"{model}.safetensors"
+    if args.json:
+        print_json({"weights": weights, "card": weights.with_suffix(".json"),
+                    "recipe": args.recipe, "stages": [str(folder) for _, _, folder in plan],
+                    "model": model, "parameters": card["parameters"],
+                    "steps": card["training"]["steps"],
+                    "validation": card["validation"][-1] if card["validation"] else None})
+        return 0
+    print(f"wrote {weights} (recipe {args.recipe}, {len(plan)} stage(s))")
+    return 0
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     from ..core.device import resolve_device
     from ..models.training import train
 
+    if args.recipe is not None:
+        return _cmd_train_recipe(args)
+    missing = [o for o in ("model", "steps") if getattr(args, o) is None]
+    if missing:
+        raise ParameterError("train needs " + " and ".join("--" + o for o in missing)
+                             + " (or --recipe NAME)")
     config = _train_config(args).validated()
     _check_recipe(config, args)
     resolve_device(config.device)

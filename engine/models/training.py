@@ -285,6 +285,7 @@ def train(
     *,
     resume: bool = False,
     command: str | None = None,
+    recipe: dict[str, Any] | None = None,
     progress: Callable[[float, str], None] | None = None,
     cancel: CancelToken | None = None,
 ) -> dict[str, Any]:
@@ -299,6 +300,9 @@ def train(
         Continue from ``out_dir/checkpoint.safetensors`` (same config required).
     command : str, optional
         The exact command line, recorded in the model card.
+    recipe : dict, optional
+        The recipe stage this run is (:mod:`engine.models.recipes`), recorded in the
+        card as ``training.recipe``.
 
     Nothing is created before the configuration, the model, the data and a
     resumed checkpoint have been checked. If the run then fails or is
@@ -365,7 +369,7 @@ def train(
     try:
         card = _run(config, out, model, opt, gen, synth, loss_fn, val_set, device, args,
                     pool=pool, step=step, history=history, runs=runs, command=command,
-                    init=init, progress=progress, cancel=cancel, written=written)
+                    init=init, recipe=recipe, progress=progress, cancel=cancel, written=written)
     except BaseException:
         _clean_up(created, written, ckpt)
         raise
@@ -479,8 +483,8 @@ def _run(config: TrainConfig, out: Path, model: nn.Module, opt: torch.optim.Opti
          args: dict[str, Any], *, pool: AnatomyPool | None, step: int,
          history: list[dict[str, Any]],
          runs: list[dict[str, Any]], command: str | None, init: dict[str, str] | None,
-         progress: Callable[[float, str], None] | None, cancel: CancelToken | None,
-         written: list[Path]) -> dict[str, Any]:
+         recipe: dict[str, Any] | None, progress: Callable[[float, str], None] | None,
+         cancel: CancelToken | None, written: list[Path]) -> dict[str, Any]:
     """The loop of :func:`train` from *step*; appends every file it writes to *written*."""
     ckpt = out / "checkpoint.safetensors"
     use_amp = device.type == "cuda"
@@ -538,6 +542,7 @@ def _run(config: TrainConfig, out: Path, model: nn.Module, opt: torch.optim.Opti
             "runs": runs,
             "config": recorded,
             **({"initialised_from": init} if init else {}),
+            **({"recipe": recipe} if recipe else {}),
             "device": str(device),
             "device_name": (torch.cuda.get_device_name(device) if device.type == "cuda"
                             else platform.processor() or platform.machine()),
