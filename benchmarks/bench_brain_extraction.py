@@ -9,9 +9,10 @@ brain_mask``) and the Gaussian-mixture baseline after the same extraction
 (``head+gmm``), and brain extraction without its dark-fluid rim
 (``--param dark_rim_mm=0``; the rim grows the mask only on dark-fluid heads,
 T1 among them). Reported per configuration: the median of ``--repeats`` runs
-of the pipeline time the command measures itself (image read and label write
-excluded), the median wall time of the whole process (interpreter start, image
-read, label write included) and the process's peak resident size (from
+(interleaved: every configuration once per round) of the pipeline time the
+command measures itself (image read and label write excluded), the median
+wall time of the whole process (interpreter start, image read, label write
+included) and the process's peak resident size (from
 ``wait4``; the benchmark itself stays small, since a child starts from its
 parent's peak). Ratios are against brain extraction alone, in the same run.
 
@@ -88,12 +89,17 @@ def main(argv: list[str] | None = None) -> int:
         print(f"# synthetic {args.contrast.upper()} whole head, seed {args.seed}, "
               "257 x 293 x 249 voxels, 1 mm; "
               f"{args.repeats} runs each, {args.threads} threads")
+        # Interleaved: round r runs every configuration once, so a slow spell of a shared
+        # machine falls on all of them alike rather than on one configuration's repeats.
+        runs: dict[str, list[tuple[float, float, float]]] = {name: [] for name, _ in CONFIGS}
+        for _ in range(args.repeats):
+            for name, extra in CONFIGS:
+                runs[name].append(_run(image, Path(tmp) / f"labels_{name}.nii.gz", extra,
+                                       args.threads))
         results = {}
-        for name, extra in CONFIGS:
-            runs = [_run(image, Path(tmp) / f"labels_{name}.nii.gz", extra, args.threads)
-                    for _ in range(args.repeats)]
-            results[name] = tuple(statistics.median(r[i] for r in runs) for i in range(3))
-            print(f"# {name}: " + ", ".join(f"{r[0]:.2f}" for r in runs) + " s", flush=True)
+        for name, done in runs.items():
+            results[name] = tuple(statistics.median(r[i] for r in done) for i in range(3))
+            print(f"# {name}: " + ", ".join(f"{r[0]:.2f}" for r in done) + " s", flush=True)
         ref = results["brain_mask"]
         for name, (seconds, wall, rss) in results.items():
             ratio = None if name == "brain_mask" else seconds / ref[0]
