@@ -54,7 +54,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -113,7 +113,7 @@ class GroundTruthLesion:
     dice: float
     hd95_mm: float
     confidence: float | None
-    scored: bool
+    scored: bool = True  # larger than the case's min_gt_volume_mm3
 
     @property
     def detected(self) -> bool:
@@ -153,6 +153,22 @@ class CaseLesions:
     @property
     def n_false_positives(self) -> int:
         return sum(1 for p in self.predicted if p.false_positive)
+
+    def rescored(self, min_gt_volume_mm3: float) -> CaseLesions:
+        """The same case scored with another *min_gt_volume_mm3* (module docstring):
+        which lesions count, which predictions are ignored, lesion-wise Dice and HD95."""
+        truth = [replace(g, scored=g.volume_mm3 > min_gt_volume_mm3) for g in self.truth]
+        scored_ids = {g.id for g in truth if g.scored}
+        predicted = [replace(q, ignored=bool(q.matched) and not (set(q.matched) & scored_ids))
+                     for q in self.predicted]
+        case = CaseLesions(name=self.name, truth=truth, predicted=predicted)
+        scored, n_fp = case.scored, case.n_false_positives
+        denom = len(scored) + n_fp
+        if denom:
+            case.lesion_dice = float(sum(g.dice for g in scored) / denom)
+            case.lesion_hd95 = float((sum(g.hd95_mm for g in scored) + MISSED_HD95_MM * n_fp)
+                                     / denom)
+        return case
 
     def to_json(self) -> dict[str, Any]:
         """A JSON-ready dict (lists for tuples; an infinite HD95 cannot occur here)."""
@@ -298,7 +314,6 @@ def evaluate_case(
         volume = count * voxel_mm3
         eq = (6.0 * volume / math.pi) ** (1.0 / 3.0)
         matched = tuple(sorted(gt_matches[g]))
-        scored = volume > min_gt_volume_mm3
         if matched:
             boxes = [gt_boxes[g - 1]] + [pred_boxes[q - 1] for q in matched]
             box = tuple(slice(min(b[a].start for b in boxes), max(b[a].stop for b in boxes))
@@ -314,26 +329,14 @@ def evaluate_case(
         truth_rows.append(GroundTruthLesion(
             id=g, voxel_count=count, volume_mm3=volume, equivalent_diameter_mm=eq,
             size_bin=_size_bin(eq), matched=matched, dice=float(d), hd95_mm=float(hd),
-            confidence=conf, scored=scored))
+            confidence=conf))
 
-    scored_ids = {g.id for g in truth_rows if g.scored}
-    pred_rows: list[PredictedLesion] = []
-    for q in range(1, n_pred + 1):
-        matched = tuple(sorted(pred_matches[q]))
-        pred_rows.append(PredictedLesion(
-            id=q, voxel_count=int(pred_counts[q]), volume_mm3=float(pred_counts[q] * voxel_mm3),
-            confidence=float(confidences[q]), matched=matched,
-            ignored=bool(matched) and not (set(matched) & scored_ids)))
-
-    case = CaseLesions(name=name, truth=truth_rows, predicted=pred_rows)
-    scored = case.scored
-    n_fp = case.n_false_positives
-    denom = len(scored) + n_fp
-    if denom:
-        case.lesion_dice = float(sum(g.dice for g in scored) / denom)
-        case.lesion_hd95 = float((sum(g.hd95_mm for g in scored) + MISSED_HD95_MM * n_fp)
-                                 / denom)
-    return case
+    pred_rows = [PredictedLesion(
+        id=q, voxel_count=int(pred_counts[q]), volume_mm3=float(pred_counts[q] * voxel_mm3),
+        confidence=float(confidences[q]), matched=tuple(sorted(pred_matches[q])))
+        for q in range(1, n_pred + 1)]
+    return CaseLesions(name=name, truth=truth_rows,
+                       predicted=pred_rows).rescored(min_gt_volume_mm3)
 
 
 def _size_bin(diameter: float) -> str:

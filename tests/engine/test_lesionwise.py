@@ -193,6 +193,10 @@ def test_small_lesions_left_out_by_volume_threshold() -> None:
     # Only the big (missed) lesion is scored; the small one's prediction is no FP.
     assert case.lesion_dice == 0.0 and case.n_false_positives == 0
     assert case.predicted[0].ignored
+    # the same case scored at another threshold: every lesion counts again
+    every = evaluate_case(pred, truth)
+    assert case.rescored(0.0) == every and every.rescored(10.0) == case
+    assert every.lesion_dice == pytest.approx(0.5) and not every.predicted[0].ignored
 
 
 def test_bad_input() -> None:
