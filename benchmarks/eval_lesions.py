@@ -437,8 +437,8 @@ def sweep(data: list[tuple[Any, ...]]) -> str:
              "lesion-free cases outside the slab too):\n",
              "| threshold | min size mm3 | sens. 3-5 mm | sens. >=5 mm | FP / lesion-free scan "
              "| lesion-wise Dice (lesioned) |", "|---:|---:|---:|---:|---:|---:|"]
-    for threshold in (0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9):
-        for min_size in (0.0, 6.0, 15.0):
+    for threshold in (0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.97):
+        for min_size in (0.0, 6.0, 10.0, 15.0):
             cases = []
             for prob, brain, gt, anatomy, lesions, name in data:
                 if anatomy == "deformed" or (lesions and anatomy != "training"):
@@ -446,7 +446,7 @@ def sweep(data: list[tuple[Any, ...]]) -> str:
                 mask = threshold_lesions(prob, brain, threshold, min_size, 1.0)
                 cases.append(score(mask, prob, gt, "training", name))
             t = table(cases)
-            lines.append(f"| {threshold:.1f} | {min_size:g} | "
+            lines.append(f"| {threshold:g} | {min_size:g} | "
                          f"{fmt(t['by_size']['3-5 mm']['sensitivity'])} | "
                          f"{fmt(t['by_size']['>=5 mm']['sensitivity'])} | "
                          f"{fmt(t['fp_per_lesion_free_scan'])} | "
