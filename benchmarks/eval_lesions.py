@@ -244,6 +244,9 @@ def main(argv: list[str] | None = None) -> int:
                     "lesion)")
     ap.add_argument("--threshold", type=float, default=LesionParams().min_probability)
     ap.add_argument("--min-size", type=float, default=LesionParams().min_lesion_mm3)
+    ap.add_argument("--tta", action="store_true",
+                    help="the lesions step's test-time mirroring (tta=True: the mean of the "
+                    "image's and its left-right mirror's lesion probability)")
     ap.add_argument("--sweep", action="store_true",
                     help="detection vs threshold and minimum size, training anatomy only")
     ap.add_argument("--tissue", action="store_true",
@@ -289,7 +292,8 @@ def main(argv: list[str] | None = None) -> int:
         t0 = time.perf_counter()
         tissue = run_pipeline(image, "cnn", device="cpu")
         timing["tissue_s"].append(time.perf_counter() - t0)
-        params = LesionParams(min_probability=args.threshold, min_lesion_mm3=args.min_size)
+        params = LesionParams(min_probability=args.threshold, min_lesion_mm3=args.min_size,
+                              tta=args.tta)
         brain = tissue.labels.array > 0
         if anatomy == "deformed":
             wheres = ["deformed"]
@@ -354,7 +358,8 @@ def main(argv: list[str] | None = None) -> int:
             # image inside the labels of the head pipeline (brain extraction, tissue)
             done = run_pipeline(image, "head", device="cpu")
             timing.setdefault("head_s", []).append(time.perf_counter() - t0)
-            params = LesionParams(min_probability=args.threshold, min_lesion_mm3=args.min_size)
+            params = LesionParams(min_probability=args.threshold, min_lesion_mm3=args.min_size,
+                                  tta=args.tta)
             probs = []
             for model in models:
                 labels, prob = find_lesions(image, done.labels, params, device="cpu",
