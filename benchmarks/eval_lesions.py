@@ -442,8 +442,8 @@ def sweep(data: list[tuple[Any, ...]]) -> str:
              "lesion-free cases outside the slab too):\n",
              "| threshold | min size mm3 | sens. 3-5 mm | sens. >=5 mm | FP / lesion-free scan "
              "| lesion-wise Dice (lesioned) |", "|---:|---:|---:|---:|---:|---:|"]
-    for threshold in (0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.97):
-        for min_size in (0.0, 6.0, 10.0, 15.0):
+    for threshold in (0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.97):
+        for min_size in (0.0, 6.0, 10.0):
             cases = []
             for prob, brain, gt, anatomy, lesions, name in data:
                 if anatomy == "deformed" or (lesions and anatomy != "training"):
