@@ -20,13 +20,13 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from ..core.errors import ParameterError
 from ..core.jobs import CancelToken, report, scaled_progress
-from .training import TrainConfig, train
+from .training import RESUMABLE_CHANGES, TrainConfig, recorded_config, train
 
 __all__ = ["RECIPES", "Stage", "recipe_configs", "train_recipe"]
 
@@ -102,13 +102,10 @@ def _finished(folder: Path, config: TrainConfig) -> bool:
         training = json.loads(card_path.read_text())["training"]
     except (OSError, ValueError, KeyError, TypeError):
         return False
-    want = asdict(config)
-    want["init"] = Path(config.init).name if config.init else ""
     have = dict(training.get("config", {}))
     have.setdefault("init", "")
-    ignore = ("threads", "device")
-    same = all(have.get(k) == (list(v) if isinstance(v, tuple) else v)
-               for k, v in want.items() if k not in ignore)
+    same = all(have.get(k) == v for k, v in recorded_config(config).items()
+               if k not in RESUMABLE_CHANGES)
     return same and training.get("steps") == config.steps
 
 

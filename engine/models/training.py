@@ -181,6 +181,15 @@ def _checkpoint_init(path: Path) -> dict[str, str] | None:
     return json.loads(meta.get("init", "{}")) or None
 
 
+def recorded_config(config: TrainConfig) -> dict[str, Any]:
+    """*config* as a model card records it: JSON types, and ``init`` as the file's name
+    (its digest goes beside it), never a path of this machine."""
+    recorded = json.loads(json.dumps(asdict(config)))
+    if config.init:
+        recorded["init"] = Path(config.init).name
+    return recorded
+
+
 #: Fields of :class:`TrainConfig` that may change when resuming (they do not change the
 #: arithmetic of a step beyond floating-point reduction order).
 RESUMABLE_CHANGES = ("device", "threads")
@@ -525,9 +534,7 @@ def _run(config: TrainConfig, out: Path, model: nn.Module, opt: torch.optim.Opti
                 written.append(ckpt)
 
     seconds = time.perf_counter() - t_start
-    recorded = asdict(config)
-    if config.init:  # the file's name and digest, not a path of this machine
-        recorded["init"] = Path(config.init).name
+    recorded = recorded_config(config)
     card = {
         "name": config.model,
         "architecture": {"name": config.model, "class": type(model).__name__,
