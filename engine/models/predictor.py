@@ -12,6 +12,10 @@ Steps of :meth:`Predictor.predict`:
 4. run axial slices -- each with its neighbours as channels (2.5-D) -- in
    batches on the chosen device, optionally averaging with the left-right
    mirrored input (test-time augmentation);
+   only the batch and its probabilities visit that device: the volume, the
+   stitched probabilities and every resampling stay in host memory (the
+   output device is always the CPU), so GPU memory holds the network and one
+   batch whatever the size of the volume;
 5. return per-label probabilities ``(4, *volume.shape)`` and the arg-max label
    map 0/1/2/3 on the input's grid.
 
@@ -55,6 +59,10 @@ log = logging.getLogger(__name__)
 
 #: Grid the networks were trained on (mm).
 NETWORK_SPACING_MM = 1.0
+
+#: Where the volume, the stitched probabilities and the results live, whatever
+#: device computes the forward passes.
+OUTPUT_DEVICE = torch.device("cpu")
 
 
 # ---------------------------------------------------------------------------
@@ -219,7 +227,8 @@ class Predictor:
             probs = None
             try:
                 with torch.inference_mode():
-                    probs = self._forward(_to_device(x, device), device)
+                    probs = _to_device(self._forward(_to_device(x, device), device),
+                                       OUTPUT_DEVICE)
             except torch.cuda.OutOfMemoryError:
                 if batch == 1:
                     raise
@@ -231,7 +240,7 @@ class Predictor:
                 continue
             if out is None:
                 out = torch.empty((probs.shape[1], nz, nx, ny), dtype=torch.float32,
-                                  device=probs.device)
+                                  device=OUTPUT_DEVICE)
             out[:, start:stop] = probs.permute(1, 0, 2, 3)
             start = stop
             report(progress, start / nz, f"{self.name}: slice {start}/{nz}")
@@ -292,11 +301,13 @@ class Predictor:
         progress: Callable[[float, str], None] | None,
         cancel: CancelToken | None,
     ) -> tuple[np.ndarray, int]:
-        """``(4, *array.shape)`` probabilities computed on *device*, and the batch size used."""
+        """``(4, *array.shape)`` probabilities, the forward passes on *device*, and the batch used.
+
+        Everything but the batches stays on :data:`OUTPUT_DEVICE`.
+        """
         self._place_model(device)
         shape = tuple(array.shape)
-        x = torch.as_tensor(np.ascontiguousarray(array), dtype=torch.float32)
-        x = _to_device(torch.nan_to_num(x), device)
+        x = torch.nan_to_num(torch.as_tensor(np.ascontiguousarray(array), dtype=torch.float32))
         sp = np.asarray(spacing, float)
         resampled = bool(np.any(np.abs(sp - NETWORK_SPACING_MM) > 0.05 * NETWORK_SPACING_MM))
         if resampled:
@@ -313,15 +324,14 @@ class Predictor:
         crop = F.pad(crop, (0, 0, py // 2, py - py // 2, px // 2, px - px // 2))
         probs_crop, batch = self._run_slices(crop, device, progress, cancel)
         probs_crop = probs_crop[:, px // 2:px // 2 + nx, py // 2:py // 2 + ny]
-        full = torch.zeros((probs_crop.shape[0], *x.shape), dtype=torch.float32,
-                           device=probs_crop.device)
+        full = torch.zeros((probs_crop.shape[0], *x.shape), dtype=torch.float32)
         full[0] = 1.0
         full[(slice(None), *box)] = probs_crop
         if resampled:
             full = F.interpolate(full[None], size=shape, mode="trilinear",
                                  align_corners=False)[0]
             full = full / full.sum(dim=0, keepdim=True).clamp_min(1e-6)
-        return full.cpu().numpy(), batch
+        return full.numpy(), batch
 
     def predict(
         self,

@@ -165,6 +165,41 @@ def test_cuda_out_of_memory_runs_one_call_on_the_cpu_then_tries_the_gpu_again(mo
     np.testing.assert_array_equal(second.labels, ref.labels)
 
 
+@pytest.mark.filterwarnings("ignore:CUDA is not available:UserWarning")  # autocast, no GPU
+def test_on_cuda_only_the_batches_visit_the_gpu(monkeypatch):
+    # "cuda" is simulated as above: _to_device records every transfer and leaves the
+    # data in host memory. The volume, its resampling and the stitched probabilities
+    # must never be sent to the GPU -- only the network and one batch of slices at a
+    # time, whose probabilities come straight back -- so GPU memory does not grow
+    # with the volume.
+    sent = []
+
+    def fake_to_device(obj, device):
+        sent.append((torch.device(device).type, None if isinstance(obj, nn.Module)
+                     else tuple(obj.shape)))
+        return obj
+
+    monkeypatch.setattr(predictor_module, "_to_device", fake_to_device)
+    monkeypatch.setattr(predictor_module, "resolve_device", lambda d: torch.device("cuda"))
+    array, _ = _toy_image()
+    spacing = (1.0, 1.0, 2.0)  # resampled to the 1 mm grid and back: that happens on the host
+    ref = Predictor(Oracle(), device="cpu", batch_size=8).predict_array(array, spacing)
+    sent.clear()
+    pred = Predictor(Oracle(), device="cuda", batch_size=8).predict_array(array, spacing)
+    assert pred.device == "cuda"
+    np.testing.assert_array_equal(pred.labels, ref.labels)
+    to_gpu = [shape for kind, shape in sent if kind == "cuda"]
+    to_host = [shape for kind, shape in sent if kind == "cpu"]
+    assert to_gpu[0] is None  # the network
+    batches = to_gpu[1:]
+    slices = 2 * array.shape[2]  # 2 mm slices on the 1 mm grid
+    assert sum(b[0] for b in batches) == slices and max(b[0] for b in batches) == 8
+    assert all(len(b) == 4 and b[1] == 3 for b in batches)  # (slices, 2c + 1, X, Y)
+    # every batch's probabilities come back at once, four labels per slice
+    assert [b[0] for b in to_host] == [b[0] for b in batches]
+    assert all(b[1] == 4 for b in to_host)
+
+
 def test_out_of_memory_on_the_cpu_at_one_slice_is_raised():
     class Hopeless(Oracle):
         def forward(self, x, deep=False):
