@@ -1,18 +1,38 @@
-"""Whole-volume CNN inference speed (the issue's goal: <= 5 s on 2 CPU cores, <= 0.5 s CUDA).
+"""Whole-volume CNN inference speed, achieved GFLOPS against this machine's dense peak.
 
-Run: ``python benchmarks/bench_inference.py [--device cpu|cuda] [--threads N] [--tta]``.
-Times :meth:`engine.models.predictor.Predictor.predict_array` on the 197 x 233 x 189 demo
-T1 for each shipped network (``resources/models``), or an untrained network
-of the same architecture if the weights are missing: crop to the head, robust
-normalisation, 2.5-D slices in batches, soft-max, full-size probabilities and
-the arg-max label map -- everything ``segment`` does except reading and writing
-files.
+Run: ``python benchmarks/bench_inference.py [--device cpu|cuda] [--threads N] [--tta]
+[--compile]``.
+
+Times :meth:`engine.models.predictor.Predictor.predict_array` on the 197 x 233 x 189
+demo T1 for each shipped network (``resources/models``), or an untrained network of
+the same architecture if the weights are missing: crop to the head, robust
+normalisation, 2.5-D slices in batches, soft-max, full-size probabilities and the
+arg-max label map -- everything ``segment`` does except reading and writing files.
+Goals: <= 5 s on 2 CPU cores, <= 0.5 s on CUDA.
+
+In the same run, for the issue's accounting of compute efficiency:
+
+* the convolution FLOPs of one whole-volume call (``torch.utils.flop_counter``);
+* the machine's dense peak: a 4096 x 4096 matrix product in float32 and in
+  bfloat16, with the same threads (median of 5);
+* four ways of running each network, interleaved so that the machine's drift
+  falls on all of them alike (median of ``--repeats`` after one warm-up call):
+  the reference -- float32 in PyTorch's default (contiguous) memory layout, the
+  predictor before channels-last --, then the predictor at ``precision=float32``
+  and ``bfloat16``, both channels-last (the line before them says which of the
+  two its default, ``auto``, picks on this device); with ``--compile`` also
+  ``torch.compile`` of the network at the default precision (its compilation
+  time is printed apart).
+
+Achieved GFLOPS = FLOPs / median time; each line also gives the ratio to the
+reference and the fraction of the float32 peak.
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -21,8 +41,9 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import emit, machine, median, timeit
+from common import emit, machine, median
 
+from engine.core.device import resolve_precision
 from engine.models import build_model, count_parameters
 from engine.models.predictor import Predictor
 from engine.models.weights import models_dir
@@ -40,33 +61,119 @@ def _image() -> np.ndarray:
         return np.where(r < 1, 200 - 80 * r, 0).astype(np.float32)
 
 
+class ContiguousFloat32(Predictor):
+    """The reference: the predictor's forward pass in float32 and PyTorch's default
+    (contiguous) memory layout, as it ran before channels-last and bfloat16."""
+
+    def _place_model(self, device: torch.device) -> None:
+        if self._model_device != device:
+            self.model = self.model.to(device).to(memory_format=torch.contiguous_format)
+            self._model_device = device
+
+    def _forward(self, batch: torch.Tensor, device: torch.device) -> torch.Tensor:
+        logits = self.model(batch.contiguous())
+        probs = logits.float().softmax(dim=1)
+        if self.tta:
+            flipped = self.model(batch.flip(-2).contiguous()).flip(-2)
+            probs = 0.5 * (probs + flipped.float().softmax(dim=1))
+        return probs
+
+
+def dense_peak_gflops(dtype: torch.dtype, device: torch.device, n: int = 4096) -> float:
+    """GFLOPS of an n x n matrix product (2 n^3 FLOPs), median of 5 after a warm-up."""
+    a = torch.randn(n, n, device=device).to(dtype)
+    b = torch.randn(n, n, device=device).to(dtype)
+    times = []
+    for i in range(6):
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        t0 = time.perf_counter()
+        torch.mm(a, b)
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        if i:
+            times.append(time.perf_counter() - t0)
+    return 2 * n**3 / median(times) / 1e9
+
+
+def conv_flops(pred: Predictor, image: np.ndarray) -> float:
+    """Convolution FLOPs of one whole-volume call."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    with FlopCounterMode(display=False) as counter:
+        pred.predict_array(image)
+    return float(counter.get_total_flops())
+
+
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--device", default="auto")
     parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: default)")
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--tta", action="store_true")
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--compile", action="store_true",
+                        help="also time torch.compile of the network (compiles for minutes)")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
     image = _image()
     print(f"# {machine()}; image {image.shape}", flush=True)
+    first = Predictor(build_model("unet", base=8), device=args.device)
+    device = first.device
+    peak32 = dense_peak_gflops(torch.float32, device)
+    peak16 = dense_peak_gflops(torch.bfloat16, device)
+    emit("dense peak float32 (4096^2 matmul)", peak32, "GFLOPS")
+    emit("dense peak bfloat16 (4096^2 matmul)", peak16, "GFLOPS",
+         ratio=peak16 / peak32, reference="float32 peak")
+    goal = "<= 0.5 s" if device.type == "cuda" else "<= 5 s on 2 cores"
+    print(f"# precision 'auto' is {resolve_precision('auto', device)} on {device}", flush=True)
     for name in ("unet", "delineo"):
         path = models_dir() / f"{name}.safetensors"
+        kwargs = {"device": args.device, "batch_size": args.batch_size, "tta": args.tta}
         if path.is_file():
-            pred = Predictor.from_name(name, device=args.device, batch_size=args.batch_size,
-                                       tta=args.tta)
+            variants = {"reference float32 contiguous": ContiguousFloat32.from_name(name, **kwargs)}
+            for precision in ("float32", "bfloat16"):
+                variants[f"channels-last {precision}"] = Predictor.from_name(
+                    name, precision=precision, **kwargs)
             tag = "shipped"
         else:
-            pred = Predictor(build_model(name), device=args.device,
-                             batch_size=args.batch_size, tta=args.tta, name=name)
+            net = build_model(name)
+            variants = {"reference float32 contiguous": ContiguousFloat32(net, name=name,
+                                                                          **kwargs)}
+            for precision in ("float32", "bfloat16"):
+                variants[f"channels-last {precision}"] = Predictor(
+                    net, name=name, precision=precision, **kwargs)
             tag = "untrained"
-        params = count_parameters(pred.model)
-        times = timeit(lambda p=pred: p.predict_array(image), repeats=args.repeats, warmup=1)
-        goal = "<= 0.5 s" if pred.device.type == "cuda" else "<= 5 s on 2 cores"
-        emit(f"{name} ({tag}, {params / 1e6:.2f} M params) whole volume on {pred.device}"
-             f"{' +TTA' if args.tta else ''}", median(times), "s", goal=goal)
+        if args.compile:
+            compiled = Predictor.from_name(name, **kwargs) if path.is_file() else Predictor(
+                build_model(name), name=name, **kwargs)
+            compiled.model = torch.compile(compiled.model)
+            t0 = time.perf_counter()
+            compiled.predict_array(image)
+            emit(f"{name}: torch.compile, first call (compiles)", time.perf_counter() - t0, "s")
+            variants["torch.compile auto"] = compiled
+        flops = conv_flops(variants["channels-last float32"], image)
+        params = count_parameters(variants["channels-last float32"].model)
+        print(f"# {name} ({tag}, {params / 1e6:.2f} M params): {flops / 1e9:.1f} GFLOP of "
+              "convolutions per volume", flush=True)
+        for pred in variants.values():  # warm-up: oneDNN builds its kernels
+            pred.predict_array(image)
+        times: dict[str, list[float]] = {k: [] for k in variants}
+        for _ in range(args.repeats):
+            for key, pred in variants.items():
+                t0 = time.perf_counter()
+                pred.predict_array(image)
+                times[key].append(time.perf_counter() - t0)
+        ref = median(times["reference float32 contiguous"])
+        for key, values in times.items():
+            t = median(values)
+            gflops = flops / t / 1e9
+            emit(f"{name} whole volume on {device}{' +TTA' if args.tta else ''}, {key}", t, "s",
+                 ratio=ref / t, reference="reference (speed-up)", goal=goal)
+            print(f"    {gflops:.0f} GFLOPS achieved = {gflops / peak32:.0%} of the float32 "
+                  f"peak, {gflops / peak16:.0%} of the bfloat16 peak; runs "
+                  + ", ".join(f"{v:.2f}" for v in values), flush=True)
 
 
 if __name__ == "__main__":

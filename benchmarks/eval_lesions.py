@@ -60,6 +60,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from engine.core.device import PRECISIONS
 from engine.core.metrics import confusion
 from engine.data.heads import synthetic_head
 from engine.data.lesions import add_lesions
@@ -73,7 +74,7 @@ from engine.methods.lesion_step import (
     find_lesions,
     threshold_lesions,
 )
-from engine.methods.pipeline import run_pipeline
+from engine.methods.pipeline import PIPELINES, run_pipeline
 from engine.models.lesion_training import FLAIR_MEANS
 
 CONTRASTS = ("t1", "t2", "pd", "flair")
@@ -208,6 +209,15 @@ def markdown(rows: list[tuple[str, str, dict[str, Any]]]) -> str:
     return head + "\n".join(lines) + "\n"
 
 
+def network_precision(pipeline: str, precision: str) -> dict[int, dict[str, str]]:
+    """Pipeline overrides that run every network step of *pipeline* at *precision*."""
+    from engine.methods.cnn import CNN_SPECS
+
+    networks = {spec.name for spec in CNN_SPECS}
+    return {i: {"precision": precision} for i, step in enumerate(PIPELINES[pipeline].steps)
+            if step.name in networks}
+
+
 def own_tissue(model: str, image: Any) -> np.ndarray | None:
     """Tissue labels of a lesion network that also outputs tissue (five classes), else None."""
     from engine.methods.cnn import cached_predictor
@@ -257,6 +267,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--free", type=int, default=2,
                     help="lesion-free phantoms per contrast (default 2)")
     ap.add_argument("--threads", type=int, default=0, help="torch threads (0: default)")
+    ap.add_argument("--precision", default="auto", choices=PRECISIONS,
+                    help="arithmetic of the tissue and lesion networks (default: the "
+                         "pipelines' own, auto)")
     ap.add_argument("--deformed", type=int, default=0,
                     help="also N lesioned phantoms per sequence (and one lesion-free) on "
                     "held-out deformations of the whole template, scored on the whole volume")
@@ -290,10 +303,11 @@ def main(argv: list[str] | None = None) -> int:
         case = make_case(contrast, seed, anatomy, lesions)
         image, truth, gt = case["image"], case["truth"].array, case["labels"].array
         t0 = time.perf_counter()
-        tissue = run_pipeline(image, "cnn", device="cpu")
+        tissue = run_pipeline(image, "cnn", device="cpu",
+                              overrides=network_precision("cnn", args.precision))
         timing["tissue_s"].append(time.perf_counter() - t0)
         params = LesionParams(min_probability=args.threshold, min_lesion_mm3=args.min_size,
-                              tta=args.tta)
+                              tta=args.tta, precision=args.precision)
         brain = tissue.labels.array > 0
         if anatomy == "deformed":
             wheres = ["deformed"]
@@ -356,10 +370,11 @@ def main(argv: list[str] | None = None) -> int:
             t0 = time.perf_counter()
             # head+lesions, one lesion network after another: the lesions step sees the
             # image inside the labels of the head pipeline (brain extraction, tissue)
-            done = run_pipeline(image, "head", device="cpu")
+            done = run_pipeline(image, "head", device="cpu",
+                                overrides=network_precision("head", args.precision))
             timing.setdefault("head_s", []).append(time.perf_counter() - t0)
             params = LesionParams(min_probability=args.threshold, min_lesion_mm3=args.min_size,
-                                  tta=args.tta)
+                                  tta=args.tta, precision=args.precision)
             probs = []
             for model in models:
                 labels, prob = find_lesions(image, done.labels, params, device="cpu",

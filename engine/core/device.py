@@ -8,7 +8,7 @@ import torch
 
 from .errors import ParameterError, unknown_name
 
-__all__ = ["resolve_device"]
+__all__ = ["PRECISIONS", "fast_bfloat16", "resolve_device", "resolve_precision"]
 
 log = logging.getLogger(__name__)
 
@@ -31,3 +31,30 @@ def resolve_device(device: str | torch.device | None = "auto") -> torch.device:
     if name == "cpu":
         return torch.device("cpu")
     raise ParameterError(unknown_name("device", device, ("auto", "cpu", "cuda", "cuda:N")))
+
+
+#: Arithmetic of a network's forward passes: ``auto`` is bfloat16 where the device computes
+#: it natively (:func:`fast_bfloat16`), float32 elsewhere.
+PRECISIONS = ("auto", "float32", "bfloat16")
+
+
+def fast_bfloat16(device: torch.device) -> bool:
+    """Whether *device* computes bfloat16 convolutions natively: a CUDA GPU, or a CPU
+    with AMX tiles (where oneDNN runs them on the tile unit). Other CPUs keep
+    float32: bfloat16 without the tile unit was not measured to be faster."""
+    if device.type == "cuda":
+        return True
+    if device.type == "cpu":
+        probe = getattr(torch.cpu, "_is_amx_tile_supported", None)
+        return bool(probe is not None and probe())
+    return False
+
+
+def resolve_precision(precision: str, device: torch.device) -> torch.dtype:
+    """The dtype of the forward passes on *device* for a ``precision`` of :data:`PRECISIONS`."""
+    if precision not in PRECISIONS:
+        raise ParameterError(f"precision must be one of {', '.join(PRECISIONS)}, "
+                             f"not {precision!r}")
+    if precision == "bfloat16" or (precision == "auto" and fast_bfloat16(device)):
+        return torch.bfloat16
+    return torch.float32

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ..core.device import resolve_device
+from ..core.device import PRECISIONS, resolve_device
 from ..core.jobs import CancelToken
 from ..core.params import param
 from ..core.steps import MethodSpec, SegmentationResult
@@ -38,6 +38,9 @@ class CNNParams:
 
     tta: bool = param(False, doc="average with the left-right mirrored prediction")
     batch_size: int = param(16, lo=1, hi=512, unit="slices", doc="slices per forward pass")
+    precision: str = param("auto", choices=PRECISIONS,
+                           doc="arithmetic of the network: auto is bfloat16 on a GPU or a CPU "
+                               "with AMX, float32 elsewhere")
 
 
 _PREDICTORS: dict[tuple[str, str], Predictor] = {}  # loaded networks, by (name, device)
@@ -62,6 +65,7 @@ def _runner(name: str) -> Callable[..., SegmentationResult]:
         pred = cached_predictor(name, device)
         pred.tta = bool(params.tta)
         pred.batch_size = int(params.batch_size)
+        pred.precision = params.precision
         return pred.predict(volume, mask=mask, progress=progress, cancel=cancel)
 
     run.__name__ = f"run_{name}"

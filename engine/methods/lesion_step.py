@@ -36,6 +36,7 @@ from typing import Any
 
 import numpy as np
 
+from ..core.device import PRECISIONS
 from ..core.errors import ParameterError
 from ..core.jobs import CancelToken, report
 from ..core.memory import release_free_memory
@@ -75,6 +76,9 @@ class LesionParams:
     batch_size: int = param(8, lo=1, hi=512, unit="slices",
                             doc="slices per forward pass of the lesion network")
     tta: bool = param(False, doc="average with the left-right mirrored prediction")
+    precision: str = param("auto", choices=PRECISIONS,
+                           doc="arithmetic of the lesion network: auto is bfloat16 on a GPU or "
+                               "a CPU with AMX, float32 elsewhere")
 
 
 def threshold_lesions(probability: np.ndarray, brain: np.ndarray, threshold: float,
@@ -117,6 +121,7 @@ def find_lesions(
     pred = cached_predictor(model, device)
     pred.tta = bool(params.tta)
     pred.batch_size = int(params.batch_size)
+    pred.precision = params.precision
     sub = np.where(brain[box], np.asarray(volume.array[box], np.float32), 0.0)
     report(progress, 0.0, "lesion network")
     release_free_memory()  # the tissue network's activations, before the second network

@@ -237,8 +237,9 @@ def _validate(model: nn.Module, config: TrainConfig, device: torch.device,
     from ..core.metrics import confusion
 
     model.eval()
+    # float32 on every machine: the validation history does not depend on the hardware
     pred = Predictor(model, context=config.context, device=device, batch_size=32,
-                     name=config.model)
+                     name=config.model, precision="float32")
     result: dict[str, Any] = {}
     for name, image, truth, keep in val_set:
         labels = pred.predict_array(image).labels
