@@ -22,7 +22,9 @@ In the same run, for the issue's accounting of compute efficiency:
   and ``bfloat16``, both channels-last (the line before them says which of the
   two its default, ``auto``, picks on this device); with ``--compile`` also
   ``torch.compile`` of the network at the default precision (its compilation
-  time is printed apart).
+  time is printed apart); with ``--onnx`` also ONNX Runtime (CPU, float32) on
+  the network exported to ONNX (needs ``onnxruntime`` and ``onnx``, which
+  Delineo does not depend on).
 
 Achieved GFLOPS = FLOPs / median time; each line also gives the ratio to the
 reference and the fraction of the float32 peak.
@@ -79,6 +81,36 @@ class ContiguousFloat32(Predictor):
         return probs
 
 
+class OnnxRuntimeFloat32(Predictor):
+    """The predictor with its forward passes run by ONNX Runtime (CPU, float32) on the
+    network (batch normalisation folded, as the predictor runs it) exported to ONNX."""
+
+    def export(self, folder: Path, threads: int) -> None:
+        import onnxruntime
+
+        path = folder / f"{self.name}.onnx"
+        model = self.model.to(memory_format=torch.contiguous_format).eval()
+        example = torch.zeros(2, 2 * self.context + 1, 64, 64)
+        axes = {0: "slices", 2: "x", 3: "y"}
+        torch.onnx.export(model, (example,), str(path), input_names=["x"],
+                          output_names=["logits"], dynamic_axes={"x": axes, "logits": axes},
+                          dynamo=False)
+        options = onnxruntime.SessionOptions()
+        options.intra_op_num_threads = threads
+        self.session = onnxruntime.InferenceSession(str(path), options,
+                                                    providers=["CPUExecutionProvider"])
+
+    def _run(self, batch: torch.Tensor) -> torch.Tensor:
+        logits = self.session.run(None, {"x": batch.contiguous().numpy()})[0]
+        return torch.from_numpy(logits).softmax(dim=1)
+
+    def _forward(self, batch: torch.Tensor, device: torch.device) -> torch.Tensor:
+        probs = self._run(batch)
+        if self.tta:
+            probs = 0.5 * (probs + self._run(batch.flip(-2)).flip(-2))
+        return probs
+
+
 def dense_peak_gflops(dtype: torch.dtype, device: torch.device, n: int = 4096) -> float:
     """GFLOPS of an n x n matrix product (2 n^3 FLOPs), median of 5 after a warm-up."""
     a = torch.randn(n, n, device=device).to(dtype)
@@ -114,6 +146,8 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--compile", action="store_true",
                         help="also time torch.compile of the network (compiles for minutes)")
+    parser.add_argument("--onnx", action="store_true",
+                        help="also time ONNX Runtime on the exported network (CPU only)")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -153,6 +187,14 @@ def main() -> None:
             compiled.predict_array(image)
             emit(f"{name}: torch.compile, first call (compiles)", time.perf_counter() - t0, "s")
             variants["torch.compile auto"] = compiled
+        if args.onnx:
+            import tempfile
+
+            onnx = OnnxRuntimeFloat32.from_name(name, **kwargs) if path.is_file() else \
+                OnnxRuntimeFloat32(build_model(name), name=name, **kwargs)
+            with tempfile.TemporaryDirectory() as folder:
+                onnx.export(Path(folder), torch.get_num_threads())
+            variants["ONNX Runtime float32"] = onnx
         flops = conv_flops(variants["channels-last float32"], image)
         params = count_parameters(variants["channels-last float32"].model)
         print(f"# {name} ({tag}, {params / 1e6:.2f} M params): {flops / 1e9:.1f} GFLOP of "

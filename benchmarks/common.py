@@ -49,3 +49,13 @@ def emit(name: str, value: float, unit: str, *, goal: str = "", ratio: float | N
     if goal:
         text += f" | goal {goal}"
     print(text, flush=True)
+
+
+def network_precision(pipeline: str, precision: str) -> dict[int, dict[str, str]]:
+    """Pipeline overrides that run every network step of *pipeline* at *precision*."""
+    from engine.methods.cnn import CNN_SPECS
+    from engine.methods.pipeline import PIPELINES
+
+    networks = {spec.name for spec in CNN_SPECS}
+    return {i: {"precision": precision} for i, step in enumerate(PIPELINES[pipeline].steps)
+            if step.name in networks}

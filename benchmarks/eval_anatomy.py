@@ -48,6 +48,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--model", action="append",
                         help="network name or weights file (repeatable; default delineo)")
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--precision", default="auto",
+                        help="the networks' arithmetic: auto (default), float32 or bfloat16")
     args = parser.parse_args(argv)
     import torch
 
@@ -59,7 +61,8 @@ def main(argv: list[str] | None = None) -> int:
     from engine.models.predictor import Predictor
 
     models = args.model or ["delineo"]
-    predictors = {m: Predictor.from_name(m, device="cpu") for m in models}
+    predictors = {m: Predictor.from_name(m, device="cpu", precision=args.precision)
+                  for m in models}
     seeds = [int(s) for s in args.seeds.split(",")]
     contrasts = args.contrasts.split(",")
     print(f"# {machine()}\n")

@@ -35,7 +35,7 @@ import numpy as np
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
-from benchmarks.common import machine  # noqa: E402
+from benchmarks.common import machine, network_precision  # noqa: E402
 
 GRIDS = (("1 mm", None), ("2 mm", (2.0, 2.0, 2.0)), ("1 x 1 x 3 mm", (1.0, 1.0, 3.0)))
 
@@ -45,6 +45,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--contrasts", default="t1,t2,pd")
     parser.add_argument("--seed", type=int, default=11)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--precision", default="auto",
+                        help="the network's arithmetic: auto (default), float32 or bfloat16")
     args = parser.parse_args(argv)
     import torch
 
@@ -66,7 +68,9 @@ def main(argv: list[str] | None = None) -> int:
             else:
                 img = regrid(image, spacing)
                 ref = regrid(truth, spacing, order=0).array
-            labels = run_pipeline(img, "cnn", device="cpu").labels.array
+            labels = run_pipeline(img, "cnn", device="cpu",
+                                  overrides=network_precision("cnn", args.precision)
+                                  ).labels.array
             scores = [dice(labels, ref, v) for v in (1, 2, 3)]
             if fine is None:
                 fine, grid = labels, scores
@@ -103,7 +107,9 @@ def main(argv: list[str] | None = None) -> int:
     from engine.methods.pipeline import DEFAULT_PIPELINE
 
     t1, truth = load_demo()
-    labels = run_pipeline(t1, DEFAULT_PIPELINE, device="cpu").labels.array
+    labels = run_pipeline(t1, DEFAULT_PIPELINE, device="cpu",
+                          overrides=network_precision(DEFAULT_PIPELINE, args.precision)
+                          ).labels.array
     ref = truth.array
     brain = (ref > 0) | (labels > 0)
     top = int(np.nonzero(brain.any(axis=(0, 1)))[0].max())

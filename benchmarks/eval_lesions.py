@@ -60,6 +60,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from benchmarks.common import network_precision
 from engine.core.device import PRECISIONS
 from engine.core.metrics import confusion
 from engine.data.heads import synthetic_head
@@ -74,7 +75,7 @@ from engine.methods.lesion_step import (
     find_lesions,
     threshold_lesions,
 )
-from engine.methods.pipeline import PIPELINES, run_pipeline
+from engine.methods.pipeline import run_pipeline
 from engine.models.lesion_training import FLAIR_MEANS
 
 CONTRASTS = ("t1", "t2", "pd", "flair")
@@ -207,15 +208,6 @@ def markdown(rows: list[tuple[str, str, dict[str, Any]]]) -> str:
                      f"| {fmt(t['lesion_dice_brats_all'])} / "
                      f"{fmt(t['lesion_dice_brats_lesioned'])} | {fmt(t['cpm'])} |")
     return head + "\n".join(lines) + "\n"
-
-
-def network_precision(pipeline: str, precision: str) -> dict[int, dict[str, str]]:
-    """Pipeline overrides that run every network step of *pipeline* at *precision*."""
-    from engine.methods.cnn import CNN_SPECS
-
-    networks = {spec.name for spec in CNN_SPECS}
-    return {i: {"precision": precision} for i, step in enumerate(PIPELINES[pipeline].steps)
-            if step.name in networks}
 
 
 def own_tissue(model: str, image: Any) -> np.ndarray | None:
