@@ -1,7 +1,7 @@
 """Whole-volume CNN inference speed, achieved GFLOPS against this machine's dense peak.
 
 Run: ``python benchmarks/bench_inference.py [--device cpu|cuda] [--threads N] [--tta]
-[--compile]``.
+[--networks unet,delineo] [--compile] [--onnx]``.
 
 Times :meth:`engine.models.predictor.Predictor.predict_array` on the 197 x 233 x 189
 demo T1 for each shipped network (``resources/models``), or an untrained network of
@@ -144,6 +144,8 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--tta", action="store_true")
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--networks", default="unet,delineo",
+                        help="comma-separated shipped networks to time (default unet,delineo)")
     parser.add_argument("--compile", action="store_true",
                         help="also time torch.compile of the network (compiles for minutes)")
     parser.add_argument("--onnx", action="store_true",
@@ -162,7 +164,7 @@ def main() -> None:
          ratio=peak16 / peak32, reference="float32 peak")
     goal = "<= 0.5 s" if device.type == "cuda" else "<= 5 s on 2 cores"
     print(f"# precision 'auto' is {resolve_precision('auto', device)} on {device}", flush=True)
-    for name in ("unet", "delineo"):
+    for name in [n for n in args.networks.split(",") if n]:
         path = models_dir() / f"{name}.safetensors"
         kwargs = {"device": args.device, "batch_size": args.batch_size, "tta": args.tta}
         if path.is_file():

@@ -259,9 +259,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--free", type=int, default=2,
                     help="lesion-free phantoms per contrast (default 2)")
     ap.add_argument("--threads", type=int, default=0, help="torch threads (0: default)")
-    ap.add_argument("--precision", default="auto", choices=PRECISIONS,
-                    help="arithmetic of the tissue and lesion networks (default: the "
-                         "pipelines' own, auto)")
+    ap.add_argument("--precision", choices=PRECISIONS,
+                    help="arithmetic of the tissue and lesion networks (default: each step's "
+                         "own: auto for the tissue network, float32 for the lesion network)")
     ap.add_argument("--deformed", type=int, default=0,
                     help="also N lesioned phantoms per sequence (and one lesion-free) on "
                     "held-out deformations of the whole template, scored on the whole volume")
@@ -296,10 +296,11 @@ def main(argv: list[str] | None = None) -> int:
         image, truth, gt = case["image"], case["truth"].array, case["labels"].array
         t0 = time.perf_counter()
         tissue = run_pipeline(image, "cnn", device="cpu",
-                              overrides=network_precision("cnn", args.precision))
+                              overrides=network_precision("cnn", args.precision or "auto"))
         timing["tissue_s"].append(time.perf_counter() - t0)
         params = LesionParams(min_probability=args.threshold, min_lesion_mm3=args.min_size,
-                              tta=args.tta, precision=args.precision)
+                              tta=args.tta,
+                              precision=args.precision or LesionParams().precision)
         brain = tissue.labels.array > 0
         if anatomy == "deformed":
             wheres = ["deformed"]
@@ -363,10 +364,11 @@ def main(argv: list[str] | None = None) -> int:
             # head+lesions, one lesion network after another: the lesions step sees the
             # image inside the labels of the head pipeline (brain extraction, tissue)
             done = run_pipeline(image, "head", device="cpu",
-                                overrides=network_precision("head", args.precision))
+                                overrides=network_precision("head", args.precision or "auto"))
             timing.setdefault("head_s", []).append(time.perf_counter() - t0)
             params = LesionParams(min_probability=args.threshold, min_lesion_mm3=args.min_size,
-                                  tta=args.tta, precision=args.precision)
+                                  tta=args.tta,
+                                  precision=args.precision or LesionParams().precision)
             probs = []
             for model in models:
                 labels, prob = find_lesions(image, done.labels, params, device="cpu",

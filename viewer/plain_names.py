@@ -122,6 +122,9 @@ PARAM_NAMES: dict[str, tuple[str, str]] = {
             "average both: a little better, twice as slow."),
     "batch_size": ("Slices per batch", "How many slices the network sees at once; more is "
                    "faster and needs more memory."),
+    "precision": ("Arithmetic", "Number format of the network: auto uses the faster "
+                  "bfloat16 on a GPU or a CPU that computes it natively, float32 elsewhere; "
+                  "the labels differ in a few border voxels."),
     "min_size_mm3": ("Smallest piece kept", "Pieces of a label smaller than this take the "
                      "label around them."),
     "max_hole_mm3": ("Largest hole filled", "Holes inside the brain up to this size are "

@@ -76,9 +76,10 @@ class LesionParams:
     batch_size: int = param(8, lo=1, hi=512, unit="slices",
                             doc="slices per forward pass of the lesion network")
     tta: bool = param(False, doc="average with the left-right mirrored prediction")
-    precision: str = param("auto", choices=PRECISIONS,
-                           doc="arithmetic of the lesion network: auto is bfloat16 on a GPU or "
-                               "a CPU with AMX, float32 elsewhere")
+    precision: str = param("float32", choices=PRECISIONS,
+                           doc="arithmetic of the lesion network; float32, the arithmetic its "
+                               "threshold was chosen in (auto: bfloat16 on a GPU or a CPU with "
+                               "AMX, float32 elsewhere)")
 
 
 def threshold_lesions(probability: np.ndarray, brain: np.ndarray, threshold: float,
