@@ -34,6 +34,12 @@ PHANTOMS = (("T1, 3 % noise, 20 % INU", "t1", 0.03, 0.20, 1),
             ("PD, 3 % noise, 20 % INU", "pd", 0.03, 0.20, 4))
 
 
+def _short(model: str) -> str:
+    """A shipped name as it is, a weights file as its folder and name."""
+    path = Path(model)
+    return model if not path.suffix else "/".join(path.parts[-2:])
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", action="append",
@@ -71,7 +77,7 @@ def main(argv: list[str] | None = None) -> int:
                                              mask=ref > 0 if mask == "true brain" else None)
                     table = dice_table(out.labels, ref, HELD_OUT_SLAB)
                     w, s = table["whole"], table["slab"]
-                    print(f"| {label} | {mask} | {Path(model).name} | {out.precision} | "
+                    print(f"| {label} | {mask} | {_short(model)} | {out.precision} | "
                           f"{w['csf']:.3f} | {w['gm']:.3f} | {w['wm']:.3f} | "
                           f"**{w['mean']:.3f}** | {s['csf']:.3f} | {s['gm']:.3f} | "
                           f"{s['wm']:.3f} | **{s['mean']:.3f}** |", flush=True)
