@@ -166,7 +166,8 @@ class Predictor:
         For messages.
     precision : str
         ``"auto"`` (bfloat16 where the device computes it natively, see
-        :func:`fast_bfloat16`; float32 elsewhere), ``"float32"`` or ``"bfloat16"``.
+        :func:`engine.core.device.fast_bfloat16`; float32 elsewhere), ``"float32"`` or
+        ``"bfloat16"``.
         Resolved per call, so a volume that falls back to the CPU gets the
         CPU's arithmetic.
     """
