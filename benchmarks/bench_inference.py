@@ -15,7 +15,8 @@ In the same run, for the issue's accounting of compute efficiency:
 * the convolution FLOPs of one whole-volume call (``torch.utils.flop_counter``);
 * the machine's dense peak: a 4096 x 4096 matrix product in float32 and in
   bfloat16, with the same threads (median of 5);
-* four ways of running each network, interleaved so that the machine's drift
+* three ways of running each network (five with both options below),
+  interleaved so that the machine's drift
   falls on all of them alike (median of ``--repeats`` after one warm-up call):
   the reference -- float32 in PyTorch's default (contiguous) memory layout, the
   predictor before channels-last --, then the predictor at ``precision=float32``
@@ -27,7 +28,7 @@ In the same run, for the issue's accounting of compute efficiency:
   Delineo does not depend on).
 
 Achieved GFLOPS = FLOPs / median time; each line also gives the ratio to the
-reference and the fraction of the float32 peak.
+reference and the fractions of the float32 and bfloat16 peaks.
 """
 
 from __future__ import annotations
