@@ -46,7 +46,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from common import emit, machine, median
 
-from engine.core.device import resolve_precision
+from engine.core.device import resolve_device, resolve_precision
 from engine.models import build_model, count_parameters
 from engine.models.predictor import Predictor
 from engine.models.weights import models_dir
@@ -156,8 +156,7 @@ def main() -> None:
         torch.set_num_threads(args.threads)
     image = _image()
     print(f"# {machine()}; image {image.shape}", flush=True)
-    first = Predictor(build_model("unet", base=8), device=args.device)
-    device = first.device
+    device = resolve_device(args.device)
     peak32 = dense_peak_gflops(torch.float32, device)
     peak16 = dense_peak_gflops(torch.bfloat16, device)
     emit("dense peak float32 (4096^2 matmul)", peak32, "GFLOPS")
