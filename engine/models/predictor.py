@@ -11,7 +11,9 @@ Steps of :meth:`Predictor.predict`:
    scales its patches with the same :func:`~engine.core.tensors.robust_scale`);
 4. run axial slices -- each with its neighbours as channels (2.5-D) -- in
    batches on the chosen device, optionally averaging with the left-right
-   mirrored input (test-time augmentation);
+   mirrored input (test-time augmentation); ``slices`` asks for some axial
+   slices only (the later lesion networks run only where a lesion is still in
+   reach, :mod:`engine.methods.lesion_step`);
    only the batch and its probabilities visit that device: the volume, the
    stitched probabilities and every resampling stay in host memory (the
    output device is always the CPU), so GPU memory holds the network and one
@@ -121,6 +123,23 @@ def _head_box(x: torch.Tensor, divisor: int, margin: int = 6) -> tuple[slice, sl
     return tuple(out)  # type: ignore[return-value]
 
 
+def _network_slices(wanted: np.ndarray, n_net: int) -> np.ndarray:
+    """Booleans over the *n_net* axial slices of the network's grid: those that the
+    *wanted* slices of the input grid are interpolated from (trilinear,
+    ``align_corners=False``, as :meth:`Predictor._probabilities` resamples back)."""
+    n_in = wanted.shape[0]
+    need = np.zeros(n_net, bool)
+    i = np.flatnonzero(wanted)
+    if n_in == n_net:
+        need[i] = True
+        return need
+    src = np.clip((i + 0.5) * (n_net / n_in) - 0.5, 0.0, None)
+    lo = np.minimum(np.floor(src).astype(int), n_net - 1)
+    need[lo] = True
+    need[np.minimum(lo + 1, n_net - 1)] = True
+    return need
+
+
 def _argmax_uint8(probs: np.ndarray) -> np.ndarray:
     """``probs.argmax(axis=0)`` as uint8, without numpy's int64 temporary (a whole head's
     labels would need 8 bytes a voxel); ties keep the first class, as argmax does."""
@@ -218,8 +237,14 @@ class Predictor:
 
     def _run_slices(self, vol: torch.Tensor, device: torch.device,
                     progress: Callable[[float, str], None] | None,
-                    cancel: CancelToken | None) -> tuple[torch.Tensor, int]:
-        """Probabilities ``(4, X, Y, Z)`` of a normalised, padded volume, and the batch used.
+                    cancel: CancelToken | None,
+                    only: torch.Tensor | None = None) -> tuple[torch.Tensor, int]:
+        """Probabilities ``(K, X, Y, Z)`` of a normalised, padded volume, and the batch used.
+
+        *only* (sorted slice indices) computes those axial slices alone; the
+        others read as background (probability 1 of class 0). A slice's output
+        depends on its own input window only, so the computed ones are those of
+        the whole volume.
 
         Out of memory halves the batch for the rest of this call; at one
         slice per batch the error propagates (:meth:`predict_array` then
@@ -227,15 +252,17 @@ class Predictor:
         """
         nx, ny, nz = vol.shape
         c = self.context
+        todo = torch.arange(nz) if only is None else only.to(torch.long)
         padded = F.pad(vol.permute(2, 0, 1)[None, None], (0, 0, 0, 0, c, c),
                        mode="replicate")[0, 0]  # (Z + 2c, X, Y)
         out = None
         start = 0
         batch = self.batch_size
-        while start < nz:
+        total = int(todo.numel())
+        while start < total:
             check_cancel(cancel)
-            stop = min(nz, start + batch)
-            idx = torch.arange(start, stop, device=vol.device)
+            stop = min(total, start + batch)
+            idx = todo[start:stop].to(vol.device)
             window = idx[:, None] + torch.arange(2 * c + 1, device=vol.device)[None]
             x = padded[window]  # (b, 2c+1, X, Y)
             probs = None
@@ -253,13 +280,22 @@ class Predictor:
                 torch.cuda.empty_cache()
                 continue
             if out is None:
-                out = torch.empty((probs.shape[1], nz, nx, ny), dtype=torch.float32,
-                                  device=OUTPUT_DEVICE)
-            out[:, start:stop] = probs.permute(1, 0, 2, 3)
+                maker = torch.empty if only is None else torch.zeros
+                out = maker((probs.shape[1], nz, nx, ny), dtype=torch.float32,
+                            device=OUTPUT_DEVICE)
+                if only is not None:
+                    out[0] = 1.0
+            out[:, idx.to(OUTPUT_DEVICE)] = probs.permute(1, 0, 2, 3)
             start = stop
-            report(progress, start / nz, f"{self.name}: slice {start}/{nz}")
-        assert out is not None
+            report(progress, start / total, f"{self.name}: slice {start}/{total}")
+        if out is None:  # no slice asked for: background everywhere
+            out = torch.zeros((self._classes(), nz, nx, ny), dtype=torch.float32)
+            out[0] = 1.0
         return out.permute(0, 2, 3, 1), batch
+
+    def _classes(self) -> int:
+        """Number of output classes of the network."""
+        return int((getattr(self.model, "config", None) or {}).get("n_classes", 4))
 
     def predict_array(
         self,
@@ -267,19 +303,32 @@ class Predictor:
         spacing: tuple[float, float, float] = (1.0, 1.0, 1.0),
         *,
         mask: np.ndarray | None = None,
+        slices: np.ndarray | None = None,
         progress: Callable[[float, str], None] | None = None,
         cancel: CancelToken | None = None,
     ) -> Prediction:
         """Probabilities and labels of a canonical (RAS+) array with voxel *spacing*.
+
+        *slices* (booleans along the array's last axis) asks for those axial
+        slices only: the network runs on the slices of its own grid that they
+        are interpolated from, with the intensity scale of the whole volume, so
+        their probabilities are those of a whole-volume call; the other slices
+        read as background (probability 1 of class 0).
 
         CUDA out of memory even at one slice per batch runs *this* volume on
         the CPU; the next call tries :attr:`device` again, with the full
         :attr:`batch_size` (a fallback changes neither).
         """
         t0 = time.perf_counter()
+        if slices is not None:
+            slices = np.asarray(slices, bool)
+            if slices.shape != (np.shape(array)[2],):
+                raise ParameterError(f"slices must have one entry per axial slice "
+                                     f"({np.shape(array)[2]}), not shape {slices.shape}")
         used: torch.device | None = self.device
         try:
-            probs, batch = self._probabilities(array, spacing, self.device, progress, cancel)
+            probs, batch = self._probabilities(array, spacing, self.device, progress, cancel,
+                                               slices)
         except torch.cuda.OutOfMemoryError:
             if self.device.type == "cpu":
                 raise
@@ -289,7 +338,7 @@ class Predictor:
             log.warning("%s: out of memory on %s; this volume runs on the CPU",
                         self.name, self.device)
             used = torch.device("cpu")
-            probs, batch = self._probabilities(array, spacing, used, progress, cancel)
+            probs, batch = self._probabilities(array, spacing, used, progress, cancel, slices)
         if mask is not None:
             # A brain mask says which voxels are tissue, as for the classical methods:
             # outside it is background, inside it the most likely of CSF/GM/WM.
@@ -316,8 +365,9 @@ class Predictor:
         device: torch.device,
         progress: Callable[[float, str], None] | None,
         cancel: CancelToken | None,
+        slices: np.ndarray | None = None,
     ) -> tuple[np.ndarray, int]:
-        """``(4, *array.shape)`` probabilities, the forward passes on *device*, and the batch used.
+        """``(K, *array.shape)`` probabilities, the forward passes on *device*, and the batch used.
 
         Everything but the batches stays on :data:`OUTPUT_DEVICE`.
         """
@@ -338,7 +388,12 @@ class Predictor:
         px, py = (-nx) % d, (-ny) % d
         crop = robust_normalise(crop)
         crop = F.pad(crop, (0, 0, py // 2, py - py // 2, px // 2, px - px // 2))
-        probs_crop, batch = self._run_slices(crop, device, progress, cancel)
+        only = None
+        if slices is not None:
+            need = _network_slices(slices, x.shape[2])
+            z0, z1 = box[2].start, box[2].stop
+            only = torch.as_tensor(np.flatnonzero(need[z0:z1]))
+        probs_crop, batch = self._run_slices(crop, device, progress, cancel, only)
         probs_crop = probs_crop[:, px // 2:px // 2 + nx, py // 2:py // 2 + ny]
         full = torch.zeros((probs_crop.shape[0], *x.shape), dtype=torch.float32)
         full[0] = 1.0

@@ -11,6 +11,7 @@ import torch
 from torch import nn
 
 from engine.cli import main
+from engine.core.errors import ParameterError
 from engine.core.jobs import Cancelled, CancelToken
 from engine.core.tensors import robust_normalise
 from engine.core.volume import LabelMap
@@ -302,3 +303,31 @@ def test_bfloat16_gives_the_float32_segmentation_of_the_shipped_network():
     for v in (1, 2, 3):
         assert abs(dice(low.labels, ref, v) - dice(full.labels, ref, v)) < 0.002
     assert np.abs(low.probabilities - full.probabilities).max() < 0.2
+
+
+@pytest.mark.parametrize("spacing", [(1.0, 1.0, 1.0), (1.0, 1.0, 2.5)])
+def test_asking_for_some_slices_gives_those_of_a_whole_volume_call(spacing):
+    """The shipped network on a phantom: the slices asked for get the probabilities of a
+    whole-volume call (the intensity scale is the whole volume's, each slice's input
+    window its own), also when the volume is resampled to 1 mm and back; the rest read
+    as background, and the network runs on fewer slices."""
+    array, _ = _toy_image()
+    pred = Predictor.from_name("delineo", device="cpu", batch_size=4, precision="float32")
+    whole = pred.predict_array(array, spacing)
+    wanted = np.zeros(array.shape[2], bool)
+    wanted[[3, 4, 11]] = True
+    seen = []
+    part = pred.predict_array(array, spacing, slices=wanted,
+                              progress=lambda f, m: seen.append(m))
+    np.testing.assert_allclose(part.probabilities[:, :, :, wanted],
+                               whole.probabilities[:, :, :, wanted], atol=1e-5)
+    np.testing.assert_array_equal(part.labels[:, :, wanted], whole.labels[:, :, wanted])
+    far = np.ones(array.shape[2], bool)
+    far[1:14] = False  # input slices 0 and 14.. share no network slice with the wanted
+    assert (part.labels[:, :, far] == 0).all() and (whole.labels[:, :, far] > 0).any()
+    assert np.allclose(part.probabilities[0][:, :, far], 1.0)
+    # network slices run: the three asked for, or at 2.5 mm the two each is interpolated
+    # from (network slices 8-11 and 28-29 of 50)
+    assert seen[-1].endswith(f"/{3 if spacing[2] == 1.0 else 6}")
+    with pytest.raises(ParameterError, match="one entry per axial slice"):
+        pred.predict_array(array, spacing, slices=wanted[:-1])
