@@ -121,14 +121,19 @@ def _method_names(config: CaseConfig) -> list[str]:
 
 def _network_names(config: CaseConfig) -> list[str]:
     """Delineo's own networks the method or pipeline uses: registered CNN methods and,
-    for a pipeline with the ``lesions`` step, the lesion network."""
+    for a pipeline with the ``lesions`` step, its lesion networks (both, or the first
+    alone where the overrides turn its ``ensemble`` off)."""
     from ..methods import METHODS
-    from ..methods.lesion_step import LESION_MODEL
+    from ..methods.lesion_step import LESION_MODELS
     from ..methods.pipeline import get_pipeline
 
     names = [n for n in _method_names(config) if METHODS[n].kind == "cnn"]
-    if not config.method and any(s.name == "lesions" for s in get_pipeline(config.what).steps):
-        names.append(LESION_MODEL)
+    if config.method:
+        return names
+    for i, step in enumerate(get_pipeline(config.what).steps):
+        if step.name == "lesions":
+            ensemble = (config.overrides or {}).get(i, {}).get("ensemble", True)
+            names += list(LESION_MODELS if ensemble else LESION_MODELS[:1])
     return names
 
 

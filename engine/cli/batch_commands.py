@@ -62,7 +62,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--detect", action="store_true",
                    help="also measure the lesions (label 4) of each result and write "
                    "DIR/findings/CASE.json and .csv; with a lesion pipeline (--pipeline "
-                   "head+lesions or cnn+lesions) these are the lesion network's findings, "
+                   "head+lesions or cnn+lesions) these are the lesion networks' findings, "
                    "otherwise what the method or pipeline labels 4")
     p.add_argument("--workers", type=int, default=0, metavar="N",
                    help="worker processes (default: one per CPU core here, or per CPU (per "

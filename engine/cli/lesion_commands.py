@@ -3,7 +3,7 @@
 ``delineo-engine detect IMAGE --out DIR [--pipeline NAME] [--param STEP.NAME=VALUE ...]
 [--device D] [--series S] [--force] [--json]`` runs a lesion pipeline
 (default ``head+lesions``: brain extraction, the tissue network, the largest
-brain component, then the lesion network; ``cnn+lesions`` skips brain
+brain component, then the lesion networks; ``cnn+lesions`` skips brain
 extraction for an image already skull-stripped) and writes
 
 * ``DIR/lesions.nii.gz``: lesion instances ``1..N`` (by decreasing volume) on
@@ -13,7 +13,7 @@ extraction for an image already skull-stripped) and writes
   (:func:`engine.lesions.measure.write_findings`): centroid (voxel and world
   mm), volume, the RANO diameters, the 3-D diameter, mean intensity and
   contrast against the surrounding tissue, the tissue it lies in and a
-  confidence 0-1 (the mean lesion probability of the network inside it).
+  confidence 0-1 (the mean lesion probability of the networks inside it).
 
 ``delineo-engine train-lesions --out DIR --steps N [...]`` trains the lesion
 network (:mod:`engine.models.lesion_training`) and writes
@@ -57,13 +57,14 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="find brain lesions: an instance map and the findings (JSON, CSV)",
         description="Find lesions in a brain MR image and measure them. Runs a lesion "
         f"pipeline (default '{DEFAULT_DETECT_PIPELINE}': brain extraction, tissue, then the "
-        "lesion network; it takes whole heads and skull-stripped images) and writes "
+        "two lesion networks averaged; it takes whole heads and skull-stripped images) "
+        "and writes "
         "DIR/lesions.nii.gz (lesion instances 1..N by decreasing volume, on the input's grid "
         "and in the input file's orientation), DIR/labels.nii.gz (tissue labels with 4 = "
         "lesion), DIR/findings.json and DIR/findings.csv (per lesion: centroid in voxels "
         "and world mm, volume, longest axial diameter and the perpendicular one, 3-D "
         "diameter, mean intensity, contrast against the surrounding tissue, tissue, "
-        "confidence 0-1). The lesion network was trained on synthetic lesions only "
+        "confidence 0-1). The lesion networks were trained on synthetic lesions only "
         "(docs/lesions.md).",
     )
     p.add_argument("image", help="input image: NIfTI file, DICOM file or DICOM folder")

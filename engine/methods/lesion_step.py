@@ -1,36 +1,52 @@
-"""The ``lesions`` pipeline step: the lesion network paints label 4 into the tissue labels.
+"""The ``lesions`` pipeline step: the lesion networks paint label 4 into the tissue labels.
 
 After a tissue segmentation (and, for a whole head, brain extraction: the
 step then sees the skull-stripped image), :func:`find_lesions`
 
-1. runs the shipped lesion network (``resources/models/delineo_lesion.safetensors``:
-   the tissue network with a fifth, lesion output, trained by
-   :mod:`engine.models.lesion_training`; chosen over a dedicated lesion
-   network by measurement, docs/lesions.md) over the bounding box of the
-   labelled brain, with the tissue networks' predictor
+1. runs the shipped lesion networks (:data:`LESION_MODELS`: two tissue
+   networks with a fifth, lesion output, trained by
+   :mod:`engine.models.lesion_training` on different synthetic pools; chosen
+   over a dedicated lesion network and over either network alone by
+   measurement, docs/lesions.md) over the bounding box of the labelled brain,
+   with the tissue networks' predictor
    (:class:`~engine.models.predictor.Predictor`: 1 mm grid, robust intensity
-   scaling, batches of axial slices);
-2. keeps the voxels whose lesion probability is at least *min_probability* and that
-   the tissue segmentation labels as brain (label > 0);
+   scaling, batches of axial slices), and averages their lesion
+   probabilities;
+2. keeps the voxels whose mean lesion probability is at least
+   *min_probability* and that the tissue segmentation labels as brain
+   (label > 0);
 3. drops 26-connected pieces smaller than *min_lesion_mm3*;
 4. writes label 4 ("Lesion", :data:`~engine.core.volume.BRAIN_LESION_LABELS`)
    into them.
 
+The networks after the first run only where the mean can still reach the
+threshold *t*: with N networks, a voxel whose first k probabilities sum to
+less than N·t − (N − k) stays below *t* whatever the others say, so network
+k + 1 runs on the axial slices (of its 2.5-D input) that hold a voxel still
+in reach. The lesions and their confidences are exactly those of running
+every network everywhere; at ``min_probability`` 0.9 the second network runs
+on the slices where the first gives at least 0.8 -- a small part of the
+brain. Where a network did not run, its probability counts as 0 in the
+mean, so there the map is a lower bound (below the threshold).
+
 The result keeps the tissue step's probabilities (for the uncertainty of the
-tissue labels) and carries the lesion probability map in
+tissue labels) and carries the mean lesion probability map in
 ``info["lesion_probability"]`` (float32, on the volume's grid, 0 outside the
-box), from which ``detect`` takes each lesion's confidence.
+box), from which ``detect`` and the Findings panel take each lesion's
+confidence.
 
 Examples
 --------
 >>> LesionParams().min_probability
-0.9
+0.95
+>>> LESION_MODELS
+('delineo_lesion', 'delineo_lesion_varied')
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -38,7 +54,7 @@ import numpy as np
 
 from ..core.device import PRECISIONS
 from ..core.errors import ParameterError
-from ..core.jobs import CancelToken, report
+from ..core.jobs import CancelToken, report, scaled_progress
 from ..core.memory import release_free_memory
 from ..core.params import param
 from ..core.steps import SegmentationResult
@@ -46,12 +62,18 @@ from ..core.volume import BRAIN_LESION_LABELS, LabelMap, Volume
 from .masks import bounding_box
 from .postprocess import small_components
 
-__all__ = ["LESION_MODEL", "LESION_VALUE", "LesionParams", "find_lesions", "threshold_lesions"]
+__all__ = ["LESION_MODEL", "LESION_MODELS", "LESION_VALUE", "LesionParams", "find_lesions",
+           "threshold_lesions"]
 
 log = logging.getLogger(__name__)
 
-#: The shipped lesion network (``resources/models/<name>.safetensors``).
-LESION_MODEL = "delineo_lesion"
+#: The shipped lesion networks (``resources/models/<name>.safetensors``), averaged:
+#: the first trained on phantoms of the template's shape and whole T1/T2/PD heads,
+#: the second on a pool twice the size with varied anatomy and FLAIR-like heads.
+LESION_MODELS = ("delineo_lesion", "delineo_lesion_varied")
+
+#: The first of them: the network that runs everywhere.
+LESION_MODEL = LESION_MODELS[0]
 
 #: Label value of lesions (BrainWeb MS-lesion convention).
 LESION_VALUE = 4
@@ -63,19 +85,23 @@ _MARGIN = 4  # voxels around the brain's bounding box given to the network
 class LesionParams:
     """Parameters of the ``lesions`` step.
 
-    The defaults (0.9, 6 mm³) were chosen on training-anatomy phantoms only: the
-    fewest false positives that keep the sensitivity at 0.6 for 3-5 mm and 0.9 for
-    larger lesions, with a minimum size below a 3 mm lesion's volume (14 mm³)
-    (docs/lesions.md, *Choosing the threshold*).
+    The defaults (a mean of 0.95, no minimum size) were chosen for the mean of the
+    two networks on training-anatomy phantoms only: the fewest false positives that
+    keep the sensitivity at 0.6 for 3-5 mm and 0.9 for larger lesions, with a
+    minimum size below a 3 mm lesion's volume (14 mm³), ties going to the higher
+    sensitivity (docs/lesions.md, *Choosing the threshold*). With ``ensemble``
+    false, the first network's own choice was 0.9 and 6 mm³.
     """
 
-    min_probability: float = param(0.9, lo=0.05, hi=0.99,
-                                   doc="lesion probability from which a voxel is lesion")
-    min_lesion_mm3: float = param(6.0, lo=0.0, hi=10000.0, unit="mm³",
+    min_probability: float = param(0.95, lo=0.05, hi=0.99,
+                                   doc="mean lesion probability from which a voxel is lesion")
+    min_lesion_mm3: float = param(0.0, lo=0.0, hi=10000.0, unit="mm³",
                                   doc="connected lesions smaller than this are dropped")
     batch_size: int = param(8, lo=1, hi=512, unit="slices",
                             doc="slices per forward pass of the lesion network")
     tta: bool = param(False, doc="average with the left-right mirrored prediction")
+    ensemble: bool = param(True, doc="average both shipped lesion networks (false: the first "
+                                     "alone, the step before 2026-12-06)")
     precision: str = param("float32", choices=PRECISIONS,
                            doc="arithmetic of the lesion network; float32, the arithmetic its "
                                "threshold was chosen in (auto: bfloat16 on a GPU or a CPU with "
@@ -98,19 +124,24 @@ def find_lesions(
     params: LesionParams | None = None,
     *,
     device: str = "auto",
-    model: str = LESION_MODEL,
+    model: str | Sequence[str] | None = None,
     progress: Callable[[float, str], None] | None = None,
     cancel: CancelToken | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """``(labels, lesion_probability)``: *tissue* with 4 in every lesion, and the
-    network's lesion probability (float32, 0 outside the brain's box).
+    networks' mean lesion probability (float32, 0 outside the brain's box).
 
-    *model* is a shipped network name or a weights file; its last output is the
-    lesion class (a two-output lesion network, or a tissue network with a lesion
-    output)."""
-    from .cnn import cached_predictor
-
+    *model* is a shipped network name or a weights file, or several of them to
+    average; its last output is the lesion class (a two-output lesion network,
+    or a tissue network with a lesion output). None: :data:`LESION_MODELS`
+    (the first alone with ``params.ensemble`` false)."""
     params = params or LesionParams()
+    if model is None:
+        models = list(LESION_MODELS if params.ensemble else LESION_MODELS[:1])
+    else:
+        models = [model] if isinstance(model, str) else list(model)
+    if not models:
+        raise ParameterError("the lesions step needs at least one lesion network")
     if not volume.same_grid(tissue):
         raise ParameterError("the lesions step needs the tissue labels on the image's grid")
     labels = np.array(tissue.array, copy=True)
@@ -119,21 +150,58 @@ def find_lesions(
     if not brain.any():
         return labels, prob
     box = bounding_box(brain, _MARGIN)
-    pred = cached_predictor(model, device)
-    pred.tta = bool(params.tta)
-    pred.batch_size = int(params.batch_size)
-    pred.precision = params.precision
     sub = np.where(brain[box], np.asarray(volume.array[box], np.float32), 0.0)
-    report(progress, 0.0, "lesion network")
-    release_free_memory()  # the tissue network's activations, before the second network
-    out = pred.predict_array(sub, volume.spacing, progress=progress, cancel=cancel)
-    prob[box] = out.probabilities[-1]
-    del out, sub
-    found = threshold_lesions(prob, brain, params.min_probability, params.min_lesion_mm3,
+    inside = brain[box]
+    total = np.zeros(sub.shape, np.float32)
+    n = len(models)
+    t = float(params.min_probability)
+    release_free_memory()  # the tissue network's activations, before the lesion networks
+    for k, name in enumerate(models):
+        slices = None
+        if k:
+            # a voxel can still reach a mean of t only if the k probabilities so far
+            # sum to at least n*t - (n - k) (the others give at most 1 each)
+            reach = (total >= n * t - (n - k) - 1e-6) & inside
+            slices = reach.any(axis=(0, 1))
+            if not slices.any():
+                break
+        part = _stage(progress, k, n, name, slices)
+        out = _predictor(name, device, params).predict_array(
+            sub, volume.spacing, slices=slices, progress=part, cancel=cancel)
+        total += out.probabilities[-1]
+        del out
+    prob[box] = total / n
+    del total, sub
+    found = threshold_lesions(prob, brain, t, params.min_lesion_mm3,
                               volume.voxel_volume_ml * 1000.0)
     labels[found] = LESION_VALUE
     report(progress, 1.0, f"{int(found.sum())} lesion voxels")
     return labels, prob
+
+
+def _predictor(name: str, device: str, params: LesionParams) -> Any:
+    """The cached predictor of lesion network *name*, set to the step's parameters."""
+    from .cnn import cached_predictor
+
+    pred = cached_predictor(name, device)
+    pred.tta = bool(params.tta)
+    pred.batch_size = int(params.batch_size)
+    pred.precision = params.precision
+    return pred
+
+
+def _stage(progress: Callable[[float, str], None] | None, k: int, n: int, name: str,
+           slices: np.ndarray | None) -> Callable[[float, str], None] | None:
+    """Progress of network *k* of *n* as its share of the step (the first runs on every
+    slice and takes most of the time)."""
+    if progress is None:
+        return None
+    what = (f"lesion network {name}" if slices is None
+            else f"lesion network {name} on {int(slices.sum())} of {slices.size} slices")
+    lo, hi = (0.0, 0.8) if k == 0 else (0.8 + 0.2 * (k - 1) / max(1, n - 1),
+                                        0.8 + 0.2 * k / max(1, n - 1))
+    report(progress, lo, what)
+    return scaled_progress(progress, lo, hi)
 
 
 def run_lesion_step(ctx: Any) -> SegmentationResult:
@@ -151,4 +219,5 @@ def run_lesion_step(ctx: Any) -> SegmentationResult:
     info = dict(prev.info)
     info["lesion_probability"] = prob
     info["lesion_threshold"] = ctx.params.min_probability
+    info["lesion_networks"] = list(LESION_MODELS if ctx.params.ensemble else LESION_MODELS[:1])
     return SegmentationResult(labels=out, probabilities=prev.probabilities, info=info)

@@ -36,7 +36,7 @@ from engine.batch.runner import loopback_only
 from engine.cli import main
 from engine.core.errors import DelineoError
 from engine.io import load_labels
-from engine.methods.pipeline import DEFAULT_PIPELINE
+from engine.methods.pipeline import DEFAULT_PIPELINE, get_pipeline
 
 try:
     from tests.engine import dicom_factory as fac
@@ -351,16 +351,22 @@ def test_command_line_with_embedded_cluster_and_default_pipeline(cohort, tmp_pat
 
 
 def test_the_manifest_names_the_lesion_network_of_a_lesion_pipeline():
-    """A pipeline with the lesions step runs two of Delineo's networks: both model cards
-    are hashed (and both are what a worker preloads)."""
+    """A pipeline with the lesions step runs the tissue network and both lesion networks:
+    every model card is hashed (and each is what a worker preloads); with the step's
+    ensemble turned off, the first lesion network alone."""
     from engine.batch import model_card_hash
     from engine.batch.runner import _network_names
-    from engine.methods.lesion_step import LESION_MODEL
+    from engine.methods.lesion_step import LESION_MODELS
 
     plain_hash, plain = model_card_hash(CaseConfig(pipeline="head"))
-    assert LESION_MODEL not in plain and plain_hash
+    assert not set(LESION_MODELS) & set(plain) and plain_hash
     config = CaseConfig(pipeline="head+lesions", detect=True)
-    assert _network_names(config)[-1] == LESION_MODEL
+    assert _network_names(config)[-2:] == list(LESION_MODELS)
     lesion_hash, cards = model_card_hash(config)
-    assert set(cards) == set(plain) | {LESION_MODEL}
+    assert set(cards) == set(plain) | set(LESION_MODELS)
     assert all(len(v) == 64 for v in cards.values()) and lesion_hash != plain_hash
+    steps = [s.name for s in get_pipeline("head+lesions").steps]
+    single = CaseConfig(pipeline="head+lesions", detect=True,
+                        overrides={steps.index("lesions"): {"ensemble": False}})
+    assert _network_names(single)[-1] == LESION_MODELS[0]
+    assert LESION_MODELS[1] not in _network_names(single)

@@ -14,7 +14,12 @@ from engine.core.volume import BRAIN_LESION_LABELS, BRAIN_TISSUE_LABELS, LabelMa
 from engine.data.lesions import add_lesions
 from engine.data.mni import HELD_OUT_SLAB
 from engine.data.phantom import mni_tissue_block, synthesize_phantom, toy_tissue_block
-from engine.methods.lesion_step import LesionParams, find_lesions, threshold_lesions
+from engine.methods.lesion_step import (
+    LESION_MODELS,
+    LesionParams,
+    find_lesions,
+    threshold_lesions,
+)
 from engine.methods.pipeline import PIPELINES, STEPS, run_pipeline
 from engine.models.lesion_training import (
     LESION_CLASSES,
@@ -275,10 +280,43 @@ def test_find_lesions_finds_a_large_lesion_and_keeps_tissue():
     assert not (hit & (tissue.array == 0)).any()
 
 
+def test_both_networks_are_averaged_and_the_second_runs_only_where_the_mean_can_reach():
+    """The step's default averages the two shipped lesion networks; the second runs only
+    on the slices where the first gives at least 2t - 1, and the lesions and the map
+    above the threshold are exactly those of running both everywhere; elsewhere the map
+    is half the first network's probability, below the threshold."""
+    image, labels, _ = _lesion_phantom()
+    tissue = LabelMap(np.where(labels.array == 4, 3, labels.array).astype(np.uint8),
+                      image.affine.copy(), labels=BRAIN_TISSUE_LABELS)
+    params = LesionParams()
+    t = params.min_probability
+    messages = []
+    out, prob = find_lesions(image, tissue, params, device="cpu",
+                             progress=lambda f, m: messages.append(m))
+    _, p1 = find_lesions(image, tissue, params, device="cpu", model=LESION_MODELS[0])
+    _, p2 = find_lesions(image, tissue, params, device="cpu", model=LESION_MODELS[1])
+    mean = (p1 + p2) / 2
+    brain = tissue.array > 0
+    assert np.array_equal(out == 4, threshold_lesions(mean, brain, t, params.min_lesion_mm3,
+                                                      image.voxel_volume_ml * 1000.0))
+    assert (out == 4).sum() > 500  # the 12 mm lesion
+    ran = [m for m in messages if m.startswith(f"lesion network {LESION_MODELS[1]} on ")]
+    n_ran, n_all = (int(w) for w in ran[0].split(" on ")[1].split(" slices")[0].split(" of "))
+    assert 0 < n_ran < n_all
+    second = (p1 >= 2 * t - 1).any(axis=(0, 1))  # slices of the volume the second saw
+    np.testing.assert_allclose(prob[:, :, second], mean[:, :, second], atol=1e-5)
+    np.testing.assert_allclose(prob[:, :, ~second], p1[:, :, ~second] / 2, atol=1e-6)
+    assert prob[:, :, ~second].max() < t
+    # the first network alone, as before the ensemble
+    _, p_single = find_lesions(image, tissue, LesionParams(ensemble=False), device="cpu")
+    assert np.array_equal(p_single, p1)
+
+
 def test_cnn_plus_lesions_pipeline_paints_label_4():
     image, _, _ = _lesion_phantom()
     result = run_pipeline(image, "cnn+lesions", device="cpu")
     assert result.labels.labels == BRAIN_LESION_LABELS
     assert 4 in set(np.unique(result.labels.array).tolist())
     assert result.info["lesion_probability"].shape == image.shape
+    assert result.info["lesion_networks"] == list(LESION_MODELS)
     assert [s.name for s in result.steps][-1] == "lesions"

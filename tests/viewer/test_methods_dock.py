@@ -176,6 +176,27 @@ def test_network_pipelines_without_weights_cannot_run(dock, monkeypatch, tmp_pat
     assert dock.warning.isHidden() and dock.run_button.isEnabled()
 
 
+def test_a_lesion_pipeline_needs_both_lesion_networks(dock, monkeypatch, tmp_path):
+    """The lesions step averages two networks: a folder with the tissue network and the
+    first lesion network only still names the second, and the pipeline cannot run."""
+    from engine.methods.lesion_step import LESION_MODELS
+    from engine.models.weights import models_dir
+
+    shipped = models_dir()
+    folder = tmp_path / "models"
+    folder.mkdir()
+    for name in ("delineo", LESION_MODELS[0]):
+        for suffix in (".safetensors", ".json"):
+            (folder / f"{name}{suffix}").symlink_to(shipped / f"{name}{suffix}")
+    monkeypatch.setenv("DELINEO_MODELS_DIR", str(folder))
+    assert missing_weights(PIPELINES["cnn"]) == []
+    assert missing_weights(PIPELINES["cnn+lesions"]) == [
+        str(folder / f"{LESION_MODELS[1]}.safetensors")]
+    dock.select_pipeline("cnn+lesions")
+    assert f"{LESION_MODELS[1]}.safetensors" in dock.warning.text()
+    assert not dock.run_button.isEnabled()
+
+
 def test_making_a_result_the_edited_mask_is_one_undo_step(qtbot, phantom_window, dock):
     methods = phantom_window.methods
     edits = phantom_window.edits

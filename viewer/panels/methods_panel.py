@@ -67,15 +67,22 @@ _POST_TEXT = {"largest_component": "Keep the largest brain component",
 
 
 def missing_weights(pipeline: Pipeline) -> list[str]:
-    """Weights files the networks of *pipeline* need and do not find."""
+    """Weights files the networks of *pipeline* need and do not find (the tissue
+    networks, and the lesion networks of a ``lesions`` step)."""
+    from engine.methods.lesion_step import LESION_MODELS
     from engine.methods.registry import METHODS
     from engine.models.weights import model_path
 
     out = []
     for step in pipeline.steps:
         spec = METHODS.get(step.name)
+        names: tuple[str, ...] = ()
         if spec is not None and spec.kind == "cnn":
-            path = model_path(step.name)
+            names = (step.name,)
+        elif step.name == "lesions":
+            names = LESION_MODELS if step.params.get("ensemble", True) else LESION_MODELS[:1]
+        for name in names:
+            path = model_path(name)
             if not path.exists():
                 out.append(str(path))
     return out
@@ -472,8 +479,9 @@ class MethodsPanel(QWidget):
         missing = missing_weights(self._base())
         if missing:
             self.warning.setText("No weights for this network yet: " + ", ".join(missing)
-                                 + " is missing. Train it (delineo-engine train) or pick a "
-                                 "classical pipeline.")
+                                 + " is missing. Train it (delineo-engine train, or "
+                                 "train-lesions for a lesion network) or pick a classical "
+                                 "pipeline.")
         self.warning.setVisible(bool(missing))
         self.run_button.setEnabled(has_image and not running and not missing)
         self.run_button.setToolTip(
