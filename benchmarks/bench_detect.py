@@ -3,14 +3,19 @@
 Each command runs in its own process, as a user runs it, on a synthetic T2
 whole head with three synthetic lesions written to NIfTI (257 x 293 x 249
 voxels, 1 mm): ``detect`` (pipeline ``head+lesions``: brain extraction, the
-tissue network, the lesion network, then the lesion instances and their
-measurements) and ``segment`` (the default pipeline ``head``: the tissue
+tissue network, the two lesion networks averaged, then the lesion instances
+and their measurements), ``detect`` with the first lesion network alone at its
+own operating point (``--param lesions.ensemble=false``, 0.9, 6 mm³: the step
+before 2026-12-06) and ``segment`` (the default pipeline ``head``: the tissue
 segmentation alone). Reported: the median over ``--repeats`` runs of the time
 each command measures itself (pipeline, plus lesion measuring for
 ``detect``), the time ``detect`` spends beyond the tissue segmentation (its
 lesion step plus measuring; goal <= 10 s), the whole process's wall time and
 its peak resident size (from ``wait4``; goal <= 1.5 GiB). Ratios are against
-``segment`` in the same run.
+``segment`` in the same run, and for the lesion step against the single
+network; per run, how many of the three painted lesions a finding overlaps
+and how many findings overlap none (the painted lesions are 3, 4 and 9 mm:
+a hard case, see docs/lesions.md).
 
 Run from the repository root::
 
@@ -38,9 +43,23 @@ MAKE_HEAD = (
     "import sys; from engine.data.heads import synthetic_head; "
     "from engine.data.lesions import add_lesions; from engine.io import save; "
     "h = synthetic_head('t2', seed=int(sys.argv[1])); "
-    "img, _, _ = add_lesions(h.image, h.truth, contrast='t2', count=3, seed=1); "
-    "save(img, sys.argv[2])"
+    "img, lab, _ = add_lesions(h.image, h.truth, contrast='t2', count=3, seed=1); "
+    "save(img, sys.argv[2]); save(lab, sys.argv[3])"
 )
+
+
+def _matches(found: Path, truth: Path) -> tuple[int, int]:
+    """(painted lesions overlapped by a finding, findings that overlap none) of one
+    ``detect`` output folder against the painted lesions (26-connected)."""
+    import nibabel as nib
+    import numpy as np
+    from scipy import ndimage
+
+    inst = np.asarray(nib.load(found / "lesions.nii.gz").dataobj)
+    gt, n = ndimage.label(np.asarray(nib.load(truth).dataobj) == 4, np.ones((3, 3, 3)))
+    hit = sum(1 for j in range(1, n + 1) if (inst[gt == j] > 0).any())
+    false = sum(1 for i in range(1, int(inst.max()) + 1) if not (gt[inst == i] > 0).any())
+    return hit, false
 
 
 def _run(argv: list[str], threads: int) -> tuple[dict, float, float]:
@@ -72,22 +91,32 @@ def main(argv: list[str] | None = None) -> int:
     print(f"# {machine()}")
     with tempfile.TemporaryDirectory(prefix="delineo-bench-") as tmp:
         image = Path(tmp) / "head.nii.gz"
+        truth = Path(tmp) / "truth.nii.gz"
         # Made in a child process: a large parent would inflate every child's peak RSS.
-        subprocess.run([sys.executable, "-c", MAKE_HEAD, str(args.seed), str(image)],
-                       check=True, cwd=HERE.parent)
+        subprocess.run([sys.executable, "-c", MAKE_HEAD, str(args.seed), str(image),
+                        str(truth)], check=True, cwd=HERE.parent)
         print(f"# synthetic T2 whole head with 3 synthetic lesions, seed {args.seed}, "
               f"257 x 293 x 249 voxels, 1 mm; {args.repeats} runs each, {args.threads} threads")
-        seg, det, beyond, found = [], [], [], []
+        seg, det, beyond = [], [], []
+        one, one_beyond, one_step, two_step = [], [], [], []
+        single = ["--param", "lesions.ensemble=false", "--param", "lesions.min_probability=0.9",
+                  "--param", "lesions.min_lesion_mm3=6"]
         for i in range(args.repeats):
             s = _run(["segment", str(image), "-o", str(Path(tmp) / "labels.nii.gz")],
                      args.threads)
             d = _run(["detect", str(image), "--out", str(Path(tmp) / f"found{i}")],
                      args.threads)
+            o = _run(["detect", str(image), "--out", str(Path(tmp) / f"one{i}"), *single],
+                     args.threads)
             seg.append((s[0]["seconds"], s[1], s[2]))
             det.append((d[0]["seconds"], d[1], d[2]))
+            one.append((o[0]["seconds"], o[1], o[2]))
             steps = {st["name"]: st["seconds"] for st in d[0]["steps"]}
             beyond.append(steps["lesions"] + d[0]["measure_seconds"])
-            found.append(d[0]["n_lesions"])
+            two_step.append(steps["lesions"])
+            steps = {st["name"]: st["seconds"] for st in o[0]["steps"]}
+            one_beyond.append(steps["lesions"] + o[0]["measure_seconds"])
+            one_step.append(steps["lesions"])
         med = [tuple(statistics.median(r[i] for r in rows) for i in range(3))
                for rows in (seg, det)]
         (s_sec, s_wall, s_rss), (d_sec, d_wall, d_rss) = med
@@ -102,7 +131,21 @@ def main(argv: list[str] | None = None) -> int:
         emit("segment: peak RSS", s_rss, "GiB")
         emit("detect: peak RSS", d_rss, "GiB", ratio=d_rss / s_rss, reference="segment",
              goal="<= 1.5 GiB")
-        print(f"# lesions found per run: {found} (3 painted)")
+        o_sec, _, o_rss = (statistics.median(r[i] for r in one) for i in range(3))
+        emit("lesion step, both networks averaged", statistics.median(two_step), "s",
+             ratio=statistics.median(two_step) / statistics.median(one_step),
+             reference="first network alone")
+        emit("lesion step, first network alone", statistics.median(one_step), "s")
+        emit("detect, first network alone: beyond the tissue segmentation",
+             statistics.median(one_beyond), "s")
+        emit("detect, first network alone: time", o_sec, "s", ratio=o_sec / s_sec,
+             reference="segment")
+        emit("detect, first network alone: peak RSS", o_rss, "GiB", ratio=o_rss / s_rss,
+             reference="segment")
+        for name, runs in (("both networks", "found"), ("first network alone", "one")):
+            hits = [_matches(Path(tmp) / f"{runs}{i}", truth) for i in range(args.repeats)]
+            print(f"# {name}: painted lesions found / false findings per run: "
+                  f"{[f'{h}/3, {f}' for h, f in hits]}")
     return 0
 
 

@@ -41,8 +41,9 @@ whole volume, plus one lesion-free head per sequence (the ``head`` pipeline once
 then each ``--lesion-model`` as the ``lesions`` step would run it). ``--lesion-model`` evaluates
 another lesion network (a weights file). ``--tissue`` adds the tissue Dice of
 ``cnn`` and ``cnn+lesions`` on the lesion-free volumes. ``--ensemble`` also
-scores the mean lesion probability of the ``--lesion-model`` networks, thresholded
-and size-filtered as the ``lesions`` step does.
+scores the ``lesions`` step averaging the ``--lesion-model`` networks (each later
+network only where the mean can still reach the threshold), checks its lesions
+against the full mean of every network, and times it.
 """
 
 from __future__ import annotations
@@ -69,7 +70,7 @@ from engine.data.mni import HELD_OUT_SLAB
 from engine.data.phantom import mni_tissue_block, synthesize_phantom
 from engine.evaluation.lesionwise import evaluate_case, summarize
 from engine.methods.lesion_step import (
-    LESION_MODEL,
+    LESION_MODELS,
     LESION_VALUE,
     LesionParams,
     find_lesions,
@@ -228,12 +229,21 @@ def tissue_dice(labels: np.ndarray, truth: np.ndarray) -> dict[str, float]:
     return {k: round(v, 4) for k, v in d.items()}
 
 
-def ensemble(probs: list[np.ndarray], brain: np.ndarray, args: argparse.Namespace
-             ) -> tuple[np.ndarray, np.ndarray]:
-    """Lesion voxels of the networks' mean probability, thresholded and size-filtered as
-    the lesions step does (1 mm voxels), and that mean."""
-    mean = np.mean(probs, axis=0)
-    return threshold_lesions(mean, brain, args.threshold, args.min_size, 1.0), mean
+def ensemble_step(image: Any, tissue: Any, params: LesionParams, models: list[str],
+                  probs: list[np.ndarray], brain: np.ndarray, args: argparse.Namespace,
+                  name: str) -> tuple[np.ndarray, np.ndarray]:
+    """Lesion voxels and probability map of the lesions step averaging *models* (the
+    later networks only on the slices where the mean can still reach the threshold),
+    checked against the full mean of *probs* (every network everywhere), thresholded
+    and size-filtered as the step does (1 mm voxels)."""
+    labels, prob = find_lesions(image, tissue, params, device="cpu", model=models)
+    found = labels == LESION_VALUE
+    full = threshold_lesions(np.mean(probs, axis=0), brain, args.threshold, args.min_size,
+                             1.0)
+    if not np.array_equal(found, full):
+        print(f"WARNING {name}: the step's lesions ({int(found.sum())} voxels) differ from "
+              f"those of the full mean ({int(full.sum())})", flush=True)
+    return found, prob
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -242,8 +252,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seeds", type=int, default=3, help="lesioned phantoms per contrast and "
                     "anatomy (default 3); lesion-free: 2 per contrast")
     ap.add_argument("--lesion-model", action="append",
-                    help="lesion network: shipped name or weights file (repeatable; default "
-                    "lesion)")
+                    help="lesion network: shipped name or weights file (repeatable; default: "
+                    "the shipped ones, each alone and averaged as the lesions step does)")
     ap.add_argument("--threshold", type=float, default=LesionParams().min_probability)
     ap.add_argument("--min-size", type=float, default=LesionParams().min_lesion_mm3)
     ap.add_argument("--tta", action="store_true",
@@ -273,7 +283,9 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
-    models = args.lesion_model or [LESION_MODEL]
+    models = args.lesion_model or list(LESION_MODELS)
+    if args.lesion_model is None:
+        args.ensemble = True  # the shipped step: both networks, and their mean
     from engine.lesions import detect_outliers
 
     specs = []
@@ -332,11 +344,17 @@ def main(argv: list[str] | None = None) -> int:
                     row["own"] = tissue_dice(own, truth)
                 tissue_rows.append(row)
         if args.ensemble and len(probs) > 1:
-            ens, mean = ensemble(probs, brain, args)
+            t1 = time.perf_counter()
+            ens, step_prob = ensemble_step(image, tissue.labels, params, models, probs, brain,
+                                           args, case["name"])
+            timing.setdefault("lesion_s|ensemble", []).append(time.perf_counter() - t1)
             net_voxels.append(int(ens.sum()))
+            if args.sweep:
+                sweep_data.setdefault("ensemble (mean of the networks)", []).append(
+                    (np.mean(probs, axis=0), brain, gt, anatomy, lesions, case["name"]))
             for where in wheres:
                 results.setdefault("network (ensemble)|" + where, []).append(
-                    score(ens, mean, gt, where, case["name"]))
+                    score(ens, step_prob, gt, where, case["name"]))
         if not args.no_classical:
             t3 = time.perf_counter()
             found = detect_outliers(image, contrast=contrast, mask=truth > 0)
@@ -384,9 +402,11 @@ def main(argv: list[str] | None = None) -> int:
                       flush=True)
 
             if args.ensemble and len(probs) > 1:
-                ens, mean = ensemble(probs, done.labels.array > 0, args)
+                ens, step_prob = ensemble_step(image, done.labels, params, models, probs,
+                                               done.labels.array > 0, args,
+                                               f"head-{contrast}-{seed}")
                 results.setdefault("network (ensemble, head+lesions)|heads", []).append(
-                    score(ens, mean, gt, "whole", f"head-{contrast}-{seed}"))
+                    score(ens, step_prob, gt, "whole", f"head-{contrast}-{seed}"))
                 print(f"head {contrast}-{seed} (ensemble): {int(ens.sum())} lesion voxels",
                       flush=True)
 
@@ -410,6 +430,9 @@ def main(argv: list[str] | None = None) -> int:
         parts.append(f"tissue network (cnn) {np.median(timing['tissue_s']):.1f} s")
         parts += [f"lesion step ({m}) {np.median(timing[f'lesion_s|{m}']):.1f} s"
                   for m in models]
+        if timing.get("lesion_s|ensemble"):
+            parts.append(f"lesion step averaging the networks "
+                         f"{np.median(timing['lesion_s|ensemble']):.1f} s")
     if timing["classical_s"]:
         parts.append(f"classical reference {np.median(timing['classical_s']):.1f} s")
     if timing.get("head_s"):
