@@ -29,6 +29,7 @@ from ..core.jobs import Cancelled
 from .common import (
     EXIT_BROKEN_PIPE,
     EXIT_CANCELLED,
+    EXIT_CASES_FAILED,
     EXIT_DATA,
     EXIT_INTERNAL,
     EXIT_USAGE,
@@ -60,6 +61,8 @@ EXIT_STATUSES: dict[int, str] = {
     "of its voxel spacing), an output name without .nii/.nii.gz, CUDA asked for but absent",
     EXIT_DATA: "data error: an input file is missing, unreadable or not a usable image, grids "
     "do not match, an output folder does not exist or cannot be written",
+    EXIT_CASES_FAILED: "batch: the run completed, but some cases failed (the status and error "
+    "columns of summary.csv say which and why)",
     EXIT_CANCELLED: "interrupted (Ctrl-C)",
     EXIT_BROKEN_PIPE: "stdout was closed early (e.g. piped into 'head'); nothing is printed",
 }

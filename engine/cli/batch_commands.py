@@ -24,6 +24,7 @@ from ..core.errors import ParameterError
 from ..core.params import parse_assignments
 from ..methods.pipeline import DEFAULT_PIPELINE
 from .common import (
+    EXIT_CASES_FAILED,
     add_device,
     add_json,
     add_output_folder,
@@ -185,4 +186,8 @@ def cmd_batch(args: argparse.Namespace) -> int:
                     "workers": run.workers, "cases": [r.to_json() for r in run.results]})
     else:
         print(summary)
+    if counts["failed"]:
+        warn(f"{counts['failed']} of {ran} case(s) failed; their rows in {summary} say why "
+             f"(exit status {EXIT_CASES_FAILED})")
+        return EXIT_CASES_FAILED
     return 0

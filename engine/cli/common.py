@@ -33,6 +33,7 @@ __all__ = [
     "DEVICES",
     "EXIT_BROKEN_PIPE",
     "EXIT_CANCELLED",
+    "EXIT_CASES_FAILED",
     "EXIT_DATA",
     "EXIT_INTERNAL",
     "EXIT_OK",
@@ -63,6 +64,8 @@ EXIT_USAGE = 2
 #: ``OSError`` (a missing, unreadable or unusable input, grids that do not
 #: match, an output that cannot be written).
 EXIT_DATA = 3
+#: ``batch`` ran every case, but some failed (their rows in ``summary.csv`` say why).
+EXIT_CASES_FAILED = 4
 #: Ctrl-C or a cancelled job (128 + SIGINT).
 EXIT_CANCELLED = 130
 #: stdout was closed before everything was printed (128 + SIGPIPE), e.g. ``| head -1``.

@@ -189,7 +189,7 @@ def test_help_documents_the_exit_statuses():
     done = run_cli("--help")
     assert done.returncode == 0
     epilog = done.stdout.split("exit status:")[1]
-    for status in ("0", "1", "2", "3", "130"):
+    for status in ("0", "1", "2", "3", "4", "130"):
         assert re.search(rf"^  {status}\s+\S", epilog, flags=re.MULTILINE), status
     assert "usage error" in epilog and "data error" in epilog and "internal error" in epilog
 
