@@ -25,19 +25,16 @@ Run from the repository root::
 from __future__ import annotations
 
 import argparse
-import json
-import os
 import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
-from benchmarks.common import emit, machine  # noqa: E402
+from benchmarks.common import emit, machine, run_cli  # noqa: E402
 
 CONFIGS = [("brain_mask", ["--method", "brain_mask"]),
            ("brain_mask without the dark-fluid rim", ["--method", "brain_mask", "--param",
@@ -48,21 +45,8 @@ CONFIGS = [("brain_mask", ["--method", "brain_mask"]),
 
 def _run(image: Path, out: Path, extra: list[str], threads: int) -> tuple[float, float, float]:
     """(pipeline seconds, process wall seconds, peak RSS GiB) of one segment command."""
-    env = dict(os.environ, OMP_NUM_THREADS=str(threads))  # torch's intra-op threads
-    cmd = [sys.executable, "-m", "engine.cli", "-q", "segment", str(image), "-o", str(out),
-           "--device", "cpu", "--json", *extra]
-    t0 = time.perf_counter()
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env,
-                            cwd=HERE.parent)
-    stdout = proc.stdout.read() if proc.stdout else b""
-    stderr = proc.stderr.read() if proc.stderr else b""
-    _, status, usage = os.wait4(proc.pid, 0)
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    wall = time.perf_counter() - t0
-    if proc.returncode != 0:
-        raise SystemExit(f"segment failed ({proc.returncode}): {stderr.decode()[-400:]}")
-    summary = json.loads(stdout)
-    return float(summary["seconds"]), wall, usage.ru_maxrss / 2**20  # KiB -> GiB
+    summary, wall, peak = run_cli(["segment", str(image), "-o", str(out), *extra], threads)
+    return float(summary["seconds"]), wall, peak
 
 
 def main(argv: list[str] | None = None) -> int:

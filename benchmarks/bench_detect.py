@@ -25,19 +25,16 @@ Run from the repository root::
 from __future__ import annotations
 
 import argparse
-import json
-import os
 import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
-from benchmarks.common import emit, machine  # noqa: E402
+from benchmarks.common import emit, machine, run_cli  # noqa: E402
 
 MAKE_HEAD = (
     "import sys; from engine.data.heads import synthetic_head; "
@@ -60,23 +57,6 @@ def _matches(found: Path, truth: Path) -> tuple[int, int]:
     hit = sum(1 for j in range(1, n + 1) if (inst[gt == j] > 0).any())
     false = sum(1 for i in range(1, int(inst.max()) + 1) if not (gt[inst == i] > 0).any())
     return hit, false
-
-
-def _run(argv: list[str], threads: int) -> tuple[dict, float, float]:
-    """(JSON summary, process wall seconds, peak RSS GiB) of one command."""
-    env = dict(os.environ, OMP_NUM_THREADS=str(threads))
-    cmd = [sys.executable, "-m", "engine.cli", "-q", *argv, "--device", "cpu", "--json"]
-    t0 = time.perf_counter()
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env,
-                            cwd=HERE.parent)
-    stdout = proc.stdout.read() if proc.stdout else b""
-    stderr = proc.stderr.read() if proc.stderr else b""
-    _, status, usage = os.wait4(proc.pid, 0)
-    code = os.waitstatus_to_exitcode(status)
-    wall = time.perf_counter() - t0
-    if code != 0:
-        raise SystemExit(f"{argv[0]} failed ({code}): {stderr.decode()[-400:]}")
-    return json.loads(stdout), wall, usage.ru_maxrss / 2**20  # KiB -> GiB
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -102,11 +82,11 @@ def main(argv: list[str] | None = None) -> int:
         single = ["--param", "lesions.ensemble=false", "--param", "lesions.min_probability=0.9",
                   "--param", "lesions.min_lesion_mm3=6"]
         for i in range(args.repeats):
-            s = _run(["segment", str(image), "-o", str(Path(tmp) / "labels.nii.gz")],
+            s = run_cli(["segment", str(image), "-o", str(Path(tmp) / "labels.nii.gz")],
                      args.threads)
-            d = _run(["detect", str(image), "--out", str(Path(tmp) / f"found{i}")],
+            d = run_cli(["detect", str(image), "--out", str(Path(tmp) / f"found{i}")],
                      args.threads)
-            o = _run(["detect", str(image), "--out", str(Path(tmp) / f"one{i}"), *single],
+            o = run_cli(["detect", str(image), "--out", str(Path(tmp) / f"one{i}"), *single],
                      args.threads)
             seg.append((s[0]["seconds"], s[1], s[2]))
             det.append((d[0]["seconds"], d[1], d[2]))

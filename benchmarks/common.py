@@ -59,3 +59,32 @@ def network_precision(pipeline: str, precision: str) -> dict[int, dict[str, str]
     networks = {spec.name for spec in CNN_SPECS}
     return {i: {"precision": precision} for i, step in enumerate(PIPELINES[pipeline].steps)
             if step.name in networks}
+
+
+
+def run_cli(argv: list[str], threads: int) -> tuple[dict[str, Any], float, float]:
+    """``delineo-engine -q ARGV --device cpu --json`` in its own process, as a user runs
+    it: (its JSON summary, the process's wall seconds, its peak RSS in GiB from
+    ``wait4``). A failed command stops the benchmark with the end of its stderr."""
+    import json
+    import os
+    import subprocess
+    import sys
+    import tempfile
+    from pathlib import Path
+
+    env = dict(os.environ, OMP_NUM_THREADS=str(threads))  # torch's intra-op threads
+    cmd = [sys.executable, "-m", "engine.cli", "-q", *argv, "--device", "cpu", "--json"]
+    with tempfile.TemporaryFile() as err:  # a file: a full stderr pipe cannot stall it
+        t0 = time.perf_counter()
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=err, env=env,
+                                cwd=Path(__file__).resolve().parents[1])
+        stdout = proc.stdout.read() if proc.stdout else b""
+        _, status, usage = os.wait4(proc.pid, 0)  # reaps it: the peak RSS of this child
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        wall = time.perf_counter() - t0
+        if proc.returncode != 0:
+            err.seek(0)
+            raise SystemExit(f"{argv[0]} failed ({proc.returncode}): "
+                             f"{err.read().decode(errors='replace')[-400:]}")
+    return json.loads(stdout), wall, usage.ru_maxrss / 2**20  # KiB -> GiB
