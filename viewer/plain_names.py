@@ -135,7 +135,8 @@ PARAM_NAMES: dict[str, tuple[str, str]] = {
                         "average, that a voxel is lesion; lower finds more, and more false "
                         "alarms."),
     "ensemble": ("Both lesion networks", "Average two lesion networks trained on different "
-                 "synthetic data: about half the false alarms of one, for little more time."),
+                 "synthetic data: fewer false alarms than one (half or fewer in most tests), "
+                 "for little more time."),
     "min_lesion_mm3": ("Smallest lesion kept", "Lesions smaller than this are dropped."),
     "margin": ("Mask margin", "Grow (positive) or shrink (negative) the found mask by whole "
                "voxels."),

@@ -24,9 +24,9 @@ threshold *t*: with N networks, a voxel whose first k probabilities sum to
 less than N·t − (N − k) stays below *t* whatever the others say, so network
 k + 1 runs on the axial slices (of its 2.5-D input) that hold a voxel still
 in reach. The lesions and their confidences are exactly those of running
-every network everywhere; at ``min_probability`` 0.9 the second network runs
-on the slices where the first gives at least 0.8 -- a small part of the
-brain. Where a network did not run, its probability counts as 0 in the
+every network everywhere; at the default ``min_probability`` 0.95 the second
+network runs on the slices where the first gives at least 0.9 -- a small part
+of the brain. Where a network did not run, its probability counts as 0 in the
 mean, so there the map is a lower bound (below the threshold).
 
 The result keeps the tissue step's probabilities (for the uncertainty of the
@@ -98,14 +98,15 @@ class LesionParams:
     min_lesion_mm3: float = param(0.0, lo=0.0, hi=10000.0, unit="mm³",
                                   doc="connected lesions smaller than this are dropped")
     batch_size: int = param(8, lo=1, hi=512, unit="slices",
-                            doc="slices per forward pass of the lesion network")
+                            doc="slices per forward pass of the lesion networks")
     tta: bool = param(False, doc="average with the left-right mirrored prediction")
     ensemble: bool = param(True, doc="average both shipped lesion networks (false: the first "
-                                     "alone, the step before 2026-12-06)")
+                                     "alone, the step before 2026-12-06, whose own operating "
+                                     "point was 0.9 and 6 mm³)")
     precision: str = param("float32", choices=PRECISIONS,
-                           doc="arithmetic of the lesion network; float32, the arithmetic its "
-                               "threshold was chosen in (auto: bfloat16 on a GPU or a CPU with "
-                               "AMX, float32 elsewhere)")
+                           doc="arithmetic of the lesion networks; float32, the arithmetic "
+                               "their threshold was chosen in (auto: bfloat16 on a GPU or a "
+                               "CPU with AMX, float32 elsewhere)")
 
 
 def threshold_lesions(probability: np.ndarray, brain: np.ndarray, threshold: float,
@@ -198,7 +199,7 @@ def _stage(progress: Callable[[float, str], None] | None, k: int, n: int, name: 
         return None
     what = (f"lesion network {name}" if slices is None
             else f"lesion network {name} on {int(slices.sum())} of {slices.size} slices")
-    lo, hi = (0.0, 0.8) if k == 0 else (0.8 + 0.2 * (k - 1) / max(1, n - 1),
+    lo, hi = (0.0, 0.8 if n > 1 else 1.0) if k == 0 else (0.8 + 0.2 * (k - 1) / max(1, n - 1),
                                         0.8 + 0.2 * k / max(1, n - 1))
     report(progress, lo, what)
     return scaled_progress(progress, lo, hi)
