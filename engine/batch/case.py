@@ -306,13 +306,21 @@ def run_case(
     result.labels, result.volumes_ml = _volumes(labels)
     instances, result.lesion_count, result.lesion_ml = _lesions(labels)
     if detect:
+        from .. import __version__
         from ..lesions import measure_lesions, write_findings
+        from ..methods.lesion_step import lesion_source
 
         folder = Path(findings_folder) if findings_folder is not None else Path(output).parent
         folder.mkdir(parents=True, exist_ok=True)
-        findings = measure_lesions(instances, volume, tissue=labels)
+        # a lesions step's mean probability gives each finding its confidence
+        probability = None if method else done.info.get("lesion_probability")
+        findings = measure_lesions(instances, volume, tissue=labels, probability=probability)
+        source = {"input": str(image), "delineo": __version__,
+                  **({"method": spec.name} if method else
+                     {"pipeline": done.pipeline, "description": done.description,
+                      **lesion_source(done.info)})}
         result.findings = [str(p) for p in write_findings(findings, folder,
-                                                          stem=findings_stem)]
+                                                          stem=findings_stem, source=source)]
     if truth is not None:
         result.dice = _dice(np.asarray(labels.array), np.asarray(truth.array))
     result.total_seconds = time.perf_counter() - start

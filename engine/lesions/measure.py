@@ -577,13 +577,16 @@ def findings_csv(
 
 
 def write_findings(
-    findings: Sequence[Finding], folder: str | Path, *, stem: str = "findings"
+    findings: Sequence[Finding], folder: str | Path, *, stem: str = "findings",
+    source: Mapping[str, Any] | None = None,
 ) -> list[Path]:
     """Write ``<stem>.json`` and ``<stem>.csv`` into the existing *folder*, atomically.
 
-    The JSON holds every field of every finding plus the units; the CSV one
-    row per lesion with the units in the column names (empty cells for
-    missing values). Returns the two paths.
+    The JSON holds every field of every finding plus the units, and *source*
+    (what produced the findings: input, pipeline, the lesion networks with the
+    sha256 of their weights, the threshold) when given; the CSV one row per
+    lesion with the units in the column names (empty cells for missing
+    values). Returns the two paths.
     """
     folder = Path(folder)
     if not stem or "/" in stem or "\\" in stem:
@@ -596,6 +599,8 @@ def write_findings(
         "n_lesions": len(findings),
         "findings": [f.to_json() for f in findings],
     }
+    if source is not None:
+        document["source"] = dict(source)
     json_path, csv_path = folder / f"{stem}.json", folder / f"{stem}.csv"
     atomic_write_text(json_path, json.dumps(document, indent=2) + "\n")
     atomic_write_text(csv_path, findings_csv(findings))

@@ -46,7 +46,7 @@ Examples
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -63,7 +63,7 @@ from .masks import bounding_box
 from .postprocess import small_components
 
 __all__ = ["LESION_MODEL", "LESION_MODELS", "LESION_VALUE", "LesionParams", "find_lesions",
-           "threshold_lesions"]
+           "lesion_source", "threshold_lesions"]
 
 log = logging.getLogger(__name__)
 
@@ -205,6 +205,26 @@ def _stage(progress: Callable[[float, str], None] | None, k: int, n: int, name: 
     return scaled_progress(progress, lo, hi)
 
 
+def lesion_source(info: Mapping[str, Any]) -> dict[str, Any]:
+    """What made a lesions step's findings, from its result's *info*: the lesion networks
+    (name and the sha256 of the weights file used) and the threshold and minimum size;
+    empty when no lesions step ran. Written into ``findings.json`` (``source``)."""
+    import hashlib
+
+    from ..models.weights import model_path
+
+    names = info.get("lesion_networks")
+    if not names:
+        return {}
+    networks = []
+    for name in names:
+        path = model_path(name)
+        digest = hashlib.sha256(path.read_bytes()).hexdigest() if path.is_file() else None
+        networks.append({"name": name, "sha256": digest})
+    return {"lesion_networks": networks, "min_probability": info.get("lesion_threshold"),
+            "min_lesion_mm3": info.get("lesion_min_mm3")}
+
+
 def run_lesion_step(ctx: Any) -> SegmentationResult:
     """The ``lesions`` step of :mod:`engine.methods.pipeline` (*ctx*: its StepContext)."""
     prev = ctx.previous
@@ -220,5 +240,6 @@ def run_lesion_step(ctx: Any) -> SegmentationResult:
     info = dict(prev.info)
     info["lesion_probability"] = prob
     info["lesion_threshold"] = ctx.params.min_probability
+    info["lesion_min_mm3"] = ctx.params.min_lesion_mm3
     info["lesion_networks"] = list(LESION_MODELS if ctx.params.ensemble else LESION_MODELS[:1])
     return SegmentationResult(labels=out, probabilities=prev.probabilities, info=info)

@@ -4,6 +4,7 @@ and one-line refusals of bad input."""
 from __future__ import annotations
 
 import csv
+import hashlib
 import json
 
 import nibabel as nib
@@ -14,6 +15,8 @@ from engine.cli import main
 from engine.data.heads import synthetic_head
 from engine.data.lesions import add_lesions
 from engine.io import load, load_labels
+from engine.methods.lesion_step import LESION_MODELS, LesionParams
+from engine.models.weights import model_path
 
 try:
     from tests.engine import dicom_factory as fac
@@ -109,6 +112,40 @@ def test_detect_on_a_dicom_series(tmp_path, capsys):
     assert 2 * (best & truth).sum() / (best.sum() + truth.sum()) > 0.6
     assert np.allclose(nib.load(out / "lesions.nii.gz").affine[:3, :3],
                        nib.load(out / "labels.nii.gz").affine[:3, :3])
+    _check_source(out / "findings.json", str(folder), "cnn+lesions")
+
+
+def _check_source(path, image: str, pipeline: str) -> None:
+    """findings.json says what made it: input, pipeline, both lesion networks with the
+    sha256 of their shipped weights, threshold and minimum size."""
+    source = json.loads(path.read_text())["source"]
+    assert source["input"] == image and source["pipeline"] == pipeline
+    assert [n["name"] for n in source["lesion_networks"]] == list(LESION_MODELS)
+    for net in source["lesion_networks"]:
+        weights = model_path(net["name"]).read_bytes()
+        assert net["sha256"] == hashlib.sha256(weights).hexdigest()
+    assert source["min_probability"] == LesionParams().min_probability
+    assert source["min_lesion_mm3"] == LesionParams().min_lesion_mm3
+
+
+def test_batch_findings_carry_the_lesion_networks_confidences(tmp_path):
+    """What a batch case writes with --detect and a lesion pipeline: findings with the
+    networks' confidences, as detect's, and where they came from."""
+    from engine.batch import run_case
+    from engine.io import save
+
+    image, labels, _ = _lesion_phantom()
+    path = save(image, tmp_path / "slab.nii.gz")
+    result = run_case(path, tmp_path / "labels.nii.gz", pipeline="cnn+lesions", detect=True,
+                      device="cpu", findings_folder=tmp_path / "findings",
+                      findings_stem="slab")
+    doc = json.loads((tmp_path / "findings" / "slab.json").read_text())
+    assert result.lesion_count == doc["n_lesions"] >= 1
+    assert all(0.9 <= f["confidence"] <= 1.0 for f in doc["findings"])
+    found = load_labels(tmp_path / "labels.nii.gz").array == 4
+    truth = labels.array == 4
+    assert 2 * (found & truth).sum() / (found.sum() + truth.sum()) > 0.6  # the 12 mm lesion
+    _check_source(tmp_path / "findings" / "slab.json", str(path), "cnn+lesions")
 
 
 def _error_line(capsys) -> str:
