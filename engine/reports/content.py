@@ -77,6 +77,17 @@ def _fmt(value: float | None, digits: int = 2) -> str:
     return f"{value:.{digits}f}"
 
 
+def _card_rows(cards: Mapping[str, Any] | Sequence[Mapping[str, Any]] | None
+               ) -> list[tuple[str, str]] | None:
+    """The summaries of one card or of several, one after the other; None for none."""
+    if cards is None:
+        return None
+    if isinstance(cards, Mapping):
+        return model_card_summary(cards)
+    rows = [row for card in cards for row in model_card_summary(card)]
+    return rows or None
+
+
 def model_card_summary(card: Mapping[str, Any]) -> list[tuple[str, str]]:
     """Name, version and training data of a model card, in words.
 
@@ -139,14 +150,18 @@ def gather(
     image: Volume,
     labels: LabelMap,
     findings: Sequence[Finding],
-    model_card: Mapping[str, Any] | None,
+    model_card: Mapping[str, Any] | Sequence[Mapping[str, Any]] | None,
     warnings: Iterable[str] = (),
     title: str,
     instances: np.ndarray | None = None,
     lesion_value: int = LESION_VALUE,
     include_identifiers: bool = False,
 ) -> ReportContent:
-    """Collect the content of a findings report (checked against the label map)."""
+    """Collect the content of a findings report (checked against the label map).
+
+    *model_card* is the card of the network that made the labels, or the cards of
+    several (a pipeline's tissue, brain-extraction and lesion networks, in order):
+    their summaries follow each other."""
     if not labels.same_grid(image):
         from ..core.errors import GeometryMismatchError
 
@@ -192,7 +207,7 @@ def gather(
         header=[*_header(image, labels, include_identifiers),
                 ("Software", f"Delineo {__version__}")],
         warnings=all_warnings,
-        model_card=None if model_card is None else model_card_summary(model_card),
+        model_card=_card_rows(model_card),
         tissue_rows=tissue_rows,
         findings_rows=findings_rows,
         findings=list(findings),

@@ -18,6 +18,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,7 +27,8 @@ from ..core.errors import ParameterError, ReadError, WriteError, unknown_name
 from ..core.volume import LabelMap, Volume
 from ..io.atomic import atomic_path, full_suffix
 
-__all__ = ["DICOM_FORMATS", "FORMATS", "ExportResult", "export_labels", "format_of"]
+__all__ = ["DICOM_FORMATS", "FORMATS", "ExportResult", "export_labels", "format_of",
+           "made_by_cards"]
 
 #: format -> the output names it writes.
 FORMATS: dict[str, tuple[str, ...]] = {
@@ -268,13 +270,44 @@ def export_labels(
             stem = out.name[: -len(full_suffix(out))]
             result.files = [Path(p) for p in write_findings(findings, out.parent, stem=stem)]
         else:
-            from ..models.cards import model_cards
             from .html import write_report
 
-            made_by = labels.metadata.get("pipeline") or labels.metadata.get("method")
-            card = next((c for name, c in model_cards().items()
-                         if made_by and name in str(made_by)), None)
+            cards = made_by_cards(labels.metadata)
             result.files = [Path(write_report(out, image=image, labels=labels,
-                                              findings=findings, model_card=card,
+                                              findings=findings, model_card=cards or None,
                                               warnings=warnings, instances=instances))]
     return result
+
+
+def made_by_cards(metadata: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The model cards of the networks that made a label map, from the method or the
+    pipeline description it records (``metadata["method"]``,
+    ``metadata["pipeline_description"]``, e.g. ``brain_mask → delineo → lesions``): the
+    tissue networks, the lesion networks of a ``lesions`` step (the first alone where
+    it records ``ensemble=False``) and, for brain extraction, a card made from
+    :data:`~engine.methods.brain_extraction.BRAIN_EXTRACTOR`. Empty when nothing is
+    recorded or no network made it."""
+    from ..methods.brain_extraction import BRAIN_EXTRACTOR
+    from ..methods.lesion_step import LESION_MODELS
+    from ..methods.registry import METHODS
+    from ..models.cards import model_cards
+
+    method = metadata.get("method")
+    steps = [str(method)] if method else [
+        part.strip() for part in str(metadata.get("pipeline_description") or "").split("→")]
+    cards = model_cards()
+    out: list[dict[str, Any]] = []
+    for part in steps:
+        name, _, args = part.partition("(")
+        spec = METHODS.get(name)
+        if spec is not None and spec.kind == "cnn" and name in cards:
+            out.append(cards[name])
+        elif spec is not None and spec.kind == "brain_extraction":
+            b = BRAIN_EXTRACTOR
+            out.append({"name": f"{b['name']} (brain extraction)",
+                        "version": f"{b['name']} {b['version']} ({b['licence']})",
+                        "training_data": b["trained_on"]})
+        elif name == "lesions":
+            names = LESION_MODELS[:1] if "ensemble=False" in args else LESION_MODELS
+            out += [cards[n] for n in names if n in cards]
+    return out

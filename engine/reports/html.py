@@ -134,7 +134,7 @@ def write_report(
     image: Volume,
     labels: LabelMap,
     findings: Sequence[Finding],
-    model_card: Mapping[str, Any] | None,
+    model_card: Mapping[str, Any] | Sequence[Mapping[str, Any]] | None,
     warnings: Iterable[str] = (),
     title: str = DEFAULT_TITLE,
     format: str | None = None,
@@ -152,9 +152,10 @@ def write_report(
         The image and its label map (same grid).
     findings : sequence of Finding
         From :func:`engine.lesions.measure_lesions`; may be empty ("No lesions").
-    model_card : mapping, optional
+    model_card : mapping or sequence of mappings, optional
         The model card of the network that made *labels* (its name, version and
-        training data are shown), or ``None``.
+        training data are shown), the cards of a pipeline's networks in order
+        (:func:`engine.reports.export.made_by_cards`), or ``None``.
     warnings : iterable of str
         Shown prominently before any number (e.g. applicability warnings); the
         image's own reading warnings are added.

@@ -135,6 +135,33 @@ def test_report_without_lesions_says_so(case, tmp_path):
     assert pdf.startswith(b"%PDF") and pdf_pages(pdf) == 1
 
 
+def test_the_report_names_every_network_of_the_recorded_pipeline(case, tmp_path):
+    """A label map made by a pipeline records its description; the report's Model section
+    then names its brain extraction, tissue network and lesion networks (the first alone
+    where the lesions step ran with ensemble=False), not "no model card"."""
+    from engine.methods.lesion_step import LESION_MODELS
+    from engine.methods.pipeline import get_pipeline
+    from engine.reports.export import made_by_cards
+
+    described = {"pipeline": "head+lesions",
+                 "pipeline_description": get_pipeline("head+lesions").describe()}
+    cards = made_by_cards(described)
+    assert [c["name"] for c in cards] == ["deepbet (brain extraction)", "delineo",
+                                          *LESION_MODELS]
+    one = get_pipeline("cnn+lesions").with_params({2: {"ensemble": False}}).describe()
+    assert [c["name"] for c in made_by_cards({"pipeline_description": one})] == [
+        "delineo", LESION_MODELS[0]]
+    assert [c["name"] for c in made_by_cards({"method": "unet"})] == ["unet"]
+    assert made_by_cards({"method": "gmm"}) == [] and made_by_cards({}) == []
+    image, labels, _, findings = case
+    text = write_report(tmp_path / "made.html", image=image, labels=labels,
+                        findings=findings, model_card=cards).read_text()
+    model = text[text.index("<h2>Model</h2>"):text.index("<h2>Tissue volumes</h2>")]
+    for name in ("deepbet (brain extraction)", "delineo", *LESION_MODELS):
+        assert f'<td class="text">{name}</td>' in model
+    assert "No model card" not in model and "real scans, not synthetic" in model
+
+
 # ---------------------------------------------------------------------------
 # PDF
 # ---------------------------------------------------------------------------
