@@ -109,7 +109,12 @@ def model_card_summary(card: Mapping[str, Any]) -> list[tuple[str, str]]:
     if card.get("intended_use"):
         rows.append(("Intended use", str(card["intended_use"])))
     if training.get("steps"):
-        rows.append(("Training steps", str(training["steps"])))
+        start = training.get("initialised_from")
+        more = ""
+        if isinstance(start, Mapping):  # a stage that continued earlier weights
+            more = (f" (continuing the weights {start.get('file', '?')}, sha256 "
+                    f"{str(start.get('sha256', '?'))[:12]}..., trained before)")
+        rows.append(("Training steps", f"{training['steps']}{more}"))
     return rows
 
 

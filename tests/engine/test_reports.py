@@ -162,6 +162,18 @@ def test_the_report_names_every_network_of_the_recorded_pipeline(case, tmp_path)
     assert "No model card" not in model and "real scans, not synthetic" in model
 
 
+
+def test_a_card_that_continued_earlier_weights_says_so():
+    from engine.reports.content import model_card_summary
+
+    card = {"name": "n", "training": {"steps": 800, "initialised_from": {
+        "file": "delineo.safetensors", "sha256": "ab" * 32}}}
+    assert dict(model_card_summary(card))["Training steps"] == (
+        "800 (continuing the weights delineo.safetensors, sha256 abababababab..., "
+        "trained before)")
+    assert dict(model_card_summary({"training": {"steps": 800}}))["Training steps"] == "800"
+
+
 # ---------------------------------------------------------------------------
 # PDF
 # ---------------------------------------------------------------------------
