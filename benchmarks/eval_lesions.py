@@ -230,16 +230,15 @@ def tissue_dice(labels: np.ndarray, truth: np.ndarray) -> dict[str, float]:
 
 
 def ensemble_step(image: Any, tissue: Any, params: LesionParams, models: list[str],
-                  probs: list[np.ndarray], brain: np.ndarray, args: argparse.Namespace,
+                  mean: np.ndarray, brain: np.ndarray, args: argparse.Namespace,
                   name: str) -> tuple[np.ndarray, np.ndarray]:
     """Lesion voxels and probability map of the lesions step averaging *models* (the
     later networks only on the slices where the mean can still reach the threshold),
-    checked against the full mean of *probs* (every network everywhere), thresholded
-    and size-filtered as the step does (1 mm voxels)."""
+    checked against the full *mean* (every network everywhere), thresholded and
+    size-filtered as the step does (1 mm voxels)."""
     labels, prob = find_lesions(image, tissue, params, device="cpu", model=models)
     found = labels == LESION_VALUE
-    full = threshold_lesions(np.mean(probs, axis=0), brain, args.threshold, args.min_size,
-                             1.0)
+    full = threshold_lesions(mean, brain, args.threshold, args.min_size, 1.0)
     if not np.array_equal(found, full):
         print(f"WARNING {name}: the step's lesions ({int(found.sum())} voxels) differ from "
               f"those of the full mean ({int(full.sum())})", flush=True)
@@ -344,14 +343,15 @@ def main(argv: list[str] | None = None) -> int:
                     row["own"] = tissue_dice(own, truth)
                 tissue_rows.append(row)
         if args.ensemble and len(probs) > 1:
+            mean = np.mean(probs, axis=0)
             t1 = time.perf_counter()
-            ens, step_prob = ensemble_step(image, tissue.labels, params, models, probs, brain,
+            ens, step_prob = ensemble_step(image, tissue.labels, params, models, mean, brain,
                                            args, case["name"])
             timing.setdefault("lesion_s|ensemble", []).append(time.perf_counter() - t1)
             net_voxels.append(int(ens.sum()))
             if args.sweep:
                 sweep_data.setdefault("ensemble (mean of the networks)", []).append(
-                    (np.mean(probs, axis=0), brain, gt, anatomy, lesions, case["name"]))
+                    (mean, brain, gt, anatomy, lesions, case["name"]))
             for where in wheres:
                 results.setdefault("network (ensemble)|" + where, []).append(
                     score(ens, step_prob, gt, where, case["name"]))
@@ -402,8 +402,9 @@ def main(argv: list[str] | None = None) -> int:
                       flush=True)
 
             if args.ensemble and len(probs) > 1:
-                ens, step_prob = ensemble_step(image, done.labels, params, models, probs,
-                                               done.labels.array > 0, args,
+                ens, step_prob = ensemble_step(image, done.labels, params, models,
+                                               np.mean(probs, axis=0), done.labels.array > 0,
+                                               args,
                                                f"head-{contrast}-{seed}")
                 results.setdefault("network (ensemble, head+lesions)|heads", []).append(
                     score(ens, step_prob, gt, "whole", f"head-{contrast}-{seed}"))

@@ -124,7 +124,7 @@ def _network_names(config: CaseConfig) -> list[str]:
     for a pipeline with the ``lesions`` step, its lesion networks (both, or the first
     alone where the overrides turn its ``ensemble`` off)."""
     from ..methods import METHODS
-    from ..methods.lesion_step import LESION_MODELS
+    from ..methods.lesion_step import lesion_networks
     from ..methods.pipeline import get_pipeline
 
     names = [n for n in _method_names(config) if METHODS[n].kind == "cnn"]
@@ -133,7 +133,7 @@ def _network_names(config: CaseConfig) -> list[str]:
     for i, step in enumerate(get_pipeline(config.what).steps):
         if step.name == "lesions":
             ensemble = (config.overrides or {}).get(i, {}).get("ensemble", True)
-            names += list(LESION_MODELS if ensemble else LESION_MODELS[:1])
+            names += list(lesion_networks(ensemble))
     return names
 
 

@@ -45,9 +45,12 @@ Examples
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -63,7 +66,7 @@ from .masks import bounding_box
 from .postprocess import small_components
 
 __all__ = ["LESION_MODEL", "LESION_MODELS", "LESION_VALUE", "LesionParams", "find_lesions",
-           "lesion_source", "threshold_lesions"]
+           "lesion_networks", "lesion_source", "threshold_lesions"]
 
 log = logging.getLogger(__name__)
 
@@ -109,6 +112,12 @@ class LesionParams:
                                "CPU with AMX, float32 elsewhere)")
 
 
+def lesion_networks(ensemble: bool = True) -> tuple[str, ...]:
+    """The shipped lesion networks the step runs: both, or the first alone without
+    *ensemble*."""
+    return LESION_MODELS if ensemble else LESION_MODELS[:1]
+
+
 def threshold_lesions(probability: np.ndarray, brain: np.ndarray, threshold: float,
                       min_size_mm3: float, voxel_mm3: float) -> np.ndarray:
     """Lesion voxels: probability >= *threshold* inside *brain*, in 26-connected pieces of
@@ -138,7 +147,7 @@ def find_lesions(
     (the first alone with ``params.ensemble`` false)."""
     params = params or LesionParams()
     if model is None:
-        models = list(LESION_MODELS if params.ensemble else LESION_MODELS[:1])
+        models = list(lesion_networks(params.ensemble))
     else:
         models = [model] if isinstance(model, str) else list(model)
     if not models:
@@ -205,12 +214,17 @@ def _stage(progress: Callable[[float, str], None] | None, k: int, n: int, name: 
     return scaled_progress(progress, lo, hi)
 
 
+@functools.lru_cache(maxsize=16)
+def _file_sha256(path: str, mtime_ns: int, size: int) -> str:
+    """sha256 of a weights file, read once per version of the file (a batch writes the
+    source of every case's findings)."""
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
 def lesion_source(info: Mapping[str, Any]) -> dict[str, Any]:
     """What made a lesions step's findings, from its result's *info*: the lesion networks
     (name and the sha256 of the weights file used) and the threshold and minimum size;
     empty when no lesions step ran. Written into ``findings.json`` (``source``)."""
-    import hashlib
-
     from ..models.weights import model_path
 
     names = info.get("lesion_networks")
@@ -219,7 +233,10 @@ def lesion_source(info: Mapping[str, Any]) -> dict[str, Any]:
     networks = []
     for name in names:
         path = model_path(name)
-        digest = hashlib.sha256(path.read_bytes()).hexdigest() if path.is_file() else None
+        digest = None
+        if path.is_file():
+            stat = path.stat()
+            digest = _file_sha256(str(path), stat.st_mtime_ns, stat.st_size)
         networks.append({"name": name, "sha256": digest})
     return {"lesion_networks": networks, "min_probability": info.get("lesion_threshold"),
             "min_lesion_mm3": info.get("lesion_min_mm3")}
@@ -241,5 +258,5 @@ def run_lesion_step(ctx: Any) -> SegmentationResult:
     info["lesion_probability"] = prob
     info["lesion_threshold"] = ctx.params.min_probability
     info["lesion_min_mm3"] = ctx.params.min_lesion_mm3
-    info["lesion_networks"] = list(LESION_MODELS if ctx.params.ensemble else LESION_MODELS[:1])
+    info["lesion_networks"] = list(lesion_networks(ctx.params.ensemble))
     return SegmentationResult(labels=out, probabilities=prev.probabilities, info=info)

@@ -288,7 +288,7 @@ def made_by_cards(metadata: Mapping[str, Any]) -> list[dict[str, Any]]:
     :data:`~engine.methods.brain_extraction.BRAIN_EXTRACTOR`. Empty when nothing is
     recorded or no network made it."""
     from ..methods.brain_extraction import BRAIN_EXTRACTOR
-    from ..methods.lesion_step import LESION_MODELS
+    from ..methods.lesion_step import lesion_networks
     from ..methods.registry import METHODS
     from ..models.cards import model_cards
 
@@ -308,6 +308,6 @@ def made_by_cards(metadata: Mapping[str, Any]) -> list[dict[str, Any]]:
                         "version": f"{b['name']} {b['version']} ({b['licence']})",
                         "training_data": b["trained_on"]})
         elif name == "lesions":
-            names = LESION_MODELS[:1] if "ensemble=False" in args else LESION_MODELS
+            names = lesion_networks("ensemble=False" not in args)
             out += [cards[n] for n in names if n in cards]
     return out

@@ -69,7 +69,7 @@ _POST_TEXT = {"largest_component": "Keep the largest brain component",
 def missing_weights(pipeline: Pipeline) -> list[str]:
     """Weights files the networks of *pipeline* need and do not find (the tissue
     networks, and the lesion networks of a ``lesions`` step)."""
-    from engine.methods.lesion_step import LESION_MODELS
+    from engine.methods.lesion_step import lesion_networks
     from engine.methods.registry import METHODS
     from engine.models.weights import model_path
 
@@ -80,7 +80,7 @@ def missing_weights(pipeline: Pipeline) -> list[str]:
         if spec is not None and spec.kind == "cnn":
             names = (step.name,)
         elif step.name == "lesions":
-            names = LESION_MODELS if step.params.get("ensemble", True) else LESION_MODELS[:1]
+            names = lesion_networks(step.params.get("ensemble", True))
         for name in names:
             path = model_path(name)
             if not path.exists():
