@@ -24,7 +24,6 @@ Examples
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
@@ -44,6 +43,7 @@ from scipy import ndimage
 from ..core.errors import DelineoError
 from ..core.jobs import report
 from ..core.volume import BRAIN_TISSUE_LABELS, LabelMap, Volume
+from ..io.atomic import file_sha256
 
 __all__ = [
     "HELD_OUT_SLAB",
@@ -128,17 +128,9 @@ def cache_dir() -> Path:
     return Path(user_cache_dir("delineo")) / "mni_icbm152_2009a"
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def _cached_ok(folder: Path) -> bool:
     return all(
-        (folder / name).is_file() and _sha256(folder / name) == sha
+        (folder / name).is_file() and file_sha256(folder / name) == sha
         for name, sha in TEMPLATE_FILES.values()
     ) and (folder / "COPYRIGHT.txt").is_file()
 
@@ -209,7 +201,7 @@ def ensure_template(
                     f"the nilearn wheel is damaged or lacks the template ({exc})"
                 ) from None
         for name, sha in TEMPLATE_FILES.values():
-            got = _sha256(staging / name)
+            got = file_sha256(staging / name)
             if got != sha:
                 raise DemoDataError(
                     f"{name} from {origin} has SHA-256 {got[:12]}…, expected {sha[:12]}…"

@@ -54,6 +54,7 @@ from typing import IO, Any
 
 import numpy as np
 
+from ..io.atomic import file_sha256
 from .kernels import Diff, replace_all
 
 try:
@@ -95,11 +96,7 @@ def image_key(image_path: str | os.PathLike[str] | None, shape: Sequence[int],
 def _file_digest(path: str | None) -> str | None:
     if not path or not Path(path).is_file():
         return None
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+    return file_sha256(path)
 
 
 def process_alive(pid: int) -> bool:

@@ -26,6 +26,7 @@ __all__ = [
     "atomic_path",
     "atomic_write_bytes",
     "atomic_write_text",
+    "file_sha256",
     "full_suffix",
     "missing_folders",
     "owned_folder",
@@ -168,3 +169,15 @@ def owned_folder(path: str | Path, *, keep_files: bool = False) -> Iterator[Path
         elif created and created[-1].is_dir():
             shutil.rmtree(created[-1], ignore_errors=True)
         raise
+
+
+def file_sha256(path: str | Path) -> str:
+    """Hex sha256 of a file's bytes, read in 1 MiB blocks (a large file is never held
+    in memory at once)."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()

@@ -46,11 +46,9 @@ Examples
 from __future__ import annotations
 
 import functools
-import hashlib
 import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -62,6 +60,7 @@ from ..core.memory import release_free_memory
 from ..core.params import param
 from ..core.steps import SegmentationResult
 from ..core.volume import BRAIN_LESION_LABELS, LabelMap, Volume
+from ..io.atomic import file_sha256
 from .masks import bounding_box
 from .postprocess import small_components
 
@@ -218,7 +217,7 @@ def _stage(progress: Callable[[float, str], None] | None, k: int, n: int, name: 
 def _file_sha256(path: str, mtime_ns: int, size: int) -> str:
     """sha256 of a weights file, read once per version of the file (a batch writes the
     source of every case's findings)."""
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+    return file_sha256(path)
 
 
 def lesion_source(info: Mapping[str, Any]) -> dict[str, Any]:

@@ -51,7 +51,7 @@ from ..data.synthesis import (
     VOLUME_RESOLUTION_RECIPE,
     SliceSynthesizer,
 )
-from ..io.atomic import missing_folders
+from ..io.atomic import file_sha256, missing_folders
 from . import build_model, count_parameters
 from .losses import SegmentationLoss
 from .predictor import Predictor
@@ -393,8 +393,6 @@ def _initialise(model: nn.Module, path: str) -> dict[str, str]:
     trained (same network, same ``--base``); anything else is refused before
     a folder is created.
     """
-    import hashlib
-
     tensors, _ = load_weights(path)
     try:
         model.load_state_dict(tensors, strict=True)
@@ -402,8 +400,7 @@ def _initialise(model: nn.Module, path: str) -> dict[str, str]:
         first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise ParameterError(f"--init {Path(path).name}: the weights do not fit this "
                              f"network ({first})") from None
-    digest = hashlib.sha256(Path(path).read_bytes()).hexdigest()
-    return {"file": Path(path).name, "sha256": digest}
+    return {"file": Path(path).name, "sha256": file_sha256(path)}
 
 
 def _data_recipe(config: TrainConfig) -> dict[str, Any]:

@@ -8,6 +8,7 @@ import pytest
 
 from engine.cli import main
 from engine.data import mni
+from engine.io.atomic import file_sha256
 
 
 @pytest.fixture(scope="module")
@@ -20,7 +21,7 @@ def test_template_is_cached_with_verified_hashes_and_notice():
     folder = mni.cache_dir()
     for key, (name, sha) in mni.TEMPLATE_FILES.items():
         assert paths[key] == folder / name
-        assert mni._sha256(paths[key]) == sha
+        assert file_sha256(paths[key]) == sha
     notice = (folder / "COPYRIGHT.txt").read_text()
     assert "Louis Collins" in notice and "McGill University" in notice
 
