@@ -3,19 +3,19 @@
 Each command runs in its own process, as a user runs it, on a synthetic T2
 whole head with three synthetic lesions written to NIfTI (257 x 293 x 249
 voxels, 1 mm): ``detect`` (pipeline ``head+lesions``: brain extraction, the
-tissue network, the two lesion networks averaged, then the lesion instances
-and their measurements), ``detect`` with the first lesion network alone at its
-own operating point (``--param lesions.ensemble=false``, 0.9, 6 mm³: the step
-before 2026-12-06) and ``segment`` (the default pipeline ``head``: the tissue
-segmentation alone). Reported: the median over ``--repeats`` runs of the time
-each command measures itself (pipeline, plus lesion measuring for
-``detect``), the time ``detect`` spends beyond the tissue segmentation (its
-lesion step plus measuring; goal <= 10 s), the whole process's wall time and
-its peak resident size (from ``wait4``; goal <= 1.5 GiB). Ratios are against
-``segment`` in the same run, and for the lesion step against the single
-network; per run, how many of the three painted lesions a finding overlaps
-and how many findings overlap none (the painted lesions are 3, 4 and 9 mm:
-a hard case, see docs/lesions.md).
+tissue network, the two lesion networks averaged, then the lesion instances and
+their measurements), ``detect`` with the first lesion network alone at its own
+operating point (``--param lesions.ensemble=false``, 0.9, 6 mm³, no outline
+level: the step before 2026-12-06) and ``segment`` (the default pipeline
+``head``: the tissue segmentation alone). Reported: the median over
+``--repeats`` runs of the time each command measures itself (pipeline, plus
+lesion measuring for ``detect``), the time ``detect`` spends beyond the tissue
+segmentation (its lesion step plus measuring; goal <= 10 s), the whole
+process's wall time and its peak resident size (from ``wait4``; goal <= 1.5
+GiB). Ratios are against ``segment`` in the same run, and for the lesion step
+against the single network; per run, how many of the three painted lesions a
+finding overlaps and how many findings overlap none (the painted lesions are 3,
+4 and 9 mm: a hard case, see docs/lesions.md).
 
 Run from the repository root::
 
@@ -80,7 +80,8 @@ def main(argv: list[str] | None = None) -> int:
         seg, det, beyond = [], [], []
         one, one_beyond, one_step, two_step = [], [], [], []
         single = ["--param", "lesions.ensemble=false", "--param", "lesions.min_probability=0.9",
-                  "--param", "lesions.min_lesion_mm3=6"]
+                  "--param", "lesions.min_lesion_mm3=6",
+                  "--param", "lesions.outline_probability=0.9"]  # the step before 2026-12-06
         for i in range(args.repeats):
             s = run_cli(["segment", str(image), "-o", str(Path(tmp) / "labels.nii.gz")],
                      args.threads)

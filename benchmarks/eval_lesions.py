@@ -32,18 +32,20 @@ lesion-free scan, the lesion-wise Dice (BraTS: all cases, a lesion-free case
 without false positive scores 1; and the lesioned cases alone) and the CPM.
 
 ``--sweep`` also prints detection against threshold and minimum size on the
-*training-anatomy* cases (how the step's defaults were chosen; the held-out
-cases are never used to choose anything). ``--heads N`` runs ``detect``'s
-default pipeline ``head+lesions`` (brain extraction first) on N synthetic
-whole heads per sequence (T1, T2, PD; :func:`engine.data.heads.synthetic_head`,
-seeds 501...) with 3-6 lesions of 5-20 mm in the training anatomy, scored on the
-whole volume, plus one lesion-free head per sequence (the ``head`` pipeline once,
-then each ``--lesion-model`` as the ``lesions`` step would run it). ``--lesion-model`` evaluates
-another lesion network (a weights file). ``--tissue`` adds the tissue Dice of
-``cnn`` and ``cnn+lesions`` on the lesion-free volumes. ``--ensemble`` also
-scores the ``lesions`` step averaging the ``--lesion-model`` networks (each later
-network only where the mean can still reach the threshold), checks its lesions
-against the full mean of every network, and times it.
+*training-anatomy* cases (with ``--ensemble``, of the mean only; then also
+against the outline level at thresholds 0.9, 0.97 and ``--threshold``: how the
+step's defaults were chosen; the held-out cases are never used to choose
+anything). ``--heads N`` runs ``detect``'s default pipeline ``head+lesions``
+(brain extraction first) on N synthetic whole heads per sequence (T1, T2, PD;
+:func:`engine.data.heads.synthetic_head`, seeds 501...) with 3-6 lesions of
+5-20 mm in the training anatomy, scored on the whole volume, plus one
+lesion-free head per sequence (the ``head`` pipeline once, then each
+``--lesion-model`` as the ``lesions`` step would run it). ``--lesion-model``
+evaluates another lesion network (a weights file). ``--tissue`` adds the tissue
+Dice of ``cnn`` and ``cnn+lesions`` on the lesion-free volumes. ``--ensemble``
+also scores the ``lesions`` step averaging the ``--lesion-model`` networks
+(each later network only where the mean can still reach the threshold), checks
+its lesions against the full mean of every network, and times it.
 """
 
 from __future__ import annotations
@@ -74,6 +76,7 @@ from engine.methods.lesion_step import (
     LESION_VALUE,
     LesionParams,
     find_lesions,
+    pieces_holding,
     threshold_lesions,
 )
 from engine.methods.pipeline import run_pipeline
@@ -238,7 +241,8 @@ def ensemble_step(image: Any, tissue: Any, params: LesionParams, models: list[st
     size-filtered as the step does (1 mm voxels)."""
     labels, prob = find_lesions(image, tissue, params, device="cpu", model=models)
     found = labels == LESION_VALUE
-    full = threshold_lesions(mean, brain, args.threshold, args.min_size, 1.0)
+    full = threshold_lesions(mean, brain, args.threshold, args.min_size, 1.0,
+                             outline=args.outline)
     if not np.array_equal(found, full):
         print(f"WARNING {name}: the step's lesions ({int(found.sum())} voxels) differ from "
               f"those of the full mean ({int(full.sum())})", flush=True)
@@ -255,6 +259,8 @@ def main(argv: list[str] | None = None) -> int:
                     "the shipped ones, each alone and averaged as the lesions step does)")
     ap.add_argument("--threshold", type=float, default=LesionParams().min_probability)
     ap.add_argument("--min-size", type=float, default=LesionParams().min_lesion_mm3)
+    ap.add_argument("--outline", type=float, default=LesionParams().outline_probability,
+                    help="outline level of the lesions (hysteresis below --threshold)")
     ap.add_argument("--tta", action="store_true",
                     help="the lesions step's test-time mirroring (tta=True: the mean of the "
                     "image's and its left-right mirror's lesion probability)")
@@ -300,6 +306,7 @@ def main(argv: list[str] | None = None) -> int:
     results: dict[str, list[Any]] = {}
     records: list[dict[str, Any]] = []
     sweep_data: dict[str, list[Any]] = {}
+    outline_data: list[Any] = []
     timing: dict[str, list[float]] = {"tissue_s": [], "classical_s": []}
     tissue_rows = []
     for contrast, seed, anatomy, lesions in specs:
@@ -310,7 +317,7 @@ def main(argv: list[str] | None = None) -> int:
                               overrides=network_precision("cnn", args.precision or "auto"))
         timing["tissue_s"].append(time.perf_counter() - t0)
         params = LesionParams(min_probability=args.threshold, min_lesion_mm3=args.min_size,
-                              tta=args.tta,
+                              outline_probability=args.outline, tta=args.tta,
                               precision=args.precision or LesionParams().precision)
         brain = tissue.labels.array > 0
         if anatomy == "deformed":
@@ -331,7 +338,7 @@ def main(argv: list[str] | None = None) -> int:
             for where in wheres:
                 results.setdefault(f"network ({model})|{where}", []).append(
                     score(net_mask, prob, gt, where, case["name"]))
-            if args.sweep:
+            if args.sweep and not args.ensemble:  # with --ensemble: the mean only
                 sweep_data.setdefault(model, []).append(
                     (prob, brain, gt, anatomy, lesions, case["name"]))
             if args.tissue and not lesions:
@@ -352,6 +359,8 @@ def main(argv: list[str] | None = None) -> int:
             if args.sweep:
                 sweep_data.setdefault("ensemble (mean of the networks)", []).append(
                     (mean, brain, gt, anatomy, lesions, case["name"]))
+                outline_data.append((mean, probs[0], brain, gt, anatomy, lesions,
+                                     case["name"]))
             for where in wheres:
                 results.setdefault("network (ensemble)|" + where, []).append(
                     score(ens, step_prob, gt, where, case["name"]))
@@ -384,8 +393,9 @@ def main(argv: list[str] | None = None) -> int:
             done = run_pipeline(image, "head", device="cpu",
                                 overrides=network_precision("head", args.precision or "auto"))
             timing.setdefault("head_s", []).append(time.perf_counter() - t0)
-            params = LesionParams(min_probability=args.threshold, min_lesion_mm3=args.min_size,
-                                  tta=args.tta,
+            params = LesionParams(min_probability=args.threshold,
+                                  min_lesion_mm3=args.min_size,
+                                  outline_probability=args.outline, tta=args.tta,
                                   precision=args.precision or LesionParams().precision)
             probs = []
             for model in models:
@@ -456,6 +466,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.sweep:
         for m, data in sweep_data.items():
             text += f"\n{m}: " + sweep(data)
+        for threshold in sorted({0.9, args.threshold, 0.97}) if outline_data else ():
+            text += "\n" + outline_sweep(outline_data, threshold, args.min_size, len(models))
     print(text)
     if args.out:
         args.out.mkdir(parents=True, exist_ok=True)
@@ -489,6 +501,44 @@ def sweep(data: list[tuple[Any, ...]]) -> str:
                          f"{fmt(t['by_size']['>=5 mm']['sensitivity'])} | "
                          f"{fmt(t['fp_per_lesion_free_scan'])} | "
                          f"{fmt(t['lesion_dice_lesioned'])} |")
+    return "\n".join(lines) + "\n"
+
+
+def outline_sweep(data: list[tuple[Any, ...]], threshold: float, min_size: float,
+                  n: int) -> str:
+    """Lesion-wise Dice, detection and the second network's share of the brain's slices
+    against the outline level (hysteresis below *threshold*; training anatomy only)."""
+    lines = [f"Outline sweep at threshold {threshold:g}, min size {min_size:g} mm3, training "
+             "anatomy only (as the threshold sweep); 'second network' is the share of the "
+             "brain's axial slices the second of the networks must run on (median over the "
+             "cases, lesion-free ones apart):\n",
+             "| outline | sens. 3-5 mm | sens. >=5 mm | FP / lesion-free scan | lesion-wise Dice "
+             "(lesioned) | Dice of found lesions 3-5 / 5-10 / >=10 mm | second network, "
+             "lesioned / lesion-free |", "|---:|---:|---:|---:|---:|---:|---:|"]
+    for outline in (threshold, 0.9, 0.85, 0.8, 0.75, 0.7, 0.6, 0.5):
+        if outline > threshold:
+            continue
+        cases, share = [], {True: [], False: []}
+        for mean, first, brain, gt, anatomy, lesions, name in data:
+            if anatomy == "deformed" or (lesions and anatomy != "training"):
+                continue
+            mask = threshold_lesions(mean, brain, threshold, min_size, 1.0, outline=outline)
+            cases.append(score(mask, mean, gt, "training", name))
+            reach = (first >= n * threshold - (n - 1) - 1e-6) & brain
+            if outline < threshold and reach.any():
+                reach = pieces_holding((first >= n * outline - (n - 1) - 1e-6) & brain,
+                                       reach)
+            slices = brain.any(axis=(0, 1))
+            share[lesions].append(reach.any(axis=(0, 1)).sum() / max(1, slices.sum()))
+        t = table(cases)
+        b = t["by_size"]
+        lines.append(f"| {outline:g} | {fmt(b['3-5 mm']['sensitivity'])} | "
+                     f"{fmt(b['>=5 mm']['sensitivity'])} | "
+                     f"{fmt(t['fp_per_lesion_free_scan'])} | {fmt(t['lesion_dice_lesioned'])} | "
+                     f"{fmt(b['3-5 mm']['dice_detected'])} / {fmt(b['5-10 mm']['dice_detected'])}"
+                     f" / {fmt(b['>=10 mm']['dice_detected'])} | "
+                     f"{float(np.median(share[True] or [math.nan])):.2f} / "
+                     f"{float(np.median(share[False] or [math.nan])):.2f} |")
     return "\n".join(lines) + "\n"
 
 

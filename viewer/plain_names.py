@@ -134,6 +134,9 @@ PARAM_NAMES: dict[str, tuple[str, str]] = {
     "min_probability": ("Lesion certainty", "How sure the lesion networks must be, on "
                         "average, that a voxel is lesion; lower finds more, and more false "
                         "alarms."),
+    "outline_probability": ("Lesion outline certainty", "Each lesion found is outlined out "
+                            "to where the networks' average certainty falls below this; "
+                            "lower draws larger outlines but never adds a lesion."),
     "ensemble": ("Both lesion networks", "Average two lesion networks trained on different "
                  "synthetic data: fewer false alarms than one (half or fewer in most tests), "
                  "for little more time."),

@@ -12,22 +12,27 @@ step then sees the skull-stripped image), :func:`find_lesions`
    (:class:`~engine.models.predictor.Predictor`: 1 mm grid, robust intensity
    scaling, batches of axial slices), and averages their lesion
    probabilities;
-2. keeps the voxels whose mean lesion probability is at least
-   *min_probability* and that the tissue segmentation labels as brain
-   (label > 0);
-3. drops 26-connected pieces smaller than *min_lesion_mm3*;
+2. finds lesions where the mean lesion probability is at least
+   *min_probability* inside the brain (tissue label > 0), and outlines each of
+   them out to where the mean falls below *outline_probability*: a hysteresis
+   threshold, so the lower outline level adds voxels to lesions already found
+   but never finds a lesion of its own (every 26-connected piece above the
+   outline level that holds no voxel above *min_probability* is dropped);
+3. drops lesions smaller than *min_lesion_mm3*;
 4. writes label 4 ("Lesion", :data:`~engine.core.volume.BRAIN_LESION_LABELS`)
    into them.
 
-The networks after the first run only where the mean can still reach the
-threshold *t*: with N networks, a voxel whose first k probabilities sum to
-less than N·t − (N − k) stays below *t* whatever the others say, so network
-k + 1 runs on the axial slices (of its 2.5-D input) that hold a voxel still
-in reach. The lesions and their confidences are exactly those of running
-every network everywhere; at the default ``min_probability`` 0.95 the second
-network runs on the slices where the first gives at least 0.9 -- a small part
-of the brain. Where a network did not run, its probability counts as 0 in the
-mean, so there the map is a lower bound (below the threshold).
+The networks after the first run only where their output can still change
+the lesions: with N networks, a voxel whose first k probabilities sum to less
+than N·t − (N − k) stays below a mean of *t* whatever the others say. So
+network k + 1 runs on the axial slices (of its 2.5-D input) that hold a voxel
+of a piece still in reach of the outline level *o* (26-connected, first k
+probabilities summing to at least N·o − (N − k)) that also holds a voxel still
+in reach of *t*. The lesions, their outlines and their confidences are exactly
+those of running every network everywhere; with two networks and the
+defaults the second network runs on a small part of the brain. Where a
+network did not run, its probability counts as 0 in the mean, so there the
+map is a lower bound (below the outline level, or in no lesion).
 
 The result keeps the tissue step's probabilities (for the uncertainty of the
 tissue labels) and carries the mean lesion probability map in
@@ -62,10 +67,10 @@ from ..core.steps import SegmentationResult
 from ..core.volume import BRAIN_LESION_LABELS, LabelMap, Volume
 from ..io.atomic import file_sha256
 from .masks import bounding_box
-from .postprocess import small_components
+from .postprocess import connected_components, small_components
 
 __all__ = ["LESION_MODEL", "LESION_MODELS", "LESION_VALUE", "LesionParams", "find_lesions",
-           "lesion_networks", "lesion_source", "threshold_lesions"]
+           "lesion_networks", "lesion_source", "pieces_holding", "threshold_lesions"]
 
 log = logging.getLogger(__name__)
 
@@ -92,11 +97,18 @@ class LesionParams:
     keep the sensitivity at 0.6 for 3-5 mm and 0.9 for larger lesions, with a
     minimum size below a 3 mm lesion's volume (14 mm³), ties going to the higher
     sensitivity (docs/lesions.md, *Choosing the threshold*). With ``ensemble``
-    false, the first network's own choice was 0.9 and 6 mm³.
+    false, the first network's own choice was 0.9 and 6 mm³. The outline level
+    0.7 had the highest lesion-wise Dice on the same phantoms at that threshold
+    (docs/lesions.md, *Outlines*).
     """
 
     min_probability: float = param(0.95, lo=0.05, hi=0.99,
                                    doc="mean lesion probability from which a voxel is lesion")
+    outline_probability: float = param(0.7, lo=0.05, hi=0.99,
+                                       doc="mean lesion probability out to which a found "
+                                           "lesion is outlined (hysteresis: it finds no "
+                                           "lesion of its own; at or above min_probability "
+                                           "the outline is the threshold's)")
     min_lesion_mm3: float = param(0.0, lo=0.0, hi=10000.0, unit="mm³",
                                   doc="connected lesions smaller than this are dropped")
     batch_size: int = param(8, lo=1, hi=512, unit="slices",
@@ -118,13 +130,28 @@ def lesion_networks(ensemble: bool = True) -> tuple[str, ...]:
 
 
 def threshold_lesions(probability: np.ndarray, brain: np.ndarray, threshold: float,
-                      min_size_mm3: float, voxel_mm3: float) -> np.ndarray:
-    """Lesion voxels: probability >= *threshold* inside *brain*, in 26-connected pieces of
-    at least *min_size_mm3*."""
+                      min_size_mm3: float, voxel_mm3: float,
+                      outline: float | None = None) -> np.ndarray:
+    """Lesion voxels: the 26-connected pieces of (probability >= *outline*) inside
+    *brain* that hold a voxel of probability >= *threshold* (a hysteresis threshold;
+    *outline* None or at least *threshold*: the pieces of probability >= *threshold*),
+    each of at least *min_size_mm3*."""
     found = (probability >= threshold) & brain
+    if outline is not None and outline < threshold and found.any():
+        found = pieces_holding((probability >= outline) & brain, found)
     if found.any() and min_size_mm3 > 0:
         found &= ~small_components(found, min_size_mm3 / voxel_mm3, connectivity=26)
     return found
+
+
+def pieces_holding(mask: np.ndarray, seeds: np.ndarray) -> np.ndarray:
+    """The 26-connected pieces of *mask* that hold a voxel of *seeds* (and the seeds
+    outside *mask*, if any)."""
+    comp, sizes = connected_components(mask, connectivity=26)
+    keep = np.zeros(sizes.size, bool)
+    keep[np.unique(comp[seeds])] = True
+    keep[0] = False
+    return keep[comp] | seeds
 
 
 def find_lesions(
@@ -164,13 +191,18 @@ def find_lesions(
     total = np.zeros(sub.shape, np.float32)
     n = len(models)
     t = float(params.min_probability)
+    o = min(float(params.outline_probability), t)
     release_free_memory()  # the tissue network's activations, before the lesion networks
     for k, name in enumerate(models):
         slices = None
         if k:
             # a voxel can still reach a mean of t only if the k probabilities so far
-            # sum to at least n*t - (n - k) (the others give at most 1 each)
+            # sum to at least n*t - (n - k) (the others give at most 1 each); it can
+            # be in a lesion's outline only if its piece above the outline's bound
+            # holds such a voxel
             reach = (total >= n * t - (n - k) - 1e-6) & inside
+            if o < t and reach.any():
+                reach = pieces_holding((total >= n * o - (n - k) - 1e-6) & inside, reach)
             slices = reach.any(axis=(0, 1))
             if not slices.any():
                 break
@@ -182,7 +214,7 @@ def find_lesions(
     prob[box] = total / n
     del total, sub
     found = threshold_lesions(prob, brain, t, params.min_lesion_mm3,
-                              volume.voxel_volume_ml * 1000.0)
+                              volume.voxel_volume_ml * 1000.0, outline=o)
     labels[found] = LESION_VALUE
     report(progress, 1.0, f"{int(found.sum())} lesion voxels")
     return labels, prob
@@ -238,6 +270,7 @@ def lesion_source(info: Mapping[str, Any]) -> dict[str, Any]:
             digest = _file_sha256(str(path), stat.st_mtime_ns, stat.st_size)
         networks.append({"name": name, "sha256": digest})
     return {"lesion_networks": networks, "min_probability": info.get("lesion_threshold"),
+            "outline_probability": info.get("lesion_outline"),
             "min_lesion_mm3": info.get("lesion_min_mm3")}
 
 
@@ -256,6 +289,7 @@ def run_lesion_step(ctx: Any) -> SegmentationResult:
     info = dict(prev.info)
     info["lesion_probability"] = prob
     info["lesion_threshold"] = ctx.params.min_probability
+    info["lesion_outline"] = min(ctx.params.outline_probability, ctx.params.min_probability)
     info["lesion_min_mm3"] = ctx.params.min_lesion_mm3
     info["lesion_networks"] = list(lesion_networks(ctx.params.ensemble))
     return SegmentationResult(labels=out, probabilities=prev.probabilities, info=info)

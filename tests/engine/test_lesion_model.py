@@ -238,6 +238,29 @@ def test_threshold_lesions_drops_small_pieces():
     assert not threshold_lesions(prob, np.zeros_like(brain), 0.5, 0.0, 1.0).any()
 
 
+def test_the_outline_level_grows_found_lesions_and_finds_none_of_its_own():
+    prob = np.zeros((20, 20, 20), np.float32)
+    prob[2:8, 2:8, 2:8] = 0.7  # a lesion's rim ...
+    prob[4:6, 4:6, 4:6] = 0.97  # ... around its core
+    prob[12:16, 12:16, 12:16] = 0.8  # a piece above the outline level only: no lesion
+    prob[8, 8, 8] = 0.6  # touches the rim at a corner only (26-connected)
+    brain = np.ones_like(prob, bool)
+    core = threshold_lesions(prob, brain, 0.95, 0.0, 1.0)
+    assert int(core.sum()) == 8
+    # an outline level at or above the threshold changes nothing
+    assert np.array_equal(threshold_lesions(prob, brain, 0.95, 0.0, 1.0, outline=0.99), core)
+    assert np.array_equal(threshold_lesions(prob, brain, 0.95, 0.0, 1.0, outline=0.95), core)
+    grown = threshold_lesions(prob, brain, 0.95, 0.0, 1.0, outline=0.65)
+    assert int(grown.sum()) == 6 ** 3 and not grown[12:16, 12:16, 12:16].any()
+    grown = threshold_lesions(prob, brain, 0.95, 0.0, 1.0, outline=0.5)
+    assert int(grown.sum()) == 6 ** 3 + 1 and grown[8, 8, 8]
+    # the minimum size applies to the outlined lesion; the outline stays inside the brain
+    assert int(threshold_lesions(prob, brain, 0.95, 100.0, 1.0, outline=0.5).sum()) == 217
+    assert not threshold_lesions(prob, brain, 0.95, 100.0, 1.0).any()
+    brain[:, :, 7] = False
+    assert int(threshold_lesions(prob, brain, 0.95, 0.0, 1.0, outline=0.65).sum()) == 6 * 6 * 5
+
+
 def test_lesion_step_and_pipelines_are_declared():
     assert STEPS["lesions"].kind == "refine"
     assert [s.name for s in PIPELINES["head+lesions"].steps] == [
@@ -281,15 +304,17 @@ def test_find_lesions_finds_a_large_lesion_and_keeps_tissue():
 
 
 def test_both_networks_are_averaged_and_the_second_runs_only_where_the_mean_can_reach():
-    """The step's default averages the two shipped lesion networks; the second runs only
-    on the slices where the first gives at least 2t - 1, and the lesions and the map
-    above the threshold are exactly those of running both everywhere; elsewhere the map
-    is half the first network's probability, below the threshold."""
+    """The step's default averages the two shipped lesion networks. Without an outline
+    level the second runs only on the slices where the first gives at least 2t - 1, and
+    the lesions and the map above the threshold are exactly those of running both
+    everywhere; elsewhere the map is half the first network's probability, below the
+    threshold. With one, it runs where the outlines can reach, and the outlined lesions
+    are exactly those of the full mean."""
     image, labels, _ = _lesion_phantom()
     tissue = LabelMap(np.where(labels.array == 4, 3, labels.array).astype(np.uint8),
                       image.affine.copy(), labels=BRAIN_TISSUE_LABELS)
-    params = LesionParams()
-    t = params.min_probability
+    t = LesionParams().min_probability
+    params = LesionParams(outline_probability=t)  # no outline level
     messages = []
     out, prob = find_lesions(image, tissue, params, device="cpu",
                              progress=lambda f, m: messages.append(m))
@@ -310,6 +335,19 @@ def test_both_networks_are_averaged_and_the_second_runs_only_where_the_mean_can_
     # the first network alone, as before the ensemble
     _, p_single = find_lesions(image, tissue, LesionParams(ensemble=False), device="cpu")
     assert np.array_equal(p_single, p1)
+    # a lower outline level: the second network runs on the slices the outlines can
+    # reach, and the outlined lesions are exactly those of the full mean
+    assert LesionParams().outline_probability == 0.7
+    for outline in (0.8, 0.7, 0.6):
+        grown_params = LesionParams(outline_probability=outline)
+        messages.clear()
+        grown, _ = find_lesions(image, tissue, grown_params, device="cpu",
+                                progress=lambda f, m: messages.append(m))
+        full = threshold_lesions(mean, brain, t, 0.0, 1.0, outline=outline)
+        assert np.array_equal(grown == 4, full)
+        assert full.sum() > (out == 4).sum() and (full >= (out == 4)).all()
+        ran = [m for m in messages if m.startswith(f"lesion network {LESION_MODELS[1]} on ")]
+        assert int(ran[0].split(" on ")[1].split(" of ")[0]) >= n_ran
 
 
 def test_cnn_plus_lesions_pipeline_paints_label_4():
