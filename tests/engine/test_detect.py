@@ -117,7 +117,7 @@ def test_detect_on_a_dicom_series(tmp_path, capsys):
 
 def _check_source(path, image: str, pipeline: str) -> None:
     """findings.json says what made it: input, pipeline, both lesion networks with the
-    sha256 of their shipped weights, threshold and minimum size."""
+    sha256 of their shipped weights, threshold, outline level and minimum size."""
     source = json.loads(path.read_text())["source"]
     assert source["input"] == image and source["pipeline"] == pipeline
     assert [n["name"] for n in source["lesion_networks"]] == list(LESION_MODELS)
@@ -125,6 +125,7 @@ def _check_source(path, image: str, pipeline: str) -> None:
         weights = model_path(net["name"]).read_bytes()
         assert net["sha256"] == hashlib.sha256(weights).hexdigest()
     assert source["min_probability"] == LesionParams().min_probability
+    assert source["outline_probability"] == LesionParams().outline_probability
     assert source["min_lesion_mm3"] == LesionParams().min_lesion_mm3
 
 
