@@ -23,6 +23,7 @@ from engine.methods.lesion_step import (
 from engine.methods.pipeline import PIPELINES, STEPS, run_pipeline
 from engine.models.lesion_training import (
     LESION_CLASSES,
+    POOL_HEAD_CONTRASTS,
     LesionTrainConfig,
     PoolSampler,
     _draw_head_volume,
@@ -113,8 +114,9 @@ def test_flair_like_heads_join_the_pool_only_when_asked():
     assert desc["contrast"] == "flair" and desc["lesions"] >= 1
     med = {c: float(np.median(img[lab == c])) for c in (1, 2, 3, 4)}
     assert med[1] < 0.6 * med[3] and med[4] > 1.3 * med[3]  # CSF dark, lesions bright
-    default = [_draw_head_volume(i, 0, 0.0, ("pd", "t1", "t2"))[4]["head_seed"] for i in (3,)]
-    assert default == [_draw_head_volume(3, 0, 0.0)[4]["head_seed"]]
+    # the default is the shipped recipe's sequences, in its order (the draw picks from it)
+    assert POOL_HEAD_CONTRASTS == ("pd", "t1", "t2")
+    assert LesionTrainConfig().validated().head_contrasts == POOL_HEAD_CONTRASTS
     for bad in (("t1", "dwi"), (), ("t1", "t1")):
         with pytest.raises(ParameterError, match="head contrasts"):
             LesionTrainConfig(head_contrasts=bad).validated()
@@ -335,10 +337,11 @@ def test_both_networks_are_averaged_and_the_second_runs_only_where_the_mean_can_
     # the first network alone, as before the ensemble
     _, p_single = find_lesions(image, tissue, LesionParams(ensemble=False), device="cpu")
     assert np.array_equal(p_single, p1)
-    # a lower outline level: the second network runs on the slices the outlines can
-    # reach, and the outlined lesions are exactly those of the full mean
+    # with an outline level (the default, and a lower one): the second network runs on
+    # the slices the outlines can reach, and the outlined lesions are exactly those of
+    # the full mean
     assert LesionParams().outline_probability == 0.7
-    for outline in (0.8, 0.7, 0.6):
+    for outline in (0.7, 0.6):
         grown_params = LesionParams(outline_probability=outline)
         messages.clear()
         grown, _ = find_lesions(image, tissue, grown_params, device="cpu",
