@@ -76,7 +76,6 @@ from engine.methods.lesion_step import (
     LESION_VALUE,
     LesionParams,
     find_lesions,
-    pieces_holding,
     threshold_lesions,
 )
 from engine.methods.pipeline import run_pipeline
@@ -524,10 +523,9 @@ def outline_sweep(data: list[tuple[Any, ...]], threshold: float, min_size: float
                 continue
             mask = threshold_lesions(mean, brain, threshold, min_size, 1.0, outline=outline)
             cases.append(score(mask, mean, gt, "training", name))
-            reach = (first >= n * threshold - (n - 1) - 1e-6) & brain
-            if outline < threshold and reach.any():
-                reach = pieces_holding((first >= n * outline - (n - 1) - 1e-6) & brain,
-                                       reach)
+            # as the step decides where the second network runs
+            reach = threshold_lesions(first, brain, n * threshold - (n - 1) - 1e-6, 0.0, 1.0,
+                                      outline=n * outline - (n - 1) - 1e-6)
             slices = brain.any(axis=(0, 1))
             share[lesions].append(reach.any(axis=(0, 1)).sum() / max(1, slices.sum()))
         t = table(cases)

@@ -308,17 +308,15 @@ def run_case(
     if detect:
         from .. import __version__
         from ..lesions import measure_lesions, write_findings
-        from ..methods.lesion_step import lesion_source
+        from ..methods.lesion_step import findings_source
 
         folder = Path(findings_folder) if findings_folder is not None else Path(output).parent
         folder.mkdir(parents=True, exist_ok=True)
         # a lesions step's mean probability gives each finding its confidence
         probability = None if method else done.info.get("lesion_probability")
         findings = measure_lesions(instances, volume, tissue=labels, probability=probability)
-        source = {"input": str(image), "delineo": __version__,
-                  **({"method": spec.name} if method else
-                     {"pipeline": done.pipeline, "description": done.description,
-                      **lesion_source(done.info)})}
+        source = ({"input": str(image), "method": spec.name, "delineo": __version__}
+                  if method else findings_source(image, done))
         result.findings = [str(p) for p in write_findings(findings, folder,
                                                           stem=findings_stem, source=source)]
     if truth is not None:

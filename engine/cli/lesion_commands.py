@@ -254,12 +254,11 @@ def instance_map(volume: Any, instances: np.ndarray) -> Any:
 
 
 def cmd_detect(args: argparse.Namespace) -> int:
-    from .. import __version__
     from ..core.device import resolve_device
     from ..core.volume import BRAIN_LESION_LABELS, LabelMap
     from ..io import load, save
     from ..lesions.measure import lesion_instances, measure_lesions, write_findings
-    from ..methods.lesion_step import lesion_source
+    from ..methods.lesion_step import findings_source
     from ..methods.pipeline import run_pipeline
     from .method_commands import guard_applicability, pipeline_overrides
 
@@ -289,11 +288,8 @@ def cmd_detect(args: argparse.Namespace) -> int:
         out.mkdir(parents=True, exist_ok=True)
         paths = {"lesions": save(inst_map, out / "lesions.nii.gz"),
                  "labels": save(labels, out / "labels.nii.gz")}
-        source = {"input": str(args.image), "pipeline": done.pipeline,
-                  "description": done.description, "delineo": __version__,
-                  **lesion_source(done.info)}
-        paths["findings_json"], paths["findings_csv"] = write_findings(findings, out,
-                                                                      source=source)
+        paths["findings_json"], paths["findings_csv"] = write_findings(
+            findings, out, source=findings_source(args.image, done))
     seconds = done.seconds + (time.perf_counter() - t0)
     steps = [{"name": s.name, "seconds": round(s.seconds, 3)} for s in done.steps]
     summary = {

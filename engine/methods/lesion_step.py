@@ -70,7 +70,7 @@ from .masks import bounding_box
 from .postprocess import connected_components, small_components
 
 __all__ = ["LESION_MODEL", "LESION_MODELS", "LESION_VALUE", "LesionParams", "find_lesions",
-           "lesion_networks", "lesion_source", "pieces_holding", "threshold_lesions"]
+           "findings_source", "lesion_networks", "lesion_source", "threshold_lesions"]
 
 log = logging.getLogger(__name__)
 
@@ -122,6 +122,12 @@ class LesionParams:
                                "their threshold was chosen in (auto: bfloat16 on a GPU or a "
                                "CPU with AMX, float32 elsewhere)")
 
+    @property
+    def outline_level(self) -> float:
+        """The outline level in effect: *outline_probability*, or the threshold where that
+        is higher (then the outlines are the threshold's)."""
+        return min(float(self.outline_probability), float(self.min_probability))
+
 
 def lesion_networks(ensemble: bool = True) -> tuple[str, ...]:
     """The shipped lesion networks the step runs: both, or the first alone without
@@ -138,13 +144,13 @@ def threshold_lesions(probability: np.ndarray, brain: np.ndarray, threshold: flo
     each of at least *min_size_mm3*."""
     found = (probability >= threshold) & brain
     if outline is not None and outline < threshold and found.any():
-        found = pieces_holding((probability >= outline) & brain, found)
+        found = _pieces_holding((probability >= outline) & brain, found)
     if found.any() and min_size_mm3 > 0:
         found &= ~small_components(found, min_size_mm3 / voxel_mm3, connectivity=26)
     return found
 
 
-def pieces_holding(mask: np.ndarray, seeds: np.ndarray) -> np.ndarray:
+def _pieces_holding(mask: np.ndarray, seeds: np.ndarray) -> np.ndarray:
     """The 26-connected pieces of *mask* that hold a voxel of *seeds* (and the seeds
     outside *mask*, if any)."""
     comp, sizes = connected_components(mask, connectivity=26)
@@ -191,18 +197,16 @@ def find_lesions(
     total = np.zeros(sub.shape, np.float32)
     n = len(models)
     t = float(params.min_probability)
-    o = min(float(params.outline_probability), t)
+    o = params.outline_level
     release_free_memory()  # the tissue network's activations, before the lesion networks
     for k, name in enumerate(models):
         slices = None
         if k:
             # a voxel can still reach a mean of t only if the k probabilities so far
-            # sum to at least n*t - (n - k) (the others give at most 1 each); it can
-            # be in a lesion's outline only if its piece above the outline's bound
-            # holds such a voxel
-            reach = (total >= n * t - (n - k) - 1e-6) & inside
-            if o < t and reach.any():
-                reach = pieces_holding((total >= n * o - (n - k) - 1e-6) & inside, reach)
+            # sum to at least n*t - (n - k) (the others give at most 1 each), and be
+            # in an outline only if it lies in a lesion of those bounds
+            reach = threshold_lesions(total, inside, n * t - (n - k) - 1e-6, 0.0, 1.0,
+                                      outline=n * o - (n - k) - 1e-6)
             slices = reach.any(axis=(0, 1))
             if not slices.any():
                 break
@@ -274,6 +278,17 @@ def lesion_source(info: Mapping[str, Any]) -> dict[str, Any]:
             "min_lesion_mm3": info.get("lesion_min_mm3")}
 
 
+def findings_source(image: str, result: Any) -> dict[str, Any]:
+    """``findings.json``'s ``source`` for findings from a pipeline *result* (a
+    :class:`~engine.methods.pipeline.PipelineResult`) of the input *image*: the input,
+    the pipeline and its description, the Delineo version and :func:`lesion_source`."""
+    from .. import __version__
+
+    return {"input": str(image), "pipeline": result.pipeline,
+            "description": result.description, "delineo": __version__,
+            **lesion_source(result.info)}
+
+
 def run_lesion_step(ctx: Any) -> SegmentationResult:
     """The ``lesions`` step of :mod:`engine.methods.pipeline` (*ctx*: its StepContext)."""
     prev = ctx.previous
@@ -289,7 +304,7 @@ def run_lesion_step(ctx: Any) -> SegmentationResult:
     info = dict(prev.info)
     info["lesion_probability"] = prob
     info["lesion_threshold"] = ctx.params.min_probability
-    info["lesion_outline"] = min(ctx.params.outline_probability, ctx.params.min_probability)
+    info["lesion_outline"] = ctx.params.outline_level
     info["lesion_min_mm3"] = ctx.params.min_lesion_mm3
     info["lesion_networks"] = list(lesion_networks(ctx.params.ensemble))
     return SegmentationResult(labels=out, probabilities=prev.probabilities, info=info)
