@@ -69,7 +69,7 @@ from engine.core.metrics import confusion
 from engine.data.heads import synthetic_head
 from engine.data.lesions import add_lesions
 from engine.data.mni import HELD_OUT_SLAB
-from engine.data.phantom import mni_tissue_block, synthesize_phantom
+from engine.data.phantom import FLAIR_MEANS, mni_tissue_block, synthesize_phantom
 from engine.evaluation.lesionwise import evaluate_case, summarize
 from engine.methods.lesion_step import (
     LESION_MODELS,
@@ -79,7 +79,6 @@ from engine.methods.lesion_step import (
     threshold_lesions,
 )
 from engine.methods.pipeline import run_pipeline
-from engine.models.lesion_training import FLAIR_MEANS
 
 CONTRASTS = ("t1", "t2", "pd", "flair")
 BINS = (("<3 mm", 0.0, 3.0), ("3-5 mm", 3.0, 5.0), ("5-10 mm", 5.0, 10.0),
