@@ -76,6 +76,7 @@ from engine.methods.lesion_step import (
     LESION_VALUE,
     LesionParams,
     find_lesions,
+    in_reach,
     threshold_lesions,
 )
 from engine.methods.pipeline import run_pipeline
@@ -301,6 +302,10 @@ def main(argv: list[str] | None = None) -> int:
             specs.append((contrast, 9000 + 100 * ci + s, "held_out", False))
         for s in range(args.deformed + 1 if args.deformed else 0):
             specs.append((contrast, 9500 + 100 * ci + s, "deformed", s < args.deformed))
+    # the lesions step's parameters, the same for every case
+    params = LesionParams(min_probability=args.threshold, min_lesion_mm3=args.min_size,
+                          outline_probability=args.outline, tta=args.tta,
+                          precision=args.precision or LesionParams().precision)
     results: dict[str, list[Any]] = {}
     records: list[dict[str, Any]] = []
     sweep_data: dict[str, list[Any]] = {}
@@ -314,9 +319,6 @@ def main(argv: list[str] | None = None) -> int:
         tissue = run_pipeline(image, "cnn", device="cpu",
                               overrides=network_precision("cnn", args.precision or "auto"))
         timing["tissue_s"].append(time.perf_counter() - t0)
-        params = LesionParams(min_probability=args.threshold, min_lesion_mm3=args.min_size,
-                              outline_probability=args.outline, tta=args.tta,
-                              precision=args.precision or LesionParams().precision)
         brain = tissue.labels.array > 0
         if anatomy == "deformed":
             wheres = ["deformed"]
@@ -391,10 +393,6 @@ def main(argv: list[str] | None = None) -> int:
             done = run_pipeline(image, "head", device="cpu",
                                 overrides=network_precision("head", args.precision or "auto"))
             timing.setdefault("head_s", []).append(time.perf_counter() - t0)
-            params = LesionParams(min_probability=args.threshold,
-                                  min_lesion_mm3=args.min_size,
-                                  outline_probability=args.outline, tta=args.tta,
-                                  precision=args.precision or LesionParams().precision)
             probs = []
             for model in models:
                 labels, prob = find_lesions(image, done.labels, params, device="cpu",
@@ -523,8 +521,7 @@ def outline_sweep(data: list[tuple[Any, ...]], threshold: float, min_size: float
             mask = threshold_lesions(mean, brain, threshold, min_size, 1.0, outline=outline)
             cases.append(score(mask, mean, gt, "training", name))
             # as the step decides where the second network runs
-            reach = threshold_lesions(first, brain, n * threshold - (n - 1) - 1e-6, 0.0, 1.0,
-                                      outline=n * outline - (n - 1) - 1e-6)
+            reach = in_reach(first, brain, 1, n, threshold, outline)
             slices = brain.any(axis=(0, 1))
             share[lesions].append(reach.any(axis=(0, 1)).sum() / max(1, slices.sum()))
         t = table(cases)

@@ -67,10 +67,11 @@ from ..core.steps import SegmentationResult
 from ..core.volume import BRAIN_LESION_LABELS, LabelMap, Volume
 from ..io.atomic import file_sha256
 from .masks import bounding_box
-from .postprocess import connected_components, small_components
+from .postprocess import components_holding, small_components
 
 __all__ = ["LESION_MODEL", "LESION_MODELS", "LESION_VALUE", "LesionParams", "find_lesions",
-           "findings_source", "lesion_networks", "lesion_source", "threshold_lesions"]
+           "findings_source", "in_reach", "lesion_networks", "lesion_source",
+           "threshold_lesions"]
 
 log = logging.getLogger(__name__)
 
@@ -144,20 +145,24 @@ def threshold_lesions(probability: np.ndarray, brain: np.ndarray, threshold: flo
     each of at least *min_size_mm3*."""
     found = (probability >= threshold) & brain
     if outline is not None and outline < threshold and found.any():
-        found = _pieces_holding((probability >= outline) & brain, found)
+        found = components_holding((probability >= outline) & brain, found, connectivity=26)
     if found.any() and min_size_mm3 > 0:
         found &= ~small_components(found, min_size_mm3 / voxel_mm3, connectivity=26)
     return found
 
 
-def _pieces_holding(mask: np.ndarray, seeds: np.ndarray) -> np.ndarray:
-    """The 26-connected pieces of *mask* that hold a voxel of *seeds* (and the seeds
-    outside *mask*, if any)."""
-    comp, sizes = connected_components(mask, connectivity=26)
-    keep = np.zeros(sizes.size, bool)
-    keep[np.unique(comp[seeds])] = True
-    keep[0] = False
-    return keep[comp] | seeds
+def in_reach(partial: np.ndarray, brain: np.ndarray, k: int, n: int, threshold: float,
+             outline: float) -> np.ndarray:
+    """Where the mean of *n* networks can still be in a lesion, given the sum *partial*
+    of the first *k* networks' probabilities.
+
+    A voxel whose *k* probabilities sum to less than ``n*t - (n - k)`` stays below a mean
+    of *t* whatever the others say (each gives at most 1); so a voxel can be in a lesion
+    only if it lies in a piece still in reach of the *outline* level that holds a voxel
+    still in reach of the *threshold* (:func:`threshold_lesions` on those bounds).
+    """
+    return threshold_lesions(partial, brain, n * threshold - (n - k) - 1e-6, 0.0, 1.0,
+                             outline=n * outline - (n - k) - 1e-6)
 
 
 def find_lesions(
@@ -202,12 +207,7 @@ def find_lesions(
     for k, name in enumerate(models):
         slices = None
         if k:
-            # a voxel can still reach a mean of t only if the k probabilities so far
-            # sum to at least n*t - (n - k) (the others give at most 1 each), and be
-            # in an outline only if it lies in a lesion of those bounds
-            reach = threshold_lesions(total, inside, n * t - (n - k) - 1e-6, 0.0, 1.0,
-                                      outline=n * o - (n - k) - 1e-6)
-            slices = reach.any(axis=(0, 1))
+            slices = in_reach(total, inside, k, n, t, o).any(axis=(0, 1))
             if not slices.any():
                 break
         part = _stage(progress, k, n, name, slices)

@@ -4,7 +4,8 @@ Each function takes a label array and returns a new one (the input is not
 modified); parameter dataclasses make them pipeline steps like any method.
 
 The connected-component primitives -- :func:`connected_components`,
-:func:`largest_component`, :func:`small_components` -- are the one
+:func:`largest_component`, :func:`small_components`,
+:func:`components_holding` -- are the one
 implementation Delineo has: the editor's clean-up kernels
 (:mod:`engine.editing.kernels`) wrap them to produce undoable diffs.
 
@@ -122,6 +123,18 @@ def small_components(mask: np.ndarray, min_voxels: float, connectivity: int = 6
     comp, sizes = connected_components(mask, connectivity)
     small = (sizes > 0) & (sizes < min_voxels)
     return small[comp]
+
+
+def components_holding(mask: np.ndarray, seeds: np.ndarray, connectivity: int = 6
+                       ) -> np.ndarray:
+    """The components of *mask* (see :func:`connected_components`) that hold a voxel of
+    *seeds*, together with the seeds themselves: a hysteresis threshold when *mask* is the
+    lower level and *seeds* the higher one."""
+    comp, sizes = connected_components(mask, connectivity)
+    keep = np.zeros(sizes.size, bool)
+    keep[np.unique(comp[seeds])] = True
+    keep[0] = False
+    return keep[comp] | seeds
 
 
 def largest_brain_component(labels: np.ndarray) -> np.ndarray:
