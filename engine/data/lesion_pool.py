@@ -77,6 +77,7 @@ __all__ = [
     "POOL_HEAD_CONTRASTS",
     "VARIED_SHARE",
     "LesionPool",
+    "PoolBlock",
     "PoolSampler",
     "draw_head_volume",
     "draw_pool_volume",
@@ -144,7 +145,10 @@ LESION_DATA_RECIPE = {
 # The pool
 # ---------------------------------------------------------------------------
 @dataclass
-class _Block:
+class PoolBlock:
+    """One piece of a pool volume (below or above the held-out slab), cropped to the brain,
+    with the voxels its patch centres are drawn from."""
+
     image: torch.Tensor  # (X, Y, Z) float16, normalised
     labels: torch.Tensor  # (X, Y, Z) uint8: 0..4
     brain: torch.Tensor  # (M, 3) int16: sampled brain voxels whose window fits
@@ -156,7 +160,7 @@ class _Block:
 class LesionPool:
     """Pool volumes, each a list of blocks outside the held-out slab."""
 
-    volumes: list[list[_Block]]
+    volumes: list[list[PoolBlock]]
     descriptions: list[dict[str, Any]]
     seconds: float
 
@@ -312,7 +316,7 @@ def draw_head_volume(index: int, seed: int, lesion_free_fraction: float,
 
 def pool_blocks(image: np.ndarray, labels: np.ndarray, held_out: tuple[int, int],
                context: int, gen: torch.Generator, brain_samples: int = 40000,
-               sample_mask: np.ndarray | None = None) -> list[_Block]:
+               sample_mask: np.ndarray | None = None) -> list[PoolBlock]:
     """Cut the slab out, normalise without it, crop in-plane to the brain (+8 voxels).
 
     Patch centres are drawn from the brain (labels > 0), or from *sample_mask*
@@ -348,7 +352,7 @@ def pool_blocks(image: np.ndarray, labels: np.ndarray, held_out: tuple[int, int]
             vox = vox[torch.randperm(len(vox), generator=gen)[:brain_samples]]
         les = torch.nonzero(lab == 4)
         les = les[(les[:, 2] >= context) & (les[:, 2] < n - context)]
-        blocks.append(_Block(img, lab, vox.to(torch.int16), les.to(torch.int16),
+        blocks.append(PoolBlock(img, lab, vox.to(torch.int16), les.to(torch.int16),
                              np.arange(a, b)))
     for blk in blocks:
         if np.any((blk.k_index >= k0) & (blk.k_index < k1)):  # pragma: no cover - invariant
