@@ -39,7 +39,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import emit, machine, median
+from common import emit, have_ray, machine, median
 
 from engine.batch import CaseConfig, collect_cases, process_case, run_batch
 from engine.methods.pipeline import DEFAULT_PIPELINE
@@ -72,10 +72,7 @@ def main() -> None:
                         f"{DEFAULT_PIPELINE}, which adds brain extraction)")
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
-    try:
-        import ray  # noqa: F401
-    except ImportError:
-        print("# Ray is not installed (pip install 'delineo[cluster]'): skipped", flush=True)
+    if not have_ray():
         return
     print(f"# {machine()}", flush=True)
     work = Path(tempfile.mkdtemp(prefix="delineo-bench-batch-"))

@@ -36,6 +36,16 @@ def timeit(fn: Callable[[], Any], *, repeats: int = 5, warmup: int = 1) -> list[
     return out
 
 
+def have_ray() -> bool:
+    """Whether Ray can be imported; prints the line that skips a batch benchmark if not."""
+    try:
+        import ray  # noqa: F401
+    except ImportError:
+        print("# Ray is not installed (pip install 'delineo[cluster]'): skipped", flush=True)
+        return False
+    return True
+
+
 def median(values: list[float]) -> float:
     return float(statistics.median(values))
 

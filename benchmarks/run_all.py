@@ -42,6 +42,7 @@ BENCHMARKS: list[tuple[str, list[str]]] = [
     ("bench_view3d.py", ["--gl"]),
     ("bench_pacs.py", []),
     ("bench_batch.py", []),
+    ("bench_batch_compile.py", []),
     ("bench_detect.py", []),
 ]
 

@@ -7,7 +7,8 @@
   ``segment`` does too, and :func:`process_case`, its batch wrapper (per-case
   outputs, failures as rows, resume through :func:`completed_case`).
 * :mod:`~engine.batch.runner` -- :func:`run_batch`: Ray actors that keep their
-  networks loaded, retries after a worker dies, per-case time-out.
+  networks loaded (compiled once with ``CaseConfig.compile``), retries after a
+  worker dies, per-case time-out.
 * :mod:`~engine.batch.summary` -- ``summary.csv`` and ``manifest.json``.
 
 Ray is optional (``pip install 'delineo[cluster]'``) and imported only when a

@@ -19,7 +19,7 @@ import json
 import os
 import socket
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -62,7 +62,8 @@ class CaseResult:
     or ``"skipped"`` (its outputs already existed and loaded back).
     Volumes are in mL; ``dice`` is per tissue key of :data:`TISSUES` plus
     ``mean`` when a ground truth was given; ``seconds`` is the time of the
-    segmentation itself, ``total_seconds`` that of the whole case.
+    segmentation itself, ``total_seconds`` that of the whole case;
+    ``compiled`` names the networks its worker ran ``torch.compile``-d.
     """
 
     case: str = ""
@@ -88,6 +89,7 @@ class CaseResult:
     uncertainty: str | None = None
     worker: str = ""
     attempts: int = 1
+    compiled: list[str] = field(default_factory=list)
 
     @property
     def verdict(self) -> str:
@@ -110,7 +112,9 @@ class CaseConfig:
     already-checked ``params`` (a method's parameter object) or pipeline
     ``overrides``; ``allow_outside_use`` runs images outside the declared use
     with warnings (``segment --force``); ``detect`` measures lesions and
-    writes findings.
+    writes findings; ``compile`` has each worker run Delineo's networks through
+    ``torch.compile`` (compiled once, when the worker starts; the same results up
+    to the rounding of fused arithmetic, so not part of :func:`config_key`).
     """
 
     method: str | None = None
@@ -120,6 +124,7 @@ class CaseConfig:
     device: str = "auto"
     allow_outside_use: bool = False
     detect: bool = False
+    compile: bool = False
 
     @property
     def what(self) -> str:
@@ -348,7 +353,8 @@ def _one_line(exc: BaseException) -> str:
 
 
 def process_case(case: Case, out: str | Path, config: CaseConfig, *,
-                 worker: str | None = None, attempt: int = 1) -> CaseResult:
+                 worker: str | None = None, attempt: int = 1,
+                 compiled: Sequence[str] = ()) -> CaseResult:
     """Run one case of a batch into *out*; never raises for a bad case.
 
     The label file, the findings (``config.detect``) and last the case record
@@ -377,7 +383,8 @@ def process_case(case: Case, out: str | Path, config: CaseConfig, *,
                           total_seconds=time.perf_counter() - start,
                           worker=worker or worker_name(), attempts=attempt)
     result = replace(result, case=case.case_id, worker=worker or worker_name(),
-                     attempts=attempt, total_seconds=time.perf_counter() - start)
+                     attempts=attempt, total_seconds=time.perf_counter() - start,
+                     compiled=list(compiled))
     record = {"format": RECORD_FORMAT, "version": 1, "config": config_key(config),
               "ground_truth": case.ground_truth, "result": result.to_json()}
     atomic_write_text(where.record, json.dumps(record, indent=2, allow_nan=False,

@@ -49,6 +49,10 @@ log = logging.getLogger(__name__)
 #: never starts them).
 START_TIMEOUT = 300
 
+#: Seconds more per network for workers that compile their networks
+#: (``CaseConfig.compile``; about 40 s a network on two cores, without inductor's cache).
+COMPILE_TIMEOUT = 300
+
 #: What to type to get Ray.
 INSTALL_HINT = "pip install 'delineo[cluster]'"
 
@@ -119,22 +123,36 @@ def _method_names(config: CaseConfig) -> list[str]:
     return [n for n in names if n in METHODS]
 
 
-def _network_names(config: CaseConfig) -> list[str]:
-    """Delineo's own networks the method or pipeline uses: registered CNN methods and,
-    for a pipeline with the ``lesions`` step, its lesion networks (both, or the first
-    alone where the overrides turn its ``ensemble`` off)."""
+def _networks(config: CaseConfig) -> dict[str, str]:
+    """Delineo's own networks the method or pipeline uses, each with the arithmetic its
+    step runs it in (``precision``): registered CNN methods and, for a pipeline with the
+    ``lesions`` step, its lesion networks (both, or the first alone where the step's
+    ``ensemble`` is off)."""
     from ..methods import METHODS
-    from ..methods.lesion_step import lesion_networks
+    from ..methods.lesion_step import LesionParams, lesion_networks
     from ..methods.pipeline import get_pipeline
 
-    names = [n for n in _method_names(config) if METHODS[n].kind == "cnn"]
     if config.method:
-        return names
-    for i, step in enumerate(get_pipeline(config.what).steps):
-        if step.name == "lesions":
-            ensemble = (config.overrides or {}).get(i, {}).get("ensemble", True)
-            names += list(lesion_networks(ensemble))
-    return names
+        spec = METHODS.get(config.method)
+        if spec is None or spec.kind != "cnn":
+            return {}
+        params = config.params if config.params is not None else spec.params_type()
+        return {config.method: str(params.precision)}
+    out: dict[str, str] = {}
+    for step in get_pipeline(config.what).with_params(config.overrides or {}).steps:
+        if step.name in METHODS and METHODS[step.name].kind == "cnn":
+            default = METHODS[step.name].params_type().precision
+            out[step.name] = str(step.params.get("precision", default))
+        elif step.name == "lesions":
+            precision = str(step.params.get("precision", LesionParams().precision))
+            for name in lesion_networks(step.params.get("ensemble", True)):
+                out[name] = precision
+    return out
+
+
+def _network_names(config: CaseConfig) -> list[str]:
+    """The names of :func:`_networks`, in the order the method or pipeline runs them."""
+    return list(_networks(config))
 
 
 def _extracts_brain(config: CaseConfig) -> bool:
@@ -153,6 +171,7 @@ class _Worker:
         torch.set_num_threads(max(1, int(threads)))
         self.out, self.config = out, config
         self.name = worker_name()
+        self.compiled: list[str] = []  # networks running torch.compile-d (config.compile)
         self._load_networks()
 
     def _load_networks(self) -> None:
@@ -163,17 +182,23 @@ class _Worker:
                 brain_extraction.preload(self.config.device)
             except Exception as exc:  # each case then fails with this error, as a row
                 log.warning("worker %s: cannot load brain extraction: %s", self.name, exc)
-        for name in _network_names(self.config):
+        for name, precision in _networks(self.config).items():
             try:
-                cnn.cached_predictor(name, self.config.device)  # kept for every later case
+                pred = cnn.cached_predictor(name, self.config.device)  # kept for every case
             except Exception as exc:  # each case then fails with this error, as a row
                 log.warning("worker %s: cannot load network %s: %s", self.name, name, exc)
+                continue
+            if self.config.compile:
+                pred.precision = precision  # compile for the arithmetic the step will use
+                if pred.compile():  # logs a warning and stays eager where it cannot
+                    self.compiled.append(name)
 
     def pid(self) -> int:
         return os.getpid()
 
     def process(self, case: Case, attempt: int) -> CaseResult:
-        return process_case(case, self.out, self.config, worker=self.name, attempt=attempt)
+        return process_case(case, self.out, self.config, worker=self.name, attempt=attempt,
+                            compiled=self.compiled)
 
 
 @contextlib.contextmanager
@@ -337,12 +362,14 @@ def _drive(ray: Any, todo: list[Case], out: Path, config: CaseConfig, run: Batch
                                "num_cpus": 0 if gpu else 1, "num_gpus": 1 if gpu else 0}
     actor_class = ray.remote(_Worker).options(**options)
     actors = [actor_class.remote(str(out), config, threads) for _ in range(n_workers)]
+    start_timeout = START_TIMEOUT + (COMPILE_TIMEOUT * len(_networks(config))
+                                     if config.compile else 0)
     try:
         try:
-            pids = ray.get([a.pid.remote() for a in actors], timeout=START_TIMEOUT)
+            pids = ray.get([a.pid.remote() for a in actors], timeout=start_timeout)
         except GetTimeoutError:
             raise DelineoError(
-                f"the Ray workers did not start within {START_TIMEOUT} s (does the cluster "
+                f"the Ray workers did not start within {start_timeout} s (does the cluster "
                 f"have {'a GPU' if gpu else 'a CPU'} free for each of the {n_workers} "
                 "workers?)") from None
         except RayActorError as exc:

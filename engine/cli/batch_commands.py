@@ -2,7 +2,7 @@
 
 ``delineo-engine batch INPUT... --out DIR [--pipeline NAME | --method NAME]
 [--param k=v ...] [--detect] [--workers N] [--threads N] [--address ADDR] [--retries N]
-[--timeout S] [--force] [--allow-outside-use] [--device D] [--json]``
+[--timeout S] [--force] [--compile] [--allow-outside-use] [--device D] [--json]``
 
 INPUT is NIfTI or DICOM files, DICOM folders, folders to scan, or a cohort
 CSV (``case,image[,ground_truth][,series]``). Every case is what ``segment``
@@ -82,6 +82,13 @@ def register(sub: argparse._SubParsersAction) -> None:
                    "marked failed (default 1800; 0: no limit)")
     p.add_argument("--force", action="store_true",
                    help="redo cases whose outputs already exist")
+    p.add_argument("--compile", action="store_true",
+                   help="run Delineo's networks through torch.compile: each worker compiles "
+                   "them when it starts (about 40 s a network on 2 cores, seconds once "
+                   "inductor's on-disk cache holds them), then runs them about 1.7x "
+                   "faster (a whole case about 1.3x); for cohorts of about 50 volumes "
+                   "and more (needs a C++ compiler; without one the networks stay eager, "
+                   "with a warning)")
     p.add_argument("--allow-outside-use", action="store_true",
                    help="run images outside what the method or pipeline was made for; the "
                    "reasons are recorded as warnings (what 'segment --force' does)")
@@ -109,7 +116,7 @@ def _config(args: argparse.Namespace) -> Any:
     return CaseConfig(method=args.method, pipeline=None if args.method else
                       (args.pipeline or DEFAULT_PIPELINE), params=params, overrides=overrides,
                       device=args.device, allow_outside_use=args.allow_outside_use,
-                      detect=args.detect)
+                      detect=args.detect, compile=args.compile)
 
 
 class _Bar:

@@ -23,6 +23,10 @@ Steps of :meth:`Predictor.predict`:
 5. return per-label probabilities ``(4, *volume.shape)`` and the arg-max label
    map 0/1/2/3 on the input's grid.
 
+:meth:`Predictor.compile` runs the network through ``torch.compile`` from
+then on (inductor, dynamic shapes: one compilation for every volume size and
+batch), for batch workers that segment many volumes (``batch --compile``).
+
 Out of memory halves the batch until it fits; CUDA out of memory at one
 slice per batch runs that volume on the CPU. Both last one call: the next
 volume starts again on the chosen device with the full batch. Progress is
@@ -63,6 +67,10 @@ log = logging.getLogger(__name__)
 
 #: Grid the networks were trained on (mm).
 NETWORK_SPACING_MM = 1.0
+
+#: Axial size (voxels of the network's grid) of the volume :meth:`Predictor.compile`
+#: compiles on: that of a whole head's crop at 1 mm.
+WARM_UP_SIZE = (176, 208)
 
 #: Where the volume, the stitched probabilities and the results live, whatever
 #: device computes the forward passes.
@@ -162,6 +170,7 @@ class Prediction:
     device: str
     batch_size: int
     precision: str  # "float32" or "bfloat16": the arithmetic of the forward passes
+    compiled: bool = False  # the forward passes ran the torch.compile-d network
 
 
 class Predictor:
@@ -205,6 +214,9 @@ class Predictor:
         self.divisor = int(getattr(model, "divisor", 8))
         self._model_device: torch.device | None = None
         self._place_model(self.device)
+        self._compiled: nn.Module | None = None
+        self._compiled_on: torch.device | None = None
+        self.compile_seconds: float | None = None
 
     @classmethod
     def from_name(cls, name_or_path: str | Path, **kwargs: Any) -> Predictor:
@@ -222,14 +234,78 @@ class Predictor:
             self.model = _to_device(self.model, device).to(memory_format=torch.channels_last)
             self._model_device = device
 
+    # -- compilation ---------------------------------------------------------------
+    @property
+    def compiled(self) -> bool:
+        """Whether the forward passes run the ``torch.compile``-d network."""
+        return self._compiled is not None
+
+    def compile(self, *, warm_up: bool = True) -> bool:
+        """Run the network through ``torch.compile`` (inductor, dynamic shapes) from now on.
+
+        The compilation happens here, on a small random volume (*warm_up*), not in
+        the first real call: about 40 s for ``delineo`` on a 2-core CPU, a few
+        seconds when inductor's on-disk cache (``TORCHINDUCTOR_CACHE_DIR``) already
+        holds it; :attr:`compile_seconds` records it. Shapes are dynamic, so
+        volumes of any size, partial batches and :meth:`predict_array`'s *slices*
+        reuse the one compiled graph (a batch of one slice is run as two: size 1
+        would compile a graph of its own), within one band of sizes: inductor's
+        CPU kernels for a mean over a feature map change at 4096 values (a guard
+        at half and at quarter resolution), so the warm-up takes the axial size of
+        a whole head's crop at 1 mm (:data:`WARM_UP_SIZE`), and a volume whose
+        crop is at most about 128 x 128 voxels (a partial field of view), or more
+        than about 256 x 256, compiles a graph of its own, once for each band.
+        Changing :attr:`precision` compiles again at the next call; a volume that
+        falls back to the CPU after CUDA runs out of memory runs eager.
+
+        Where compilation fails (no C++ compiler, a device inductor does not
+        support), a warning is logged and the network stays eager: the results
+        are the same either way, up to the rounding of fused arithmetic. Returns
+        whether the network is compiled.
+        """
+        if self._compiled is not None:
+            return True
+        t0 = time.perf_counter()
+        self._compiled = torch.compile(self.model, dynamic=True)
+        self._compiled_on = self.device
+        if warm_up:
+            # The axial size of a 1 mm head's crop: inductor's kernels for the mean over a
+            # feature map differ above and below 4096 values at half resolution (a guard),
+            # so the warm-up must fall where real volumes do. Two different sizes (equal
+            # ones would share one symbol, and a later volume compile again).
+            d = self.divisor
+            sizes = (WARM_UP_SIZE[0] // d * d, WARM_UP_SIZE[1] // d * d)
+            dummy = np.random.default_rng(0).random((*sizes, self.batch_size + 2),
+                                                    dtype=np.float32)
+            try:
+                self.predict_array(dummy)
+            except (KeyboardInterrupt, SystemExit):
+                raise
+            except Exception as exc:
+                self._compiled = None
+                log.warning("%s: torch.compile failed, the network stays eager: %s",
+                            self.name, " ".join(str(exc).split())[:300])
+                return False
+        self.compile_seconds = time.perf_counter() - t0
+        return True
+
     # -- the network over slices ------------------------------------------------
     def _forward(self, batch: torch.Tensor, device: torch.device) -> torch.Tensor:
         low = resolve_precision(self.precision, device) == torch.bfloat16
+        compiled = self._compiled is not None and device == self._compiled_on
+        net = self._compiled if compiled else self.model
+        single = compiled and batch.shape[0] == 1
+        if single:  # size 1 is specialised by the compiler: run it as a batch of two
+            batch = batch.expand(2, *batch.shape[1:])
         batch = batch.contiguous(memory_format=torch.channels_last)
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=low):
-            logits = self.model(batch)
+            logits = net(batch)
             if self.tta:
-                logits_f = self.model(batch.flip(-2)).flip(-2)
+                logits_f = net(batch.flip(-2)).flip(-2)
+        if single:
+            logits = logits[:1]
+            if self.tta:
+                logits_f = logits_f[:1]
         probs = logits.float().softmax(dim=1)
         if self.tta:
             probs = 0.5 * (probs + logits_f.float().softmax(dim=1))
@@ -356,7 +432,8 @@ class Predictor:
         labels = _argmax_uint8(probs)
         dtype = resolve_precision(self.precision, used)
         return Prediction(probs, labels, time.perf_counter() - t0, str(used), batch,
-                          str(dtype).removeprefix("torch."))
+                          str(dtype).removeprefix("torch."),
+                          self.compiled and used == self._compiled_on)
 
     def _probabilities(
         self,
@@ -426,5 +503,5 @@ class Predictor:
             probabilities=pred.probabilities,
             info={"model": self.name, "seconds": pred.seconds, "device": pred.device,
                   "batch_size": pred.batch_size, "tta": self.tta,
-                  "precision": pred.precision},
+                  "precision": pred.precision, "compiled": pred.compiled},
         )
