@@ -243,8 +243,8 @@ class Predictor:
     def compile(self, *, warm_up: bool = True) -> bool:
         """Run the network through ``torch.compile`` (inductor, dynamic shapes) from now on.
 
-        The compilation happens here, on a small random volume (*warm_up*), not in
-        the first real call: about 40 s for ``delineo`` on a 2-core CPU, a few
+        The compilation happens here, on a random volume of a head's axial size
+        (*warm_up*), not in the first real call: about 40 s for ``delineo`` on a 2-core CPU, a few
         seconds when inductor's on-disk cache (``TORCHINDUCTOR_CACHE_DIR``) already
         holds it; :attr:`compile_seconds` records it. Shapes are dynamic, so
         volumes of any size, partial batches and :meth:`predict_array`'s *slices*
@@ -270,9 +270,9 @@ class Predictor:
         self._compiled_on = self.device
         if warm_up:
             # The axial size of a 1 mm head's crop: inductor's kernels for the mean over a
-            # feature map differ above and below 4096 values at half resolution (a guard),
-            # so the warm-up must fall where real volumes do. Two different sizes (equal
-            # ones would share one symbol, and a later volume compile again).
+            # feature map differ above and below 4096 values (guards at half and quarter
+            # resolution), so the warm-up must fall where real volumes do. Two different
+            # sizes (equal ones would share one symbol, and a later volume compile again).
             d = self.divisor
             sizes = (WARM_UP_SIZE[0] // d * d, WARM_UP_SIZE[1] // d * d)
             dummy = np.random.default_rng(0).random((*sizes, self.batch_size + 2),
