@@ -240,6 +240,11 @@ class Predictor:
         """Whether the forward passes run the ``torch.compile``-d network."""
         return self._compiled is not None
 
+    def _compiled_for(self, device: torch.device) -> bool:
+        """Whether forward passes on *device* run the compiled network (it was compiled
+        for :attr:`device`; a CPU fallback after CUDA out of memory runs eager)."""
+        return self._compiled is not None and device == self._compiled_on
+
     def compile(self, *, warm_up: bool = True) -> bool:
         """Run the network through ``torch.compile`` (inductor, dynamic shapes) from now on.
 
@@ -292,7 +297,7 @@ class Predictor:
     # -- the network over slices ------------------------------------------------
     def _forward(self, batch: torch.Tensor, device: torch.device) -> torch.Tensor:
         low = resolve_precision(self.precision, device) == torch.bfloat16
-        compiled = self._compiled is not None and device == self._compiled_on
+        compiled = self._compiled_for(device)
         net = self._compiled if compiled else self.model
         single = compiled and batch.shape[0] == 1
         if single:  # size 1 is specialised by the compiler: run it as a batch of two
@@ -433,7 +438,7 @@ class Predictor:
         dtype = resolve_precision(self.precision, used)
         return Prediction(probs, labels, time.perf_counter() - t0, str(used), batch,
                           str(dtype).removeprefix("torch."),
-                          self.compiled and used == self._compiled_on)
+                          self._compiled_for(used))
 
     def _probabilities(
         self,
