@@ -96,14 +96,26 @@ def result_name(pipeline: Pipeline, base: Pipeline | None = None) -> str:
     added = [n for n in names if n not in base_names]
     removed = [n for n in base_names if n not in names]
     text += "".join(f" + {n}" for n in added) + "".join(f" − {n}" for n in removed)
-    counts: dict[str, int] = {}
+    # the built-in steps' own settings (the head pipeline's batch size, ...) are no change
+    built_in: dict[str, Mapping[str, Any]] = {}
+    for step in base.steps:
+        built_in.setdefault(step.name, step.params)
+    changed = []
     for step in pipeline.steps:
-        for key in step.params:
+        own = built_in.get(step.name, {})
+        params = {k: v for k, v in step.params.items() if k not in own or own[k] != v}
+        if any(k not in step.params for k in own):  # set back to the parameter's default
+            defaults = step.spec().params_type()
+            params.update({k: getattr(defaults, k) for k in own if k not in step.params})
+        changed.append((step.name, params))
+    counts: dict[str, int] = {}
+    for _name, params in changed:
+        for key in params:
             counts[key] = counts.get(key, 0) + 1
     args = []
-    for step in pipeline.steps:
-        for key, value in step.params.items():
-            label = key if counts[key] == 1 else f"{step.name}.{key}"
+    for name, params in changed:
+        for key, value in params.items():
+            label = key if counts[key] == 1 else f"{name}.{key}"
             args.append(f"{label}={_format_value(value)}")
     if args:
         text += f" ({', '.join(args)})"

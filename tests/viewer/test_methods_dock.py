@@ -240,3 +240,25 @@ def test_a_result_for_a_replaced_image_is_dropped(qtbot, phantom_window, dock, t
         phantom_window.show_volume(volume, name="another", truth=truth)  # before delivery
     assert "replaced" in blocker.args[0]
     assert all(lay.role != "result" for lay in phantom_window.layers.labels)
+
+
+def test_a_result_is_named_after_what_differs_from_the_built_in_pipeline():
+    """The head pipeline's own step settings (batch size, arithmetic) are no change; a
+    changed or reset one is named."""
+    from engine.methods.pipeline import get_pipeline
+    from viewer.pipeline_runner import result_name
+
+    head = get_pipeline("head")
+    assert result_name(head) == "head"
+    changed = head.with_params({1: {"batch_size": 4}})
+    assert result_name(changed) == "head (batch_size=4)"
+    steps = list(head.steps)
+    steps[1] = type(steps[1])(steps[1].name, {"precision": "float32"})  # batch size reset
+    assert result_name(type(head)(head.name, head.summary, tuple(steps))) == (
+        "head (batch_size=16)")
+
+
+def test_a_network_serving_two_steps_is_named_once_when_missing(monkeypatch, tmp_path):
+    monkeypatch.setenv("DELINEO_MODELS_DIR", str(tmp_path / "no-models"))
+    missing = missing_weights(PIPELINES["head"])
+    assert len(missing) == len(set(missing)) == 2  # delineo_lesion_varied, delineo_lesion

@@ -83,7 +83,7 @@ def missing_weights(pipeline: Pipeline) -> list[str]:
             names = lesion_networks(step.params.get("ensemble", True))
         for name in names:
             path = model_path(name)
-            if not path.exists():
+            if not path.exists() and str(path) not in out:  # a network may serve two steps
                 out.append(str(path))
     return out
 
