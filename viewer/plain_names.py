@@ -54,6 +54,10 @@ METHOD_NAMES: dict[str, tuple[str, str]] = {
     "delineo": (
         "Delineo network",
         "Delineo's own neural network, trained on synthetic brain images."),
+    "delineo_lesion_varied": (
+        "Delineo network with lesion output",
+        "Delineo's neural network trained also on synthetic whole heads and lesions: it "
+        "labels tissue, and a Find lesions step after it uses its lesion output."),
     "brain_mask": (
         "Brain extraction",
         "Finds the inside of the skull (brain and the fluid around it) in a whole head, so "
@@ -77,19 +81,21 @@ METHOD_NAMES: dict[str, tuple[str, str]] = {
         "Fills holes enclosed by the brain."),
     "lesions": (
         "Find lesions",
-        "Two more networks mark lesions (label 4) inside the brain, by their average. "
+        "Two networks mark lesions (label 4) inside the brain, by their average (one of "
+        "them may be the tissue network before it). "
         "They learnt from synthetic lesions only."),
 }
 
 #: Named pipelines -> plain name (one-method pipelines use the method's name).
 PIPELINE_NAMES: dict[str, str] = {
-    "head": "Whole head: brain extraction, then network",
+    "head": "Whole head: brain extraction, network, lesions",
+    "head+delineo": "Whole head: brain extraction, then delineo (no lesions)",
     "head+gmm": "Whole head: brain extraction, then brightness mixture",
     "cnn": "Network (brain already extracted)",
     "cnn+rd": "Network, then reaction-diffusion refinement",
     "cnn+rd+ac": "Network, then reaction-diffusion and active-contour refinement",
     "unet": "U-Net network",
-    "head+lesions": "Whole head: brain extraction, network, then lesions",
+    "head+lesions": "Whole head: brain extraction, delineo, then lesions",
     "cnn+lesions": "Network, then lesions (brain already extracted)",
 }
 

@@ -238,8 +238,9 @@ def run_case(
     detect : bool
         Measure the lesions (label 4) of the result and write their findings
         (``findings_folder/findings_stem.{json,csv}``; default: next to
-        *output*). No network detects lesions yet: only label-4 voxels of
-        the result are measured.
+        *output*): with a pipeline that ends in the lesions step (the
+        default ``head``) they are the lesion networks' findings with their
+        confidences; otherwise the label-4 voxels of the result.
     ground_truth : str or Path, optional
         Label map on the image's grid: Dice per tissue.
     progress, cancel

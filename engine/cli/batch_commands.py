@@ -62,8 +62,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="set a parameter (repeatable), as for 'segment'")
     p.add_argument("--detect", action="store_true",
                    help="also measure the lesions (label 4) of each result and write "
-                   "DIR/findings/CASE.json and .csv; with a lesion pipeline (--pipeline "
-                   "head+lesions or cnn+lesions) these are the lesion networks' findings, "
+                   "DIR/findings/CASE.json and .csv; with a lesion pipeline (the default "
+                   "head, head+lesions, cnn+lesions) these are the lesion networks' findings, "
                    "otherwise what the method or pipeline labels 4")
     p.add_argument("--workers", type=int, default=0, metavar="N",
                    help="worker processes (default: one per CPU core here, or per CPU (per "

@@ -2,9 +2,10 @@
 
 ``delineo-engine detect IMAGE --out DIR [--pipeline NAME] [--param STEP.NAME=VALUE ...]
 [--device D] [--series S] [--force] [--json]`` runs a lesion pipeline
-(default ``head+lesions``: brain extraction, the tissue network, the largest
-brain component, then the lesion networks; ``cnn+lesions`` skips brain
-extraction for an image already skull-stripped) and writes
+(default ``head``, the default pipeline: brain extraction, the tissue network
+with a lesion output, the largest brain component, then the lesion networks;
+``head+lesions`` has the tissue network ``delineo`` instead, ``cnn+lesions``
+skips brain extraction for an image already skull-stripped) and writes
 
 * ``DIR/lesions.nii.gz``: lesion instances ``1..N`` (by decreasing volume) on
   the input's grid, in the input file's orientation;
@@ -45,8 +46,9 @@ from .common import (
 )
 from .progress import ProgressBar
 
-#: The pipeline ``detect`` runs when none is named.
-DEFAULT_DETECT_PIPELINE = "head+lesions"
+#: The pipeline ``detect`` runs when none is named: the default pipeline, which
+#: ends in the lesions step.
+DEFAULT_DETECT_PIPELINE = "head"
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -56,8 +58,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         "detect",
         help="find brain lesions: an instance map and the findings (JSON, CSV)",
         description="Find lesions in a brain MR image and measure them. Runs a lesion "
-        f"pipeline (default '{DEFAULT_DETECT_PIPELINE}': brain extraction, tissue, then the "
-        "two lesion networks averaged; it takes whole heads and skull-stripped images) "
+        f"pipeline (default '{DEFAULT_DETECT_PIPELINE}', the default pipeline: brain "
+        "extraction, tissue by a network with a lesion output, then the two lesion "
+        "networks averaged; it takes whole heads and skull-stripped images) "
         "and writes "
         "DIR/lesions.nii.gz (lesion instances 1..N by decreasing volume, on the input's grid "
         "and in the input file's orientation), DIR/labels.nii.gz (tissue labels with 4 = "
@@ -71,7 +74,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_output_folder(p, "output folder (created if missing)")
     p.add_argument("--pipeline", default=DEFAULT_DETECT_PIPELINE,
                    help=f"a pipeline that ends in the lesions step (default "
-                   f"{DEFAULT_DETECT_PIPELINE}; cnn+lesions for a skull-stripped image)")
+                   f"{DEFAULT_DETECT_PIPELINE}; head+lesions: the tissue network delineo; "
+                   "cnn+lesions for a skull-stripped image without brain extraction)")
     p.add_argument("--param", action="append", default=[], metavar="STEP.NAME=VALUE",
                    help="set a step's parameter (repeatable), e.g. lesions.min_probability=0.6")
     add_device(p)
@@ -234,7 +238,7 @@ def _lesion_pipeline(name: str) -> Any:
     pipe = get_pipeline(name)
     if not any(step.name == "lesions" for step in pipe.steps):
         raise ParameterError(f"pipeline {pipe.name} finds no lesions; detect needs one with "
-                             "a lesions step (head+lesions, cnn+lesions)")
+                             "a lesions step (head, head+lesions, cnn+lesions)")
     return pipe
 
 

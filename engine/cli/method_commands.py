@@ -5,9 +5,10 @@
 [--series S] [--force] [--json]`` runs a registered method, a named pipeline of
 :mod:`engine.methods.pipeline`, or -- with neither -- the default pipeline
 (:data:`~engine.methods.pipeline.DEFAULT_PIPELINE`, ``head``: brain extraction,
-then the network inside the intracranial mask, for a whole head as it comes
-off the scanner), and writes its label map (0 background, 1 CSF, 2 GM, 3 WM;
-``--method brain_mask``: 1 intracranial) on the input's grid: the labels land voxel
+then the network inside the intracranial mask, then lesions, for a whole head as
+it comes off the scanner), and writes its label map (0 background, 1 CSF, 2 GM,
+3 WM, 4 lesion where a pipeline finds lesions -- the default does, and says how
+many; ``--method brain_mask``: 1 intracranial) on the input's grid: the labels land voxel
 for voxel on the input file, in its own orientation. With a pipeline the
 ``--param`` assignments are ``STEP.NAME=VALUE`` (or ``NAME=VALUE`` when only
 one step has that parameter). Names, parameters, the device and the output
@@ -61,13 +62,15 @@ from .progress import ProgressBar
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "segment",
-        help="segment an image into CSF/GM/WM with a method or a pipeline",
+        help="segment an image into CSF/GM/WM (and lesions) with a method or a pipeline",
         description="Run a segmentation method (--method) or pipeline (--pipeline; "
         f"without either, the default pipeline '{DEFAULT_PIPELINE}') on an image and write "
-        "its label map (0 background, 1 CSF, 2 GM, 3 WM) on the input's grid, in the input "
-        "file's orientation. The default pipeline takes a whole head as it comes off the "
-        "scanner: it extracts the brain (the intracranial mask) first and labels tissue "
-        "only inside it; --method brain_mask writes that mask alone (1 = intracranial). "
+        "its label map (0 background, 1 CSF, 2 GM, 3 WM, 4 lesion) on the input's grid, in "
+        "the input file's orientation. The default pipeline takes a whole head as it comes "
+        "off the scanner: it extracts the brain (the intracranial mask) first, labels "
+        "tissue only inside it and marks possible lesions (4; networks trained on "
+        "synthetic lesions: review them, 'detect' measures them; --pipeline head+delineo "
+        "for tissue alone); --method brain_mask writes that mask alone (1 = intracranial). "
         "Methods and pipelines without brain extraction need a skull-stripped image or "
         "--mask (else they use a rough half-Otsu foreground mask). Names, --param values, "
         "the device and the output names are checked before the image is read.",
@@ -310,6 +313,16 @@ def cmd_segment(args: argparse.Namespace) -> int:
     say(f"{what} on {device} in {seconds:.1f} s: "
         + ", ".join(f"{f['name']} {f['voxels']} voxels ({f['volume_ml']:.1f} mL)"
                     for f in found))
+    from ..lesions.measure import LESION_VALUE, lesion_instances
+
+    if LESION_VALUE in table.entries:
+        n_lesions = int(lesion_instances(labels).max()) if (array == LESION_VALUE).any() else 0
+        summary["lesions"] = n_lesions
+        if n_lesions:
+            say(f"{n_lesions} possible lesion{'s' if n_lesions > 1 else ''} (label "
+                f"{LESION_VALUE}; networks trained on synthetic lesions): review "
+                f"{'them' if n_lesions > 1 else 'it'}; `delineo-engine detect` lists and "
+                "measures each")
     if plausible.typical:
         say(f"plausibility: {plausible.summary_line()}")
     else:

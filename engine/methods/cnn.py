@@ -1,4 +1,12 @@
-"""The shipped networks as registry methods: ``unet`` and ``delineo``.
+"""The shipped networks as registry methods: ``unet``, ``delineo`` and ``delineo_lesion_varied``.
+
+``delineo_lesion_varied`` is the second shipped lesion network
+(:mod:`engine.methods.lesion_step`), a ``delineo`` network with a fifth,
+lesion output trained on synthetic heads and phantoms with and without
+lesions; as a method it segments tissue (its lesion output is left to a
+``lesions`` step after it, which then does not run it again). It is the
+tissue network of the default pipeline ``head`` (docs/model.md,
+*One network for tissue and lesions*).
 
 The weights load on first use (from ``resources/models/``) and stay cached
 per device, so running a network twice, or in a pipeline, does not re-read
@@ -9,7 +17,7 @@ Examples
 --------
 >>> from engine.methods.cnn import CNN_SPECS, CNNParams
 >>> [s.name for s in CNN_SPECS], CNNParams().batch_size
-(['unet', 'delineo'], 16)
+(['unet', 'delineo', 'delineo_lesion_varied'], 16)
 """
 
 from __future__ import annotations
@@ -79,4 +87,7 @@ CNN_SPECS: tuple[MethodSpec, ...] = (
                CNNParams, _runner("unet"), kind="cnn"),
     MethodSpec("delineo", "Delineo network: multi-scale features, full-scale gated skips "
                "(CSF/GM/WM)", CNNParams, _runner("delineo"), kind="cnn"),
+    MethodSpec("delineo_lesion_varied", "Delineo network with a lesion output, trained with "
+               "synthetic lesions and whole heads (CSF/GM/WM; its lesion output feeds a "
+               "lesions step)", CNNParams, _runner("delineo_lesion_varied"), kind="cnn"),
 )

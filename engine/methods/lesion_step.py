@@ -34,6 +34,16 @@ defaults the second network runs on a small part of the brain. Where a
 network did not run, its probability counts as 0 in the mean, so there the
 map is a lower bound (below the outline level, or in no lesion).
 
+A network of the step that was also the tissue network before it (the default
+pipeline ``head`` segments tissue with ``delineo_lesion_varied``, a tissue
+network with a lesion output) is not run again: the tissue step's own pass
+gave its lesion probability (``info["network_lesion_probability"]``, on the
+same skull-stripped image, before the brain mask renormalised its classes),
+which the step takes as that network's output when the tissue step ran it in
+the step's precision and mirroring; that network then counts as one of the
+first, and the others run only where a lesion is still in reach. So in
+``head`` the lesion step costs the second network's pass over a few slices.
+
 The result keeps the tissue step's probabilities (for the uncertainty of the
 tissue labels) and carries the mean lesion probability map in
 ``info["lesion_probability"]`` (float32, on the volume's grid, 0 outside the
@@ -69,9 +79,9 @@ from ..io.atomic import file_sha256
 from .masks import bounding_box
 from .postprocess import components_holding, small_components
 
-__all__ = ["LESION_MODEL", "LESION_MODELS", "LESION_VALUE", "LesionParams", "find_lesions",
-           "findings_source", "in_reach", "lesion_networks", "lesion_source",
-           "threshold_lesions"]
+__all__ = ["LESION_MODEL", "LESION_MODELS", "LESION_VALUE", "NETWORK_LESION_KEY", "LesionParams",
+           "find_lesions", "findings_source", "in_reach", "lesion_networks", "lesion_source",
+           "reusable_output", "threshold_lesions"]
 
 log = logging.getLogger(__name__)
 
@@ -85,6 +95,10 @@ LESION_MODEL = LESION_MODELS[0]
 
 #: Label value of lesions (BrainWeb MS-lesion convention).
 LESION_VALUE = 4
+
+#: Key of a tissue step's result info holding the lesion output of its network
+#: (:meth:`engine.models.predictor.Predictor.predict`).
+NETWORK_LESION_KEY = "network_lesion_probability"
 
 _MARGIN = 4  # voxels around the brain's bounding box given to the network
 
@@ -172,6 +186,7 @@ def find_lesions(
     *,
     device: str = "auto",
     model: str | Sequence[str] | None = None,
+    known: Mapping[str, np.ndarray] | None = None,
     progress: Callable[[float, str], None] | None = None,
     cancel: CancelToken | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -181,7 +196,10 @@ def find_lesions(
     *model* is a shipped network name or a weights file, or several of them to
     average; its last output is the lesion class (a two-output lesion network,
     or a tissue network with a lesion output). None: :data:`LESION_MODELS`
-    (the first alone with ``params.ensemble`` false)."""
+    (the first alone with ``params.ensemble`` false). *known* gives the lesion
+    probability (on the volume's grid) of some of those networks, already
+    computed (by the tissue step, :func:`reusable_output`): they are not run,
+    and count as the first networks of the mean."""
     params = params or LesionParams()
     if model is None:
         models = list(lesion_networks(params.ensemble))
@@ -191,6 +209,13 @@ def find_lesions(
         raise ParameterError("the lesions step needs at least one lesion network")
     if not volume.same_grid(tissue):
         raise ParameterError("the lesions step needs the tissue labels on the image's grid")
+    known = {name: p for name, p in (known or {}).items() if name in models}
+    for name, p in known.items():
+        if np.shape(p) != volume.shape:
+            raise ParameterError(f"the known lesion probability of {name} has shape "
+                                 f"{np.shape(p)}, not the image's {volume.shape}")
+    # The networks whose output is known first: the in-reach bounds need the first k.
+    models = [m for m in models if m in known] + [m for m in models if m not in known]
     labels = np.array(tissue.array, copy=True)
     prob = np.zeros(volume.shape, np.float32)
     brain = labels > 0
@@ -205,6 +230,11 @@ def find_lesions(
     o = params.outline_level
     release_free_memory()  # the tissue network's activations, before the lesion networks
     for k, name in enumerate(models):
+        if name in known:
+            total += np.asarray(known[name][box], np.float32)
+            report(progress, 0.0 if k == 0 else 0.8, f"lesion network {name}: output of the "
+                   "tissue step")
+            continue
         slices = None
         if k:
             slices = in_reach(total, inside, k, n, t, o).any(axis=(0, 1))
@@ -222,6 +252,26 @@ def find_lesions(
     labels[found] = LESION_VALUE
     report(progress, 1.0, f"{int(found.sum())} lesion voxels")
     return labels, prob
+
+
+def reusable_output(info: Mapping[str, Any], params: LesionParams,
+                    device: str) -> dict[str, np.ndarray]:
+    """``{network: lesion probability}`` that a tissue step's result *info* holds and a
+    lesions step with *params* on *device* may take instead of running that network:
+    the tissue network is one of the step's networks and ran in the step's arithmetic
+    and mirroring. Empty otherwise."""
+    import torch
+
+    from ..core.device import resolve_precision
+
+    prob = info.get(NETWORK_LESION_KEY)
+    name = info.get("model")
+    if not isinstance(prob, np.ndarray) or name not in lesion_networks(params.ensemble):
+        return {}
+    want = str(resolve_precision(params.precision, torch.device(device))).removeprefix("torch.")
+    if info.get("precision") != want or bool(info.get("tta")) != bool(params.tta):
+        return {}
+    return {str(name): prob}
 
 
 def _predictor(name: str, device: str, params: LesionParams) -> Any:
@@ -294,14 +344,17 @@ def run_lesion_step(ctx: Any) -> SegmentationResult:
     prev = ctx.previous
     if prev is None:
         raise ParameterError("the lesions step needs a tissue segmentation before it")
+    known = reusable_output(prev.info, ctx.params, ctx.device)
     labels, prob = find_lesions(ctx.volume, prev.labels, ctx.params, device=ctx.device,
-                                progress=ctx.progress, cancel=ctx.cancel)
+                                known=known, progress=ctx.progress, cancel=ctx.cancel)
     table = prev.labels.labels
     if LESION_VALUE not in table.entries:
         table = BRAIN_LESION_LABELS
     out = prev.labels.with_array(labels.astype(prev.labels.array.dtype, copy=False),
                                  labels=table)
     info = dict(prev.info)
+    info.pop(NETWORK_LESION_KEY, None)  # consumed (or not of use): the mean is kept below
+    info["lesion_networks_reused"] = sorted(known)
     info["lesion_probability"] = prob
     info["lesion_threshold"] = ctx.params.min_probability
     info["lesion_outline"] = ctx.params.outline_level

@@ -24,7 +24,7 @@ Examples
 >>> [s.name for s in result.steps]                         # doctest: +SKIP
 ['delineo', 'rd_regularize', 'largest_component']
 >>> [s.name for s in PIPELINES["head"].steps]
-['brain_mask', 'delineo', 'largest_component']
+['brain_mask', 'delineo_lesion_varied', 'largest_component', 'lesions']
 """
 
 from __future__ import annotations
@@ -294,18 +294,28 @@ def _builtin_pipelines() -> dict[str, Pipeline]:
             (Step("delineo"), Step("rd_regularize"), Step("ac_refine"), *_POST)),
         "unet": Pipeline("unet", "the plain U-Net baseline", (Step("unet"), *_POST)),
         # 8 slices a batch: the same speed on a CPU as 16, and a whole head's peak
-        # memory stays near 1.5 GiB (docs/brain-extraction.md).
+        # memory stays near 1.5 GiB (docs/brain-extraction.md). The tissue network has
+        # a lesion output, computed in the lesions step's arithmetic (float32), so the
+        # lesions step takes it instead of running that network again (docs/model.md,
+        # "One network for tissue and lesions").
         "head": Pipeline(
-            "head", "a whole head: brain extraction, then the network inside the "
-            "intracranial mask",
+            "head", "a whole head: brain extraction, the tissue network with a lesion "
+            "output inside the intracranial mask, then lesions (label 4)",
+            (Step("brain_mask"),
+             Step("delineo_lesion_varied", {"batch_size": 8, "precision": "float32"}),
+             *_POST, Step("lesions"))),
+        "head+delineo": Pipeline(
+            "head+delineo", "a whole head: brain extraction, then the tissue network delineo "
+            "inside the intracranial mask (no lesions; the default until 2026-12-07)",
             (Step("brain_mask"), Step("delineo", {"batch_size": 8}), *_POST)),
         "head+gmm": Pipeline(
             "head+gmm", "a whole head: brain extraction, then the Gaussian mixture inside "
             "the intracranial mask", (Step("brain_mask"), Step("gmm"))),
-        # Lesions (docs/lesions.md): the default pipeline, then the lesion network.
+        # Lesions (docs/lesions.md) after the tissue network delineo: the default
+        # pipeline until 2026-12-07 had no lesions step; this was detect's.
         "head+lesions": Pipeline(
-            "head+lesions", "a whole head: brain extraction, the network inside the "
-            "intracranial mask, then lesions (label 4) by the lesion network",
+            "head+lesions", "a whole head: brain extraction, the network delineo inside the "
+            "intracranial mask, then lesions (label 4) by the lesion networks",
             (Step("brain_mask"), Step("delineo", {"batch_size": 8}), *_POST,
              Step("lesions"))),
         "cnn+lesions": Pipeline(

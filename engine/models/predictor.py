@@ -21,7 +21,12 @@ Steps of :meth:`Predictor.predict`:
    memory layout, in bfloat16 where the device computes it natively (a GPU,
    or a CPU with AMX tiles; ``precision``) and in float32 elsewhere;
 5. return per-label probabilities ``(4, *volume.shape)`` and the arg-max label
-   map 0/1/2/3 on the input's grid.
+   map 0/1/2/3 on the input's grid. A network with a fifth, lesion output (the
+   lesion networks, ``train-lesions --classes tissue+lesion``) returns five
+   probabilities and tissue labels only: a voxel whose most likely class is
+   the lesion is labelled with its most likely tissue. Lesions are found from
+   its lesion probability by the ``lesions`` step
+   (:mod:`engine.methods.lesion_step`), never by an arg-max.
 
 :meth:`Predictor.compile` runs the network through ``torch.compile`` from
 then on (inductor, dynamic shapes: one compilation for every volume size and
@@ -71,6 +76,10 @@ NETWORK_SPACING_MM = 1.0
 #: Axial size (voxels of the network's grid) of the volume :meth:`Predictor.compile`
 #: compiles on: that of a whole head's crop at 1 mm.
 WARM_UP_SIZE = (176, 208)
+
+#: Classes of a tissue segmentation (background, CSF, GM, WM): the labels a prediction
+#: gives; a network's further outputs (a lesion probability) are not arg-maxed.
+TISSUE_CLASSES = 4
 
 #: Where the volume, the stitched probabilities and the results live, whatever
 #: device computes the forward passes.
@@ -160,6 +169,18 @@ def _argmax_uint8(probs: np.ndarray) -> np.ndarray:
     return labels
 
 
+def _tissue_labels(probs: np.ndarray) -> np.ndarray:
+    """The arg-max label map of *probs*, tissue classes only: a voxel whose most likely
+    class is a further output (a lesion) is brain, labelled with its most likely tissue
+    (CSF, GM or WM); finding lesions is the ``lesions`` step's."""
+    labels = _argmax_uint8(probs)
+    if probs.shape[0] > TISSUE_CLASSES:
+        extra = labels >= TISSUE_CLASSES
+        if extra.any():
+            labels[extra] = 1 + _argmax_uint8(probs[1:TISSUE_CLASSES][:, extra])
+    return labels
+
+
 @dataclass
 class Prediction:
     """Raw output of :meth:`Predictor.predict_array`."""
@@ -171,6 +192,9 @@ class Prediction:
     batch_size: int
     precision: str  # "float32" or "bfloat16": the arithmetic of the forward passes
     compiled: bool = False  # the forward passes ran the torch.compile-d network
+    #: A network with a lesion output: that output's probability as the network gave it
+    #: (before a brain mask renormalises the classes), for the ``lesions`` step; else None.
+    lesion_probability: np.ndarray | None = None
 
 
 class Predictor:
@@ -420,6 +444,9 @@ class Predictor:
                         self.name, self.device)
             used = torch.device("cpu")
             probs, batch = self._probabilities(array, spacing, used, progress, cancel, slices)
+        lesion = None
+        if probs.shape[0] > TISSUE_CLASSES:
+            lesion = probs[-1] if mask is None else probs[-1].copy()
         if mask is not None:
             # A brain mask says which voxels are tissue, as for the classical methods:
             # outside it is background, inside it the most likely of CSF/GM/WM.
@@ -434,11 +461,11 @@ class Predictor:
                 np.copyto(probs[k], np.float32(0.0), where=outside)
             np.copyto(probs[0], outside)
             del sums, flat
-        labels = _argmax_uint8(probs)
+        labels = _tissue_labels(probs)
         dtype = resolve_precision(self.precision, used)
         return Prediction(probs, labels, time.perf_counter() - t0, str(used), batch,
                           str(dtype).removeprefix("torch."),
-                          self._compiled_for(used))
+                          self._compiled_for(used), lesion)
 
     def _probabilities(
         self,
@@ -494,7 +521,12 @@ class Predictor:
         progress: Callable[[float, str], None] | None = None,
         cancel: CancelToken | None = None,
     ) -> SegmentationResult:
-        """Segment *volume* into background/CSF/GM/WM on its own grid."""
+        """Segment *volume* into background/CSF/GM/WM on its own grid.
+
+        A network with a lesion output also gives, in ``info["network_lesion_probability"]``,
+        that output's probability on the volume's grid (before the mask renormalises
+        the classes), which a ``lesions`` step after it uses instead of running the
+        network again."""
         if volume.array.ndim != 3 or min(volume.shape) < 1:
             raise ParameterError("the CNN needs a 3-D image")
         report(progress, 0.0, f"{self.name}: preparing")
@@ -503,10 +535,11 @@ class Predictor:
         labels = LabelMap.on_grid_of(volume, pred.labels, labels=BRAIN_TISSUE_LABELS)
         labels.metadata["description"] = f"{self.name} tissue segmentation"
         report(progress, 1.0, f"{self.name}: done in {pred.seconds:.1f} s")
-        return SegmentationResult(
-            labels=labels,
-            probabilities=pred.probabilities,
-            info={"model": self.name, "seconds": pred.seconds, "device": pred.device,
-                  "batch_size": pred.batch_size, "tta": self.tta,
-                  "precision": pred.precision, "compiled": pred.compiled},
-        )
+        info = {"model": self.name, "seconds": pred.seconds, "device": pred.device,
+                "batch_size": pred.batch_size, "tta": self.tta,
+                "precision": pred.precision, "compiled": pred.compiled}
+        if pred.lesion_probability is not None:
+            # Taken by a later ``lesions`` step that averages this network (it then does
+            # not run it again): engine.methods.lesion_step.NETWORK_LESION_KEY.
+            info["network_lesion_probability"] = pred.lesion_probability
+        return SegmentationResult(labels=labels, probabilities=pred.probabilities, info=info)

@@ -309,5 +309,6 @@ def made_by_cards(metadata: Mapping[str, Any]) -> list[dict[str, Any]]:
                         "training_data": b["trained_on"]})
         elif name == "lesions":
             names = lesion_networks("ensemble=False" not in args)
-            out += [cards[n] for n in names if n in cards]
+            # a lesion network that was the tissue network too is listed once
+            out += [cards[n] for n in names if n in cards and cards[n] not in out]
     return out

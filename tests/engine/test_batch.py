@@ -378,8 +378,11 @@ def test_the_manifest_names_the_lesion_network_of_a_lesion_pipeline():
     from engine.batch.runner import _network_names
     from engine.methods.lesion_step import LESION_MODELS
 
-    plain_hash, plain = model_card_hash(CaseConfig(pipeline="head"))
+    plain_hash, plain = model_card_hash(CaseConfig(pipeline="cnn"))
     assert not set(LESION_MODELS) & set(plain) and plain_hash
+    # the default pipeline's tissue network is the second lesion network: each once
+    assert _network_names(CaseConfig(pipeline="head")) == [LESION_MODELS[1],
+                                                           LESION_MODELS[0]]
     config = CaseConfig(pipeline="head+lesions", detect=True)
     assert _network_names(config)[-2:] == list(LESION_MODELS)
     lesion_hash, cards = model_card_hash(config)

@@ -47,7 +47,7 @@ def test_brain_extraction_is_a_first_step_of_pipelines():
     assert STEPS["brain_mask"].kind == "extract"
     assert DEFAULT_PIPELINE == "head"
     assert [s.name for s in PIPELINES["head"].steps] == [
-        "brain_mask", "delineo", "largest_component"]
+        "brain_mask", "delineo_lesion_varied", "largest_component", "lesions"]
     assert [s.name for s in PIPELINES["head+gmm"].steps] == ["brain_mask", "gmm"]
     assert get_method("brain_mask").kind == "brain_extraction"
     vol = Volume(np.zeros((8, 8, 8), np.float32), np.eye(4))

@@ -66,7 +66,7 @@ def test_detect_on_a_whole_head_in_its_own_orientation(tmp_path, capsys):
     out = tmp_path / "found"
     assert main(["detect", str(path), "--out", str(out), "--device", "cpu", "--json"]) == 0
     summary = json.loads(capsys.readouterr().out)
-    assert summary["pipeline"] == "head+lesions"
+    assert summary["pipeline"] == "head"  # the default pipeline finds lesions
     written = nib.load(out / "lesions.nii.gz")
     assert written.shape == image.shape
     assert np.allclose(written.affine, affine, atol=1e-4)

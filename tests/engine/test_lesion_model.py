@@ -127,7 +127,7 @@ def test_lesion_step_and_pipelines_are_declared():
         "brain_mask", "delineo", "largest_component", "lesions"]
     assert [s.name for s in PIPELINES["cnn+lesions"].steps] == [
         "delineo", "largest_component", "lesions"]
-    assert PIPELINES["head"].steps[-1].name == "largest_component"  # the default is unchanged
+    assert PIPELINES["head"].steps[-1].name == "lesions"  # the default finds lesions too
 
 
 def _lesion_phantom(contrast: str = "t2"):
