@@ -1,21 +1,28 @@
-"""Speed and memory of ``delineo-engine detect`` on a 1 mm whole head, against ``segment``.
+"""Speed and memory of lesions in the default pipeline and of ``detect``, on a 1 mm whole head.
 
 Each command runs in its own process, as a user runs it, on a synthetic T2
 whole head with three synthetic lesions written to NIfTI (257 x 293 x 249
-voxels, 1 mm): ``detect`` (pipeline ``head+lesions``: brain extraction, the
-tissue network, the two lesion networks averaged, then the lesion instances and
-their measurements), ``detect`` with the first lesion network alone at its own
-operating point (``--param lesions.ensemble=false``, 0.9, 6 mm³, no outline
-level: the step before 2026-12-06) and ``segment`` (the default pipeline
-``head``: the tissue segmentation alone). Reported: the median over
-``--repeats`` runs of the time each command measures itself (pipeline, plus
-lesion measuring for ``detect``), the time ``detect`` spends beyond the tissue
-segmentation (its lesion step plus measuring; goal <= 10 s), the whole
-process's wall time and its peak resident size (from ``wait4``; goal <= 1.5
-GiB). Ratios are against ``segment`` in the same run, and for the lesion step
-against the single network; per run, how many of the three painted lesions a
-finding overlaps and how many findings overlap none (the painted lesions are 3,
-4 and 9 mm: a hard case, see docs/lesions.md).
+voxels, 1 mm):
+
+* ``segment --pipeline head+delineo``: brain extraction and the tissue network
+  ``delineo``, no lesions (the default pipeline until 2026-12-07): the
+  reference, the tissue segmentation alone;
+* ``segment`` (the default pipeline ``head``: brain extraction, the tissue
+  network with a lesion output, then the lesions step, which takes that
+  output instead of running the network again);
+* ``detect`` (the default pipeline, then the lesion instances and their
+  measurements);
+* ``detect --pipeline head+lesions`` (the tissue network ``delineo``, then
+  the lesions step running both lesion networks: ``detect`` until 2026-12-07).
+
+Reported: the median over ``--repeats`` runs of the time each command
+measures itself (pipeline, plus lesion measuring for ``detect``), the time
+spent beyond the tissue segmentation (the lesions step, plus measuring for
+``detect``; goal <= 10 s), the whole process's wall time and its peak
+resident size (from ``wait4``; goal <= 1.5 GiB). Ratios are against the
+reference in the same run. Per run, how many of the three painted lesions a
+finding overlaps and how many findings overlap none (the painted lesions are
+3, 4 and 9 mm: a hard case, see docs/lesions.md).
 
 Run from the repository root::
 
@@ -77,55 +84,53 @@ def main(argv: list[str] | None = None) -> int:
                         str(truth)], check=True, cwd=HERE.parent)
         print(f"# synthetic T2 whole head with 3 synthetic lesions, seed {args.seed}, "
               f"257 x 293 x 249 voxels, 1 mm; {args.repeats} runs each, {args.threads} threads")
-        seg, det, beyond = [], [], []
-        one, one_beyond, one_step, two_step = [], [], [], []
-        single = ["--param", "lesions.ensemble=false", "--param", "lesions.min_probability=0.9",
-                  "--param", "lesions.min_lesion_mm3=6",
-                  "--param", "lesions.outline_probability=0.9"]  # the step before 2026-12-06
+        commands = {
+            "tissue": ["segment", str(image), "-o", str(Path(tmp) / "tissue.nii.gz"),
+                       "--pipeline", "head+delineo"],
+            "segment": ["segment", str(image), "-o", str(Path(tmp) / "labels.nii.gz")],
+            "detect": ["detect", str(image), "--out", "{out}"],
+            "detect_before": ["detect", str(image), "--out", "{out}",
+                              "--pipeline", "head+lesions"],
+        }
+        runs: dict[str, list[tuple[float, float, float]]] = {k: [] for k in commands}
+        steps: dict[str, list[float]] = {k: [] for k in commands}
         for i in range(args.repeats):
-            s = run_cli(["segment", str(image), "-o", str(Path(tmp) / "labels.nii.gz")],
-                     args.threads)
-            d = run_cli(["detect", str(image), "--out", str(Path(tmp) / f"found{i}")],
-                     args.threads)
-            o = run_cli(["detect", str(image), "--out", str(Path(tmp) / f"one{i}"), *single],
-                     args.threads)
-            seg.append((s[0]["seconds"], s[1], s[2]))
-            det.append((d[0]["seconds"], d[1], d[2]))
-            one.append((o[0]["seconds"], o[1], o[2]))
-            steps = {st["name"]: st["seconds"] for st in d[0]["steps"]}
-            beyond.append(steps["lesions"] + d[0]["measure_seconds"])
-            two_step.append(steps["lesions"])
-            steps = {st["name"]: st["seconds"] for st in o[0]["steps"]}
-            one_beyond.append(steps["lesions"] + o[0]["measure_seconds"])
-            one_step.append(steps["lesions"])
-        med = [tuple(statistics.median(r[i] for r in rows) for i in range(3))
-               for rows in (seg, det)]
-        (s_sec, s_wall, s_rss), (d_sec, d_wall, d_rss) = med
-        emit("segment (head): pipeline time", s_sec, "s")
-        emit("detect (head+lesions): time", d_sec, "s", ratio=d_sec / s_sec,
-             reference="segment")
-        emit("detect: beyond the tissue segmentation (lesion step + measuring)",
-             statistics.median(beyond), "s", goal="<= 10 s")
-        emit("segment: process wall time", s_wall, "s")
-        emit("detect: process wall time", d_wall, "s", ratio=d_wall / s_wall,
-             reference="segment")
-        emit("segment: peak RSS", s_rss, "GiB")
-        emit("detect: peak RSS", d_rss, "GiB", ratio=d_rss / s_rss, reference="segment",
-             goal="<= 1.5 GiB")
-        o_sec, _, o_rss = (statistics.median(r[i] for r in one) for i in range(3))
-        emit("lesion step, both networks averaged", statistics.median(two_step), "s",
-             ratio=statistics.median(two_step) / statistics.median(one_step),
-             reference="first network alone")
-        emit("lesion step, first network alone", statistics.median(one_step), "s")
-        emit("detect, first network alone: beyond the tissue segmentation",
-             statistics.median(one_beyond), "s")
-        emit("detect, first network alone: time", o_sec, "s", ratio=o_sec / s_sec,
-             reference="segment")
-        emit("detect, first network alone: peak RSS", o_rss, "GiB", ratio=o_rss / s_rss,
-             reference="segment")
-        for name, runs in (("both networks", "found"), ("first network alone", "one")):
-            hits = [_matches(Path(tmp) / f"{runs}{i}", truth) for i in range(args.repeats)]
-            print(f"# {name}: painted lesions found / false findings per run: "
+            for key, argv in commands.items():
+                out = str(Path(tmp) / f"{key}{i}")
+                summary, wall, rss = run_cli([a.replace("{out}", out) for a in argv],
+                                             args.threads)
+                runs[key].append((summary["seconds"], wall, rss))
+                took = {st["name"]: st["seconds"] for st in summary["steps"]}
+                steps[key].append(took.get("lesions", 0.0) + summary.get("measure_seconds", 0.0))
+
+        def med(key: str, i: int) -> float:
+            return statistics.median(r[i] for r in runs[key])
+
+        names = {"tissue": "segment --pipeline head+delineo (tissue alone)",
+                 "segment": "segment (default head: tissue + lesions)",
+                 "detect": "detect (default head + measuring)",
+                 "detect_before": "detect --pipeline head+lesions (delineo, both lesion "
+                                  "networks run)"}
+        ref = "segment --pipeline head+delineo"
+        for key, label in names.items():
+            emit(f"{label}: time", med(key, 0), "s",
+                 ratio=None if key == "tissue" else med(key, 0) / med("tissue", 0),
+                 reference=ref)
+        for key in ("segment", "detect", "detect_before"):
+            emit(f"{names[key]}: beyond the tissue segmentation (lesions step"
+                 f"{' + measuring' if key != 'segment' else ''})",
+                 statistics.median(steps[key]), "s", goal="<= 10 s")
+        for key, label in names.items():
+            emit(f"{label}: process wall time", med(key, 1), "s",
+                 ratio=None if key == "tissue" else med(key, 1) / med("tissue", 1),
+                 reference=ref)
+        for key, label in names.items():
+            emit(f"{label}: peak RSS", med(key, 2), "GiB",
+                 ratio=None if key == "tissue" else med(key, 2) / med("tissue", 2),
+                 reference=ref, goal="<= 1.5 GiB")
+        for key in ("detect", "detect_before"):
+            hits = [_matches(Path(tmp) / f"{key}{i}", truth) for i in range(args.repeats)]
+            print(f"# {names[key]}: painted lesions found / false findings per run: "
                   f"{[f'{h}/3, {f}' for h, f in hits]}")
     return 0
 

@@ -61,14 +61,37 @@ def emit(name: str, value: float, unit: str, *, goal: str = "", ratio: float | N
     print(text, flush=True)
 
 
-def network_precision(pipeline: str, precision: str) -> dict[int, dict[str, str]]:
-    """Pipeline overrides that run every network step of *pipeline* at *precision*."""
+def network_precision(pipeline: str, precision: str | None) -> dict[int, dict[str, str]]:
+    """Pipeline overrides that run every network step of *pipeline* at *precision*
+    (None: each step's own)."""
     from engine.methods.cnn import CNN_SPECS
     from engine.methods.pipeline import PIPELINES
 
+    if precision is None:
+        return {}
     networks = {spec.name for spec in CNN_SPECS}
     return {i: {"precision": precision} for i, step in enumerate(PIPELINES[pipeline].steps)
             if step.name in networks}
+
+
+def with_tissue(pipeline: str, method: str | None) -> Any:
+    """The pipeline *pipeline* (a name of ``PIPELINES``) with its tissue network step
+    replaced by the network method *method*, its parameters kept; the name itself
+    when *method* is None."""
+    from dataclasses import replace
+
+    from engine.methods.cnn import CNN_SPECS
+    from engine.methods.pipeline import PIPELINES, Step
+
+    if method is None:
+        return pipeline
+    networks = {spec.name for spec in CNN_SPECS}
+    if method not in networks:
+        raise SystemExit(f"--tissue must be one of {', '.join(sorted(networks))}")
+    pipe = PIPELINES[pipeline]
+    steps = tuple(Step(method, dict(s.params)) if s.name in networks else s
+                  for s in pipe.steps)
+    return replace(pipe, name=f"{pipeline} (tissue: {method})", steps=steps)
 
 
 

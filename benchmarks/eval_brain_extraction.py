@@ -16,7 +16,11 @@ used. Printed as Markdown:
 
 Run from the repository root::
 
-    .venv/bin/python benchmarks/eval_brain_extraction.py [--seeds 101,102,103]
+    .venv/bin/python benchmarks/eval_brain_extraction.py [--seeds 101,102,103] [--tissue delineo]
+
+``--tissue`` runs both pipelines with another tissue network (a network method:
+``delineo``, ``delineo_lesion_varied`` -- the default pipeline's since
+2026-12-07 -- or ``unet``).
 """
 
 from __future__ import annotations
@@ -31,7 +35,7 @@ import numpy as np
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
-from benchmarks.common import machine  # noqa: E402
+from benchmarks.common import machine, with_tissue  # noqa: E402
 
 TISSUES = ((1, "CSF"), (2, "GM"), (3, "WM"))
 
@@ -45,6 +49,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seeds", default="101,102,103", help="synthetic head seeds")
     parser.add_argument("--contrasts", default="t1,t2,pd")
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--tissue", help="tissue network of both pipelines (default: each "
+                        "pipeline's own)")
     args = parser.parse_args(argv)
     import torch
 
@@ -98,7 +104,8 @@ def main(argv: list[str] | None = None) -> int:
                                            ("stripped, head", stripped, "head"),
                                            ("raw head, cnn (no extraction)", head.image,
                                             "cnn")):
-                labels = run_pipeline(image, pipeline, device="cpu").labels.array
+                labels = run_pipeline(image, with_tissue(pipeline, args.tissue),
+                                      device="cpu").labels.array
                 vols = [np.count_nonzero(labels == v) / 1000 for v, _ in TISSUES]
                 volumes[label] = vols
                 print(f"| {contrast.upper()} seed {seed} | {label} | "

@@ -35,12 +35,18 @@ without false positive scores 1; and the lesioned cases alone) and the CPM.
 *training-anatomy* cases (with ``--ensemble``, of the mean only; then also
 against the outline level at thresholds 0.9, 0.97 and ``--threshold``: how the
 step's defaults were chosen; the held-out cases are never used to choose
-anything). ``--heads N`` runs ``detect``'s default pipeline ``head+lesions``
-(brain extraction first) on N synthetic whole heads per sequence (T1, T2, PD;
+anything). ``--heads N`` runs brain extraction, the tissue network and the
+``lesions`` step on N synthetic whole heads per sequence (T1, T2, PD;
 :func:`engine.data.heads.synthetic_head`, seeds 501...) with 3-6 lesions of
 5-20 mm in the training anatomy, scored on the whole volume, plus one
-lesion-free head per sequence (the ``head`` pipeline once, then each
-``--lesion-model`` as the ``lesions`` step would run it). ``--lesion-model``
+lesion-free head per sequence (the tissue pipeline once, then each
+``--lesion-model`` as the ``lesions`` step would run it). ``--tissue-pipeline
+head`` runs, before the lesions step, the default pipeline's steps instead of
+``cnn`` (and ``head+delineo`` on whole heads; every figure before 2026-12-07):
+brain extraction, then the tissue network with a lesion output inside the
+intracranial mask, whose lesion output the averaging step then takes instead
+of running that network, as ``head`` does; the phantoms, skull-stripped,
+then go through brain extraction too. ``--lesion-model``
 evaluates another lesion network (a weights file). ``--tissue`` adds the tissue
 Dice of ``cnn`` and ``cnn+lesions`` on the lesion-free volumes. ``--ensemble``
 also scores the ``lesions`` step averaging the ``--lesion-model`` networks
@@ -63,7 +69,6 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.common import network_precision
 from engine.core.device import PRECISIONS
 from engine.core.metrics import confusion
 from engine.data.heads import synthetic_head
@@ -77,6 +82,7 @@ from engine.methods.lesion_step import (
     LesionParams,
     find_lesions,
     in_reach,
+    reusable_output,
     threshold_lesions,
 )
 from engine.methods.pipeline import run_pipeline
@@ -220,8 +226,7 @@ def own_tissue(model: str, image: Any) -> np.ndarray | None:
     pred = cached_predictor(model, "cpu")
     if len((getattr(pred, "card", {}) or {}).get("labels", {})) != 5:
         return None
-    out = pred.predict_array(image.array, image.spacing)
-    return np.where(out.labels == LESION_VALUE, 0, out.labels).astype(np.uint8)
+    return pred.predict_array(image.array, image.spacing).labels  # its tissue classes' arg-max
 
 
 def tissue_dice(labels: np.ndarray, truth: np.ndarray) -> dict[str, float]:
@@ -233,19 +238,52 @@ def tissue_dice(labels: np.ndarray, truth: np.ndarray) -> dict[str, float]:
 
 def ensemble_step(image: Any, tissue: Any, params: LesionParams, models: list[str],
                   mean: np.ndarray, brain: np.ndarray, args: argparse.Namespace,
-                  name: str) -> tuple[np.ndarray, np.ndarray]:
+                  name: str, info: dict[str, Any]) -> tuple[np.ndarray, np.ndarray]:
     """Lesion voxels and probability map of the lesions step averaging *models* (the
     later networks only on the slices where the mean can still reach the threshold),
     checked against the full *mean* (every network everywhere), thresholded and
-    size-filtered as the step does (1 mm voxels)."""
-    labels, prob = find_lesions(image, tissue, params, device="cpu", model=models)
+    size-filtered as the step does (1 mm voxels). As in the pipeline, a network that was
+    the tissue network (*info*: the tissue step's result info) is not run again: its
+    output from the tissue step stands for it; then the step's lesions may differ from
+    those of the full mean by the few voxels where the tissue step's pass (over the
+    whole image) and the step's own (over the brain's box) differ."""
+    known = reusable_output(info, params, "cpu")
+    labels, prob = find_lesions(image, tissue, params, device="cpu", model=models,
+                                known=known)
     found = labels == LESION_VALUE
     full = threshold_lesions(mean, brain, args.threshold, args.min_size, 1.0,
                              outline=args.outline)
     if not np.array_equal(found, full):
-        print(f"WARNING {name}: the step's lesions ({int(found.sum())} voxels) differ from "
-              f"those of the full mean ({int(full.sum())})", flush=True)
+        print(f"{'NOTE' if known else 'WARNING'} {name}: the step's lesions "
+              f"({int(found.sum())} voxels) differ from those of the full mean "
+              f"({int(full.sum())}) in {int((found ^ full).sum())} voxels"
+              + (f" (reusing the tissue step's {', '.join(known)})" if known else ""),
+              flush=True)
     return found, prob
+
+
+def tissue_part(name: str, whole_head: bool) -> Any:
+    """The steps before the lesions step: of ``cnn`` (``head+delineo`` on a whole head,
+    brain extraction first) or of the default pipeline ``head``."""
+    from engine.methods.pipeline import Pipeline, get_pipeline
+
+    if name == "cnn":
+        return get_pipeline("head+delineo" if whole_head else "cnn")
+    pipe = get_pipeline(name)
+    steps = tuple(s for s in pipe.steps if s.name != "lesions")
+    return Pipeline(f"{name} (before lesions)", pipe.summary, steps)
+
+
+def tissue_precision(pipe: Any, args: argparse.Namespace) -> dict[int, dict[str, str]]:
+    """``--precision`` for the tissue network step of *pipe*; without it each step's
+    own."""
+    from engine.methods.cnn import CNN_SPECS
+
+    if args.precision is None:
+        return {}
+    networks = {spec.name for spec in CNN_SPECS}
+    return {i: {"precision": args.precision} for i, step in enumerate(pipe.steps)
+            if step.name in networks}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -284,6 +322,12 @@ def main(argv: list[str] | None = None) -> int:
                     "(thresholded and size-filtered as the lesions step does)")
     ap.add_argument("--heads", type=int, default=0,
                     help="also run head+lesions on N synthetic whole heads per sequence")
+    ap.add_argument("--tissue-pipeline", choices=("cnn", "head"), default="cnn",
+                    help="what runs before the lesions step: cnn (default; the tissue "
+                    "network delineo, as cnn+lesions; on whole heads brain extraction first, "
+                    "as head+lesions) or head (the default pipeline: brain extraction, the "
+                    "tissue network with a lesion output inside the mask, whose output the "
+                    "averaging step takes instead of running that network)")
     args = ap.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -316,8 +360,8 @@ def main(argv: list[str] | None = None) -> int:
         case = make_case(contrast, seed, anatomy, lesions)
         image, truth, gt = case["image"], case["truth"].array, case["labels"].array
         t0 = time.perf_counter()
-        tissue = run_pipeline(image, "cnn", device="cpu",
-                              overrides=network_precision("cnn", args.precision or "auto"))
+        pipe = tissue_part(args.tissue_pipeline, whole_head=False)
+        tissue = run_pipeline(image, pipe, device="cpu", overrides=tissue_precision(pipe, args))
         timing["tissue_s"].append(time.perf_counter() - t0)
         brain = tissue.labels.array > 0
         if anatomy == "deformed":
@@ -353,7 +397,7 @@ def main(argv: list[str] | None = None) -> int:
             mean = np.mean(probs, axis=0)
             t1 = time.perf_counter()
             ens, step_prob = ensemble_step(image, tissue.labels, params, models, mean, brain,
-                                           args, case["name"])
+                                           args, case["name"], tissue.info)
             timing.setdefault("lesion_s|ensemble", []).append(time.perf_counter() - t1)
             net_voxels.append(int(ens.sum()))
             if args.sweep:
@@ -389,9 +433,10 @@ def main(argv: list[str] | None = None) -> int:
             gt = gt_map.array
             t0 = time.perf_counter()
             # head+lesions, one lesion network after another: the lesions step sees the
-            # image inside the labels of the head pipeline (brain extraction, tissue)
-            done = run_pipeline(image, "head", device="cpu",
-                                overrides=network_precision("head", args.precision or "auto"))
+            # image inside the labels of the whole-head pipeline (brain extraction, tissue)
+            pipe = tissue_part(args.tissue_pipeline, whole_head=True)
+            done = run_pipeline(image, pipe, device="cpu",
+                                overrides=tissue_precision(pipe, args))
             timing.setdefault("head_s", []).append(time.perf_counter() - t0)
             probs = []
             for model in models:
@@ -411,7 +456,7 @@ def main(argv: list[str] | None = None) -> int:
                 ens, step_prob = ensemble_step(image, done.labels, params, models,
                                                np.mean(probs, axis=0), done.labels.array > 0,
                                                args,
-                                               f"head-{contrast}-{seed}")
+                                               f"head-{contrast}-{seed}", done.info)
                 results.setdefault("network (ensemble, head+lesions)|heads", []).append(
                     score(ens, step_prob, gt, "whole", f"head-{contrast}-{seed}"))
                 print(f"head {contrast}-{seed} (ensemble): {int(ens.sum())} lesion voxels",
@@ -434,7 +479,8 @@ def main(argv: list[str] | None = None) -> int:
              "threads):")
     parts = []
     if timing["tissue_s"]:
-        parts.append(f"tissue network (cnn) {np.median(timing['tissue_s']):.1f} s")
+        parts.append(f"tissue ({tissue_part(args.tissue_pipeline, False).describe()}) "
+                     f"{np.median(timing['tissue_s']):.1f} s")
         parts += [f"lesion step ({m}) {np.median(timing[f'lesion_s|{m}']):.1f} s"
                   for m in models]
         if timing.get("lesion_s|ensemble"):
