@@ -103,6 +103,16 @@ def card_facts(card: dict[str, Any]) -> list[tuple[str, str]]:
         rows.append(("Resolutions seen", str(recipe["resolution"]) + (
             "; whole-volume simulation " + str(recipe["volume_resolution"])
             if recipe.get("volume_resolution") else "")))
+    pool = training.get("pool")
+    if isinstance(pool, dict) and pool.get("volumes"):  # a lesion run's drawn pool
+        seqs = ", ".join(f"{k.upper() if k != 'flair' else 'FLAIR-like'} {v}"
+                         for k, v in (pool.get("contrasts") or {}).items())
+        rows.append(("Pool", f"{pool['volumes']} synthetic volumes: "
+                     f"{pool.get('whole_heads', 0)} whole heads (skull, scalp, eyes, neck "
+                     f"around the template's brain), {pool.get('varied_anatomy', 0)} phantoms "
+                     f"on a varied anatomy, {pool.get('lesion_free_volumes', 0)} without "
+                     f"lesions, {pool.get('lesions', 0)} synthetic lesions in all"
+                     + (f"; sequences of the phantoms {seqs}" if seqs else "")))
     if recipe.get("held_out_slab_k"):
         k0, k1 = recipe["held_out_slab_k"]
         rows.append(("Held out", f"axial slab k = {k0}-{k1 - 1} of the template, never used "
@@ -123,6 +133,9 @@ def card_facts(card: dict[str, Any]) -> list[tuple[str, str]]:
             rows.append(("Started from", f"the weights {start.get('file', '?')} (sha256 "
                          f"{str(start.get('sha256', '?'))[:12]}...), trained before by the "
                          "command docs/model.md gives; the steps above continue them"))
+        elif isinstance(training.get("init"), str) and training["init"]:
+            rows.append(("Started from", f"the shipped network {training['init']} (its "
+                         "weights of the day); the steps above continue them"))
     validation = _last_validation(card)
     if validation:
         rows.append(("Validation (training anatomy)", validation + " -- fresh phantoms of "

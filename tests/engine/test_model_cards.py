@@ -59,3 +59,14 @@ def test_cli_models_lists_the_cards(capsys):
     assert main(["models", "--json"]) == 0
     cards = json.loads(capsys.readouterr().out)
     assert cards["delineo"]["architecture"]["class"] == "DelineoNet"
+
+
+def test_the_default_tissue_network_says_it_saw_whole_heads_and_lesions():
+    """delineo_lesion_varied segments tissue in the default pipeline: its card must say
+    what its pool held, and what it started from."""
+    facts = dict(card_facts(model_cards()["delineo_lesion_varied"]))
+    assert facts["Segments"] == "CSF, gray matter, white matter, lesion"
+    assert facts["Pool"].startswith("256 synthetic volumes: 64 whole heads")
+    assert "104 phantoms on a varied anatomy" in facts["Pool"]
+    assert "FLAIR-like 33" in facts["Pool"]
+    assert facts["Started from"].startswith("the shipped network delineo")
