@@ -241,10 +241,9 @@ def find_lesions(
             if not slices.any():
                 break
         part = _stage(progress, k, n, name, slices)
-        out = _predictor(name, device, params).predict_array(
-            sub, volume.spacing, slices=slices, progress=part, cancel=cancel)
-        total += out.probabilities[-1]
-        del out
+        # the lesion output alone: no buffer for the classes the step does not use
+        total += _predictor(name, device, params).class_probability(
+            sub, volume.spacing, -1, slices=slices, progress=part, cancel=cancel)
     prob[box] = total / n
     del total, sub
     found = threshold_lesions(prob, brain, t, params.min_lesion_mm3,

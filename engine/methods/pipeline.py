@@ -297,13 +297,15 @@ def _builtin_pipelines() -> dict[str, Pipeline]:
         # memory stays near 1.5 GiB (docs/brain-extraction.md). The tissue network has
         # a lesion output, computed in the lesions step's arithmetic (float32), so the
         # lesions step takes it instead of running that network again (docs/model.md,
-        # "One network for tissue and lesions").
+        # "One network for tissue and lesions"); the step then runs the other lesion
+        # network on a few slices, 4 a batch: the peak memory of a whole head stays
+        # that of brain extraction (8 a batch added 0.1 GiB, docs/lesions.md).
         "head": Pipeline(
             "head", "a whole head: brain extraction, the tissue network with a lesion "
             "output inside the intracranial mask, then lesions (label 4)",
             (Step("brain_mask"),
              Step("delineo_lesion_varied", {"batch_size": 8, "precision": "float32"}),
-             *_POST, Step("lesions"))),
+             *_POST, Step("lesions", {"batch_size": 4}))),
         "head+delineo": Pipeline(
             "head+delineo", "a whole head: brain extraction, then the tissue network delineo "
             "inside the intracranial mask (no lesions; the default until 2026-12-07)",

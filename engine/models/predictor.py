@@ -22,11 +22,13 @@ Steps of :meth:`Predictor.predict`:
    or a CPU with AMX tiles; ``precision``) and in float32 elsewhere;
 5. return per-label probabilities ``(4, *volume.shape)`` and the arg-max label
    map 0/1/2/3 on the input's grid. A network with a fifth, lesion output (the
-   lesion networks, ``train-lesions --classes tissue+lesion``) returns five
-   probabilities and tissue labels only: a voxel whose most likely class is
-   the lesion is labelled with its most likely tissue. Lesions are found from
-   its lesion probability by the ``lesions`` step
-   (:mod:`engine.methods.lesion_step`), never by an arg-max.
+   lesion networks, ``train-lesions --classes tissue+lesion``) returns the four
+   tissue probabilities too -- the lesion probability added to CSF, GM and WM in
+   proportion to theirs -- and tissue labels: a voxel whose most likely class
+   is the lesion is labelled with its most likely tissue. The lesion output
+   itself comes apart (``Prediction.lesion_probability``), for the ``lesions``
+   step (:mod:`engine.methods.lesion_step`); lesions are never found by an
+   arg-max.
 
 :meth:`Predictor.compile` runs the network through ``torch.compile`` from
 then on (inductor, dynamic shapes: one compilation for every volume size and
@@ -181,6 +183,25 @@ def _tissue_labels(probs: np.ndarray) -> np.ndarray:
     return labels
 
 
+def _fold_into_tissue(probs: np.ndarray) -> None:
+    """In place: the probability of the further outputs (a lesion) added to CSF, GM and
+    WM in proportion to theirs (a lesion is brain tissue of a kind the network does not
+    tell), so that ``probs[:4]`` are tissue probabilities summing to 1; the further
+    channels are left as they are. Two volumes of temporaries at most."""
+    extra = probs[TISSUE_CLASSES:].sum(axis=0)
+    factor = probs[1:TISSUE_CLASSES].sum(axis=0)
+    flat = factor <= 1e-6  # no tissue evidence at all: the further mass split evenly
+    np.maximum(factor, 1e-6, out=factor)
+    np.divide(extra, factor, out=factor)
+    np.add(factor, 1.0, out=factor)  # each tissue class grows by 1 + extra / tissue
+    for k in range(1, TISSUE_CLASSES):
+        np.multiply(probs[k], factor, out=probs[k])
+    if flat.any():
+        np.divide(extra, 3.0, out=extra)
+        for k in range(1, TISSUE_CLASSES):
+            np.copyto(probs[k], extra, where=flat)
+
+
 @dataclass
 class Prediction:
     """Raw output of :meth:`Predictor.predict_array`."""
@@ -193,7 +214,7 @@ class Prediction:
     precision: str  # "float32" or "bfloat16": the arithmetic of the forward passes
     compiled: bool = False  # the forward passes ran the torch.compile-d network
     #: A network with a lesion output: that output's probability as the network gave it
-    #: (before a brain mask renormalises the classes), for the ``lesions`` step; else None.
+    #: (the tissue probabilities took it in), for the ``lesions`` step; else None.
     lesion_probability: np.ndarray | None = None
 
 
@@ -343,13 +364,15 @@ class Predictor:
     def _run_slices(self, vol: torch.Tensor, device: torch.device,
                     progress: Callable[[float, str], None] | None,
                     cancel: CancelToken | None,
-                    only: torch.Tensor | None = None) -> tuple[torch.Tensor, int]:
+                    only: torch.Tensor | None = None,
+                    keep: int | None = None) -> tuple[torch.Tensor, int]:
         """Probabilities ``(K, X, Y, Z)`` of a normalised, padded volume, and the batch used.
 
         *only* (sorted slice indices) computes those axial slices alone; the
         others read as background (probability 1 of class 0). A slice's output
         depends on its own input window only, so the computed ones are those of
-        the whole volume.
+        the whole volume. *keep* (a class index) stores that class alone
+        (``K`` = 1).
 
         Out of memory halves the batch for the rest of this call; at one
         slice per batch the error propagates (:meth:`predict_array` then
@@ -384,18 +407,22 @@ class Predictor:
                             self.name, device, batch)
                 torch.cuda.empty_cache()
                 continue
+            if keep is not None:
+                probs = probs[:, keep:keep + 1]
             if out is None:
                 maker = torch.empty if only is None else torch.zeros
                 out = maker((probs.shape[1], nz, nx, ny), dtype=torch.float32,
                             device=OUTPUT_DEVICE)
-                if only is not None:
+                if only is not None and (keep is None or keep == 0):
                     out[0] = 1.0
             out[:, idx.to(OUTPUT_DEVICE)] = probs.permute(1, 0, 2, 3)
             start = stop
             report(progress, start / total, f"{self.name}: slice {start}/{total}")
         if out is None:  # no slice asked for: background everywhere
-            out = torch.zeros((self._classes(), nz, nx, ny), dtype=torch.float32)
-            out[0] = 1.0
+            out = torch.zeros((self._classes() if keep is None else 1, nz, nx, ny),
+                              dtype=torch.float32)
+            if keep is None or keep == 0:
+                out[0] = 1.0
         return out.permute(0, 2, 3, 1), batch
 
     def _classes(self) -> int:
@@ -425,28 +452,18 @@ class Predictor:
         :attr:`batch_size` (a fallback changes neither).
         """
         t0 = time.perf_counter()
-        if slices is not None:
-            slices = np.asarray(slices, bool)
-            if slices.shape != (np.shape(array)[2],):
-                raise ParameterError(f"slices must have one entry per axial slice "
-                                     f"({np.shape(array)[2]}), not shape {slices.shape}")
-        used: torch.device | None = self.device
-        try:
-            probs, batch = self._probabilities(array, spacing, self.device, progress, cancel,
-                                               slices)
-        except torch.cuda.OutOfMemoryError:
-            if self.device.type == "cpu":
-                raise
-            used = None  # retry outside the except block: its traceback holds device memory
-        if used is None:
-            torch.cuda.empty_cache()
-            log.warning("%s: out of memory on %s; this volume runs on the CPU",
-                        self.name, self.device)
-            used = torch.device("cpu")
-            probs, batch = self._probabilities(array, spacing, used, progress, cancel, slices)
-        lesion = None
+        slices = self._check_slices(array, slices)
+        probs, batch, used = self._with_fallback(array, spacing, progress, cancel, slices)
+        lesion = labels = None
         if probs.shape[0] > TISSUE_CLASSES:
-            lesion = probs[-1] if mask is None else probs[-1].copy()
+            # A lesion output: kept as the network gave it (a view, never changed below);
+            # the tissue probabilities take it in, so that they and the labels stay those
+            # of a tissue segmentation.
+            if mask is None:
+                labels = _tissue_labels(probs)
+            lesion = probs[-1]
+            _fold_into_tissue(probs)
+            probs = probs[:TISSUE_CLASSES]
         if mask is not None:
             # A brain mask says which voxels are tissue, as for the classical methods:
             # outside it is background, inside it the most likely of CSF/GM/WM.
@@ -461,11 +478,72 @@ class Predictor:
                 np.copyto(probs[k], np.float32(0.0), where=outside)
             np.copyto(probs[0], outside)
             del sums, flat
-        labels = _tissue_labels(probs)
+        if labels is None:
+            labels = _argmax_uint8(probs)
         dtype = resolve_precision(self.precision, used)
         return Prediction(probs, labels, time.perf_counter() - t0, str(used), batch,
                           str(dtype).removeprefix("torch."),
                           self._compiled_for(used), lesion)
+
+    def class_probability(
+        self,
+        array: np.ndarray,
+        spacing: tuple[float, float, float] = (1.0, 1.0, 1.0),
+        k: int = -1,
+        *,
+        slices: np.ndarray | None = None,
+        progress: Callable[[float, str], None] | None = None,
+        cancel: CancelToken | None = None,
+    ) -> np.ndarray:
+        """The probability of output class *k* alone (default the last: a lesion
+        network's lesion), float32 on the array's grid: what
+        ``predict_array(array, spacing, slices=slices).probabilities[k]`` gives (up to
+        float rounding where the input is resampled), holding one class instead of
+        all of them -- the lesions step's way to run a network over a few slices."""
+        keep = int(k) % self._classes()
+        slices = self._check_slices(array, slices)
+        probs, _batch, _used = self._with_fallback(array, spacing, progress, cancel, slices,
+                                                   keep)
+        return probs[0]
+
+    @staticmethod
+    def _check_slices(array: np.ndarray, slices: np.ndarray | None) -> np.ndarray | None:
+        if slices is None:
+            return None
+        slices = np.asarray(slices, bool)
+        if slices.shape != (np.shape(array)[2],):
+            raise ParameterError(f"slices must have one entry per axial slice "
+                                 f"({np.shape(array)[2]}), not shape {slices.shape}")
+        return slices
+
+    def _with_fallback(
+        self,
+        array: np.ndarray,
+        spacing: tuple[float, float, float],
+        progress: Callable[[float, str], None] | None,
+        cancel: CancelToken | None,
+        slices: np.ndarray | None,
+        keep: int | None = None,
+    ) -> tuple[np.ndarray, int, torch.device]:
+        """:meth:`_probabilities` on :attr:`device`; CUDA out of memory even at one slice
+        per batch runs this volume on the CPU. Returns the probabilities, the batch and the
+        device used."""
+        used: torch.device | None = self.device
+        try:
+            probs, batch = self._probabilities(array, spacing, self.device, progress, cancel,
+                                               slices, keep)
+        except torch.cuda.OutOfMemoryError:
+            if self.device.type == "cpu":
+                raise
+            used = None  # retry outside the except block: its traceback holds device memory
+        if used is None:
+            torch.cuda.empty_cache()
+            log.warning("%s: out of memory on %s; this volume runs on the CPU",
+                        self.name, self.device)
+            used = torch.device("cpu")
+            probs, batch = self._probabilities(array, spacing, used, progress, cancel, slices,
+                                               keep)
+        return probs, batch, used
 
     def _probabilities(
         self,
@@ -475,10 +553,12 @@ class Predictor:
         progress: Callable[[float, str], None] | None,
         cancel: CancelToken | None,
         slices: np.ndarray | None = None,
+        keep: int | None = None,
     ) -> tuple[np.ndarray, int]:
         """``(K, *array.shape)`` probabilities, the forward passes on *device*, and the batch used.
 
-        Everything but the batches stays on :data:`OUTPUT_DEVICE`.
+        Everything but the batches stays on :data:`OUTPUT_DEVICE`. *keep* (a class
+        index) keeps that class alone: ``(1, *array.shape)``.
         """
         self._place_model(device)
         shape = tuple(array.shape)
@@ -502,15 +582,17 @@ class Predictor:
             need = _network_slices(slices, x.shape[2])
             z0, z1 = box[2].start, box[2].stop
             only = torch.as_tensor(np.flatnonzero(need[z0:z1]))
-        probs_crop, batch = self._run_slices(crop, device, progress, cancel, only)
+        probs_crop, batch = self._run_slices(crop, device, progress, cancel, only, keep)
         probs_crop = probs_crop[:, px // 2:px // 2 + nx, py // 2:py // 2 + ny]
         full = torch.zeros((probs_crop.shape[0], *x.shape), dtype=torch.float32)
-        full[0] = 1.0
+        if keep is None or keep == 0:
+            full[0] = 1.0  # outside the head's box: background
         full[(slice(None), *box)] = probs_crop
         if resampled:
             full = F.interpolate(full[None], size=shape, mode="trilinear",
                                  align_corners=False)[0]
-            full = full / full.sum(dim=0, keepdim=True).clamp_min(1e-6)
+            if keep is None:
+                full = full / full.sum(dim=0, keepdim=True).clamp_min(1e-6)
         return full.numpy(), batch
 
     def predict(

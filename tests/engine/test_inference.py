@@ -331,3 +331,35 @@ def test_asking_for_some_slices_gives_those_of_a_whole_volume_call(spacing):
     assert seen[-1].endswith(f"/{3 if spacing[2] == 1.0 else 6}")
     with pytest.raises(ParameterError, match="one entry per axial slice"):
         pred.predict_array(array, spacing, slices=wanted[:-1])
+
+
+@pytest.mark.parametrize("spacing", [(1.0, 1.0, 1.0), (1.0, 1.0, 2.5)])
+def test_one_class_alone_is_that_class_of_a_whole_call(spacing):
+    """class_probability keeps one output class (the lesions step's lesion output): the
+    same map as the class of predict_array, whole or on some slices, resampled or not
+    (at 2.5 mm up to the rounding of the full call's renormalisation), and background
+    (0 for a class other than 0) where no slice was asked for."""
+    array, _ = _toy_image()
+    tissue = Predictor.from_name("delineo", device="cpu", batch_size=4, precision="float32")
+    whole = tissue.predict_array(array, spacing)
+    tol = 0.0 if spacing[2] == 1.0 else 1e-6
+    for k in (-1, 2, 0):
+        one = tissue.class_probability(array, spacing, k)
+        assert one.shape == array.shape and one.dtype == np.float32
+        np.testing.assert_allclose(one, whole.probabilities[k], atol=tol, rtol=0)
+    pred = Predictor.from_name("delineo_lesion_varied", device="cpu", batch_size=4,
+                               precision="float32")
+    np.testing.assert_allclose(pred.class_probability(array, spacing),
+                               pred.predict_array(array, spacing).lesion_probability,
+                               atol=tol, rtol=0)
+    wanted = np.zeros(array.shape[2], bool)
+    wanted[[3, 4, 11]] = True
+    part = pred.predict_array(array, spacing, slices=wanted)
+    lesion = pred.class_probability(array, spacing, slices=wanted)
+    np.testing.assert_allclose(lesion, part.lesion_probability, atol=tol, rtol=0)
+    far = np.ones(array.shape[2], bool)
+    far[1:14] = False
+    assert (lesion[:, :, far] == 0).all()
+    assert np.allclose(pred.class_probability(array, spacing, 0, slices=wanted)[:, :, far], 1)
+    with pytest.raises(ParameterError, match="one entry per axial slice"):
+        pred.class_probability(array, spacing, slices=wanted[:-1])

@@ -56,34 +56,42 @@ def test_the_default_pipeline_segments_tissue_with_the_joint_network_then_lesion
 
 
 def test_a_network_with_a_lesion_output_gives_tissue_labels_and_its_raw_lesion_output(slab):
+    """Tissue labels and tissue probabilities (the lesion probability taken in by CSF,
+    GM and WM in proportion to theirs), and the lesion output apart, as the network gave
+    it, with or without a brain mask."""
     image, _, tissue = slab
     pred = cached_predictor(JOINT, "cpu")
     pred.precision = "float32"
+    raw = np.stack([pred.class_probability(image.array, image.spacing, k) for k in range(5)])
     free = pred.predict_array(image.array, image.spacing)
-    assert free.probabilities.shape == (5, *image.shape)
+    assert free.probabilities.shape == (4, *image.shape)
+    np.testing.assert_allclose(free.probabilities.sum(axis=0), 1.0, atol=1e-5)
+    assert free.lesion_probability is not None
+    np.testing.assert_array_equal(free.lesion_probability, raw[4])
+    # the tissue classes grow in proportion: their ratios and the background stay
+    np.testing.assert_array_equal(free.probabilities[0], raw[0])
+    scale = (raw[1] + raw[2] + raw[3] + raw[4]) / np.maximum(raw[1] + raw[2] + raw[3], 1e-6)
+    np.testing.assert_allclose(free.probabilities[2], raw[2] * scale, atol=1e-5)
     assert free.labels.max() <= 3  # never the lesion class: that is the lesions step's
-    best = np.argmax(free.probabilities, axis=0)
+    best = np.argmax(raw, axis=0)
     assert np.array_equal(free.labels[best < 4], best[best < 4])
     # a voxel most likely lesion is brain, labelled with its most likely tissue
     lesion = best == 4
     assert lesion.sum() > 500  # the 12 mm lesion
-    assert np.array_equal(free.labels[lesion],
-                          1 + np.argmax(free.probabilities[1:4][:, lesion], axis=0))
-    assert free.lesion_probability is not None
-    assert np.array_equal(free.lesion_probability, free.probabilities[4])
+    assert np.array_equal(free.labels[lesion], 1 + np.argmax(raw[1:4][:, lesion], axis=0))
     assert free.lesion_probability[tissue.array == 0].mean() < 0.01
-    # with a brain mask the classes are renormalised inside it, the lesion output kept as
-    # the network gave it
+    # with a brain mask: tissue renormalised inside it, the lesion output as it was
     brain = tissue.array > 0
     masked = pred.predict_array(image.array, image.spacing, mask=brain)
-    np.testing.assert_allclose(masked.lesion_probability, free.lesion_probability, atol=1e-6)
-    assert not np.allclose(masked.probabilities[4][brain], free.probabilities[4][brain])
+    np.testing.assert_array_equal(masked.lesion_probability, raw[4])
     assert (masked.labels[~brain] == 0).all() and (masked.labels[brain] > 0).all()
+    np.testing.assert_array_equal(masked.labels[brain],
+                                  1 + np.argmax(raw[1:4][:, brain], axis=0))
     # as a method: tissue labels, the lesion output in the result's info
     result = pred.predict(image, mask=brain)
     assert result.labels.labels == BRAIN_TISSUE_LABELS
-    np.testing.assert_allclose(result.info[NETWORK_LESION_KEY], free.lesion_probability,
-                               atol=1e-6)
+    assert result.probabilities.shape[0] == 4
+    np.testing.assert_array_equal(result.info[NETWORK_LESION_KEY], raw[4])
     # a tissue network without a lesion output gives none
     assert cached_predictor("delineo", "cpu").predict_array(
         image.array[:, :, :8], image.spacing).lesion_probability is None
