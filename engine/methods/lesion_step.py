@@ -37,12 +37,16 @@ map is a lower bound (below the outline level, or in no lesion).
 A network of the step that was also the tissue network before it (the default
 pipeline ``head`` segments tissue with ``delineo_lesion_varied``, a tissue
 network with a lesion output) is not run again: the tissue step's own pass
-gave its lesion probability (``info["network_lesion_probability"]``, on the
-same skull-stripped image, before the brain mask renormalised its classes),
-which the step takes as that network's output when the tissue step ran it in
-the step's precision and mirroring; that network then counts as one of the
-first, and the others run only where a lesion is still in reach. So in
-``head`` the lesion step costs the second network's pass over a few slices.
+gave its lesion probability (``info["network_lesion_probability"]``, as the
+network gave it, on the same skull-stripped image), which the step takes as
+that network's output when the tissue step ran it in the step's precision
+and mirroring; that network then counts as one of the first, and the others
+run only where a lesion is still in reach. So in ``head`` the lesion step
+costs the other network's pass over a few slices. The tissue step's pass is
+cropped from the whole volume, the step's own from the brain's box: the
+network's grid can sit a voxel apart, and its lesion output (not
+shift-invariant) differs by some voxels at lesion borders -- measured in
+docs/lesions.md, *In the default pipeline*.
 
 The result keeps the tissue step's probabilities (for the uncertainty of the
 tissue labels) and carries the mean lesion probability map in

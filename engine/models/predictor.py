@@ -606,9 +606,8 @@ class Predictor:
         """Segment *volume* into background/CSF/GM/WM on its own grid.
 
         A network with a lesion output also gives, in ``info["network_lesion_probability"]``,
-        that output's probability on the volume's grid (before the mask renormalises
-        the classes), which a ``lesions`` step after it uses instead of running the
-        network again."""
+        that output's probability on the volume's grid as the network gave it, which a
+        ``lesions`` step after it uses instead of running the network again."""
         if volume.array.ndim != 3 or min(volume.shape) < 1:
             raise ParameterError("the CNN needs a 3-D image")
         report(progress, 0.0, f"{self.name}: preparing")
