@@ -7,9 +7,7 @@ import numpy as np
 import pytest
 
 from engine.core.errors import ParameterError
-from engine.core.volume import BRAIN_LESION_LABELS, BRAIN_TISSUE_LABELS, LabelMap, Volume
-from engine.data.lesions import add_lesions
-from engine.data.phantom import synthesize_phantom
+from engine.core.volume import BRAIN_LESION_LABELS, BRAIN_TISSUE_LABELS, LabelMap
 from engine.methods import lesion_step
 from engine.methods.cnn import cached_predictor
 from engine.methods.lesion_step import (
@@ -22,26 +20,22 @@ from engine.methods.lesion_step import (
 from engine.methods.pipeline import DEFAULT_PIPELINE, PIPELINES, Pipeline, Step, run_pipeline
 from engine.methods.registry import METHODS
 
+try:
+    from tests.engine.test_lesion_model import _lesion_phantom
+except ImportError:  # tests/engine is on sys.path (pytest "prepend" import mode)
+    from test_lesion_model import _lesion_phantom  # type: ignore[no-redef]
+
 JOINT = "delineo_lesion_varied"
 
 
 @pytest.fixture(scope="module")
 def slab():
-    """A 50-slice slab of a T2 phantom (k 95-144, above the held-out slab) with one
-    12 mm white-matter lesion, its labels with the lesion and its tissue labels."""
-    image, truth = synthesize_phantom("t2", noise=0.03, inu=0.2, seed=321)
-    image, labels, _ = add_lesions(image, truth, contrast="t2", count=1,
-                                   sizes_mm=(12.0, 13.0), seed=5,
-                                   regions={"white_matter": 1.0}, within_k=(105, 130))
-    box = (slice(None), slice(None), slice(95, 145))
-    affine = image.affine.copy()
-    affine[:3, 3] = image.affine[:3, :3] @ np.array([0, 0, 95]) + image.affine[:3, 3]
-    crop = Volume(np.ascontiguousarray(image.array[box]), affine, modality="MR")
-    lab = LabelMap(np.ascontiguousarray(labels.array[box]), affine.copy(),
-                   labels=BRAIN_LESION_LABELS)
-    tissue = LabelMap(np.where(lab.array == 4, 3, lab.array).astype(np.uint8), affine.copy(),
-                      labels=BRAIN_TISSUE_LABELS)
-    return crop, lab, tissue
+    """The 50-slice T2 slab with one 12 mm white-matter lesion of the lesion-step tests,
+    its labels with the lesion and its tissue labels."""
+    image, labels, _ = _lesion_phantom()
+    tissue = LabelMap(np.where(labels.array == 4, 3, labels.array).astype(np.uint8),
+                      image.affine.copy(), labels=BRAIN_TISSUE_LABELS)
+    return image, labels, tissue
 
 
 def test_the_default_pipeline_segments_tissue_with_the_joint_network_then_lesions():
