@@ -35,6 +35,7 @@ __all__ = [
     "BRAIN_TISSUE_LABELS",
     "CANONICAL_AXCODES",
     "INTRACRANIAL_LABELS",
+    "LESION_VALUE",
     "Label",
     "LabelMap",
     "LabelTable",
@@ -366,9 +367,13 @@ BRAIN_TISSUE_LABELS = LabelTable.from_labels(
     ]
 )
 
+#: Label value of lesions in Delineo label maps (BrainWeb's MS-lesion value).
+LESION_VALUE = 4
+
 #: The brain tissue labels plus 4 "Lesion" (BrainWeb's MS-lesion value): all abnormal
 #: tissue of a lesion -- core, enhancing rim and surrounding oedema (BraTS "whole tumour").
-BRAIN_LESION_LABELS = BRAIN_TISSUE_LABELS.with_label(Label(4, "Lesion", (230, 40, 200)))
+BRAIN_LESION_LABELS = BRAIN_TISSUE_LABELS.with_label(
+    Label(LESION_VALUE, "Lesion", (230, 40, 200)))
 
 #: The output of brain extraction: 1 "Intracranial" is the brain plus all CSF out to
 #: the inner table of the skull (what a tissue segmentation of a whole head is confined to).

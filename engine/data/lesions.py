@@ -91,7 +91,7 @@ import numpy as np
 from scipy import ndimage
 
 from ..core.errors import DelineoError, GeometryMismatchError, ParameterError, unknown_name
-from ..core.volume import BRAIN_LESION_LABELS, LabelMap, Volume
+from ..core.volume import BRAIN_LESION_LABELS, LESION_VALUE, LabelMap, Volume
 
 __all__ = [
     "LESION_CONTRASTS",
@@ -103,8 +103,6 @@ __all__ = [
     "estimate_noise_sigma",
 ]
 
-#: Label value of lesions (BrainWeb MS-lesion convention).
-LESION_VALUE = 4
 
 #: Sequences understood by :func:`add_lesions`.
 LESION_CONTRASTS = ("t1", "t2", "flair", "pd")

@@ -58,7 +58,7 @@ from scipy import ndimage
 from scipy.spatial import ConvexHull
 
 from ..core.errors import GeometryMismatchError, ParameterError
-from ..core.volume import LabelMap, Volume
+from ..core.volume import LESION_VALUE, LabelMap, Volume
 from ..io.atomic import atomic_write_text
 
 __all__ = [
@@ -74,8 +74,6 @@ __all__ = [
     "write_findings",
 ]
 
-#: Label value of lesions in Delineo label maps (BrainWeb MS-lesion convention).
-LESION_VALUE = 4
 
 #: Thickness (mm) of the shell of surrounding tissue used for the contrast.
 SHELL_MM = 3.0

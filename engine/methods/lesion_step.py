@@ -78,7 +78,7 @@ from ..core.jobs import CancelToken, report, scaled_progress
 from ..core.memory import release_free_memory
 from ..core.params import param
 from ..core.steps import SegmentationResult
-from ..core.volume import BRAIN_LESION_LABELS, LabelMap, Volume
+from ..core.volume import BRAIN_LESION_LABELS, LESION_VALUE, LabelMap, Volume
 from ..io.atomic import file_sha256
 from .masks import bounding_box
 from .postprocess import components_holding, small_components
@@ -97,8 +97,6 @@ LESION_MODELS = ("delineo_lesion", "delineo_lesion_varied")
 #: The first of them: the network that runs everywhere.
 LESION_MODEL = LESION_MODELS[0]
 
-#: Label value of lesions (BrainWeb MS-lesion convention).
-LESION_VALUE = 4
 
 #: Key of a tissue step's result info holding the lesion output of its network
 #: (:meth:`engine.models.predictor.Predictor.predict`).
