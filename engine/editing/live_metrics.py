@@ -22,6 +22,7 @@ True
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 
 import numpy as np
@@ -88,13 +89,21 @@ class LiveMetrics:
             c.tn += l_false - g_false
 
     def table(self) -> dict[int, dict[str, float]]:
-        """Per label: dice, iou, sensitivity, specificity, volume difference (mL, %)."""
+        """Per label: dice, iou, sensitivity, specificity, volume difference (mL, %).
+
+        A tracked label that is now in neither the mask nor the truth (a lesion label
+        whose findings were all rejected, against a truth without lesions) has no
+        overlap to score: its dice, iou and sensitivity are NaN, so the means leave it
+        out and count it, instead of a perfect 1 that would flatter them."""
         out = {}
         for v in self.labels:
             c = self.counts[v]
             dv_ml, dv_pct = c.volume_difference(self.voxel_ml)
+            absent = c.tp + c.fp + c.fn == 0
             out[v] = {
-                "dice": c.dice, "iou": c.iou, "sensitivity": c.sensitivity,
+                "dice": math.nan if absent else c.dice,
+                "iou": math.nan if absent else c.iou,
+                "sensitivity": math.nan if absent else c.sensitivity,
                 "specificity": c.specificity, "volume_diff_ml": dv_ml,
                 "volume_diff_pct": dv_pct,
             }

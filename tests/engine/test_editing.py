@@ -235,6 +235,26 @@ def test_incremental_metrics_equal_full_recomputation(edits, undo_redo):
         assert live.counts[v] == full[v]
 
 
+def test_a_label_in_neither_mask_nor_truth_is_left_out_of_the_means():
+    """A false lesion against a truth without lesions scores Dice 0; once it is erased
+    (its finding rejected) the label is in neither, and it no longer enters the means --
+    not as a flattering Dice of 1."""
+    truth = np.zeros((12, 12, 12), np.uint8)
+    truth[2:10, 2:10, 2:10] = 1
+    labels = truth.copy()
+    labels[5:7, 5:7, 5:7] = 4  # a false finding inside the tissue
+    live = LiveMetrics(labels, truth, labels=[1, 4])
+    assert live.table()[4]["dice"] == 0.0
+    before = live.mean("dice")
+    assert before.used == 2 and before.mean == pytest.approx(live.table()[1]["dice"] / 2)
+    live.update(paint(labels, (5.5, 5.5, 5.5), radius_mm=2, value=1, mode="all"), truth)
+    assert not (labels == 4).any()
+    row = live.table()[4]
+    assert np.isnan(row["dice"]) and np.isnan(row["iou"]) and np.isnan(row["sensitivity"])
+    after = live.mean("dice")
+    assert (after.used, after.total, after.mean) == (1, 2, 1.0)
+
+
 def test_merge_drops_voxels_that_ended_unchanged():
     labels = np.zeros((10, 10, 10), np.uint8)
     a = paint(labels, (5, 5, 5), radius_mm=2, value=1)
