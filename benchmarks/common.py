@@ -61,16 +61,16 @@ def emit(name: str, value: float, unit: str, *, goal: str = "", ratio: float | N
     print(text, flush=True)
 
 
-def network_precision(pipeline: str, precision: str | None) -> dict[int, dict[str, str]]:
-    """Pipeline overrides that run every network step of *pipeline* at *precision*
-    (None: each step's own)."""
+def network_precision(pipeline: Any, precision: str | None) -> dict[int, dict[str, str]]:
+    """Pipeline overrides that run every network step of *pipeline* (a name or a
+    ``Pipeline``) at *precision* (None: each step's own)."""
     from engine.methods.cnn import CNN_SPECS
-    from engine.methods.pipeline import PIPELINES
+    from engine.methods.pipeline import get_pipeline
 
     if precision is None:
         return {}
     networks = {spec.name for spec in CNN_SPECS}
-    return {i: {"precision": precision} for i, step in enumerate(PIPELINES[pipeline].steps)
+    return {i: {"precision": precision} for i, step in enumerate(get_pipeline(pipeline).steps)
             if step.name in networks}
 
 

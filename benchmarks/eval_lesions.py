@@ -69,6 +69,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from benchmarks.common import network_precision
 from engine.core.device import PRECISIONS
 from engine.core.metrics import confusion
 from engine.data.heads import synthetic_head
@@ -275,18 +276,6 @@ def tissue_part(name: str, whole_head: bool) -> Any:
     return Pipeline(f"{name} (before lesions)", pipe.summary, steps)
 
 
-def tissue_precision(pipe: Any, args: argparse.Namespace) -> dict[int, dict[str, str]]:
-    """``--precision`` for the tissue network step of *pipe*; without it each step's
-    own."""
-    from engine.methods.cnn import CNN_SPECS
-
-    if args.precision is None:
-        return {}
-    networks = {spec.name for spec in CNN_SPECS}
-    return {i: {"precision": args.precision} for i, step in enumerate(pipe.steps)
-            if step.name in networks}
-
-
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--out", type=Path, help="write lesion_eval.json and lesion_eval.md here")
@@ -362,7 +351,8 @@ def main(argv: list[str] | None = None) -> int:
         image, truth, gt = case["image"], case["truth"].array, case["labels"].array
         t0 = time.perf_counter()
         pipe = tissue_part(args.tissue_pipeline, whole_head=False)
-        tissue = run_pipeline(image, pipe, device="cpu", overrides=tissue_precision(pipe, args))
+        tissue = run_pipeline(image, pipe, device="cpu",
+                              overrides=network_precision(pipe, args.precision))
         timing["tissue_s"].append(time.perf_counter() - t0)
         brain = tissue.labels.array > 0
         if anatomy == "deformed":
@@ -437,7 +427,7 @@ def main(argv: list[str] | None = None) -> int:
             # image inside the labels of the whole-head pipeline (brain extraction, tissue)
             pipe = tissue_part(args.tissue_pipeline, whole_head=True)
             done = run_pipeline(image, pipe, device="cpu",
-                                overrides=tissue_precision(pipe, args))
+                                overrides=network_precision(pipe, args.precision))
             timing.setdefault("head_s", []).append(time.perf_counter() - t0)
             probs = []
             for model in models:
