@@ -14,6 +14,9 @@
   and the networks;
 * :mod:`~engine.core.metrics` -- overlap and distance metrics (pure
   functions), used by editing, training and evaluation alike.
+* :mod:`~engine.core.morphology` -- connected components, hole filling and
+  distance transforms of binary masks (cc3d, fill_voids, edt: scipy.ndimage's
+  results, faster on whole heads);
 * :mod:`~engine.core.tensors` -- small torch numerics (quantiles, Gaussian
   blur, the networks' robust intensity scaling) shared by data, models and
   methods.

@@ -61,6 +61,7 @@ from typing import Any
 import numpy as np
 from scipy import ndimage
 
+from ..core import morphology
 from ..core.errors import GeometryMismatchError, ParameterError
 from ..core.metrics import dice, finite_mean, hausdorff95
 from ..core.volume import LabelMap, Volume
@@ -96,7 +97,6 @@ SIZE_BINS: tuple[tuple[str, float, float], ...] = (
     (">=10 mm", 10.0, math.inf),
 )
 
-_CC26 = np.ones((3, 3, 3), bool)
 _DILATE18 = ndimage.generate_binary_structure(3, 2)
 
 
@@ -202,8 +202,7 @@ def lesion_mask(labels: LabelMap | np.ndarray, lesion_value: int = 4) -> np.ndar
 
 
 def _components(mask: np.ndarray) -> tuple[np.ndarray, int]:
-    comps, n = ndimage.label(mask, structure=_CC26)
-    return comps, int(n)
+    return morphology.label(mask, 26)
 
 
 def _box(*masks: np.ndarray) -> tuple[slice, ...]:

@@ -53,6 +53,7 @@ from typing import Any
 import numpy as np
 from scipy import ndimage
 
+from ..core import morphology
 from ..core.volume import INTRACRANIAL_LABELS, Label, LabelMap, LabelTable, Volume
 
 __all__ = [
@@ -313,7 +314,7 @@ def uncertain_regions(uncertainty: np.ndarray, *, threshold: float = UNCERTAIN,
     """
     u = np.asarray(uncertainty, dtype=np.float32)
     mask = u > threshold
-    components, count = ndimage.label(mask, structure=np.ones((3,) * u.ndim, bool))
+    components, count = morphology.label(mask, 26)
     if count == 0:
         return []
     index = np.arange(1, count + 1)

@@ -57,6 +57,7 @@ import numpy as np
 from scipy import ndimage
 from scipy.spatial import ConvexHull
 
+from ..core import morphology
 from ..core.errors import GeometryMismatchError, ParameterError
 from ..core.volume import LESION_VALUE, LabelMap, Volume
 from ..io.atomic import atomic_write_text
@@ -78,7 +79,6 @@ __all__ = [
 #: Thickness (mm) of the shell of surrounding tissue used for the contrast.
 SHELL_MM = 3.0
 
-_CONNECTIVITY = {6: 1, 18: 2, 26: 3}
 #: Distances closer than this (mm) count as equal when choosing a slice or a chord.
 _TIE_MM = 1e-6
 
@@ -198,11 +198,8 @@ def lesion_instances(
         0 outside lesions, ``1..N`` inside; equal volumes keep the order of
         their first voxel in the array.
     """
-    if connectivity not in _CONNECTIVITY:
-        raise ParameterError(f"connectivity must be 6, 18 or 26, not {connectivity}")
     mask = np.asarray(labels.array) == int(lesion_value)
-    structure = ndimage.generate_binary_structure(3, _CONNECTIVITY[connectivity])
-    components, n = ndimage.label(mask, structure=structure)
+    components, n = morphology.label(mask, connectivity)
     out = np.zeros(mask.shape, np.int32)
     if n == 0:
         return out

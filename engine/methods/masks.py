@@ -43,8 +43,8 @@ from __future__ import annotations
 import logging
 
 import numpy as np
-from scipy import ndimage
 
+from ..core import morphology
 from ..core.errors import ParameterError
 from ..core.volume import Volume
 
@@ -93,15 +93,15 @@ def rough_brain_mask(volume: Volume | np.ndarray) -> np.ndarray:
     threshold = 0.5 * float(threshold_otsu(values))
     threshold = max(threshold, float(values.min()))
     fg = finite & (array > threshold)
-    labels, n = ndimage.label(fg)
+    labels, n = morphology.label(fg)
     if n > 1:
         sizes = np.bincount(labels.ravel())
         sizes[0] = 0
         fg = labels == int(np.argmax(sizes))
     if array.shape[2] == 1:
-        fg[:, :, 0] = ndimage.binary_fill_holes(fg[:, :, 0])
+        fg[:, :, 0] = morphology.fill_holes(fg[:, :, 0])
     else:
-        fg = ndimage.binary_fill_holes(fg)
+        fg = morphology.fill_holes(fg)
     log.info("rough brain mask: threshold %.4g, %d voxels", threshold, int(fg.sum()))
     return fg
 

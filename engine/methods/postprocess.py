@@ -33,7 +33,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import ndimage
 
-from ..core.errors import ParameterError
+from ..core import morphology
 from ..core.params import param
 
 __all__ = [
@@ -49,11 +49,10 @@ __all__ = [
     "small_components",
 ]
 
-#: Structuring element of every connected-component computation: face neighbours.
+#: Structuring element of the face neighbourhood (the default connectivity), for scipy's
+#: morphology (dilation, erosion) where a neighbourhood is needed.
 FACE_CONNECTIVITY = ndimage.generate_binary_structure(3, 1)
 FACE_CONNECTIVITY.setflags(write=False)
-#: Neighbourhood size -> rank of scipy's ``generate_binary_structure``.
-_RANK = {6: 1, 18: 2, 26: 3}
 
 
 @dataclass(frozen=True)
@@ -90,16 +89,13 @@ def connected_components(mask: np.ndarray, connectivity: int = 6
 
     Returns
     -------
-    components : ndarray of int
-        0 outside the mask, ``1..n`` for the components.
+    components : ndarray of uint32
+        0 outside the mask, ``1..n`` for the components, numbered in the order
+        of their first voxel in C order (:func:`engine.core.morphology.label`).
     sizes : ndarray of int, shape (n + 1,)
         Voxel count of each component; ``sizes[0]`` is 0.
     """
-    if connectivity not in _RANK:
-        raise ParameterError(f"connectivity must be 6, 18 or 26, not {connectivity}")
-    structure = FACE_CONNECTIVITY if connectivity == 6 else \
-        ndimage.generate_binary_structure(3, _RANK[connectivity])
-    comp, n = ndimage.label(np.asarray(mask, bool), structure=structure)
+    comp, n = morphology.label(mask, connectivity)
     sizes = np.bincount(comp.ravel(), minlength=n + 1)
     sizes[0] = 0
     return comp, sizes
@@ -172,7 +168,7 @@ def fill_holes(
 ) -> np.ndarray:
     """Fill background holes enclosed by the brain with their most common neighbour label."""
     brain = labels > 0
-    holes = ndimage.binary_fill_holes(brain) & ~brain
+    holes = morphology.fill_holes(brain) & ~brain
     if not holes.any():
         return labels.copy()
     out = labels.copy()
