@@ -64,11 +64,12 @@ import numpy as np
 from ..core.device import resolve_device
 from ..core.errors import DelineoError, ParameterError
 from ..core.jobs import CancelToken, check_cancel, report
+from ..core.morphology import distance_inside, fill_holes
 from ..core.params import param
 from ..core.steps import SegmentationResult
 from ..core.volume import INTRACRANIAL_LABELS, LabelMap, Volume
 from .masks import bounding_box
-from .postprocess import largest_component
+from .postprocess import components_holding, largest_component
 
 __all__ = [
     "BRAIN_EXTRACTOR",
@@ -202,12 +203,10 @@ class _Levels:
 def _levels(image: np.ndarray, mask: np.ndarray, spacing: tuple[float, ...]
             ) -> _Levels | None:
     """The :class:`_Levels` of *mask* in *image*; None when its core is too small."""
-    from scipy import ndimage
-
     box = bounding_box(mask, 1)
     inner = mask[box]
-    depth = ndimage.distance_transform_edt(np.pad(inner, 1),
-                                           sampling=spacing)[1:-1, 1:-1, 1:-1]
+    # padded: where the mask meets the array's edge, beyond it counts as outside
+    depth = distance_inside(np.pad(inner, 1), spacing)[1:-1, 1:-1, 1:-1]
     core = depth > _CORE_DEPTH_MM
     if np.count_nonzero(core) < _MIN_CORE_VOXELS:
         return None
@@ -252,8 +251,6 @@ def dark_fluid_rim(image: np.ndarray, mask: np.ndarray, spacing: tuple[float, ..
     when already measured (*measured*: they were, and None means too small a
     brain to tell, so they are not measured again).
     """
-    from scipy import ndimage
-
     if mm <= 0:
         return mask, ""
     if not measured and levels is None:
@@ -268,7 +265,8 @@ def dark_fluid_rim(image: np.ndarray, mask: np.ndarray, spacing: tuple[float, ..
     inner = mask[box]
     x = image[box]
     fluid = _grown(inner, mm, spacing) & (x >= lo) & (x <= hi)
-    grown = ndimage.binary_fill_holes(ndimage.binary_propagation(inner, mask=inner | fluid))
+    # the fluid face-connected to the mask (a binary propagation from it), holes filled
+    grown = fill_holes(components_holding(inner | fluid, inner))
     out = mask.copy()
     out[box] = grown
     ml = float(np.count_nonzero(grown & ~inner)) * float(np.prod(spacing)) / 1000.0
@@ -284,21 +282,25 @@ def _inverted(x: np.ndarray) -> np.ndarray:
 
 
 def _grown(mask: np.ndarray, mm: float, spacing: tuple[float, ...]) -> np.ndarray:
-    from scipy import ndimage
-
     if mm <= 0:
         return mask
     margin = int(np.ceil(mm / min(spacing))) + 1
     box = bounding_box(mask, margin)
     out = np.zeros_like(mask)
-    out[box] = ndimage.distance_transform_edt(~mask[box], sampling=spacing) <= mm
+    out[box] = distance_inside(~mask[box], spacing) <= mm
     return out
 
 
 def _largest_filled(mask: np.ndarray) -> np.ndarray:
-    from scipy import ndimage
-
-    return ndimage.binary_fill_holes(largest_component(mask))
+    """The largest face-connected component of *mask*, holes filled; computed in the
+    mask's bounding box with a margin of one voxel, which gives the same result as on
+    the whole array (the margin is background all round)."""
+    out = np.zeros_like(mask, dtype=bool)
+    if not mask.any():
+        return out
+    box = bounding_box(mask, 1)
+    out[box] = fill_holes(largest_component(mask[box]))
+    return out
 
 
 _LOCK = threading.Lock()  # deepbet keeps the last bounding box on the object
@@ -409,12 +411,62 @@ def extract_brain(
                      None if ratio is None else round(ratio, 3), why, rim_ml)
 
 
+def _order_statistics(values: np.ndarray, qs: tuple[float, ...]) -> list[np.float32]:
+    """Quantiles *qs* of float32 *values*, as ``torch.quantile`` computes them (linear
+    interpolation, the rank and the weight in float32, torch's ``lerp``), by partial
+    sorting, several times faster than torch's full sort."""
+    flat = np.asarray(values, np.float32).ravel()
+    last = flat.size - 1
+    ranks = [np.float32(q) * np.float32(last) for q in qs]
+    below = [min(int(np.floor(r)), last) for r in ranks]
+    part = np.partition(flat, sorted({k for b in below for k in (b, min(b + 1, last))}))
+    out = []
+    for rank, b in zip(ranks, below, strict=True):
+        lo, hi = part[b], part[min(b + 1, last)]
+        weight = np.float32(rank - np.float32(b))
+        # torch.lerp: from the nearer end, so that a weight of 1 gives *hi* exactly
+        out.append(lo + weight * (hi - lo) if weight < 0.5
+                   else hi - (hi - lo) * (np.float32(1) - weight))
+    return out
+
+
+def _network_probability(bet: Any, x: np.ndarray) -> np.ndarray:
+    """deepbet's intracranial probability of *x*, computed as its
+    ``BrainExtraction.run_model`` computes it (the same networks, resampling and
+    normalisation, and the same numbers: tested), with its two intensity quantiles
+    found by partial sorting instead of a full sort (0.2 s each on a whole head) and
+    no full-size copy on the way. Sets ``bet.bbox`` for deepbet's post-processing."""
+    import torch
+    import torch.nn.functional as F  # noqa: N812 - the usual torch alias
+    from deepbet.utils import keep_largest_connected_component, normalize
+
+    device = next(bet.model.parameters()).device
+    image = torch.from_numpy(x)
+    small = F.interpolate(image[None, None], (128, 128, 128), mode="nearest-exact")[0, 0]
+    low, high = (torch.tensor(v) for v in _order_statistics(small.numpy(), (0.005, 0.995)))
+    with torch.no_grad():
+        box_probability = bet.bbox_model(normalize(small, low, high)[None, None].to(device))[0, 1]
+    found = (box_probability > 0.5).float().cpu().numpy()
+    if not found.any():
+        raise DelineoError("brain extraction found no head in this image")
+    head = keep_largest_connected_component(found)
+    bet.bbox = bet.get_bbox_with_margin(torch.from_numpy(head), image.shape, 0.1)
+    crop = F.interpolate(image[bet.bbox][None, None], (256, 256, 256), mode="nearest-exact")
+    with torch.no_grad():
+        fine = bet.model(normalize(crop[0, 0], low, high)[None, None].to(device))[0, 1]
+    out = np.zeros(x.shape, np.float32)
+    region = out[bet.bbox]
+    region[...] = F.interpolate(fine[None, None].cpu(), region.shape,
+                                mode="nearest-exact")[0, 0].numpy()
+    return out
+
+
 def _one_pass(bet: Any, x: np.ndarray, params: BrainExtractionParams
               ) -> tuple[np.ndarray, np.ndarray]:
     """deepbet on *x*: its probability and its post-processed mask."""
     with _LOCK:
         try:
-            probability = np.asarray(bet.run_model(x.copy()), dtype=np.float32)
+            probability = _network_probability(bet, x)
             mask = probability > params.threshold
             if not mask.any():
                 raise DelineoError("brain extraction found no brain in this image")

@@ -115,6 +115,58 @@ def test_dark_fluid_rim_grows_to_the_bone_and_no_further():
     assert np.array_equal(small, r < 15) and "too small" in why
 
 
+def test_deepbet_networks_run_as_deepbet_runs_them():
+    """Delineo's runner of deepbet's networks gives deepbet's own probability, bit for
+    bit, and the same bounding box for its post-processing, on a head and on the
+    inverted head of the bright-fluid pass."""
+    import torch
+
+    from engine.methods.brain_extraction import _extractor, _inverted, _network_probability
+
+    bet = _extractor("cpu")
+    x = np.nan_to_num(np.asarray(_head("t2").image.array, np.float32))
+    for image in (x, _inverted(x)):
+        reference = bet.run_model(image.copy())
+        box = bet.bbox
+        ours = _network_probability(bet, image)
+        assert bet.bbox == box
+        np.testing.assert_array_equal(ours, reference)
+        assert 1e6 < np.count_nonzero(ours > 0.5) < 3e6  # a brain, not an empty mask
+    with torch.no_grad(), pytest.raises(DelineoError, match="no head"):
+        _network_probability(bet, np.zeros((64, 64, 64), np.float32))
+
+
+def test_order_statistics_are_torch_quantiles():
+    import torch
+
+    from engine.methods.brain_extraction import _order_statistics
+
+    rng = np.random.default_rng(4)
+    for values in (rng.gamma(2.0, 100.0, (37, 41, 29)).astype(np.float32),
+                   np.round(rng.normal(0, 3, 10_001)).astype(np.float32),  # many ties
+                   np.array([5.0], np.float32)):
+        qs = (0.0, 0.005, 0.5, 0.995, 1.0)
+        ours = _order_statistics(values, qs)
+        theirs = torch.quantile(torch.from_numpy(values.ravel()), torch.tensor(qs))
+        np.testing.assert_array_equal(np.array(ours, np.float32), theirs.numpy())
+
+
+def test_largest_filled_component_in_its_box_equals_the_whole_array():
+    from scipy import ndimage
+
+    from engine.methods.brain_extraction import _largest_filled
+    from engine.methods.postprocess import largest_component
+
+    _, r = _layered_ball()
+    shell = (r > 20) & (r < 30)  # a hollow ball: its inside is a hole
+    shell[0:3] = True  # a slab at the array's edge, face-connected to nothing else
+    # rolled: the ball cut by the array's edge, a cap of it at the other edge
+    for mask in (shell, np.roll(shell, 25, axis=0), np.zeros_like(shell)):
+        expected = ndimage.binary_fill_holes(largest_component(mask))
+        np.testing.assert_array_equal(_largest_filled(mask), expected)
+    assert _largest_filled(shell)[tuple(np.array(r.shape) // 2)]
+
+
 def test_brain_extraction_refuses_what_holds_no_head():
     with pytest.raises(DelineoError, match="constant"):
         extract_brain(Volume(np.full((40, 40, 40), 7.0, np.float32), np.eye(4)), device="cpu")
