@@ -38,6 +38,7 @@ BENCHMARKS: list[tuple[str, list[str]]] = [
     ("bench_inference.py", []),
     ("bench_pipeline.py", []),
     ("bench_brain_extraction.py", []),
+    ("bench_morphology.py", []),
     ("bench_viewer_worker.py", []),
     ("bench_view3d.py", ["--gl"]),
     ("bench_pacs.py", []),
