@@ -16,18 +16,18 @@ import datetime as _dt
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from matplotlib.collections import LineCollection
-from matplotlib.figure import Figure
-from matplotlib.patches import Rectangle
 
 from .. import __version__
 from ..core.errors import ParameterError
 from ..core.volume import LabelMap, Volume
 from ..display import auto_window, extract_slice, label_volumes, plane_geometry
 from ..lesions import LESION_VALUE, Finding, lesion_instances
+
+if TYPE_CHECKING:  # matplotlib is imported where a figure is drawn: the CLI starts faster
+    from matplotlib.figure import Figure
 
 __all__ = [
     "NO_LESIONS",
@@ -245,6 +245,9 @@ def draw_key_image(fig: Figure, content: ReportContent, finding: Finding,
     diameter (yellow) and the perpendicular diameter (cyan). Radiological
     convention (the patient's right on the left of the screen).
     """
+    from matplotlib.collections import LineCollection
+    from matplotlib.patches import Rectangle
+
     axis = finding.slice_axis
     geo = plane_geometry(_PLANES[axis])
     image = np.asarray(content.image.array)

@@ -24,7 +24,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from matplotlib.figure import Figure
 
 from ..core.errors import ParameterError
 from ..core.volume import LabelMap, Volume
@@ -65,6 +64,8 @@ figcaption { font-size: 0.9em; color: #444; }
 
 def key_image_png(content: ReportContent, finding: Finding, *, dpi: int = 110) -> bytes:
     """The key image of one lesion as PNG bytes."""
+    from matplotlib.figure import Figure
+
     fig = Figure(figsize=(8.0, 4.2), facecolor="white")
     draw_key_image(fig, content, finding)
     buffer = io.BytesIO()
