@@ -103,7 +103,6 @@ __all__ = [
     "estimate_noise_sigma",
 ]
 
-
 #: Sequences understood by :func:`add_lesions`.
 LESION_CONTRASTS = ("t1", "t2", "flair", "pd")
 

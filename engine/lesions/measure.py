@@ -75,7 +75,6 @@ __all__ = [
     "write_findings",
 ]
 
-
 #: Thickness (mm) of the shell of surrounding tissue used for the contrast.
 SHELL_MM = 3.0
 

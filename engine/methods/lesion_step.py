@@ -97,7 +97,6 @@ LESION_MODELS = ("delineo_lesion", "delineo_lesion_varied")
 #: The first of them: the network that runs everywhere.
 LESION_MODEL = LESION_MODELS[0]
 
-
 #: Key of a tissue step's result info holding the lesion output of its network
 #: (:meth:`engine.models.predictor.Predictor.predict`).
 NETWORK_LESION_KEY = "network_lesion_probability"

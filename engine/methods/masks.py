@@ -47,6 +47,7 @@ import numpy as np
 from ..core import morphology
 from ..core.errors import ParameterError
 from ..core.volume import Volume
+from .postprocess import largest_component
 
 __all__ = ["bounding_box", "resolve_mask", "rough_brain_mask"]
 
@@ -93,11 +94,7 @@ def rough_brain_mask(volume: Volume | np.ndarray) -> np.ndarray:
     threshold = 0.5 * float(threshold_otsu(values))
     threshold = max(threshold, float(values.min()))
     fg = finite & (array > threshold)
-    labels, n = morphology.label(fg)
-    if n > 1:
-        sizes = np.bincount(labels.ravel())
-        sizes[0] = 0
-        fg = labels == int(np.argmax(sizes))
+    fg = largest_component(fg)
     if array.shape[2] == 1:
         fg[:, :, 0] = morphology.fill_holes(fg[:, :, 0])
     else:

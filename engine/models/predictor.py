@@ -380,6 +380,7 @@ class Predictor:
         """
         nx, ny, nz = vol.shape
         c = self.context
+        background = keep is None or keep == 0  # class 0 is among those stored
         todo = torch.arange(nz) if only is None else only.to(torch.long)
         padded = F.pad(vol.permute(2, 0, 1)[None, None], (0, 0, 0, 0, c, c),
                        mode="replicate")[0, 0]  # (Z + 2c, X, Y)
@@ -413,7 +414,7 @@ class Predictor:
                 maker = torch.empty if only is None else torch.zeros
                 out = maker((probs.shape[1], nz, nx, ny), dtype=torch.float32,
                             device=OUTPUT_DEVICE)
-                if only is not None and (keep is None or keep == 0):
+                if only is not None and background:
                     out[0] = 1.0
             out[:, idx.to(OUTPUT_DEVICE)] = probs.permute(1, 0, 2, 3)
             start = stop
@@ -421,7 +422,7 @@ class Predictor:
         if out is None:  # no slice asked for: background everywhere
             out = torch.zeros((self._classes() if keep is None else 1, nz, nx, ny),
                               dtype=torch.float32)
-            if keep is None or keep == 0:
+            if background:
                 out[0] = 1.0
         return out.permute(0, 2, 3, 1), batch
 
@@ -585,7 +586,7 @@ class Predictor:
         probs_crop, batch = self._run_slices(crop, device, progress, cancel, only, keep)
         probs_crop = probs_crop[:, px // 2:px // 2 + nx, py // 2:py // 2 + ny]
         full = torch.zeros((probs_crop.shape[0], *x.shape), dtype=torch.float32)
-        if keep is None or keep == 0:
+        if keep in (None, 0):
             full[0] = 1.0  # outside the head's box: background
         full[(slice(None), *box)] = probs_crop
         if resampled:
