@@ -62,10 +62,10 @@ def main(argv: list[str] | None = None) -> int:
     from scipy import ndimage
 
     from engine.core import morphology
+    from engine.core.morphology import bounding_box
     from engine.data.heads import synthetic_head
     from engine.data.lesions import add_lesions
     from engine.methods import brain_extraction
-    from engine.methods.masks import bounding_box
 
     torch.set_num_threads(args.threads)
     print(f"# {machine()}")

@@ -43,7 +43,7 @@ import numpy as np
 
 from .errors import ParameterError
 
-__all__ = ["CONNECTIVITIES", "distance_inside", "fill_holes", "label"]
+__all__ = ["CONNECTIVITIES", "bounding_box", "distance_inside", "fill_holes", "label"]
 
 #: Neighbourhoods :func:`label` knows: faces (6), faces and edges (18), and corners (26).
 CONNECTIVITIES = (6, 18, 26)
@@ -97,3 +97,30 @@ def distance_inside(mask: np.ndarray, spacing: Sequence[float]) -> np.ndarray:
         return np.zeros(array.shape, np.float32)
     return edt.edt(array, anisotropy=tuple(float(s) for s in spacing),
                    black_border=False, parallel=1)
+
+
+def bounding_box(mask: np.ndarray, margin: int = 0) -> tuple[slice, ...]:
+    """Slices of the smallest box holding every true voxel of *mask*, grown by *margin*.
+
+    The box is clipped to the array. An empty mask gives the whole array. Work done
+    on a mask's box gives what it gives on the whole array wherever only the mask's
+    voxels matter (components are numbered in the same order: C order is kept
+    within a box).
+
+    Examples
+    --------
+    >>> m = np.zeros((5, 5, 1), bool); m[2, 3, 0] = True
+    >>> bounding_box(m, margin=1)
+    (slice(1, 4, None), slice(2, 5, None), slice(0, 1, None))
+    """
+    mask = np.asarray(mask)
+    out = []
+    for axis in range(mask.ndim):
+        others = tuple(a for a in range(mask.ndim) if a != axis)
+        hit = np.flatnonzero(mask.any(axis=others)) if others else np.flatnonzero(mask)
+        if hit.size == 0:
+            return tuple(slice(0, n) for n in mask.shape)
+        lo = max(int(hit[0]) - margin, 0)
+        hi = min(int(hit[-1]) + 1 + margin, mask.shape[axis])
+        out.append(slice(lo, hi))
+    return tuple(out)

@@ -240,7 +240,7 @@ def assess(labels: LabelMap, probabilities: np.ndarray | None = None,
     n = int(np.count_nonzero(labelled))
     ml = labels.voxel_volume_ml
     labelled_ml = n * ml
-    counts = np.bincount(array.ravel().astype(np.int64), minlength=4)
+    counts = np.bincount(np.ravel(array, order="K"), minlength=4)  # a view: no copy
     intracranial = (set(labels.labels) <= set(INTRACRANIAL_LABELS)
                     and labels.labels.name(1) == INTRACRANIAL_LABELS.name(1))
     names = {1: INTRACRANIAL_LABELS.name(1)} if intracranial else _TISSUE_NAMES
@@ -268,7 +268,9 @@ def assess(labels: LabelMap, probabilities: np.ndarray | None = None,
         if probs.shape[1:] != array.shape:
             raise ValueError(f"probabilities of shape {probs.shape} do not fit labels "
                              f"{array.shape}")
-        u = uncertainty_map(probs)[labelled]
+        # the labelled voxels' probabilities only: the same per-voxel figures as the
+        # whole map's, without computing them in the air around the head
+        u = uncertainty_map(probs[:, labelled])
         u_mean = float(u.mean())
         u_p95 = float(np.percentile(u, 95))
         u_frac = float(np.count_nonzero(u > UNCERTAIN)) / n

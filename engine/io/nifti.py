@@ -415,7 +415,8 @@ def read_nifti(path: str | Path, *, volume_index: int = 0) -> Volume:
 def _guess_modality(data: np.ndarray) -> str:
     """NIfTI has no modality tag: call data CT when it looks like Hounsfield units."""
     if data.dtype.kind in "iuf" and data.size:
-        sample = data.ravel()[:: max(1, data.size // 200_000)]
+        # every n-th voxel in memory order: a view of the file's (Fortran-order) array
+        sample = np.ravel(data, order="K")[:: max(1, data.size // 200_000)]
         lo, hi = np.percentile(sample, [1, 99])
         if lo <= -900 and hi >= 0 and float(sample.min()) >= -1100:
             return "CT"

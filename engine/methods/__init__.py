@@ -57,7 +57,7 @@ _EXPORTS = {
     "run_otsu": ".baselines",
     "EnergyParams": ".energy",
     "run_energy": ".energy",
-    "bounding_box": ".masks",
+    "bounding_box": "..core.morphology",
     "resolve_mask": ".masks",
     "rough_brain_mask": ".masks",
     "ReactionDiffusionParams": ".reaction_diffusion",

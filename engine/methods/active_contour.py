@@ -93,12 +93,13 @@ import torch
 from ..core.device import resolve_device
 from ..core.errors import ParameterError
 from ..core.jobs import CancelToken, check_cancel, scaled_progress
+from ..core.morphology import bounding_box
 from ..core.params import param, validate
 from ..core.steps import SegmentationResult
 from ..core.tensors import gaussian_blur
 from ..core.volume import BRAIN_TISSUE_LABELS, Label, LabelMap, LabelTable, Volume
 from .level_set import evolve, gradient, initial_distance, signed_distance
-from .masks import bounding_box, resolve_mask
+from .masks import resolve_mask
 from .numerics import Progress, inverse_square_sum, normalize_intensities
 
 __all__ = [

@@ -67,10 +67,11 @@ import torch
 from ..core.device import resolve_device
 from ..core.errors import ParameterError
 from ..core.jobs import CancelToken, check_cancel, report
+from ..core.morphology import bounding_box
 from ..core.params import param, validate
 from ..core.steps import SegmentationResult
 from ..core.volume import Volume
-from .masks import bounding_box, resolve_mask
+from .masks import resolve_mask
 from .numerics import (
     NeumannStencil,
     Progress,

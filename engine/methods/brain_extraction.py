@@ -64,11 +64,10 @@ import numpy as np
 from ..core.device import resolve_device
 from ..core.errors import DelineoError, ParameterError
 from ..core.jobs import CancelToken, check_cancel, report
-from ..core.morphology import distance_inside, fill_holes
+from ..core.morphology import bounding_box, distance_inside, fill_holes
 from ..core.params import param
 from ..core.steps import SegmentationResult
 from ..core.volume import INTRACRANIAL_LABELS, LabelMap, Volume
-from .masks import bounding_box
 from .postprocess import components_holding, largest_component
 
 __all__ = [
@@ -277,8 +276,11 @@ def dark_fluid_rim(image: np.ndarray, mask: np.ndarray, spacing: tuple[float, ..
 def _inverted(x: np.ndarray) -> np.ndarray:
     """The head with its contrast turned over: bright becomes dark, background stays 0."""
     top = np.percentile(x[x > 0.1 * float(x.max())], 99)
-    head = x > 0.1 * top
-    return np.where(head, np.clip(top - x, 0.0, None) + 0.1 * top, 0.0).astype(np.float32)
+    out = np.subtract(np.float32(top), x, dtype=np.float32)  # in place from here on
+    np.maximum(out, 0.0, out=out)
+    out += np.float32(0.1 * top)
+    out[x <= 0.1 * top] = 0.0  # outside the head
+    return out
 
 
 def _grown(mask: np.ndarray, mm: float, spacing: tuple[float, ...]) -> np.ndarray:
@@ -358,8 +360,10 @@ def extract_brain(
     bet = _extractor(device)
     check_cancel(cancel)
     report(progress, 0.1, "brain extraction: finding the head, then the brain")
-    x = np.nan_to_num(array.astype(np.float32, copy=True))
-    if not np.any(x != x.flat[0]):
+    x = np.asarray(array, np.float32)  # read only below: no copy of a float32 image
+    if not np.isfinite(x).all():  # the readers zero them; an image made in memory may not
+        x = np.nan_to_num(x)
+    if x.min() == x.max():
         raise DelineoError("brain extraction: the image is constant; there is no head in it")
     spacing = tuple(float(v) for v in volume.spacing)
     probability, mask = _one_pass(bet, x, params)
@@ -387,8 +391,8 @@ def extract_brain(
             why += "; the second pass kept under half of the first mask, so it was not used"
         else:
             mask = both
-            probability = np.where(allowed, probability,
-                                   np.minimum(probability, p2)).astype(np.float32)
+            # outside the grown second mask the lower of the two passes' probabilities
+            np.minimum(probability, p2, out=probability, where=~allowed)
     voxel_ml = float(np.prod(volume.spacing)) / 1000.0
     rim_ml = 0.0
     if dark_fluid:
@@ -403,7 +407,7 @@ def extract_brain(
         # grown voxels are intracranial by the rim rule: their probability reaches the
         # threshold so that the probability and the mask agree
         probability = np.where(added, np.maximum(probability, params.threshold),
-                               probability).astype(np.float32)
+                               probability).astype(np.float32, copy=False)
         mask = grown
     report(progress, 1.0, "brain extraction: done")
     return BrainMask(mask, probability, float(mask.sum()) * voxel_ml,
@@ -493,7 +497,8 @@ def run_brain_mask(
     inside = found.mask if mask is None else found.mask & np.asarray(mask, bool)
     labels = LabelMap.on_grid_of(volume, inside.astype(np.uint8), labels=INTRACRANIAL_LABELS)
     labels.metadata["description"] = "intracranial mask (brain extraction)"
-    probabilities = np.stack([1.0 - found.probability, found.probability]).astype(np.float32)
+    probabilities = np.stack([1.0 - found.probability, found.probability]).astype(
+        np.float32, copy=False)
     info = {"intracranial_ml": round(found.intracranial_ml, 1),
             "brain_extractor": f"{BRAIN_EXTRACTOR['name']} {BRAIN_EXTRACTOR['version']}",
             "brain_extraction_seconds": round(found.seconds, 2),

@@ -76,11 +76,11 @@ from ..core.device import PRECISIONS
 from ..core.errors import ParameterError
 from ..core.jobs import CancelToken, report, scaled_progress
 from ..core.memory import release_free_memory
+from ..core.morphology import bounding_box
 from ..core.params import param
 from ..core.steps import SegmentationResult
 from ..core.volume import BRAIN_LESION_LABELS, LESION_VALUE, LabelMap, Volume
 from ..io.atomic import file_sha256
-from .masks import bounding_box
 from .postprocess import components_holding, small_components
 
 __all__ = ["LESION_MODEL", "LESION_MODELS", "LESION_VALUE", "NETWORK_LESION_KEY", "LesionParams",

@@ -83,7 +83,7 @@ import torch
 
 from ..core.errors import ParameterError
 from ..core.jobs import CancelToken, check_cancel, report
-from .masks import bounding_box
+from ..core.morphology import bounding_box
 from .numerics import NeumannStencil, Progress
 
 __all__ = ["evolve", "gradient", "initial_distance", "signed_distance"]

@@ -1,4 +1,4 @@
-"""Brain masks for the segmentation methods, and bounding-box helpers.
+"""Brain masks for the segmentation methods.
 
 Every method of :mod:`engine.methods` works inside a boolean brain mask on
 the volume grid (``mask=`` argument). When none is given, :func:`rough_brain_mask`
@@ -34,6 +34,7 @@ Examples
 >>> img = np.zeros((20, 20, 20), np.float32); img[5:15, 5:15, 5:15] = 100.0
 >>> int(rough_brain_mask(img).sum())
 1000
+>>> from engine.core.morphology import bounding_box
 >>> bounding_box(rough_brain_mask(img), margin=1)
 (slice(4, 16, None), slice(4, 16, None), slice(4, 16, None))
 """
@@ -49,7 +50,7 @@ from ..core.errors import ParameterError
 from ..core.volume import Volume
 from .postprocess import largest_component
 
-__all__ = ["bounding_box", "resolve_mask", "rough_brain_mask"]
+__all__ = ["resolve_mask", "rough_brain_mask"]
 
 log = logging.getLogger(__name__)
 
@@ -144,28 +145,3 @@ def resolve_mask(volume: Volume | np.ndarray, mask: np.ndarray | None) -> np.nda
     if not out.any():
         raise ParameterError("the brain mask is empty")
     return out
-
-
-def bounding_box(mask: np.ndarray, margin: int = 0) -> tuple[slice, ...]:
-    """Slices of the smallest box holding every true voxel of *mask*, grown by *margin*.
-
-    The box is clipped to the array. An empty mask gives the whole array.
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> m = np.zeros((5, 5, 1), bool); m[2, 3, 0] = True
-    >>> bounding_box(m, margin=1)
-    (slice(1, 4, None), slice(2, 5, None), slice(0, 1, None))
-    """
-    mask = np.asarray(mask)
-    out = []
-    for axis in range(mask.ndim):
-        others = tuple(a for a in range(mask.ndim) if a != axis)
-        hit = np.flatnonzero(mask.any(axis=others)) if others else np.flatnonzero(mask)
-        if hit.size == 0:
-            return tuple(slice(0, n) for n in mask.shape)
-        lo = max(int(hit[0]) - margin, 0)
-        hi = min(int(hit[-1]) + 1 + margin, mask.shape[axis])
-        out.append(slice(lo, hi))
-    return tuple(out)

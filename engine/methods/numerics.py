@@ -24,9 +24,10 @@ import torch
 
 from ..core.errors import ParameterError
 from ..core.jobs import ProgressCallback
+from ..core.morphology import bounding_box
 from ..core.tensors import quantile
 from ..core.volume import BRAIN_TISSUE_LABELS, LabelMap, Volume
-from .masks import bounding_box, resolve_mask
+from .masks import resolve_mask
 
 __all__ = [
     "Crop",

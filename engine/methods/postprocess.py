@@ -96,9 +96,17 @@ def connected_components(mask: np.ndarray, connectivity: int = 6
         Voxel count of each component; ``sizes[0]`` is 0.
     """
     comp, n = morphology.label(mask, connectivity)
-    sizes = np.bincount(comp.ravel(), minlength=n + 1)
+    sizes = np.bincount(comp.reshape(-1), minlength=n + 1)  # C order: a view, no copy
     sizes[0] = 0
     return comp, sizes
+
+
+def _in_box(mask: np.ndarray) -> tuple[np.ndarray, tuple[slice, ...]]:
+    """*mask* as a boolean array and the box of its true voxels. The functions below
+    label only that box: the same components, numbered in the same order, as on the
+    whole array (a head's brain fills about a third of it)."""
+    mask = np.asarray(mask, dtype=bool)
+    return mask, morphology.bounding_box(mask)
 
 
 def largest_component(mask: np.ndarray) -> np.ndarray:
@@ -106,19 +114,24 @@ def largest_component(mask: np.ndarray) -> np.ndarray:
 
     Of equally large components, the first in C order wins.
     """
-    comp, sizes = connected_components(mask)
-    if sizes.size <= 1:
-        return np.zeros(comp.shape, bool)
-    return comp == int(np.argmax(sizes))
+    mask, box = _in_box(mask)
+    out = np.zeros(mask.shape, bool)
+    comp, sizes = connected_components(mask[box])
+    if sizes.size > 1:
+        out[box] = comp == int(np.argmax(sizes))
+    return out
 
 
 def small_components(mask: np.ndarray, min_voxels: float, connectivity: int = 6
                      ) -> np.ndarray:
     """The voxels of *mask* whose component (face-connected unless *connectivity*
     says otherwise, see :func:`connected_components`) has fewer than *min_voxels*."""
-    comp, sizes = connected_components(mask, connectivity)
+    mask, box = _in_box(mask)
+    out = np.zeros(mask.shape, bool)
+    comp, sizes = connected_components(mask[box], connectivity)
     small = (sizes > 0) & (sizes < min_voxels)
-    return small[comp]
+    out[box] = small[comp]
+    return out
 
 
 def components_holding(mask: np.ndarray, seeds: np.ndarray, connectivity: int = 6
@@ -126,11 +139,14 @@ def components_holding(mask: np.ndarray, seeds: np.ndarray, connectivity: int = 
     """The components of *mask* (see :func:`connected_components`) that hold a voxel of
     *seeds*, together with the seeds themselves: a hysteresis threshold when *mask* is the
     lower level and *seeds* the higher one."""
-    comp, sizes = connected_components(mask, connectivity)
+    mask, box = _in_box(mask)
+    out = np.array(seeds, dtype=bool)  # a copy: the seeds, wherever they are
+    comp, sizes = connected_components(mask[box], connectivity)
     keep = np.zeros(sizes.size, bool)
-    keep[np.unique(comp[seeds])] = True
+    keep[np.unique(comp[out[box]])] = True
     keep[0] = False
-    return keep[comp] | seeds
+    out[box] |= keep[comp]
+    return out
 
 
 def largest_brain_component(labels: np.ndarray) -> np.ndarray:

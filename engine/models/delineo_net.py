@@ -64,9 +64,12 @@ class SqueezeExcite(nn.Module):
         self.fc1 = nn.Conv2d(channels, hidden, 1)
         self.fc2 = nn.Conv2d(hidden, channels, 1)
 
+    def weights(self, x: torch.Tensor) -> torch.Tensor:
+        """The gate ``sigmoid(W2 relu(W1 mean(x)))``, shape ``(B, C, 1, 1)``."""
+        return torch.sigmoid(self.fc2(F.relu(self.fc1(x.mean(dim=(2, 3), keepdim=True)))))
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        w = x.mean(dim=(2, 3), keepdim=True)
-        return x * torch.sigmoid(self.fc2(F.relu(self.fc1(w))))
+        return x * self.weights(x)
 
 
 class _FullScaleStage(nn.Module):
@@ -100,7 +103,12 @@ class _FullScaleStage(nn.Module):
             # project at the coarse resolution (cheap), then upsample
             parts.append(F.interpolate(proj(dec[j]), size=size, mode="bilinear",
                                        align_corners=False))
-        return self.fuse(self.gate(torch.cat(parts, dim=1)))
+        cat = torch.cat(parts, dim=1)
+        if torch.is_grad_enabled():
+            return self.fuse(self.gate(cat))
+        # inference: gate this stage's own concatenation in place (the same numbers,
+        # one full-resolution tensor fewer; about 10 % of the network's CPU time)
+        return self.fuse(cat.mul_(self.gate.weights(cat)))
 
 
 class DelineoNet(nn.Module):

@@ -85,6 +85,28 @@ def test_networks_shapes_sizes_and_deep_outputs(name):
     assert full.divisor == 8
 
 
+
+def test_delineo_gates_in_place_at_inference_with_the_same_numbers():
+    """Without gradients the decoder gates its concatenation in place: the shipped
+    network's output is bit-identical to the gradient-tracking forward, and the input
+    and gradients are untouched."""
+    net = Predictor.from_name("delineo_lesion_varied").model.eval()
+    torch.manual_seed(0)
+    x = torch.randn(2, 3, 64, 80).contiguous(memory_format=torch.channels_last)
+    before = x.clone()
+    tracked = net(x)
+    assert tracked.requires_grad
+    with torch.inference_mode():
+        fast = net(x)
+    with torch.no_grad():
+        plain = net(x)
+    assert torch.equal(fast, tracked.detach()) and torch.equal(plain, fast)
+    assert torch.equal(x, before)
+    tracked.sum().backward()  # the tracked pass kept what its gradient needs
+    gates = [stage.gate for stage in net.decoder.values()]
+    assert all(g.fc1.weight.grad is not None and g.fc1.weight.grad.abs().sum() > 0
+               for g in gates)
+
 def test_unknown_model_and_bad_arguments_are_parameter_errors():
     with pytest.raises(ParameterError, match="unknown model"):
         build_model("resnet")

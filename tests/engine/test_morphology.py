@@ -1,4 +1,5 @@
-"""engine.core.morphology against scipy.ndimage, the reference it replaces."""
+"""engine.core.morphology, and the clean-ups standing on it, against scipy.ndimage, the
+reference they replace."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from scipy import ndimage
 from engine.core.errors import ParameterError
 from engine.core.morphology import distance_inside, fill_holes, label
 from engine.data.mni import load_demo
+from engine.methods.postprocess import components_holding, largest_component, small_components
 
 _RANK = {6: 1, 18: 2, 26: 3}
 
@@ -80,3 +82,40 @@ def test_distance_inside_matches_scipy(spacing: tuple[float, float, float]) -> N
     assert not distance_inside(np.zeros((3, 3, 3), bool), (1.0, 1.0, 1.0)).any()
     with pytest.raises(ParameterError, match="spacing"):
         distance_inside(np.ones((3, 3, 3), bool), (1.0, 1.0))
+
+
+def _scipy_components(mask: np.ndarray, connectivity: int) -> tuple[np.ndarray, np.ndarray]:
+    ref, _ = ndimage.label(mask, ndimage.generate_binary_structure(3, _RANK[connectivity]))
+    sizes = np.bincount(ref.ravel())
+    sizes[0] = 0
+    return ref, sizes
+
+
+@pytest.mark.parametrize("connectivity", [6, 26])
+def test_component_rules_in_the_box_match_the_whole_array(connectivity: int) -> None:
+    """The clean-ups label only the mask's box: the same voxels as the rules computed by
+    scipy on the whole array, also where the mask meets the array's edge, with seeds
+    outside the mask's box, on ties of equal size (first in C order wins), and empty."""
+    rng = np.random.default_rng(7)
+    for seed in range(5):
+        mask = np.zeros((50, 44, 38), bool)
+        mask[8:40, 5:44, 3:30] = _blobs(seed, (32, 39, 27))  # touches one face of the array
+        seeds = rng.random(mask.shape) < 0.002
+        seeds[0, 0, 0] = True  # outside the mask's box
+        faces, face_sizes = _scipy_components(mask, 6)  # the largest: face-connected
+        np.testing.assert_array_equal(largest_component(mask), faces == np.argmax(face_sizes))
+        ref, sizes = _scipy_components(mask, connectivity)
+        small = (sizes > 0) & (sizes < 20)
+        np.testing.assert_array_equal(small_components(mask, 20, connectivity), small[ref])
+        keep = np.zeros(sizes.size, bool)
+        keep[np.unique(ref[seeds])] = True
+        keep[0] = False
+        np.testing.assert_array_equal(components_holding(mask, seeds, connectivity),
+                                      keep[ref] | seeds)
+    tie = np.zeros((9, 9, 9), bool)
+    tie[6:8, 6:8, 6:8] = tie[1:3, 1:3, 1:3] = True  # two cubes of 8 voxels
+    first = largest_component(tie)
+    assert first[1, 1, 1] and not first[6, 6, 6]
+    empty = np.zeros((4, 5, 6), bool)
+    assert not largest_component(empty).any() and not small_components(empty, 5).any()
+    np.testing.assert_array_equal(components_holding(empty, tie[:4, :5, :6]), tie[:4, :5, :6])

@@ -136,3 +136,17 @@ def test_label_table_json_round_trip_and_unknown_colours_are_stable():
     assert back == table
     assert back.color(42) == back.color(42)
     assert back.name(42) == "Label 42"
+
+
+def test_label_counts_agree_with_unique_in_any_memory_order_and_type():
+    rng = np.random.default_rng(3)
+    arrays = [rng.integers(0, 5, (6, 7, 8)).astype(np.uint8),
+              np.asfortranarray(rng.integers(0, 5, (6, 7, 8)).astype(np.int16)),
+              rng.integers(0, 5, (8, 7, 6)).astype(np.int32).transpose(2, 0, 1),
+              np.array([[[70000, 2, 2]]], np.int32),  # too high for a histogram
+              np.zeros((3, 3, 3), np.uint8), np.zeros((0, 2, 2), np.uint8)]
+    for array in arrays:
+        values, counts = np.unique(array, return_counts=True)
+        lm = LabelMap(array, np.eye(4))
+        assert lm.counts() == {int(v): int(c) for v, c in zip(values, counts, strict=True)}
+        assert lm.present_values() == [int(v) for v in values]
