@@ -63,6 +63,7 @@ from torch import nn
 from ..core.device import resolve_device, resolve_precision
 from ..core.errors import ParameterError
 from ..core.jobs import CancelToken, check_cancel, report
+from ..core.memory import reusing_freed_memory
 from ..core.steps import SegmentationResult
 from ..core.tensors import FOREGROUND_FRACTION, quantile, robust_normalise
 from ..core.volume import BRAIN_TISSUE_LABELS, LabelMap, Volume
@@ -388,37 +389,39 @@ class Predictor:
         start = 0
         batch = self.batch_size
         total = int(todo.numel())
-        while start < total:
-            check_cancel(cancel)
-            stop = min(total, start + batch)
-            idx = todo[start:stop].to(vol.device)
-            window = idx[:, None] + torch.arange(2 * c + 1, device=vol.device)[None]
-            x = padded[window]  # (b, 2c+1, X, Y)
-            probs = None
-            try:
-                with torch.inference_mode():
-                    probs = _to_device(self._forward(_to_device(x, device), device),
-                                       OUTPUT_DEVICE)
-            except torch.cuda.OutOfMemoryError:
-                if batch == 1:
-                    raise
-            if probs is None:  # out of memory (outside the except block, which holds memory)
-                batch //= 2
-                log.warning("%s: out of memory on %s; batch size %d for this volume",
-                            self.name, device, batch)
-                torch.cuda.empty_cache()
-                continue
-            if keep is not None:
-                probs = probs[:, keep:keep + 1]
-            if out is None:
-                maker = torch.empty if only is None else torch.zeros
-                out = maker((probs.shape[1], nz, nx, ny), dtype=torch.float32,
-                            device=OUTPUT_DEVICE)
-                if only is not None and background:
-                    out[0] = 1.0
-            out[:, idx.to(OUTPUT_DEVICE)] = probs.permute(1, 0, 2, 3)
-            start = stop
-            report(progress, start / total, f"{self.name}: slice {start}/{total}")
+        # the same activations batch after batch: keep freed ones for reuse (see there)
+        with reusing_freed_memory():
+            while start < total:
+                check_cancel(cancel)
+                stop = min(total, start + batch)
+                idx = todo[start:stop].to(vol.device)
+                window = idx[:, None] + torch.arange(2 * c + 1, device=vol.device)[None]
+                x = padded[window]  # (b, 2c+1, X, Y)
+                probs = None
+                try:
+                    with torch.inference_mode():
+                        probs = _to_device(self._forward(_to_device(x, device), device),
+                                           OUTPUT_DEVICE)
+                except torch.cuda.OutOfMemoryError:
+                    if batch == 1:
+                        raise
+                if probs is None:  # out of memory (outside the except block, which holds memory)
+                    batch //= 2
+                    log.warning("%s: out of memory on %s; batch size %d for this volume",
+                                self.name, device, batch)
+                    torch.cuda.empty_cache()
+                    continue
+                if keep is not None:
+                    probs = probs[:, keep:keep + 1]
+                if out is None:
+                    maker = torch.empty if only is None else torch.zeros
+                    out = maker((probs.shape[1], nz, nx, ny), dtype=torch.float32,
+                                device=OUTPUT_DEVICE)
+                    if only is not None and background:
+                        out[0] = 1.0
+                out[:, idx.to(OUTPUT_DEVICE)] = probs.permute(1, 0, 2, 3)
+                start = stop
+                report(progress, start / total, f"{self.name}: slice {start}/{total}")
         if out is None:  # no slice asked for: background everywhere
             out = torch.zeros((self._classes() if keep is None else 1, nz, nx, ny),
                               dtype=torch.float32)
