@@ -90,7 +90,7 @@ def main(argv: list[str] | None = None) -> int:
             goal = "<= 15 s" if name == "head" else ""
             emit(f"{name}: pipeline time", seconds, "s", goal=goal, ratio=ratio,
                  reference="brain extraction alone")
-            emit(f"{name}: process wall time (read, run, write)", wall, "s")
+            emit(f"{name}: process wall time (read, run, write)", wall, "s", goal=goal)
             emit(f"{name}: peak RSS", rss, "GiB", goal="<= 1.5 GiB" if name == "head" else "")
     return 0
 
