@@ -316,6 +316,11 @@ def uncertain_regions(uncertainty: np.ndarray, *, threshold: float = UNCERTAIN,
     """
     u = np.asarray(uncertainty, dtype=np.float32)
     mask = u > threshold
+    # in the uncertain voxels' box (the same regions, in the same order): scipy's
+    # find_objects holds Python's lock, and a viewer's event loop waits meanwhile
+    box = morphology.bounding_box(mask)
+    offset = np.array([s.start for s in box])
+    u, mask = u[box], mask[box]
     components, count = morphology.label(mask, 26)
     if count == 0:
         return []
@@ -328,18 +333,20 @@ def uncertain_regions(uncertainty: np.ndarray, *, threshold: float = UNCERTAIN,
     for i in order:
         if sizes[i] < min_voxels:
             continue
-        box = slices[i]
-        sub = components[box] == i + 1
-        centre = np.array(ndimage.center_of_mass(sub)) + [s.start for s in box]
+        region = slices[i]
+        start = np.array([s.start for s in region])
+        sub = components[region] == i + 1
+        centre = np.array(ndimage.center_of_mass(sub)) + start
         # The centroid of a curved region can fall outside it: take its nearest member.
-        members = np.argwhere(sub) + [s.start for s in box]
-        nearest = members[np.argmin(((members - centre) ** 2).sum(axis=1))]
+        members = np.argwhere(sub) + start
+        nearest = members[np.argmin(((members - centre) ** 2).sum(axis=1))] + offset
         regions.append(UncertainRegion(
             index=len(regions),
             voxels=int(sizes[i]),
             mean_uncertainty=float(sums[i] / sizes[i]),
             centroid=tuple(int(c) for c in nearest),  # type: ignore[arg-type]
-            bbox=tuple((s.start, s.stop) for s in box),  # type: ignore[arg-type]
+            bbox=tuple((int(s.start + o), int(s.stop + o))  # type: ignore[arg-type]
+                       for s, o in zip(region, offset, strict=True)),
         ))
         if len(regions) >= limit:
             break

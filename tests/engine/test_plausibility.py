@@ -86,6 +86,17 @@ def test_uncertain_regions_are_ranked_and_their_centres_lie_inside():
         assert u[r.centroid] > 0.5
     sums = [r.voxels * r.mean_uncertainty for r in regions]
     assert sums == sorted(sums, reverse=True)
+    # the same regions wherever they sit in a larger volume (found in their box)
+    big = np.zeros((57, 61, 50), np.float32)
+    big[7:47, 13:53, 3:43] = u
+    moved = uncertain_regions(big, min_voxels=20)
+    assert [(r.voxels, r.mean_uncertainty) for r in moved] == [
+        (r.voxels, r.mean_uncertainty) for r in regions]
+    for r, m in zip(regions, moved, strict=True):
+        assert m.centroid == tuple(c + o for c, o in zip(r.centroid, (7, 13, 3), strict=True))
+        assert m.bbox == tuple((a + o, b + o)
+                               for (a, b), o in zip(r.bbox, (7, 13, 3), strict=True))
+    assert uncertain_regions(np.zeros((5, 6, 7), np.float32)) == []
 
 
 @pytest.fixture(scope="module")
