@@ -361,7 +361,9 @@ def extract_brain(
     check_cancel(cancel)
     report(progress, 0.1, "brain extraction: finding the head, then the brain")
     x = np.asarray(array, np.float32)  # read only below: no copy of a float32 image
-    if not np.isfinite(x).all():  # the readers zero them; an image made in memory may not
+    if not x.flags.writeable or not np.isfinite(x).all():
+        # NaN/inf: the readers zero them, an image made in memory may not; a read-only
+        # array: torch, which runs the networks on it, takes writable ones
         x = np.nan_to_num(x)
     if x.min() == x.max():
         raise DelineoError("brain extraction: the image is constant; there is no head in it")
