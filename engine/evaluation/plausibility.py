@@ -54,7 +54,14 @@ import numpy as np
 from scipy import ndimage
 
 from ..core import morphology
-from ..core.volume import INTRACRANIAL_LABELS, Label, LabelMap, LabelTable, Volume
+from ..core.volume import (
+    INTRACRANIAL_LABELS,
+    Label,
+    LabelMap,
+    LabelTable,
+    Volume,
+    value_counts,
+)
 
 __all__ = [
     "ADULT_RANGES",
@@ -240,12 +247,12 @@ def assess(labels: LabelMap, probabilities: np.ndarray | None = None,
     n = int(np.count_nonzero(labelled))
     ml = labels.voxel_volume_ml
     labelled_ml = n * ml
-    counts = np.bincount(np.ravel(array, order="K"), minlength=4)  # a view: no copy
+    counts = value_counts(array)
     intracranial = (set(labels.labels) <= set(INTRACRANIAL_LABELS)
                     and labels.labels.name(1) == INTRACRANIAL_LABELS.name(1))
     names = {1: INTRACRANIAL_LABELS.name(1)} if intracranial else _TISSUE_NAMES
-    volumes = {name: float(counts[v] * ml) for v, name in names.items()}
-    fractions = {name: (float(counts[v]) / n if n else 0.0) for v, name in names.items()}
+    volumes = {name: float(counts.get(v, 0) * ml) for v, name in names.items()}
+    fractions = {name: (float(counts.get(v, 0)) / n if n else 0.0) for v, name in names.items()}
     reasons: list[str] = []
     lo, hi = ADULT_RANGES["labelled_ml"]
     if not lo <= labelled_ml <= hi:

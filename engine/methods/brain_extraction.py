@@ -67,6 +67,7 @@ from ..core.jobs import CancelToken, check_cancel, report
 from ..core.morphology import bounding_box, distance_inside, fill_holes
 from ..core.params import param
 from ..core.steps import SegmentationResult
+from ..core.tensors import quantile
 from ..core.volume import INTRACRANIAL_LABELS, LabelMap, Volume
 from .postprocess import components_holding, largest_component
 
@@ -417,31 +418,13 @@ def extract_brain(
                      None if ratio is None else round(ratio, 3), why, rim_ml)
 
 
-def _order_statistics(values: np.ndarray, qs: tuple[float, ...]) -> list[np.float32]:
-    """Quantiles *qs* of float32 *values*, as ``torch.quantile`` computes them (linear
-    interpolation, the rank and the weight in float32, torch's ``lerp``), by partial
-    sorting, several times faster than torch's full sort."""
-    flat = np.asarray(values, np.float32).ravel()
-    last = flat.size - 1
-    ranks = [np.float32(q) * np.float32(last) for q in qs]
-    below = [min(int(np.floor(r)), last) for r in ranks]
-    part = np.partition(flat, sorted({k for b in below for k in (b, min(b + 1, last))}))
-    out = []
-    for rank, b in zip(ranks, below, strict=True):
-        lo, hi = part[b], part[min(b + 1, last)]
-        weight = np.float32(rank - np.float32(b))
-        # torch.lerp: from the nearer end, so that a weight of 1 gives *hi* exactly
-        out.append(lo + weight * (hi - lo) if weight < 0.5
-                   else hi - (hi - lo) * (np.float32(1) - weight))
-    return out
-
-
 def _network_probability(bet: Any, x: np.ndarray) -> np.ndarray:
     """deepbet's intracranial probability of *x*, computed as its
     ``BrainExtraction.run_model`` computes it (the same networks, resampling and
     normalisation, and the same numbers: tested), with its two intensity quantiles
-    found by partial sorting instead of a full sort (0.2 s each on a whole head) and
-    no full-size copy on the way. Sets ``bet.bbox`` for deepbet's post-processing."""
+    found by selection instead of a full sort (:func:`engine.core.tensors.quantile`;
+    0.2 s each on a whole head) and no full-size copy on the way. Sets ``bet.bbox``
+    for deepbet's post-processing."""
     import torch
     import torch.nn.functional as F  # noqa: N812 - the usual torch alias
     from deepbet.utils import keep_largest_connected_component, normalize
@@ -449,7 +432,9 @@ def _network_probability(bet: Any, x: np.ndarray) -> np.ndarray:
     device = next(bet.model.parameters()).device
     image = torch.from_numpy(x)
     small = F.interpolate(image[None, None], (128, 128, 128), mode="nearest-exact")[0, 0]
-    low, high = (torch.tensor(v) for v in _order_statistics(small.numpy(), (0.005, 0.995)))
+    # torch.quantile's numbers (deepbet calls it), by selection instead of a full sort
+    low, high = quantile(small, (0.005, 0.995), interpolation="linear",
+                         max_samples=small.numel())
     with torch.no_grad():
         box_probability = bet.bbox_model(normalize(small, low, high)[None, None].to(device))[0, 1]
     found = (box_probability > 0.5).float().cpu().numpy()

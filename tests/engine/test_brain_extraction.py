@@ -136,21 +136,6 @@ def test_deepbet_networks_run_as_deepbet_runs_them():
         _network_probability(bet, np.zeros((64, 64, 64), np.float32))
 
 
-def test_order_statistics_are_torch_quantiles():
-    import torch
-
-    from engine.methods.brain_extraction import _order_statistics
-
-    rng = np.random.default_rng(4)
-    for values in (rng.gamma(2.0, 100.0, (37, 41, 29)).astype(np.float32),
-                   np.round(rng.normal(0, 3, 10_001)).astype(np.float32),  # many ties
-                   np.array([5.0], np.float32)):
-        qs = (0.0, 0.005, 0.5, 0.995, 1.0)
-        ours = _order_statistics(values, qs)
-        theirs = torch.quantile(torch.from_numpy(values.ravel()), torch.tensor(qs))
-        np.testing.assert_array_equal(np.array(ours, np.float32), theirs.numpy())
-
-
 def test_largest_filled_component_in_its_box_equals_the_whole_array():
     from scipy import ndimage
 

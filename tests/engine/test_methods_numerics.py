@@ -288,6 +288,24 @@ def test_quantiles_match_numpy():
         quantile(x, 0.5, interpolation="linear", max_samples=1 << 25)
 
 
+def test_linear_quantiles_are_torch_quantiles():
+    """Found by selection, the same numbers as torch.quantile's full sort (brain
+    extraction relies on it to reproduce deepbet), NaN included."""
+    from engine.core.tensors import quantile
+
+    rng = np.random.default_rng(4)
+    for values in (rng.gamma(2.0, 100.0, (37, 41, 29)).astype(np.float32),
+                   np.round(rng.normal(0, 3, 10_001)).astype(np.float32),  # many ties
+                   np.array([5.0], np.float32)):
+        qs = (0.0, 0.005, 0.5, 0.995, 1.0)
+        x = torch.from_numpy(values)
+        ours = quantile(x, qs, interpolation="linear", max_samples=x.numel())
+        theirs = torch.quantile(x.reshape(-1), torch.tensor(qs))
+        np.testing.assert_array_equal(ours.numpy(), theirs.numpy())
+    with_nan = torch.tensor([1.0, float("nan"), 2.0])
+    assert torch.isnan(quantile(with_nan, [0.5], interpolation="linear")).all()
+
+
 @pytest.mark.parametrize("sigmas", [(1.0, 2.0, 0.0), (2.0, 1.0, 1.0)])
 def test_gaussian_blur_matches_scipy(sigmas):
     from scipy import ndimage
