@@ -123,7 +123,11 @@ def reusing_freed_memory(limit_bytes: int = 1 << 30) -> Iterator[bool]:
 
 
 class PeakMemory:
-    """Context manager measuring peak RSS (and CUDA memory) of its body."""
+    """Context manager measuring peak RSS (and CUDA memory) of its body.
+
+    The resident size is sampled every *interval_s* by a thread of its own, which
+    needs the interpreter: memory held for less than an interval, or only while
+    another thread keeps the interpreter's lock, can go unseen."""
 
     def __init__(self, *, interval_s: float = 0.005, device: object = None) -> None:
         self.interval_s = interval_s
