@@ -165,9 +165,20 @@ class EditSession(EditingSession):
         self.message.emit("Stroke cancelled")
         return True
 
-    def apply_labels(self, array: np.ndarray, name: str) -> None:
+    @property
+    def untouched(self) -> bool:
+        """The edited mask is still the empty one made with the image and nothing was done
+        to it: no label, no step to undo or redo, no stroke under way."""
+        layer = self.layers.edited
+        history = self.history
+        return (layer is not None and layer.name.endswith(NEW_SUFFIX)
+                and not (history.recording or history.can_undo or history.can_redo)
+                and not layer.labelmap.array.any())
+
+    def apply_labels(self, array: np.ndarray, name: str, *,
+                     names: LabelTable | None = None) -> None:
         """As the engine's, and a mask named "… (new)" is no longer new once it got labels."""
-        super().apply_labels(array, name)
+        super().apply_labels(array, name, names=names)
         layer = self.layers.edited
         if layer is not None and layer.name.endswith(NEW_SUFFIX):
             layer.name = layer.name[: -len(NEW_SUFFIX)]

@@ -29,7 +29,7 @@ from PySide6.QtCore import QObject, Signal
 
 from engine.core.errors import DelineoError
 from engine.core.memory import current_rss_bytes
-from engine.core.volume import INTRACRANIAL_LABELS, LabelMap
+from engine.core.volume import INTRACRANIAL_LABELS, LabelMap, LabelTable
 from engine.editing.kernels import Diff
 from engine.editing.refine import ClickRefineParams, LocalEdit, refine_at
 from engine.evaluation.plausibility import (
@@ -63,8 +63,11 @@ class EditsLike(Protocol):
 
     selected_label: int
 
+    @property
+    def untouched(self) -> bool: ...
     def apply_diff(self, diff: Diff | None, name: str) -> None: ...
-    def apply_labels(self, array: np.ndarray, name: str) -> None: ...
+    def apply_labels(self, array: np.ndarray, name: str, *,
+                     names: LabelTable | None = None) -> None: ...
 
 
 def describe_failure(exc: BaseException) -> str:
@@ -170,6 +173,8 @@ class PipelineRunner(QObject):
         self.edits = edits
         self.job: Job | None = None
         self.last_result: PipelineResult | None = None
+        #: The last result became the edited mask when it arrived (the mask was untouched).
+        self.adopted: LabelLayer | None = None
         self._regions: dict[int, list[UncertainRegion]] = {}
 
     @property
@@ -250,7 +255,7 @@ class PipelineRunner(QObject):
                                                opacity=0.6)
                 self._regions[id(layer.labelmap)] = judged.regions
                 layer.labelmap.metadata["uncertainty_layer"] = bands.name
-            self.finished.emit(layer)
+            self._adopt(layer)
 
         def error(exc: BaseException) -> None:
             log.info("pipeline %s failed: %s", pipe.name, exc)
@@ -307,13 +312,22 @@ class PipelineRunner(QObject):
         })
         return self.add_layer(labels, name)
 
+    def _adopt(self, layer: LabelLayer) -> None:
+        """A first result on a mask nobody has touched yet is what the user goes on to
+        correct, score and review: it becomes the edited mask (one undoable step)."""
+        edits = self.edits()
+        self.adopted = layer if (edits is not None and edits.untouched
+                                 and self.make_edited(layer)) else None
+        self.finished.emit(layer)
+
     def make_edited(self, layer: LabelLayer) -> bool:
         """Copy *layer*'s labels into the edited mask as one undoable step."""
         edits = self.edits()
         if edits is None or self.layers.edited is None:
             self.failed.emit("there is no edited mask to replace")
             return False
-        edits.apply_labels(layer.labelmap.array.copy(), f"Use {layer.name} as the edited mask")
+        edits.apply_labels(layer.labelmap.array.copy(), f"Use {layer.name} as the edited mask",
+                           names=layer.labelmap.labels)
         # The lesion network's probabilities travel with its labels (the Findings panel's
         # confidence); a mask from a result without them drops the old map.
         meta = self.layers.edited.labelmap.metadata

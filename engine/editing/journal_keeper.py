@@ -106,7 +106,7 @@ class JournalKeeper:
             # otherwise the journal starts from the whole mask, this step included.
             target = self._target()
             whole = not fresh or target is None or target.base_path is None
-            self._open(whole=whole, first=None if whole else diff)
+            self._open(whole=whole, first=diff)
             return
         try:
             self.journal.append(diff)
@@ -160,9 +160,9 @@ class JournalKeeper:
             affine=target.affine, dtype=labels.dtype,
             base_labels=None if whole else target.base_path)
         try:
-            if whole:
+            if whole and not _from_empty(first, labels):
                 journal.append_snapshot(labels)
-            else:
+            else:  # on the file's mask; or a first step from an empty mask: the whole mask
                 journal.append(first)
         except BaseException:
             _close_quietly(journal, discard=True)
@@ -227,3 +227,10 @@ def _close_quietly(journal: EditJournal, *, discard: bool) -> None:
         journal.close(discard=discard)
     except OSError as exc:
         log.warning("could not close the journal %s: %s", journal.path.name, exc)
+
+
+def _from_empty(diff: Diff | None, labels: np.ndarray) -> bool:
+    """*diff* made *labels* from an empty mask: it is the snapshot of the whole mask
+    (every labelled voxel changed, from 0)."""
+    return (diff is not None and not diff.old.any()
+            and np.count_nonzero(labels) == diff.count)

@@ -41,6 +41,7 @@ import numpy as np
 from scipy import ndimage
 
 from ..core.errors import ParameterError
+from ..core.morphology import bounding_box
 from ..methods.postprocess import largest_component, small_components
 
 __all__ = [
@@ -105,20 +106,23 @@ class Diff:
 
 
 def _diff_from_selection(
-    labels: np.ndarray, box: Box, select: np.ndarray, new_values: np.ndarray | int
+    labels: np.ndarray, box: Box, select: np.ndarray | None, new_values: np.ndarray | int
 ) -> Diff | None:
-    """Build and apply the diff that sets ``labels[box][select] = new_values``."""
+    """Build and apply the diff that sets ``labels[box][select] = new_values``
+    (*select* None: the whole box)."""
     sl = tuple(slice(a, b) for a, b in box)
     region = labels[sl]
     new = np.broadcast_to(np.asarray(new_values, dtype=labels.dtype), region.shape)
-    changed = select & (region != new)
+    changed = region != new
+    if select is not None:
+        changed &= select
     if not changed.any():
         return None
-    # Shrink the box to the changed voxels so the diff is as small as possible.
-    idx = np.nonzero(changed)
-    lo = [int(i.min()) for i in idx]
-    hi = [int(i.max()) + 1 for i in idx]
-    inner = tuple(slice(a, b) for a, b in zip(lo, hi, strict=True))
+    # Shrink the box to the changed voxels so the diff is as small as possible (by
+    # reductions along the axes: no index arrays of a whole volume's changes).
+    inner = bounding_box(changed)
+    lo = [s.start for s in inner]
+    hi = [s.stop for s in inner]
     mask = np.ascontiguousarray(changed[inner])
     old = region[inner][mask].copy()
     new_vals = np.ascontiguousarray(new[inner][mask]).copy()
@@ -381,6 +385,5 @@ def replace_all(labels: np.ndarray, new_labels: np.ndarray) -> Diff | None:
     """Replace the whole label array (e.g. by an algorithm's result) as one diff."""
     if new_labels.shape != labels.shape:
         raise ValueError(f"shape {new_labels.shape} differs from {labels.shape}")
-    select = np.ones(labels.shape, bool)
-    return _diff_from_selection(labels, _full_box(labels.shape), select,
+    return _diff_from_selection(labels, _full_box(labels.shape), None,
                                 new_labels.astype(labels.dtype, copy=False))

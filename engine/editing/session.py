@@ -359,8 +359,13 @@ class EditingSession(SessionMetrics):
         self.keeper.record(diff)
         self._step_done()
 
-    def apply_labels(self, array: np.ndarray, name: str) -> None:
-        """Replace the whole edited mask by *array* (e.g. a method's result) as one step."""
+    def apply_labels(self, array: np.ndarray, name: str, *,
+                     names: LabelTable | None = None) -> None:
+        """Replace the whole edited mask by *array* (e.g. a method's result) as one step.
+
+        *names*: the label table *array* came with (a result's); the values it names
+        that the mask's own table lacks (a lesion label in a tissue mask) join that table.
+        """
         labels = self.labels
         if labels is None:
             raise RuntimeError("there is no edited mask")
@@ -371,6 +376,14 @@ class EditingSession(SessionMetrics):
             raise ValueError(f"label values outside 0..{self.max_label} of the edited mask")
         if self.history.recording:
             self.end_gesture()
+        if names is not None and self.mask is not None:
+            own = self.mask.labels
+            missing = [names[v] for v in names.foreground() if v not in own]
+            if missing:
+                for label in missing:
+                    own = own.with_label(label)
+                self._store_label_table(own)
+                self.label_table_changed.emit()
         diff = kernels.replace_all(labels, array)
         if diff is None:
             self.message.emit(f"{name}: the mask is unchanged")

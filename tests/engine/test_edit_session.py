@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from engine.core.metrics import confusion, surface_metrics
-from engine.core.volume import LabelMap, Volume
+from engine.core.volume import Label, LabelMap, Volume
 from engine.editing import kernels
 from engine.editing.journal import (
     EditJournal,
@@ -161,6 +161,49 @@ def test_a_mask_from_a_file_is_journalled_on_top_of_it_and_follows_saves(tmp_pat
     np.testing.assert_array_equal(saved_content, session.labels)
     session.close()
     assert not any((tmp_path / "journal").iterdir())
+
+
+def test_a_result_taken_in_brings_the_names_the_mask_lacks(tmp_path):
+    session = _session(tmp_path)
+    own = session.mask.labels
+    assert 4 not in own
+    result = np.zeros(SHAPE, np.uint8)
+    result[4:16, 4:14, 2:10] = 2
+    result[8:10, 6:8, 4:6] = 4
+    renamed = own.with_label(Label(2, "Cortex", (1, 2, 3))).with_label(
+        Label(4, "Lesion", (255, 0, 255)))
+    tables = []
+    session.label_table_changed.connect(lambda: tables.append(session.label_name(4)))
+    session.apply_labels(result, "Use a result as the edited mask", names=renamed)
+    assert tables == ["Lesion"]  # announced once, with the new name in place
+    assert session.label_name(4) == "Lesion" and session.label_color(4) == (255, 0, 255)
+    assert session.label_name(2) == own.name(2)  # the mask's own names stay
+    np.testing.assert_array_equal(session.labels, result)
+
+
+def test_a_journal_without_a_file_starts_from_the_whole_mask(tmp_path):
+    image, truth = _grid()
+    # an empty mask: its first step (a whole result taken in) is the whole mask
+    session = _session(tmp_path / "a")
+    session.apply_labels(truth.array, "Use a result as the edited mask")
+    header, steps = read_journal(session.journal.path)
+    assert header["base_labels"] is None and len(steps) == 1
+    replayed = np.zeros(SHAPE, np.uint8)
+    replay(session.journal.path, replayed)
+    np.testing.assert_array_equal(replayed, truth.array)
+    session.close()
+    # a mask with labels but no file: the first step's journal holds all of it, not only
+    # the stroke (here the stroke also starts from 0 voxels, as a first step from empty would)
+    session = EditingSession(journal_dir=tmp_path / "b")
+    session.set_target(LabelMap.on_grid_of(image, truth.array.copy()), image=image,
+                       image_path=tmp_path / "t1.nii.gz")
+    _stroke(session, (2, 2, 2), (20, 2, 2), 2)
+    header, steps = read_journal(session.journal.path)
+    assert header["base_labels"] is None and len(steps) == 1
+    replayed = np.zeros(SHAPE, np.uint8)
+    replay(session.journal.path, replayed)
+    np.testing.assert_array_equal(replayed, session.labels)
+    session.close()
 
 
 def test_a_failed_write_is_replaced_at_once_by_a_journal_of_the_whole_mask(tmp_path,

@@ -197,16 +197,48 @@ def test_a_lesion_pipeline_needs_both_lesion_networks(dock, monkeypatch, tmp_pat
     assert not dock.run_button.isEnabled()
 
 
+def test_a_first_result_becomes_the_untouched_edited_mask(qtbot, phantom_window, dock):
+    methods = phantom_window.methods
+    edits = phantom_window.edits
+    edited = phantom_window.layers.edited
+    assert edited.name == "Edited mask (new)" and edits.untouched
+    dock.select_pipeline("otsu")
+    dock.set_mask_source("truth")
+    with qtbot.waitSignal(methods.pipelines.finished, timeout=60_000) as blocker:
+        dock.run()
+    result = blocker.args[0]
+    assert methods.pipelines.adopted is result
+    assert phantom_window.layers.edited is edited and edited.name == "Edited mask"
+    assert np.array_equal(edited.labelmap.array, result.labelmap.array)
+    assert edited.labelmap.array is not result.labelmap.array
+    assert "now the edited mask" in dock.status.text()
+    assert edits.history.undo_name == f"Use {result.name} as the edited mask"
+    assert edits.undo() and not edited.labelmap.array.any()
+    # emptied by the user's own undo: no longer untouched, the next result stays a layer
+    assert not edits.untouched
+    dock.select_pipeline("gmm")
+    with qtbot.waitSignal(methods.pipelines.finished, timeout=120_000) as second:
+        dock.run()
+    assert methods.pipelines.adopted is None and not edited.labelmap.array.any()
+    assert "now the edited mask" not in dock.status.text()
+    assert second.args[0].labelmap.array.any()
+
+
 def test_making_a_result_the_edited_mask_is_one_undo_step(qtbot, phantom_window, dock):
     methods = phantom_window.methods
     edits = phantom_window.edits
     edited = phantom_window.layers.edited
+    drawn = np.zeros_like(edited.labelmap.array)
+    drawn[10:14, 10:14, 10:14] = 2  # a mask with labels: no result replaces it by itself
+    edits.apply_labels(drawn, "a drawing")
     original = edited.labelmap.array.copy()
     dock.select_pipeline("otsu")
     dock.set_mask_source("truth")
     with qtbot.waitSignal(methods.pipelines.finished, timeout=60_000) as blocker:
         dock.run()
     result = blocker.args[0]
+    assert methods.pipelines.adopted is None
+    assert np.array_equal(edited.labelmap.array, original)
     assert dock.use_button.isEnabled()
     assert dock.use_selected_result()
     assert phantom_window.layers.edited is edited  # the same layer, new contents
@@ -218,6 +250,7 @@ def test_making_a_result_the_edited_mask_is_one_undo_step(qtbot, phantom_window,
     assert edits.redo()
     assert np.array_equal(edited.labelmap.array, result.labelmap.array)
     assert not edits.redo()
+    assert edits.undo() and edits.undo() and not edited.labelmap.array.any()
 
 
 def test_results_can_be_removed(qtbot, phantom_window, dock):

@@ -519,8 +519,10 @@ class MethodsPanel(QWidget):
                   "increase": f"peak memory {peak:.0f} MB (its own)"}.get(
                       kind, f"peak memory {peak:.0f} MB (whole process)")
         self.status.setStyleSheet(_OK)
+        adopted = (" — now the edited mask (Undo empties it)"
+                   if self.runner.adopted is layer else "")
         self.status.setText(f"{layer.name}: {seconds:.1f} s on {meta.get('device', '?')}, "
-                            f"{memory}")
+                            f"{memory}{adopted}")
         self.status.setToolTip(MEMORY_TIP)
         index = self.results.findText(layer.name)
         if index >= 0:
