@@ -315,9 +315,14 @@ class PipelineRunner(QObject):
     def _adopt(self, layer: LabelLayer) -> None:
         """A first result on a mask nobody has touched yet is what the user goes on to
         correct, score and review: it becomes the edited mask (one undoable step)."""
+        self.adopted = None
         edits = self.edits()
-        self.adopted = layer if (edits is not None and edits.untouched
-                                 and self.make_edited(layer)) else None
+        if edits is not None and edits.untouched:
+            try:
+                if self.make_edited(layer):
+                    self.adopted = layer
+            except ValueError as exc:  # values the mask's type cannot hold: stays a layer
+                log.warning("%s was not made the edited mask: %s", layer.name, exc)
         self.finished.emit(layer)
 
     def make_edited(self, layer: LabelLayer) -> bool:

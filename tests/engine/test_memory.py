@@ -66,9 +66,10 @@ print(json.dumps({"main": main, "worker": worker}))
 @glibc
 def test_a_network_run_batch_after_batch_reuses_its_freed_activations() -> None:
     """In the main thread (the command line, a batch worker) the batches after the first
-    fault in at most a fifth of the fresh pages (mostly none); a worker thread's allocator arena cannot hold blocks
-    that large, so there only part of them are reused; after the block, fresh pages
-    again. Run in a process of its own, whose main thread is the main thread."""
+    fault in at most a fifth of the fresh pages (mostly none); a worker thread's
+    allocator arena cannot hold blocks that large, so there only part of them are
+    reused; after the block, fresh pages again. Run in a process of its own, whose main
+    thread is the main thread."""
     done = subprocess.run([sys.executable, "-c", _LOOP], capture_output=True, text=True,
                           check=True, cwd=Path(__file__).resolve().parents[2])
     figures = json.loads(done.stdout.strip().splitlines()[-1])

@@ -224,6 +224,22 @@ def test_a_first_result_becomes_the_untouched_edited_mask(qtbot, phantom_window,
     assert second.args[0].labelmap.array.any()
 
 
+def test_a_result_the_mask_cannot_take_stays_a_layer(qtbot, phantom_window, dock,
+                                                     monkeypatch):
+    def refuse(array, name, **kwargs):
+        raise ValueError("label values outside 0..255 of the edited mask")
+
+    monkeypatch.setattr(phantom_window.edits, "apply_labels", refuse)
+    dock.select_pipeline("otsu")
+    dock.set_mask_source("truth")
+    with qtbot.waitSignal(phantom_window.methods.pipelines.finished, timeout=60_000) as done:
+        dock.run()
+    assert phantom_window.methods.pipelines.adopted is None
+    assert done.args[0].labelmap.array.any()
+    assert not phantom_window.layers.edited.labelmap.array.any()
+    assert dock.run_button.isEnabled()
+
+
 def test_making_a_result_the_edited_mask_is_one_undo_step(qtbot, phantom_window, dock):
     methods = phantom_window.methods
     edits = phantom_window.edits
