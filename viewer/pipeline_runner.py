@@ -4,6 +4,8 @@
 image in the window's :class:`~viewer.workers.JobRunner` and turns the result
 into a new label layer named after the pipeline and its parameters, carrying
 its runtime and peak memory (``labelmap.metadata``) for the comparison table.
+The first result on an image's new, empty edited mask, while nothing was done to
+it, also becomes that mask (one undoable step; :attr:`PipelineRunner.adopted`).
 :class:`RefineRunner` runs :func:`engine.editing.refine.refine_at` for the
 click-to-refine tool and applies the outcome to the edited mask as one
 undoable step. Neither knows about threads: the job runner does.

@@ -7,6 +7,7 @@ had to hand the process afresh (``ru_minflt``), which the machine's load does no
 from __future__ import annotations
 
 import json
+import mmap
 import subprocess
 import sys
 import time
@@ -94,9 +95,12 @@ def test_without_glibc_the_block_does_nothing(monkeypatch: pytest.MonkeyPatch) -
 def test_peak_memory_sees_a_block_allocated_and_freed_inside() -> None:
     size = 96 << 20
     with PeakMemory(interval_s=0.001) as peak:
-        block = np.ones(size, np.uint8)
+        # fresh pages from the kernel: the allocator may hold enough freed memory, left
+        # by earlier tests in this process, to serve a block without any new page
+        block = mmap.mmap(-1, size)
+        np.frombuffer(block, np.uint8)[:] = 1
         # held for many sampling intervals, with the interpreter free for the sampler:
         # the peak of a block that lives shorter than one interval can be missed
         time.sleep(0.05)
-        del block
+        block.close()
     assert peak.increase_bytes >= 0.9 * size

@@ -7,7 +7,8 @@ generated from the step's parameter dataclass (ranges, units and tool tips
 from their declarations). *Run* hands the pipeline to a
 :class:`~viewer.pipeline_runner.PipelineRunner`; the progress bar shows the
 current step; *Cancel* stops it at the next iteration. Results are listed
-below, with *Make Edited Mask* (one undoable step) and *Compare…*. The
+below, with *Make Edited Mask* (one undoable step; the first result on a new,
+empty edited mask becomes it by itself) and *Compare…*. The
 click-to-refine settings used by the Refine tool sit at the bottom.
 """
 
