@@ -114,10 +114,11 @@ def confusion(pred: np.ndarray, truth: np.ndarray, labels: Iterable[int]) -> dic
     if pred.shape != truth.shape:
         raise ValueError(f"shapes differ: {pred.shape} vs {truth.shape}")
     labels = [int(v) for v in labels]
+    for array in (pred, truth):
+        if array.size and array.dtype.kind == "i" and int(array.min()) < 0:
+            raise ValueError("label arrays hold no negative values")
     top = int(max(pred.max(initial=0), truth.max(initial=0), max(labels, default=0))) + 1
-    joint = np.bincount(
-        truth.ravel().astype(np.int64) * top + pred.ravel().astype(np.int64), minlength=top * top
-    ).reshape(top, top)
+    joint = _joint_counts(pred, truth, top)
     n = int(pred.size)
     out: dict[int, Confusion] = {}
     for v in labels:
@@ -126,6 +127,25 @@ def confusion(pred: np.ndarray, truth: np.ndarray, labels: Iterable[int]) -> dic
         fn = int(joint[v, :].sum() - tp)
         out[v] = Confusion(tp=tp, fp=fp, fn=fn, tn=n - tp - fp - fn)
     return out
+
+
+#: Voxels per block of :func:`_joint_counts` (cache-sized temporaries).
+_JOINT_CHUNK = 1 << 20
+
+
+def _joint_counts(pred: np.ndarray, truth: np.ndarray, top: int) -> np.ndarray:
+    """``joint[t, p]``: voxels with truth value *t* and predicted value *p* (values
+    below *top*), counted block by block on 16-bit keys when they fit."""
+    p = np.ravel(pred)  # C order for both (a view when contiguous)
+    t = np.ravel(truth)
+    key_type = np.uint16 if top * top <= 1 << 16 else np.int64
+    joint = np.zeros(top * top, np.int64)
+    for start in range(0, p.size, _JOINT_CHUNK):
+        key = t[start:start + _JOINT_CHUNK].astype(key_type)
+        key *= key_type(top)
+        np.add(key, p[start:start + _JOINT_CHUNK], out=key, casting="unsafe")  # < top
+        joint += np.bincount(key, minlength=top * top)
+    return joint.reshape(top, top)
 
 
 @dataclass(frozen=True)

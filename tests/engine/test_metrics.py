@@ -37,6 +37,30 @@ def test_confusion_counts_by_hand():
     assert c[2].accuracy == pytest.approx(6 / 8)
 
 
+@pytest.mark.parametrize("top", [4, 256, 300])
+def test_confusion_counts_in_blocks_equal_direct_counts(monkeypatch, top):
+    """Blocks of any size, 16-bit and 64-bit keys, arrays of different memory layouts
+    and types: the counts of each label are those of the boolean masks."""
+    import engine.core.metrics as metrics
+
+    monkeypatch.setattr(metrics, "_JOINT_CHUNK", 997)  # blocks that do not divide the array
+    rng = np.random.default_rng(top)
+    truth = rng.integers(0, top, (17, 23, 29)).astype(np.uint16 if top > 256 else np.uint8)
+    pred = np.asfortranarray(rng.integers(0, min(top, 200), truth.shape).astype(np.int32))
+    labels = [0, 1, 3, top - 1, top + 5]
+    got = confusion(pred, truth, labels)
+    for v in labels:
+        p, t = pred == v, truth == v
+        want = (int(np.sum(p & t)), int(np.sum(p & ~t)), int(np.sum(~p & t)),
+                int(np.sum(~p & ~t)))
+        assert (got[v].tp, got[v].fp, got[v].fn, got[v].tn) == want
+
+
+def test_confusion_refuses_negative_labels():
+    with pytest.raises(ValueError, match="negative"):
+        confusion(np.array([0, -1, 2]), np.array([0, 1, 2]), [1, 2])
+
+
 def test_dice_matches_set_formula_on_random_masks():
     rng = np.random.default_rng(0)
     a = rng.integers(0, 4, size=(20, 20, 20))
