@@ -220,3 +220,11 @@ def test_metrics_follow_a_new_ground_truth_and_new_labels(editing, pixel_of, mou
     editing.layers.add_labels(truth.with_array(editing.layers.edited.labelmap.array.copy()),
                               name="Ground truth 2", role="truth")
     assert panel.text(2, "dice") == "1.000" and panel.text(4, "dice") == "1.000"
+
+
+def test_volume_differences_keep_about_three_figures():
+    cases = {0.594: "+0.59", -4.781: "-4.78", 43.21: "+43.2", -12.59: "-12.6",
+             -1090.88: "-1091", 0.0: "+0.00"}
+    for value, text in cases.items():
+        assert format_metric("volume_diff_ml", value) == text
+    assert format_metric("volume_diff_ml", float("nan")) == "—"

@@ -75,8 +75,9 @@ def format_metric(key: str, value: float) -> str:
         return "—"
     if math.isinf(value):
         return "∞"
-    if key == "volume_diff_ml":
-        return f"{value:+.2f}"
+    if key == "volume_diff_ml":  # about three figures: a narrow column shows them whole
+        digits = 2 if abs(value) < 10 else 1 if abs(value) < 100 else 0
+        return f"{value:+.{digits}f}"
     if key == "volume_diff_pct":
         return f"{value:+.1f}"
     if key in SURFACE_KEYS:
