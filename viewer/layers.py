@@ -132,7 +132,10 @@ class LabelLayer:
         opacity: float = 0.5,
         outline: bool = False,
         visible: bool = True,
+        counts: dict[int, tuple[int, float]] | None = None,
     ) -> None:
+        """*counts*: the label volumes of *labelmap*'s array when already counted (in a
+        worker thread), so that the GUI thread does not count them again."""
         if role not in ROLES:
             raise ValueError(f"unknown layer role {role!r}; expected one of {ROLES}")
         self.labelmap = labelmap
@@ -145,7 +148,7 @@ class LabelLayer:
         self.hidden: set[int] = set()
         self.modified = False
         self._lut: np.ndarray | None = None
-        self._counts: dict[int, tuple[int, float]] | None = None
+        self._counts: dict[int, tuple[int, float]] | None = None if counts is None else dict(counts)
 
     # -- display ---------------------------------------------------------------
     def set_visible(self, visible: bool) -> None:
@@ -197,6 +200,11 @@ class LabelLayer:
         if self._counts is None:
             self._counts = label_volumes(self.labelmap.array, self.labelmap.voxel_volume_ml)
         return self._counts
+
+    def set_counts(self, counts: dict[int, tuple[int, float]]) -> None:
+        """The label volumes of the array as it is now, counted elsewhere (the array was
+        just made a copy of another layer's, whose counts these are)."""
+        self._counts = dict(counts)
 
     def notify_changed(self, bbox: BBox | None = None) -> None:
         """Say that voxels inside *bbox* (None: anywhere) were changed."""

@@ -32,6 +32,7 @@ from PySide6.QtCore import QObject, Signal
 from engine.core.errors import DelineoError
 from engine.core.memory import current_rss_bytes
 from engine.core.volume import INTRACRANIAL_LABELS, LabelMap, LabelTable
+from engine.display import label_volumes
 from engine.editing.kernels import Diff
 from engine.editing.refine import ClickRefineParams, LocalEdit, refine_at
 from engine.evaluation.plausibility import (
@@ -145,7 +146,7 @@ class PipelineRunner(QObject):
     runner : JobRunner
         The window's job runner (its status bar shows the progress too).
     add_layer : callable
-        ``add_layer(labelmap, name) -> LabelLayer``: the window's
+        ``add_layer(labelmap, name, **display) -> LabelLayer``: the window's
         :meth:`~viewer.main_window.MainWindow.add_result_layer`.
     edits : callable
         Returns the window's edit session (or None before it exists).
@@ -164,7 +165,7 @@ class PipelineRunner(QObject):
         self,
         layers: LayerStack,
         runner: JobRunner,
-        add_layer: Callable[[LabelMap, str], LabelLayer],
+        add_layer: Callable[..., LabelLayer],
         edits: Callable[[], EditsLike | None] = lambda: None,
         parent: QObject | None = None,
     ) -> None:
@@ -237,15 +238,16 @@ class PipelineRunner(QObject):
                 return
             self.last_result = judged.result
             layer = self._show(judged.result, name, warnings=reasons,
-                               plausibility=judged.report, start_rss_bytes=judged.start_rss_bytes)
-            if judged.result.brain_mask is not None:
+                               plausibility=judged.report, start_rss_bytes=judged.start_rss_bytes,
+                               counts=judged.counts)
+            if judged.brain_mask is not None:
                 # What brain extraction kept: an outline around the tissue labels.
-                mask_map = LabelMap.on_grid_of(
-                    volume, judged.result.brain_mask.astype(np.uint8),
-                    labels=INTRACRANIAL_LABELS)
+                mask_map = LabelMap.on_grid_of(volume, judged.brain_mask,
+                                               labels=INTRACRANIAL_LABELS)
                 mask_map.metadata["description"] = "intracranial mask (brain extraction)"
                 self.layers.add_labels(mask_map, name=f"{name} — brain mask", role="result",
-                                       outline=True, opacity=0.8)
+                                       outline=True, opacity=0.8,
+                                       counts=judged.brain_mask_counts)
                 layer.labelmap.metadata["brain_mask_layer"] = f"{name} — brain mask"
             lesion_probability = judged.result.info.get("lesion_probability")
             if isinstance(lesion_probability, np.ndarray):
@@ -293,7 +295,8 @@ class PipelineRunner(QObject):
     def _show(self, result: PipelineResult, name: str, *,
               warnings: Sequence[str] = (),
               plausibility: PlausibilityReport | None = None,
-              start_rss_bytes: int = 0) -> LabelLayer:
+              start_rss_bytes: int = 0,
+              counts: dict[int, tuple[int, float]] | None = None) -> LabelLayer:
         labels = result.labels
         if warnings:
             labels.metadata["warnings"] = list(warnings)
@@ -312,7 +315,7 @@ class PipelineRunner(QObject):
             "device": result.device,
             "steps": [(s.name, s.seconds) for s in result.steps],
         })
-        return self.add_layer(labels, name)
+        return self.add_layer(labels, name, counts=counts)
 
     def _adopt(self, layer: LabelLayer) -> None:
         """A first result on a mask nobody has touched yet is what the user goes on to
@@ -335,6 +338,7 @@ class PipelineRunner(QObject):
             return False
         edits.apply_labels(layer.labelmap.array.copy(), f"Use {layer.name} as the edited mask",
                            names=layer.labelmap.labels)
+        self.layers.edited.set_counts(layer.counts())  # a copy of the layer's labels now
         # The lesion network's probabilities travel with its labels (the Findings panel's
         # confidence); a mask from a result without them drops the old map.
         meta = self.layers.edited.labelmap.metadata
@@ -356,6 +360,14 @@ class _Judged:
         self.report = report
         self.bands = bands
         self.regions = regions
+        # Counted here, not in the GUI thread when the new layers are first drawn.
+        voxel_ml = result.labels.voxel_volume_ml
+        self.counts = label_volumes(result.labels.array, voxel_ml)
+        self.brain_mask: np.ndarray | None = None
+        self.brain_mask_counts: dict[int, tuple[int, float]] | None = None
+        if result.brain_mask is not None:
+            self.brain_mask = result.brain_mask.astype(np.uint8)
+            self.brain_mask_counts = label_volumes(self.brain_mask, voxel_ml)
         #: Resident size of the process when the run started (0: not measured).
         self.start_rss_bytes = 0
 

@@ -137,6 +137,50 @@ def test_a_pipeline_runs_in_the_worker_and_adds_a_named_layer(qtbot, phantom_win
     assert again.args[0].name == "gmm (iterations=4) #2"
 
 
+def test_new_layers_come_with_their_label_counts_from_the_worker(qtbot, phantom_window, dock,
+                                                                 monkeypatch):
+    """The result, its brain-mask outline and the edited mask that takes the result in are
+    drawn without counting their labels in the GUI thread, and with the right counts."""
+    import dataclasses
+    import threading
+
+    import viewer.layers
+    import viewer.pipeline_runner as runner_module
+    from engine.display import label_volumes
+
+    truth = phantom_window.layers.ground_truth.labelmap.array
+    real_run = runner_module.run_pipeline
+
+    def with_brain_mask(*args, **kwargs):  # as a pipeline starting with brain extraction
+        return dataclasses.replace(real_run(*args, **kwargs), brain_mask=truth > 0)
+
+    monkeypatch.setattr(runner_module, "run_pipeline", with_brain_mask)
+    counted_in_gui = []
+
+    def counting(array, voxel_ml):
+        if threading.current_thread() is threading.main_thread():
+            counted_in_gui.append(array)
+        return label_volumes(array, voxel_ml)
+
+    monkeypatch.setattr(viewer.layers, "label_volumes", counting)
+    dock.select_pipeline("otsu")
+    dock.set_mask_source("truth")
+    with qtbot.waitSignal(phantom_window.methods.pipelines.finished, timeout=60_000) as done:
+        dock.run()
+    result = done.args[0]
+    phantom_window.grid.render_pending()
+    mask_layer = next(lay for lay in phantom_window.layers.labels
+                      if lay.name == f"{result.name} — brain mask")
+    edited = phantom_window.layers.edited
+    assert mask_layer.outline and phantom_window.methods.pipelines.adopted is result
+    new = [result.labelmap.array, mask_layer.labelmap.array, edited.labelmap.array]
+    assert not [a for a in counted_in_gui if any(a is b for b in new)]
+    for layer in (result, mask_layer, edited):
+        assert layer.counts() == label_volumes(layer.labelmap.array,
+                                               layer.labelmap.voxel_volume_ml)
+    assert mask_layer.counts()[1][0] == int(np.count_nonzero(truth))
+
+
 def test_cancel_stops_a_run_without_a_layer(qtbot, phantom_window, dock):
     methods = phantom_window.methods
     dock.select_pipeline("reaction_diffusion")
