@@ -115,7 +115,9 @@ def confusion(pred: np.ndarray, truth: np.ndarray, labels: Iterable[int]) -> dic
         raise ValueError(f"shapes differ: {pred.shape} vs {truth.shape}")
     labels = [int(v) for v in labels]
     for array in (pred, truth):
-        if array.size and array.dtype.kind == "i" and int(array.min()) < 0:
+        if array.size and array.dtype.kind == "f" and not np.isfinite(array).all():
+            raise ValueError("label arrays hold no NaN or infinite values")
+        if array.size and array.dtype.kind not in "ub" and array.min() < 0:
             raise ValueError("label arrays hold no negative values")
     top = int(max(pred.max(initial=0), truth.max(initial=0), max(labels, default=0))) + 1
     joint = _joint_counts(pred, truth, top)

@@ -59,6 +59,15 @@ def test_confusion_counts_in_blocks_equal_direct_counts(monkeypatch, top):
 def test_confusion_refuses_negative_labels():
     with pytest.raises(ValueError, match="negative"):
         confusion(np.array([0, -1, 2]), np.array([0, 1, 2]), [1, 2])
+    with pytest.raises(ValueError, match="negative"):
+        confusion(np.array([0.0, 1.0]), np.array([-1.0, 1.0]), [1])
+    with pytest.raises(ValueError, match="NaN"):
+        confusion(np.array([0.0, np.nan]), np.array([0.0, 1.0]), [1])
+    # boolean masks and whole-valued floats count as labels 0 and 1, 0..n
+    c = confusion(np.array([True, False, True]), np.array([True, True, False]), [1])[1]
+    assert (c.tp, c.fp, c.fn, c.tn) == (1, 1, 1, 0)
+    c = confusion(np.array([0.0, 1.0, 2.0, 2.0]), np.array([0.0, 2.0, 2.0, 1.0]), [2])[2]
+    assert (c.tp, c.fp, c.fn, c.tn) == (1, 1, 1, 1)
 
 
 def test_dice_matches_set_formula_on_random_masks():
