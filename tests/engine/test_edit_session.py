@@ -181,15 +181,21 @@ def test_a_result_taken_in_brings_the_names_the_mask_lacks(tmp_path):
     np.testing.assert_array_equal(session.labels, result)
 
 
+def _from_empty(session):
+    """The journal's header, steps, and its replay on an empty mask."""
+    header, steps = read_journal(session.journal.path)
+    replayed = np.zeros(SHAPE, np.uint8)
+    replay(session.journal.path, replayed)
+    return header, steps, replayed
+
+
 def test_a_journal_without_a_file_starts_from_the_whole_mask(tmp_path):
     image, truth = _grid()
     # an empty mask: its first step (a whole result taken in) is the whole mask
     session = _session(tmp_path / "a")
     session.apply_labels(truth.array, "Use a result as the edited mask")
-    header, steps = read_journal(session.journal.path)
+    header, steps, replayed = _from_empty(session)
     assert header["base_labels"] is None and len(steps) == 1
-    replayed = np.zeros(SHAPE, np.uint8)
-    replay(session.journal.path, replayed)
     np.testing.assert_array_equal(replayed, truth.array)
     session.close()
     # a mask with labels but no file: the first step's journal holds all of it, not only
@@ -198,10 +204,8 @@ def test_a_journal_without_a_file_starts_from_the_whole_mask(tmp_path):
     session.set_target(LabelMap.on_grid_of(image, truth.array.copy()), image=image,
                        image_path=tmp_path / "t1.nii.gz")
     _stroke(session, (2, 2, 2), (20, 2, 2), 2)
-    header, steps = read_journal(session.journal.path)
+    header, steps, replayed = _from_empty(session)
     assert header["base_labels"] is None and len(steps) == 1
-    replayed = np.zeros(SHAPE, np.uint8)
-    replay(session.journal.path, replayed)
     np.testing.assert_array_equal(replayed, session.labels)
     session.close()
 

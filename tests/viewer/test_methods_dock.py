@@ -22,6 +22,15 @@ def dock(phantom_window):
     return panel
 
 
+def _run(qtbot, window, dock, pipeline="otsu", timeout=60_000):
+    """Run *pipeline* from the dock (brain mask from the ground truth); its result layer."""
+    dock.select_pipeline(pipeline)
+    dock.set_mask_source("truth")
+    with qtbot.waitSignal(window.methods.pipelines.finished, timeout=timeout) as done:
+        dock.run()
+    return done.args[0]
+
+
 def test_outside_the_declared_use_asks_for_the_checkbox(qtbot, phantom_window):
     panel = phantom_window.methods.panel
     methods = phantom_window.methods
@@ -163,11 +172,7 @@ def test_new_layers_come_with_their_label_counts_from_the_worker(qtbot, phantom_
         return label_volumes(array, voxel_ml)
 
     monkeypatch.setattr(viewer.layers, "label_volumes", counting)
-    dock.select_pipeline("otsu")
-    dock.set_mask_source("truth")
-    with qtbot.waitSignal(phantom_window.methods.pipelines.finished, timeout=60_000) as done:
-        dock.run()
-    result = done.args[0]
+    result = _run(qtbot, phantom_window, dock)
     phantom_window.grid.render_pending()
     mask_layer = next(lay for lay in phantom_window.layers.labels
                       if lay.name == f"{result.name} — brain mask")
@@ -246,11 +251,7 @@ def test_a_first_result_becomes_the_untouched_edited_mask(qtbot, phantom_window,
     edits = phantom_window.edits
     edited = phantom_window.layers.edited
     assert edited.name == "Edited mask (new)" and edits.untouched
-    dock.select_pipeline("otsu")
-    dock.set_mask_source("truth")
-    with qtbot.waitSignal(methods.pipelines.finished, timeout=60_000) as blocker:
-        dock.run()
-    result = blocker.args[0]
+    result = _run(qtbot, phantom_window, dock)
     assert methods.pipelines.adopted is result
     assert phantom_window.layers.edited is edited and edited.name == "Edited mask"
     assert np.array_equal(edited.labelmap.array, result.labelmap.array)
@@ -260,12 +261,10 @@ def test_a_first_result_becomes_the_untouched_edited_mask(qtbot, phantom_window,
     assert edits.undo() and not edited.labelmap.array.any()
     # emptied by the user's own undo: no longer untouched, the next result stays a layer
     assert not edits.untouched
-    dock.select_pipeline("gmm")
-    with qtbot.waitSignal(methods.pipelines.finished, timeout=120_000) as second:
-        dock.run()
+    second = _run(qtbot, phantom_window, dock, "gmm", timeout=120_000)
     assert methods.pipelines.adopted is None and not edited.labelmap.array.any()
     assert "now the edited mask" not in dock.status.text()
-    assert second.args[0].labelmap.array.any()
+    assert second.labelmap.array.any()
 
 
 def test_a_result_the_mask_cannot_take_stays_a_layer(qtbot, phantom_window, dock,
@@ -274,12 +273,9 @@ def test_a_result_the_mask_cannot_take_stays_a_layer(qtbot, phantom_window, dock
         raise ValueError("label values outside 0..255 of the edited mask")
 
     monkeypatch.setattr(phantom_window.edits, "apply_labels", refuse)
-    dock.select_pipeline("otsu")
-    dock.set_mask_source("truth")
-    with qtbot.waitSignal(phantom_window.methods.pipelines.finished, timeout=60_000) as done:
-        dock.run()
+    result = _run(qtbot, phantom_window, dock)
     assert phantom_window.methods.pipelines.adopted is None
-    assert done.args[0].labelmap.array.any()
+    assert result.labelmap.array.any()
     assert not phantom_window.layers.edited.labelmap.array.any()
     assert dock.run_button.isEnabled()
 
@@ -292,11 +288,7 @@ def test_making_a_result_the_edited_mask_is_one_undo_step(qtbot, phantom_window,
     drawn[10:14, 10:14, 10:14] = 2  # a mask with labels: no result replaces it by itself
     edits.apply_labels(drawn, "a drawing")
     original = edited.labelmap.array.copy()
-    dock.select_pipeline("otsu")
-    dock.set_mask_source("truth")
-    with qtbot.waitSignal(methods.pipelines.finished, timeout=60_000) as blocker:
-        dock.run()
-    result = blocker.args[0]
+    result = _run(qtbot, phantom_window, dock)
     assert methods.pipelines.adopted is None
     assert np.array_equal(edited.labelmap.array, original)
     assert dock.use_button.isEnabled()
