@@ -94,7 +94,10 @@ class LiveMetrics:
         A tracked label that is now in neither the mask nor the truth (a lesion label
         whose findings were all rejected, against a truth without lesions) has no
         overlap to score: its dice, iou and sensitivity are NaN, so the means leave it
-        out and count it, instead of a perfect 1 that would flatter them."""
+        out and count it, instead of a perfect 1 that would flatter them. A label the
+        truth lacks but the mask has (a false lesion) scores dice and iou 0, and has no
+        sensitivity either: no share of an empty truth can be found, and a 1 there
+        would read as a perfect score of a label that is all false positives."""
         out = {}
         for v in self.labels:
             c = self.counts[v]
@@ -103,7 +106,7 @@ class LiveMetrics:
             out[v] = {
                 "dice": math.nan if absent else c.dice,
                 "iou": math.nan if absent else c.iou,
-                "sensitivity": math.nan if absent else c.sensitivity,
+                "sensitivity": math.nan if c.tp + c.fn == 0 else c.sensitivity,
                 "specificity": c.specificity, "volume_diff_ml": dv_ml,
                 "volume_diff_pct": dv_pct,
             }

@@ -245,6 +245,10 @@ def test_a_label_in_neither_mask_nor_truth_is_left_out_of_the_means():
     labels[5:7, 5:7, 5:7] = 4  # a false finding inside the tissue
     live = LiveMetrics(labels, truth, labels=[1, 4])
     assert live.table()[4]["dice"] == 0.0
+    # the truth has no lesion: no sensitivity (not the 1 of an empty truth), left out
+    assert np.isnan(live.table()[4]["sensitivity"])
+    assert live.table()[1]["sensitivity"] == pytest.approx(504 / 512)  # 8 of 512 are lesion
+    assert live.mean("sensitivity").used == 1
     before = live.mean("dice")
     assert before.used == 2 and before.mean == pytest.approx(live.table()[1]["dice"] / 2)
     live.update(paint(labels, (5.5, 5.5, 5.5), radius_mm=2, value=1, mode="all"), truth)
