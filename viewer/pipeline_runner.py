@@ -43,7 +43,7 @@ from engine.evaluation.plausibility import (
     uncertainty_bands,
     uncertainty_map,
 )
-from engine.methods.applicability import check_applicability
+from engine.methods.applicability import check_applicability, refusal
 from engine.methods.pipeline import Pipeline, PipelineResult, get_pipeline, run_pipeline
 
 from .layers import LabelLayer, LayerStack
@@ -214,9 +214,8 @@ class PipelineRunner(QObject):
         volume = image.volume
         reasons = check_applicability(volume, pipe)
         if reasons and not force:
-            more = f" (and {len(reasons) - 1} more)" if len(reasons) > 1 else ""
-            self.failed.emit(f"{pipe.name}: {reasons[0]}{more}; tick \"Run outside the "
-                             "declared use\" to run anyway")
+            self.failed.emit(f"{pipe.name}: " + str(refusal(
+                reasons, 'tick "Run outside the declared use"')))
             self.refused.emit(f"{pipe.name} is not made for this image",
                               "\n".join(reasons))
             return None

@@ -258,7 +258,7 @@ def run_case(
     """
     from ..evaluation.plausibility import assess
     from ..methods import get_method
-    from ..methods.applicability import NotApplicableError, check_applicability
+    from ..methods.applicability import check_applicability, refusal
     from ..methods.pipeline import get_pipeline, run_pipeline
 
     start = time.perf_counter()
@@ -272,8 +272,7 @@ def run_case(
     truth = load_labels(ground_truth, reference=volume) if ground_truth else None
     reasons = check_applicability(volume, spec)
     if reasons and not allow_outside_use:
-        more = f" (and {len(reasons) - 1} more)" if len(reasons) > 1 else ""
-        raise NotApplicableError(f"{reasons[0]}{more}; use {override_hint} to run anyway")
+        raise refusal(reasons, override_hint)
     for reason in reasons:
         if on_warning is not None:
             on_warning(reason)

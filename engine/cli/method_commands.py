@@ -179,14 +179,13 @@ def guard_applicability(volume: Volume, spec: Any, *, force: bool) -> list[str]:
     """Reasons *spec* does not fit *volume*; raise unless *force* (then they are warnings).
 
     Raises :class:`~engine.methods.applicability.NotApplicableError` (exit 3)
-    with the first reason, before any computation.
+    with the reasons on one line, before any computation.
     """
-    from ..methods.applicability import NotApplicableError, check_applicability
+    from ..methods.applicability import check_applicability, refusal
 
     reasons = check_applicability(volume, spec)
     if reasons and not force:
-        more = f" (and {len(reasons) - 1} more)" if len(reasons) > 1 else ""
-        raise NotApplicableError(f"{reasons[0]}{more}; use --force to run anyway")
+        raise refusal(reasons, "--force")
     for reason in reasons:
         warn(reason)
     return reasons

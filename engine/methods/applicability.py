@@ -42,6 +42,7 @@ Examples
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -58,6 +59,7 @@ __all__ = [
     "check_applicability",
     "describe_applicability",
     "infer_contrast",
+    "refusal",
 ]
 
 log = logging.getLogger(__name__)
@@ -67,6 +69,22 @@ _TOL = 1e-3
 
 class NotApplicableError(DelineoError):
     """A method or pipeline was asked to run on an image outside its declared use."""
+
+
+def refusal(reasons: Sequence[str], override: str) -> NotApplicableError:
+    """The error refusing an image for *reasons* (:func:`check_applicability`), on one
+    line: the first three reasons, how many more, and *override* (how to run anyway).
+
+    Examples
+    --------
+    >>> str(refusal(["contrast FLAIR: head is made for T1, T2, PD", "voxel spacing 5 mm"],
+    ...             "--force"))
+    'contrast FLAIR: head is made for T1, T2, PD; voxel spacing 5 mm; use --force to run anyway'
+    """
+    text = "; ".join(reasons[:3])
+    if len(reasons) > 3:
+        text += f"; {len(reasons) - 3} more reason{'s' if len(reasons) > 4 else ''}"
+    return NotApplicableError(f"{text}; use {override} to run anyway")
 
 
 def applicability_of(spec: Any) -> tuple[str, list[Applicability]]:

@@ -20,6 +20,7 @@ from engine.methods.applicability import (
     check_applicability,
     describe_applicability,
     infer_contrast,
+    refusal,
 )
 from engine.methods.pipeline import PIPELINES, get_pipeline
 
@@ -145,6 +146,27 @@ def test_cli_segment_stops_before_computing(tmp_path, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert "modality CT: otsu is made for MR" in err[-1] and "--force" in err[-1]
     assert not out.exists()
+
+
+def test_cli_names_every_reason_on_one_line(tmp_path, capsys):
+    """A small single-slice MR (pydicom's MR_small: 64 x 64 x 1 at 0.31 mm) is outside
+    the default pipeline's use for three reasons; the one line names each of them, not
+    the first with "(and 2 more)"."""
+    out = tmp_path / "labels.nii.gz"
+    assert main(["segment", get_testdata_file("MR_small.dcm"), "-o", str(out),
+                 "--device", "cpu"]) == 3
+    err = capsys.readouterr().err.strip().splitlines()
+    line = err[-1]
+    for words in ("1 slice(s) along one axis", "voxel spacing", "field of view",
+                  "use --force to run anyway"):
+        assert words in line
+    assert "more" not in line and not out.exists()
+
+
+def test_refusal_counts_the_reasons_it_does_not_show():
+    text = str(refusal([f"reason {i}" for i in range(5)], "--force"))
+    assert text == "reason 0; reason 1; reason 2; 2 more reasons; use --force to run anyway"
+    assert str(refusal(["a", "b", "c", "d"], "x")) == "a; b; c; 1 more reason; use x to run anyway"
 
 
 def test_cli_segment_force_records_warnings(tmp_path, capsys):
