@@ -30,8 +30,9 @@ from PySide6.QtWidgets import (
 
 __all__ = ["IMAGE_FILTER", "LABEL_FILTER", "Dialogs", "SeriesDialog"]
 
-IMAGE_FILTER = "Images (*.nii *.nii.gz *.hdr *.img *.dcm *.ima);;All files (*)"
-LABEL_FILTER = "Label maps (*.nii *.nii.gz *.hdr *.img);;All files (*)"
+IMAGE_FILTER = ("Images (*.nii *.nii.gz *.hdr *.img *.dcm *.ima *.nrrd *.nhdr *.mgz *.mgh);;"
+                "All files (*)")
+LABEL_FILTER = "Label maps (*.nii *.nii.gz *.hdr *.img *.nrrd *.nhdr *.mgz *.mgh);;All files (*)"
 SAVE_FILTER = "NIfTI, compressed (*.nii.gz);;NIfTI (*.nii)"
 
 DROP_ROLES = {

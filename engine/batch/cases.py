@@ -2,7 +2,7 @@
 
 An input is one of
 
-* a NIfTI file or a DICOM file: one case;
+* an image file (NIfTI, DICOM, NRRD, MGH): one case;
 * a folder: NIfTI files and DICOM series are found recursively; a folder
   holding one DICOM series and nothing else is one case named after it;
 * a CSV file with a header row and the columns ``case``, ``image`` and,

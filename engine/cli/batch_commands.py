@@ -4,7 +4,7 @@
 [--param k=v ...] [--detect] [--workers N] [--threads N] [--address ADDR] [--retries N]
 [--timeout S] [--force] [--compile] [--allow-outside-use] [--device D] [--json]``
 
-INPUT is NIfTI or DICOM files, DICOM folders, folders to scan, or a cohort
+INPUT is image files (NIfTI, DICOM, NRRD, MGH), DICOM folders, folders to scan, or a cohort
 CSV (``case,image[,ground_truth][,series]``). Every case is what ``segment``
 does (:func:`engine.batch.run_case`); a bad case is a failed row, the run goes
 on; a second run skips finished cases (``--force`` redoes them). Writes
@@ -49,9 +49,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         "DIR/summary.csv and DIR/manifest.json. Needs Ray: pip install 'delineo[cluster]'.",
     )
     p.add_argument("inputs", nargs="+", metavar="INPUT",
-                   help="NIfTI or DICOM file, DICOM folder, folder to scan (NIfTI files and "
-                   "DICOM series, recursively), or a CSV with the columns case,image and "
-                   "optionally ground_truth and series")
+                   help="image file (NIfTI, DICOM, NRRD, MGH), DICOM folder, folder to scan "
+                   "(NIfTI files and DICOM series, recursively), or a CSV with the columns "
+                   "case,image and optionally ground_truth and series")
     add_output_folder(p, "output folder (created; finished cases in it are skipped)")
     what = p.add_mutually_exclusive_group()
     what.add_argument("--method", help="method name (see 'delineo-engine methods')")

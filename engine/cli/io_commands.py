@@ -29,9 +29,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "info",
         help="print shape, spacing, orientation, affine, value range, modality",
-        description="Describe an image: NIfTI file, DICOM file or DICOM folder.",
+        description="Describe an image: NIfTI, DICOM file or folder, NRRD or MGH file.",
     )
-    p.add_argument("path", help="NIfTI file, DICOM file or DICOM folder")
+    p.add_argument("path", help="NIfTI, DICOM file or folder, NRRD or MGH file")
     add_series(p)
     add_json(p, "the facts")
     p.set_defaults(func=cmd_info)
@@ -42,7 +42,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         description="Convert an image to NIfTI (.nii or .nii.gz). The output keeps the "
         "input's voxel order and affine; --canonical writes Delineo's RAS+ grid instead.",
     )
-    p.add_argument("input", help="NIfTI file, DICOM file or DICOM folder")
+    p.add_argument("input", help="NIfTI, DICOM file or folder, NRRD or MGH file")
     add_output_file(p, "output image (.nii or .nii.gz; its folder must exist)")
     add_series(p)
     p.add_argument("--canonical", action="store_true", help="write the RAS+ canonical grid")

@@ -70,7 +70,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "confidence 0-1). The lesion networks were trained on synthetic lesions only "
         "(docs/lesions.md).",
     )
-    p.add_argument("image", help="input image: NIfTI file, DICOM file or DICOM folder")
+    p.add_argument("image", help="input image: NIfTI, DICOM file or folder, NRRD or MGH file")
     add_output_folder(p, "output folder (created if missing)")
     p.add_argument("--pipeline", default=DEFAULT_DETECT_PIPELINE,
                    help=f"a pipeline that ends in the lesions step (default "

@@ -75,7 +75,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--mask (else they use a rough half-Otsu foreground mask). Names, --param values, "
         "the device and the output names are checked before the image is read.",
     )
-    p.add_argument("image", help="input image: NIfTI file, DICOM file or DICOM folder")
+    p.add_argument("image", help="input image: NIfTI, DICOM file or folder, NRRD or MGH file")
     add_output_file(p, "output label map (.nii or .nii.gz; its folder must exist)")
     what = p.add_mutually_exclusive_group()
     what.add_argument("--method", help="method name (see 'delineo-engine methods')")

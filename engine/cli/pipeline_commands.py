@@ -48,7 +48,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "into DIR. Nothing is written until every pipeline has run; a failed run removes "
         "the folder it created.",
     )
-    p.add_argument("image", help="image (NIfTI, DICOM file or folder)")
+    p.add_argument("image", help="image (NIfTI, DICOM file or folder, NRRD, MGH)")
     p.add_argument("--ground-truth", required=True, help="ground-truth label map")
     p.add_argument("--pipelines", default=DEFAULT_PIPELINE,
                    help="comma-separated pipeline names (see 'delineo-engine pipelines'; "

@@ -1,7 +1,8 @@
 """One entry point to read and write volumes, whatever the format.
 
-* :func:`load` -- an image from a NIfTI file, a DICOM file or a DICOM folder,
-  as a canonical RAS+ :class:`~engine.core.volume.Volume`.
+* :func:`load` -- an image from a NIfTI file, a DICOM file or a DICOM folder, an
+  NRRD file (3D Slicer, ITK) or a FreeSurfer MGH/MGZ file, as a canonical RAS+
+  :class:`~engine.core.volume.Volume`.
 * :func:`load_labels` -- a label map, checked against the image it belongs to.
 * :func:`save` -- NIfTI output in the source file's geometry, written atomically.
 
@@ -27,9 +28,11 @@ from ..core.errors import (
     unknown_name,
 )
 from ..core.jobs import CancelToken
-from ..core.volume import BRAIN_TISSUE_LABELS, LabelMap, LabelTable, Volume
+from ..core.volume import BRAIN_TISSUE_LABELS, Label, LabelMap, LabelTable, Volume
 from .atomic import full_suffix
+from .mgh import MGH_SUFFIXES, is_mgh, read_mgh
 from .nifti import is_nifti, read_nifti, write_nifti
+from .nrrd_volume import read_nrrd
 from .resample import resample_labels_to
 
 __all__ = ["detect_format", "load", "load_labels", "save"]
@@ -40,7 +43,8 @@ _DICOM_SUFFIXES = {".dcm", ".dicom", ".ima", ""}
 
 
 def detect_format(path: str | Path) -> str:
-    """``"nifti"``, ``"dicom"`` or ``"dicom-folder"`` from the file's content.
+    """``"nifti"``, ``"dicom"``, ``"dicom-folder"``, ``"nrrd"`` or ``"mgh"`` from the
+    file's content (MGH, which has no magic, also from its name).
 
     Raises :class:`~engine.core.errors.UnsupportedFormatError` for anything else.
     """
@@ -57,12 +61,20 @@ def detect_format(path: str | Path) -> str:
         return "dicom"
     if is_nifti(path):
         return "nifti"
+    if head[:7] == b"NRRD000":
+        return "nrrd"
+    if is_mgh(path):
+        return "mgh"
     if full_suffix(path) in (".nii", ".nii.gz", ".hdr", ".img"):
         if head[:2] == b"\x1f\x8b":
             # A gzip stream named like NIfTI: the reader tells a truncated or
             # corrupt stream (TruncatedFileError) from one that holds no header.
             return "nifti"
         raise UnsupportedFormatError("not a NIfTI file (no NIfTI-1/2 header found)", path=path)
+    if full_suffix(path) in (".nrrd", ".nhdr"):
+        raise UnsupportedFormatError("not an NRRD file (no NRRD000 magic)", path=path)
+    if full_suffix(path) in MGH_SUFFIXES:
+        raise UnsupportedFormatError("not an MGH/MGZ file (no version-1 header)", path=path)
     if full_suffix(path) in _DICOM_SUFFIXES:
         from .dicom import is_dicom_file
 
@@ -71,7 +83,8 @@ def detect_format(path: str | Path) -> str:
         raise UnsupportedFormatError("not a DICOM file (no DICM preamble or image tags)", path=path)
     raise UnsupportedFormatError(
         unknown_name("file format", full_suffix(path),
-                     ("NIfTI (.nii, .nii.gz)", "DICOM (.dcm, .ima, no extension, folders)")),
+                     ("NIfTI (.nii, .nii.gz)", "DICOM (.dcm, .ima, no extension, folders)",
+                      "NRRD (.nrrd, .nhdr)", "MGH (.mgh, .mgz)")),
         path=path,
     )
 
@@ -90,13 +103,15 @@ def load(
     Parameters
     ----------
     path : str or Path
-        NIfTI file, DICOM file, or folder of DICOM files (searched recursively).
+        NIfTI file, DICOM file, folder of DICOM files (searched recursively), NRRD
+        file (``.nrrd``, ``.nhdr``) or MGH file (``.mgh``, ``.mgz``).
     series : str or int, optional
         DICOM series to read (UID or index in
         :func:`engine.io.dicom.list_series` order); default: the largest
         that reads (see :func:`engine.io.dicom.read_dicom`).
     volume_index : int
-        Volume of a 4-D NIfTI to read (default the first, with a warning).
+        Volume of a 4-D NIfTI, item of an NRRD's non-spatial axis or frame of an
+        MGH file to read (default the first, with a warning).
     irregular : {"resample", "error"}
         What to do with unevenly spaced or missing DICOM slices.
 
@@ -110,6 +125,10 @@ def load(
     kind = detect_format(path)
     if kind == "nifti":
         return read_nifti(path, volume_index=volume_index)
+    if kind == "nrrd":
+        return read_nrrd(path, volume_index=volume_index)
+    if kind == "mgh":
+        return read_mgh(path, volume_index=volume_index)
     from .dicom import read_dicom
 
     return read_dicom(path, series=series, irregular=irregular, progress=progress, cancel=cancel)
@@ -152,13 +171,22 @@ def load_labels(
         :class:`~engine.core.errors.GeometryMismatchError` listing the differences;
         ``True`` resamples the labels (nearest neighbour) onto *reference*.
     labels : LabelTable, optional
-        Label table to use; default: the one stored in the file, else the
-        brain tissue table.
+        Label table to use; default: the one stored in the file (a Delineo
+        NIfTI, a 3D Slicer segmentation), else the brain tissue table -- except
+        for a FreeSurfer MGH/MGZ file, whose values (e.g. ``aseg.mgz``) are named
+        "Label N".
     """
     path = Path(path)
     vol = load(path)
     array = _as_integer_labels(vol, path)
-    table = labels or vol.metadata.get("labels") or BRAIN_TISSUE_LABELS
+    table = labels or vol.metadata.get("labels")
+    if table is None and vol.metadata.get("format") == "mgh":
+        # FreeSurfer's values (aseg: 2 is left cerebral white matter, 3 its cortex) are not
+        # Delineo's tissue labels: named "Label N" rather than wrongly.
+        log.warning("%s: FreeSurfer label values; their names (FreeSurfer's lookup table) "
+                    "are not read", path.name)
+        table = LabelTable.from_labels([Label(0, "Background", (0, 0, 0))])
+    table = table or BRAIN_TISSUE_LABELS
     result = LabelMap(
         array, vol.affine, labels=table, source=vol.source, metadata=vol.metadata, modality="SEG"
     )

@@ -35,6 +35,7 @@ from ..core.errors import (
 )
 from ..core.volume import LabelMap, LabelTable, Volume
 from .atomic import atomic_path, full_suffix
+from .voxels import finite_voxels, guess_modality
 
 __all__ = ["MAX_BYTES", "is_nifti", "read_nifti", "write_nifti"]
 
@@ -359,16 +360,7 @@ def read_nifti(path: str | Path, *, volume_index: int = 0) -> Volume:
             data = np.asarray(proxy)
     except (EOFError, zlib.error, OSError, ValueError) as exc:
         raise TruncatedFileError(f"voxel data is truncated or corrupt ({exc})", path=path) from None
-    if data.dtype == np.float64:
-        data = data.astype(np.float32)
-    if data.dtype.kind == "f":
-        finite = np.isfinite(data)
-        if not finite.any():
-            raise InvalidImageError("voxel data is entirely NaN/infinite", path=path)
-        n_bad = int(data.size - np.count_nonzero(finite))
-        if n_bad:
-            data = np.where(finite, data, 0).astype(data.dtype)
-            warnings.append(f"{n_bad} NaN/infinite voxels were set to 0")
+    data = finite_voxels(data, path, warnings)
     for w in warnings:
         log.warning("%s: %s", path.name, w)
 
@@ -407,20 +399,9 @@ def read_nifti(path: str | Path, *, volume_index: int = 0) -> Volume:
         img.affine,
         format="nifti",
         header=hdr.copy(),
-        modality="SEG" if int(hdr.get("intent_code", 0)) == 1002 else _guess_modality(spatial),
+        modality="SEG" if int(hdr.get("intent_code", 0)) == 1002 else guess_modality(spatial),
         metadata=metadata,
     )
-
-
-def _guess_modality(data: np.ndarray) -> str:
-    """NIfTI has no modality tag: call data CT when it looks like Hounsfield units."""
-    if data.dtype.kind in "iuf" and data.size:
-        # every n-th voxel in memory order: a view of the file's (Fortran-order) array
-        sample = np.ravel(data, order="K")[:: max(1, data.size // 200_000)]
-        lo, hi = np.percentile(sample, [1, 99])
-        if lo <= -900 and hi >= 0 and float(sample.min()) >= -1100:
-            return "CT"
-    return "unknown"
 
 
 def _label_dtype(array: np.ndarray) -> np.dtype:

@@ -37,6 +37,7 @@ import numpy as np
 from ..core.errors import InvalidImageError, WriteError
 from ..core.volume import Label, LabelMap, LabelTable
 from .atomic import atomic_path
+from .nrrd_volume import read_nrrd
 
 __all__ = ["read_seg_nrrd", "write_seg_nrrd"]
 
@@ -119,42 +120,16 @@ def write_seg_nrrd(labels: LabelMap, path: str | Path, *,
 
 
 def read_seg_nrrd(path: str | Path) -> LabelMap:
-    """A ``.seg.nrrd`` (labelmap representation, one layer) as a RAS+ LabelMap."""
-    path = Path(path)
-    try:
-        data, header = nrrd.read(str(path), index_order="F")
-    except (nrrd.NRRDError, OSError, ValueError) as exc:
-        raise InvalidImageError(f"not a readable NRRD file ({exc})", path=path) from None
-    if data.ndim != 3:
-        raise InvalidImageError(f"a {data.ndim}-D NRRD is not a one-layer labelmap "
-                                "segmentation (only single-layer files are read)", path=path)
-    space = str(header.get("space", "")).lower()
-    directions = np.asarray(header.get("space directions"), dtype=float).T
-    origin = np.asarray(header.get("space origin", (0, 0, 0)), dtype=float)
-    if directions.shape != (3, 3) or not np.all(np.isfinite(directions)):
-        raise InvalidImageError("NRRD without usable space directions", path=path)
-    if space in ("left-posterior-superior", "lps"):
-        flip = _RAS_TO_LPS
-    elif space in ("right-anterior-superior", "ras"):
-        flip = np.eye(3)
-    else:
-        raise InvalidImageError(f"NRRD space {space or '(none)'!r} is not LPS or RAS", path=path)
-    affine = np.eye(4)
-    affine[:3, :3] = flip @ directions
-    affine[:3, 3] = flip @ origin
-    entries = [Label(0, "Background", (0, 0, 0))]
-    n = 0
-    while f"Segment{n}_LabelValue" in header:
-        value = int(header[f"Segment{n}_LabelValue"])
-        name = str(header.get(f"Segment{n}_Name", f"Segment {value}"))
-        rgb = [float(c) for c in str(header.get(f"Segment{n}_Color", "0.5 0.5 0.5")).split()]
-        colour = tuple(round(max(0.0, min(1.0, c)) * 255) for c in rgb[:3])
-        entries.append(Label(value, name, colour))  # type: ignore[arg-type]
-        n += 1
-    table = LabelTable.from_labels(entries)
-    array = np.asarray(data).astype(np.uint16 if data.max(initial=0) > 255 else np.uint8)
-    from ..core.volume import Volume
-
-    canonical = Volume.from_file_array(array, affine, format="nrrd")
-    return LabelMap(canonical.array, canonical.affine, labels=table, source=canonical.source,
+    """A ``.seg.nrrd`` (labelmap representation, one layer) as a RAS+ LabelMap, read by
+    :func:`~engine.io.nrrd_volume.read_nrrd` (geometry, checks) with its segments' names
+    and colours."""
+    volume = read_nrrd(path)
+    data = volume.array
+    if data.dtype.kind not in "iub" or (data.size and data.min() < 0):
+        raise InvalidImageError("not a labelmap segmentation: voxel values are not "
+                                "non-negative integers", path=path)
+    array = data.astype(np.uint16 if data.max(initial=0) > 255 else np.uint8)
+    table = volume.metadata.get("labels") or LabelTable.from_labels(
+        [Label(0, "Background", (0, 0, 0))])
+    return LabelMap(array, volume.affine, labels=table, source=volume.source,
                     metadata={"path": str(path), "format": "seg.nrrd"}, modality="SEG")

@@ -70,7 +70,7 @@ def test_seg_nrrd_has_the_image_geometry_and_the_segments(tmp_path, affine):
 
 
 def test_seg_nrrd_refuses_other_names_and_reads_only_labelmaps(tmp_path):
-    from engine.core.errors import InvalidImageError, WriteError
+    from engine.core.errors import InvalidImageError, UnsupportedFormatError, WriteError
 
     _, labels, _ = _image_and_labels(tmp_path, np.eye(4))
     with pytest.raises(WriteError, match=r"\.seg\.nrrd"):
@@ -79,7 +79,7 @@ def test_seg_nrrd_refuses_other_names_and_reads_only_labelmaps(tmp_path):
     with pytest.raises(InvalidImageError, match="4-D"):
         read_seg_nrrd(tmp_path / "four.nrrd")
     (tmp_path / "junk.seg.nrrd").write_bytes(b"not nrrd at all")
-    with pytest.raises(InvalidImageError):
+    with pytest.raises(UnsupportedFormatError, match="not an NRRD file"):
         read_seg_nrrd(tmp_path / "junk.seg.nrrd")
 
 
