@@ -207,9 +207,19 @@ def test_a_pipeline_result_fills_the_table(qtbot, window, tissue_phantom):
     with qtbot.waitSignal(table.computed, timeout=60_000):
         table.compute()
     means = {r["method"]: r for r in table.model.rows if r["label"] == "mean"}
-    # the first result became the untouched edited mask: both are listed, scoring the same
-    assert set(means) == {"Edited mask", "otsu"}
+    # the first result became the untouched edited mask: listed once, as the result
+    assert set(means) == {"otsu"}
     mean = means["otsu"]
-    assert mean["dice"] > 0.8 and means["Edited mask"]["dice"] == mean["dice"]
+    assert mean["dice"] > 0.8
     assert mean["runtime_s"] > 0 and mean["peak_memory_mb"] > 0
     assert np.isnan(mean["hd95"])  # surface distances were not asked for
+    # once corrected, the edited mask is a row of its own
+    edited = window.layers.edited
+    diff = paint(edited.labelmap.array, (20, 20, 14), radius_mm=3, value=2,
+                 spacing=(1, 1, 1), plane_axis=2)
+    window.edits.apply_diff(diff, "Brush")
+    with qtbot.waitSignal(table.computed, timeout=60_000):
+        table.compute()
+    means = {r["method"]: r for r in table.model.rows if r["label"] == "mean"}
+    assert set(means) == {"Edited mask", "otsu"}
+    assert means["Edited mask"]["dice"] != means["otsu"]["dice"]

@@ -17,6 +17,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from PySide6.QtCore import (
     QAbstractTableModel,
     QModelIndex,
@@ -89,13 +90,20 @@ def runs_to_compare(layers: LayerStack) -> dict[str, MethodRun]:
     edited mask, with the runtime and peak memory the runs left in their metadata.
 
     The edited mask is copied (the user may keep editing while the table is computed).
+    An edited mask that holds exactly the labels of a result (a first result taken in,
+    not corrected yet) is left out: it would repeat that result's row under another
+    name.
     """
     runs: dict[str, MethodRun] = {}
+    results = [lay.labelmap.array for lay in layers.labels if lay.role == "result"]
     for layer in layers.labels:
         if layer.role == "result":
             labels = layer.labelmap
         elif layer.role == "edit" and layer.labelmap.array.any():
-            labels = layer.labelmap.with_array(layer.labelmap.array.copy())
+            mask = layer.labelmap.array
+            if any(r.shape == mask.shape and np.array_equal(r, mask) for r in results):
+                continue
+            labels = layer.labelmap.with_array(mask.copy())
         else:
             continue
         meta = layer.labelmap.metadata
