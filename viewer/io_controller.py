@@ -23,6 +23,7 @@ from PySide6.QtCore import QObject, Signal
 from engine import io as engine_io
 from engine.core.errors import DelineoError, GeometryMismatchError
 from engine.core.volume import LabelMap, Volume
+from engine.io.atomic import full_suffix
 from engine.io.dicom import DicomSeriesInfo, list_series
 
 from .dialogs import Dialogs
@@ -257,7 +258,9 @@ class IOController(QObject):
         if layer is None:
             return None
         path = layer.path
-        if ask or path is None:
+        # a mask opened from another format (a Slicer .seg.nrrd, a FreeSurfer .mgz) is
+        # saved as NIfTI where the user says, never over its own file
+        if ask or path is None or full_suffix(path) not in (".nii", ".nii.gz"):
             image = self.layers.image
             stem = Path(image.name).name.split(".")[0] if image else "labels"
             start = str(Path(self.settings.last_dir) / f"{stem}_labels.nii.gz")

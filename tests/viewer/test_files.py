@@ -155,6 +155,35 @@ def test_save_labels_round_trip(loaded, qtbot, tmp_path):
     assert engine_io.load_labels(target).array[1, 1, 1] == 3
 
 
+def test_a_slicer_segmentation_opens_for_editing_and_saves_as_nifti(window, qtbot, tmp_path,
+                                                                    nifti_files):
+    """A .seg.nrrd opens as the edited mask with its segment names; saving asks where
+    (NIfTI) and never writes over the Slicer file."""
+    from engine.core.volume import LabelMap
+    from engine.io.seg_nrrd import write_seg_nrrd
+
+    open_image(window, qtbot, nifti_files["image"])
+    image = window.layers.image.volume
+    array = np.zeros(image.shape, np.uint8)
+    array[2:6, 2:6, 2:6] = 3
+    seg = write_seg_nrrd(LabelMap(array, image.affine, source=image.source),
+                         tmp_path / "mask.seg.nrrd")
+    before = seg.read_bytes()
+    with qtbot.waitSignal(window.io.labels_loaded, timeout=WAIT):
+        window.open_labels(str(seg))
+    layer = window.layers.edited
+    np.testing.assert_array_equal(layer.labelmap.array, array)
+    assert layer.labelmap.labels.name(3) == "White matter"
+    layer.labelmap.array[0, 0, 0] = 2
+    window.refresh_labels(layer, (slice(0, 1),) * 3)
+    target = tmp_path / "mask.nii.gz"
+    window.dialogs.save_path = str(target)
+    with qtbot.waitSignal(window.io.saved, timeout=WAIT):
+        window.save_labels()  # its own file is a .seg.nrrd: asks where
+    assert seg.read_bytes() == before and layer.path == target
+    assert engine_io.load_labels(target).array[0, 0, 0] == 2
+
+
 def test_unsaved_edits_are_asked_about(loaded, qtbot, nifti_files):
     layer = loaded.layers.edited
     loaded.refresh_labels(layer, None)
