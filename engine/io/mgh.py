@@ -36,7 +36,7 @@ from ..core.errors import InvalidImageError, TruncatedFileError, UnsupportedForm
 from ..core.volume import Volume
 from .atomic import full_suffix
 from .nifti import MAX_BYTES
-from .voxels import finite_voxels, guess_modality
+from .voxels import check_file, finite_voxels, guess_modality
 
 __all__ = ["MGH_SUFFIXES", "is_mgh", "read_mgh"]
 
@@ -72,12 +72,7 @@ def read_mgh(path: str | Path, *, volume_index: int = 0) -> Volume:
         With a one-line message naming the file and the problem.
     """
     path = Path(path)
-    if not path.exists():
-        raise FileNotFoundError(2, "no such file", str(path))
-    if path.is_dir():
-        raise UnsupportedFormatError("is a folder, not an MGH file", path=path)
-    if path.stat().st_size == 0:
-        raise TruncatedFileError("file is empty", path=path)
+    check_file(path, "an MGH file")
     if not is_mgh(path):
         raise UnsupportedFormatError("not an MGH/MGZ file (no version-1 header)", path=path)
     try:

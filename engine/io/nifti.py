@@ -35,7 +35,7 @@ from ..core.errors import (
 )
 from ..core.volume import LabelMap, LabelTable, Volume
 from .atomic import atomic_path, full_suffix
-from .voxels import finite_voxels, guess_modality
+from .voxels import check_file, finite_voxels, guess_modality
 
 __all__ = ["MAX_BYTES", "is_nifti", "read_nifti", "write_nifti"]
 
@@ -310,12 +310,7 @@ def read_nifti(path: str | Path, *, volume_index: int = 0) -> Volume:
     ('R', 'A', 'S')
     """
     path = Path(path)
-    if not path.exists():
-        raise FileNotFoundError(2, "no such file", str(path))
-    if path.is_dir():
-        raise UnsupportedFormatError("is a folder, not a NIfTI file", path=path)
-    if path.stat().st_size == 0:
-        raise TruncatedFileError("file is empty", path=path)
+    check_file(path, "a NIfTI file")
     head, gzipped = _head_bytes(path)
     version = _nifti_version(head)
     if version is None:

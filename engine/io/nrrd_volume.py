@@ -45,7 +45,7 @@ import numpy as np
 from ..core.errors import InvalidImageError, TruncatedFileError, UnsupportedFormatError
 from ..core.volume import Label, LabelTable, Volume
 from .nifti import MAX_BYTES
-from .voxels import finite_voxels, guess_modality
+from .voxels import check_file, finite_voxels, guess_modality
 
 __all__ = ["is_nrrd", "nrrd_affine", "nrrd_label_table", "read_nrrd"]
 
@@ -198,12 +198,7 @@ def read_nrrd(path: str | Path, *, volume_index: int = 0) -> Volume:
         With a one-line message naming the file and the problem.
     """
     path = Path(path)
-    if not path.exists():
-        raise FileNotFoundError(2, "no such file", str(path))
-    if path.is_dir():
-        raise UnsupportedFormatError("is a folder, not an NRRD file", path=path)
-    if path.stat().st_size == 0:
-        raise TruncatedFileError("file is empty", path=path)
+    check_file(path, "an NRRD file")
     if not is_nrrd(path):
         raise UnsupportedFormatError("not an NRRD file (no NRRD000 magic)", path=path)
     header = _header(path)

@@ -1,4 +1,5 @@
-"""What every file reader does to the voxels it read: finite values, a modality guess.
+"""What every file reader does: check the file before reading, then make the voxels
+it read finite and guess the modality.
 
 Shared by the NIfTI, NRRD and MGH readers (DICOM has its own modality tag).
 
@@ -18,9 +19,20 @@ from pathlib import Path
 
 import numpy as np
 
-from ..core.errors import InvalidImageError
+from ..core.errors import InvalidImageError, TruncatedFileError, UnsupportedFormatError
 
-__all__ = ["finite_voxels", "guess_modality"]
+__all__ = ["check_file", "finite_voxels", "guess_modality"]
+
+
+def check_file(path: Path, what: str) -> None:
+    """Raise the one-line error for a missing *path*, a folder or an empty file (*what*:
+    the format's name, e.g. "a NIfTI file")."""
+    if not path.exists():
+        raise FileNotFoundError(2, "no such file", str(path))
+    if path.is_dir():
+        raise UnsupportedFormatError(f"is a folder, not {what}", path=path)
+    if path.stat().st_size == 0:
+        raise TruncatedFileError("file is empty", path=path)
 
 
 def finite_voxels(data: np.ndarray, path: str | Path, warnings: list[str]) -> np.ndarray:
