@@ -46,7 +46,9 @@ _MARGIN = 3
 
 @dataclass
 class Mesh:
-    """Triangles in mm: ``vertices`` (n, 3) float32, ``faces`` (m, 3) int32, ``normals``."""
+    """Triangles in mm: ``vertices`` (n, 3) float32, ``faces`` (m, 3) int32, and
+    ``normals`` (n, 3) float32: one unit normal per vertex, in mm (with the voxel
+    spacing), pointing out of the label."""
 
     vertices: np.ndarray
     faces: np.ndarray
@@ -167,7 +169,10 @@ class LabelSurfaces:
         except (ValueError, RuntimeError):  # no crossing at this level
             return Mesh.empty()
         verts = (verts + np.asarray(origin, np.float32)) * self.spacing
-        # marching_cubes normals point towards lower values (outwards); keep them.
+        # marching_cubes normals point towards lower values (outwards), in voxel units: a
+        # normal (a gradient) takes the inverse of the spacing to mm, then unit length again
+        normals = normals / np.asarray(self.spacing, np.float32)
+        normals /= np.maximum(np.linalg.norm(normals, axis=1, keepdims=True), 1e-12)
         return Mesh(verts.astype(np.float32), faces.astype(np.int32),
                     normals.astype(np.float32))
 

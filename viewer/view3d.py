@@ -20,6 +20,7 @@ one line, and the rest of the window works as before.
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -90,6 +91,34 @@ class _Results(QObject):
     """Carries worker results to the GUI thread (queued signal)."""
 
     ready = Signal(object)
+
+
+@functools.cache
+def _surface_data_class() -> type:
+    """pyqtgraph's MeshData with the vertex normals given (imported on first use: the
+    view works without OpenGL too)."""
+    import pyqtgraph.opengl as gl
+
+    class SurfaceData(gl.MeshData):
+        def __init__(self, mesh: Mesh) -> None:
+            super().__init__(vertexes=mesh.vertices, faces=mesh.faces)
+            # pyqtgraph shades with normals from the faces' winding, which points into
+            # the label: the marching-cubes normals, reversed, are the same
+            self._given_normals = np.ascontiguousarray(-mesh.normals, np.float32)
+
+        def vertexNormals(self, indexed: str | None = None) -> np.ndarray:
+            if indexed is None:
+                return self._given_normals
+            return super().vertexNormals(indexed)
+
+    return SurfaceData
+
+
+def _mesh_data(mesh: Mesh) -> Any:
+    """The pyqtgraph mesh data of *mesh*, with the normals the worker computed (marching
+    cubes). pyqtgraph would otherwise compute them itself at the first drawing, in a
+    Python loop over every vertex: seconds in the GUI thread for a brain's surfaces."""
+    return _surface_data_class()(mesh)
 
 
 class SurfaceView(QWidget):
@@ -308,7 +337,7 @@ class SurfaceView(QWidget):
                 self.gl.removeItem(item)
                 del self._items[key]
             return
-        data = gl.MeshData(vertexes=mesh.vertices, faces=mesh.faces)
+        data = _mesh_data(mesh)
         if item is None:
             item = gl.GLMeshItem(meshdata=data, smooth=True, shader="shaded",
                                  glOptions=_SURFACE_OPTIONS)

@@ -44,6 +44,8 @@ def test_the_3d_view_builds_updates_after_an_edit_and_picks_on_a_real_display(tm
     assert result["problem"] is None and result["available"]
     assert result["built"] and result["values"] == [1, 2, 3]
     assert result["drawn_fraction"] > 0.05  # the surfaces cover part of the frame
+    # drawn with the worker's normals: pyqtgraph's per-vertex loop never ran
+    assert result["pyqtgraph_normal_loops"] == 0 and result["normals_from_the_worker"]
     assert result["updated"]
     assert result["triangles_after"] > result["triangles_before"]  # the blob got a surface
     assert result["label_at_cursor"] in (1, 2, 3)  # the click landed on a surface

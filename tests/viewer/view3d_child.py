@@ -46,6 +46,17 @@ def main(out: str) -> None:
     layers.set_image(image)
     cursor = Cursor(shape)
     cursor.set((32, 36, 28))
+    import pyqtgraph.opengl as gl
+
+    # pyqtgraph's own vertex normals: a Python loop over every vertex, in the GUI thread
+    loops: list[int] = []
+    own_normals = gl.MeshData.vertexFaces
+
+    def counted(self, *args, **kwargs):
+        loops.append(1)
+        return own_normals(self, *args, **kwargs)
+
+    gl.MeshData.vertexFaces = counted
     view = SurfaceView(layers, cursor)
     view.resize(500, 500)
     view.show()
@@ -66,6 +77,10 @@ def main(out: str) -> None:
     background = np.array([14, 12, 12])  # BGRA order in memory
     result["drawn_fraction"] = float(np.mean(np.abs(pixels - background).sum(axis=2) > 30))
     before = view.surfaces.triangle_count()
+    result["pyqtgraph_normal_loops"] = len(loops)
+    key, item = next(iter(view._items.items()))
+    result["normals_from_the_worker"] = bool(np.array_equal(
+        item.opts["meshdata"].vertexNormals(), -view.surfaces.piece(key).normals))
 
     # An edit: a WM blob outside everything, announced like a brush stroke.
     builds.clear()
