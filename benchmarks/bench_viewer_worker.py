@@ -13,9 +13,11 @@ a click on *Run* does (the pipeline's own brain mask comes from the image).
    the gaps between ticks are recorded from *Run* until the result layer is
    on screen (the worker's run, the delivery of the result, the new layer's
    first render; the first run's result also becomes the new, empty edited
-   mask, as in the viewer), and split in two per run: the longest stall while
-   the worker runs, and the longest at the hand-over (after the GUI thread
-   took the result; a gap across that moment is cut there). Meanwhile the
+   mask, as in the viewer) and, with a 3-D view (OpenGL), until that view
+   has meshed and drawn the layer it shows when that changed; split in three
+   per run: the longest stall while the worker runs, at the hand-over (after
+   the GUI thread took the result; a gap across a boundary is cut there),
+   and while the 3-D view meshes (in its worker) and draws. Meanwhile the
    axial view steps one slice every 100 ms, as a user scrolling through the
    volume would. The figure is the longest gap
    minus the 5 ms period: how long the window could not react.
@@ -52,6 +54,8 @@ SCROLL_MS = 100
 
 #: When the GUI thread began to take each result (set by the hook in :func:`_window`).
 ARRIVALS: list[float] = []
+#: When each drawing of the 3-D view ended (set by the hook in :func:`_window`).
+DRAWN_3D: list[float] = []
 
 
 def _window(app: object) -> object:
@@ -71,6 +75,18 @@ def _window(app: object) -> object:
         return show(self, *args, **kwargs)
 
     PipelineRunner._show = timed_show  # type: ignore[method-assign]
+    try:  # Qt calls the paintGL it found when the widget class was made: hook it first
+        import pyqtgraph.opengl as gl
+
+        paint = gl.GLViewWidget.paintGL
+
+        def timed_paint(widget: object, *args: object) -> None:
+            paint(widget, *args)
+            DRAWN_3D.append(time.perf_counter())
+
+        gl.GLViewWidget.paintGL = timed_paint
+    except ImportError:  # no OpenGL: no 3-D view to wait for
+        pass
 
     t1, truth = load_demo()
     window = MainWindow(settings=_temp_settings())
@@ -124,6 +140,13 @@ def stall_during_run(app: object, window: object, pipeline: str,
     failures: list[str] = []
     runner.failed.connect(failures.append)
     rendered = [False]
+    view3d = window.grid.surfaces  # type: ignore[attr-defined]
+    meshed: list[float] = []
+
+    def on_meshed(_seconds: float) -> None:
+        meshed.append(time.perf_counter())
+
+    view3d.surfaces_updated.connect(on_meshed)
     tick.start()
     scroll.start()
     start = time.perf_counter()
@@ -136,24 +159,39 @@ def stall_during_run(app: object, window: object, pipeline: str,
     QTimer.singleShot(0, lambda: rendered.__setitem__(0, True))
     _wait(app, lambda: rendered[0], 10)
     window.grid.render_pending()  # type: ignore[attr-defined]
+    on_screen = time.perf_counter()
+    if view3d.available:
+        # then the 3-D view meshes the layer it shows, if that changed (in its worker), and
+        # draws it: wait until it is idle and has drawn its last surfaces
+        def drawn_3d() -> bool:
+            if view3d._busy or view3d._pending:
+                return False
+            return not meshed or any(t > meshed[-1] for t in DRAWN_3D)
+
+        _wait(app, drawn_3d, 60)
     ticks.append(time.perf_counter())
     tick.stop()
     scroll.stop()
     runner.finished.disconnect(finished.append)
     runner.failed.disconnect(failures.append)
+    view3d.surfaces_updated.disconnect(on_meshed)
     pairs = list(itertools.pairwise(ticks))
     gaps = sorted((b - a) * 1000.0 for a, b in pairs)
     # split at the moment the GUI thread took the result (its layers added, taken into the
     # edited mask, first drawn after it); a gap across that moment is cut there
     handed = ARRIVALS[0] if ARRIVALS else ticks[-1]
     during = [(min(b, handed) - a) * 1000.0 for a, b in pairs if a < handed] or [0.0]
-    after = [(b - max(a, handed)) * 1000.0 for a, b in pairs if b > handed] or [0.0]
+    after = [(min(b, on_screen) - max(a, handed)) * 1000.0 for a, b in pairs
+             if b > handed and a < on_screen] or [0.0]
+    view = [(b - max(a, on_screen)) * 1000.0 for a, b in pairs if b > on_screen] or [0.0]
     return {
         "run_s": round(run_s, 2),
         "ticks": len(ticks),
         "max_stall_ms": round(max(0.0, gaps[-1] - TICK_MS), 1),
         "run_stall_ms": round(max(0.0, max(during) - TICK_MS), 1),
         "handover_stall_ms": round(max(0.0, max(after) - TICK_MS), 1),
+        "view3d_stall_ms": round(max(0.0, max(view) - TICK_MS), 1),
+        "view3d_meshed": bool(meshed),
         "p99_gap_ms": round(gaps[int(0.99 * (len(gaps) - 1))], 1),
         "median_gap_ms": round(statistics.median(gaps), 1),
     }
@@ -251,8 +289,10 @@ def main() -> None:
         emit(f"viewer 99th percentile gap between 5 ms timer ticks during the `{name}` runs",
              max(s["p99_gap_ms"] for s in stalls[name]), "ms")
         sys.stdout.write(f"# `{name}` longest stall per run, while the worker ran / at the "
-                         "hand-over of the result: " + ", ".join(
-                             f"{s['run_stall_ms']:.0f} / {s['handover_stall_ms']:.0f} ms"
+                         "hand-over of the result / while the 3-D view meshed and drew it "
+                         "(* where it had new surfaces): " + ", ".join(
+                             f"{s['run_stall_ms']:.0f} / {s['handover_stall_ms']:.0f} / "
+                             f"{s['view3d_stall_ms']:.0f}{'*' if s['view3d_meshed'] else ''} ms"
                              for s in stalls[name]) + "\n")
     latencies = {}
     cancelled = ["gmm", "reaction_diffusion", "energy", "active_contour", "otsu"]
