@@ -30,7 +30,7 @@ from ..core.errors import (
 from ..core.jobs import CancelToken
 from ..core.volume import BRAIN_TISSUE_LABELS, Label, LabelMap, LabelTable, Volume
 from .atomic import full_suffix
-from .mgh import MGH_SUFFIXES, is_mgh, read_mgh
+from .mgh import MGH_SUFFIXES, read_mgh
 from .nifti import is_nifti, read_nifti, write_nifti
 from .nrrd_volume import read_nrrd
 from .resample import resample_labels_to
@@ -44,7 +44,8 @@ _DICOM_SUFFIXES = {".dcm", ".dicom", ".ima", ""}
 
 def detect_format(path: str | Path) -> str:
     """``"nifti"``, ``"dicom"``, ``"dicom-folder"``, ``"nrrd"`` or ``"mgh"`` from the
-    file's content (MGH, which has no magic, also from its name).
+    file's content (NRRD and MGH also from their names: their readers refuse a file so
+    named that is not one).
 
     Raises :class:`~engine.core.errors.UnsupportedFormatError` for anything else.
     """
@@ -61,20 +62,16 @@ def detect_format(path: str | Path) -> str:
         return "dicom"
     if is_nifti(path):
         return "nifti"
-    if head[:7] == b"NRRD000":
-        return "nrrd"
-    if is_mgh(path):
-        return "mgh"
+    if head[:7] == b"NRRD000" or full_suffix(path) in (".nrrd", ".nhdr"):
+        return "nrrd"  # the reader says when a file so named is not one
+    if full_suffix(path) in MGH_SUFFIXES:
+        return "mgh"  # no magic: by its name; the reader checks the header
     if full_suffix(path) in (".nii", ".nii.gz", ".hdr", ".img"):
         if head[:2] == b"\x1f\x8b":
             # A gzip stream named like NIfTI: the reader tells a truncated or
             # corrupt stream (TruncatedFileError) from one that holds no header.
             return "nifti"
         raise UnsupportedFormatError("not a NIfTI file (no NIfTI-1/2 header found)", path=path)
-    if full_suffix(path) in (".nrrd", ".nhdr"):
-        raise UnsupportedFormatError("not an NRRD file (no NRRD000 magic)", path=path)
-    if full_suffix(path) in MGH_SUFFIXES:
-        raise UnsupportedFormatError("not an MGH/MGZ file (no version-1 header)", path=path)
     if full_suffix(path) in _DICOM_SUFFIXES:
         from .dicom import is_dicom_file
 

@@ -159,9 +159,10 @@ def _itemsize(kind: str) -> int | None:
     return 4  # int, unsigned int, (u)int32, float
 
 
-def _header(path: Path) -> dict[str, Any]:
+def _header(fh: Any, path: Path) -> dict[str, Any]:
+    """The header read from *fh* (left at the start of the voxel data), checked."""
     try:
-        header = nrrd.read_header(str(path))
+        header = nrrd.read_header(fh)
     except (nrrd.NRRDError, ValueError, UnicodeDecodeError, KeyError) as exc:
         raise InvalidImageError(f"unreadable NRRD header ({exc})", path=path) from None
     for key in ("dimension", "sizes", "type"):
@@ -179,6 +180,45 @@ def _header(path: Path) -> dict[str, Any]:
         raise InvalidImageError(f"NRRD of {'x'.join(str(int(s)) for s in sizes)} voxels is "
                                 f"over {MAX_BYTES // 1024**3} GiB", path=path)
     return header
+
+
+def _non_spatial(header: dict[str, Any], axes: list[int], table: LabelTable | None,
+                 volume_index: int, path: Path, warnings: list[str]) -> list[int]:
+    """The file's non-spatial axis (at most one), *volume_index* checked against it."""
+    dimension = int(header["dimension"])
+    extra = [i for i in range(dimension) if i not in axes]
+    if len(extra) > 1:
+        raise InvalidImageError(f"{len(extra)} non-spatial axes: Delineo reads a volume with "
+                                "at most one (echoes, time points)", path=path)
+    if extra:
+        count = int(np.asarray(header["sizes"]).reshape(-1)[extra[0]])
+        if table is not None and count > 1:
+            raise InvalidImageError(f"a segmentation of {count} layers (overlapping "
+                                    "segments): one label map cannot hold it; export it as a "
+                                    "labelmap (one layer) first", path=path)
+        if not 0 <= volume_index < count:
+            raise InvalidImageError(f"item {volume_index} asked of a non-spatial axis of "
+                                    f"{count}", path=path)
+        if count > 1:
+            kinds = header.get("kinds") or [""] * dimension
+            warnings.append(f"{kinds[extra[0]] or 'non-spatial'} axis of {count} items: "
+                            f"using item {volume_index} only")
+    return extra
+
+
+def _voxels(header: dict[str, Any], fh: Any, path: Path) -> np.ndarray:
+    """The voxel data after the header in *fh* (or in the detached data file)."""
+    try:
+        return np.asarray(nrrd.read_data(header, fh, str(path), index_order="F"))
+    except nrrd.NRRDError as exc:
+        text = str(exc)
+        if "Size of the data" in text or "data file" in text.lower():
+            raise TruncatedFileError(f"voxel data is truncated or missing ({text})",
+                                     path=path) from None
+        raise InvalidImageError(f"unreadable NRRD ({text})", path=path) from None
+    except (EOFError, zlib.error, OSError, ValueError) as exc:
+        raise TruncatedFileError(f"voxel data is truncated or corrupt ({exc})",
+                                 path=path) from None
 
 
 def read_nrrd(path: str | Path, *, volume_index: int = 0) -> Volume:
@@ -201,40 +241,13 @@ def read_nrrd(path: str | Path, *, volume_index: int = 0) -> Volume:
     check_file(path, "an NRRD file")
     if not is_nrrd(path):
         raise UnsupportedFormatError("not an NRRD file (no NRRD000 magic)", path=path)
-    header = _header(path)
-    warnings: list[str] = []
-    affine, axes, assumed = nrrd_affine(header, path, warnings)
-    dimension = int(header["dimension"])
-    extra = [i for i in range(dimension) if i not in axes]
-    table = nrrd_label_table(header)
-    if len(extra) > 1:
-        raise InvalidImageError(f"{len(extra)} non-spatial axes: Delineo reads a volume with "
-                                "at most one (echoes, time points)", path=path)
-    if extra:
-        count = int(np.asarray(header["sizes"]).reshape(-1)[extra[0]])
-        if table is not None and count > 1:
-            raise InvalidImageError(f"a segmentation of {count} layers (overlapping "
-                                    "segments): one label map cannot hold it; export it as a "
-                                    "labelmap (one layer) first", path=path)
-        if not 0 <= volume_index < count:
-            raise InvalidImageError(f"item {volume_index} asked of a non-spatial axis of "
-                                    f"{count}", path=path)
-        if count > 1:
-            kinds = header.get("kinds") or [""] * dimension
-            warnings.append(f"{kinds[extra[0]] or 'non-spatial'} axis of {count} items: "
-                            f"using item {volume_index} only")
-    try:
-        data, _ = nrrd.read(str(path), index_order="F")
-    except nrrd.NRRDError as exc:
-        text = str(exc)
-        if "Size of the data" in text or "data file" in text.lower():
-            raise TruncatedFileError(f"voxel data is truncated or missing ({text})",
-                                     path=path) from None
-        raise InvalidImageError(f"unreadable NRRD ({text})", path=path) from None
-    except (EOFError, zlib.error, OSError, ValueError) as exc:
-        raise TruncatedFileError(f"voxel data is truncated or corrupt ({exc})",
-                                 path=path) from None
-    data = np.asarray(data)
+    with path.open("rb") as fh:  # the header once; the voxels follow it in the file
+        header = _header(fh, path)
+        warnings: list[str] = []
+        affine, axes, assumed = nrrd_affine(header, path, warnings)
+        table = nrrd_label_table(header)
+        extra = _non_spatial(header, axes, table, volume_index, path, warnings)
+        data = _voxels(header, fh, path)
     if extra:
         data = np.take(data, volume_index, axis=extra[0])
     data = finite_voxels(data, path, warnings)
