@@ -11,9 +11,12 @@ the viewer does (decimation step 2 above 2 M voxels, step 1 below).
 * **Build**: every surface from scratch (what opening a label map costs).
 * **Stroke update**: a 10 mm brush stroke in one axial slice (a 40 mm line)
   changes the labels; :meth:`engine.surfaces.LabelSurfaces.update` recomputes
-  the blocks the stroke's box touches; the view re-uploads those pieces only.
+  the blocks the stroke's box touches; the view re-uploads the meshes of the labels
+  those blocks hold.
   Reference in the same process: a full rebuild.
-* With ``--gl`` (needs a display): the same stroke through the viewer's
+* With ``--gl`` (needs a display), also: the drawing after a one-slice step of the
+  cursor (a slice view scrolling), with the surfaces taken from the layer they were
+  drawn into against drawing them again; and the same stroke through the viewer's
   SurfaceView, from ``notify_changed`` to the end of the drawing that shows it
   (worker, queued signal, GL upload and drawing), median of repeats; and the GUI thread's first
   drawing of newly built surfaces (what follows opening a label map or a
@@ -74,29 +77,10 @@ def main() -> None:
         _gl(truth)
 
 
-#: Durations of the 3-D view's drawings (GLViewWidget.paintGL), in seconds: Qt calls the
-#: method it found when the widget class was made, so it is wrapped before the view exists.
-PAINTS: list[float] = []
-
-
-def _time_paints() -> None:
-    import pyqtgraph.opengl as gl
-
-    paint = gl.GLViewWidget.paintGL
-
-    def timed(widget, *args):
-        t0 = time.perf_counter()
-        paint(widget, *args)
-        PAINTS.append(time.perf_counter() - t0)
-
-    gl.GLViewWidget.paintGL = timed
-
-
 def _gl(truth) -> None:
     from PySide6.QtWidgets import QApplication
 
     app = QApplication.instance() or QApplication([])
-    _time_paints()
     from viewer.cursor import Cursor
     from viewer.layers import LayerStack
     from viewer.view3d import SurfaceView
@@ -110,6 +94,8 @@ def _gl(truth) -> None:
         return
     view.resize(800, 800)
     view.show()
+    paints: list[float] = []  # durations of the view's drawings (seconds)
+    view.drawn.connect(paints.append)
     done: list[float] = []
     view.surfaces_updated.connect(done.append)
     layer = layers.add_labels(truth.with_array(truth.array.copy()), name="t", role="edit")
@@ -121,12 +107,12 @@ def _gl(truth) -> None:
 
     def drawn() -> float:
         """Ask for a drawing and wait for it; its duration."""
-        PAINTS.clear()
+        paints.clear()
         view.gl.update()
-        while not PAINTS:
+        while not paints:
             app.processEvents()
             time.sleep(0.001)
-        return PAINTS[0]
+        return paints[0]
 
     wait()
     emit("3-D view build (worker + upload)", done[0] * 1000, "ms")
@@ -142,6 +128,29 @@ def _gl(truth) -> None:
         times.append(time.perf_counter() - t0)
     emit("3-D view stroke, edit to redrawn, median", median(times) * 1000, "ms",
          goal="<= 1000 ms")
+    _plane_step(view, drawn)
+
+
+def _plane_step(view, drawn) -> None:
+    """A drawing after the cursor moved one axial slice (what scrolling a slice view
+    asks of the 3-D view): the surfaces come from their layer, drawn once; the reference,
+    alternately, the same step with the layer drawn again (every surface drawn, as
+    before 2026-12-07, seventh session)."""
+    ours, full = [], []
+    cursor = view.cursor
+    for n in range(9):
+        i, j, k = cursor.position
+        cursor.set((i, j, k + (1 if n % 2 == 0 else -1)))
+        view._update_planes(changed_only=True)  # as the view's timer does
+        ours.append(drawn())
+        i, j, k = cursor.position
+        cursor.set((i, j, k + (1 if n % 2 == 0 else -1)))
+        view._update_planes(changed_only=True)
+        view._layer.invalidate()
+        full.append(drawn())
+    emit("3-D view drawing after a one-slice step, median", median(ours) * 1000, "ms",
+         ratio=median(ours) / median(full),
+         reference=f"every surface drawn again ({median(full) * 1000:.0f} ms)")
 
 
 def _first_drawing(view, drawn) -> None:
@@ -150,18 +159,21 @@ def _first_drawing(view, drawn) -> None:
     itself (a Python loop over every vertex; the viewer before 2026-12-07), alternately."""
     import pyqtgraph.opengl as gl
 
+    from viewer.view3d import _mesh_data
+
     ours, theirs = [], []
     for _ in range(3):
-        for key in list(view._items):
-            view._set_piece(key, view.surfaces.piece(key))
+        for value in list(view._items):
+            view._set_label(value, _mesh_data(view.surfaces.mesh(value)))
         ours.append(drawn())
-        for key, item in view._items.items():
-            mesh = view.surfaces.piece(key)
+        for value, item in view._items.items():
+            mesh = view.surfaces.mesh(value)
             item.setMeshData(meshdata=gl.MeshData(vertexes=mesh.vertices, faces=mesh.faces),
                              smooth=True)
+        view._surfaces_changed()  # as the view's own mesh changes do
         theirs.append(drawn())
-    for key in list(view._items):
-        view._set_piece(key, view.surfaces.piece(key))
+    for value in list(view._items):
+        view._set_label(value, _mesh_data(view.surfaces.mesh(value)))
     emit("3-D view first drawing of new surfaces (GUI thread), median", median(ours) * 1000,
          "ms", ratio=median(ours) / median(theirs),
          reference=f"pyqtgraph computing the normals ({median(theirs) * 1000:.0f} ms)")

@@ -75,23 +75,11 @@ def _window(app: object) -> object:
         return show(self, *args, **kwargs)
 
     PipelineRunner._show = timed_show  # type: ignore[method-assign]
-    try:  # Qt calls the paintGL it found when the widget class was made: hook it first
-        import pyqtgraph.opengl as gl
-
-        paint = gl.GLViewWidget.paintGL
-
-        def timed_paint(widget: object, *args: object) -> None:
-            paint(widget, *args)
-            DRAWN_3D.append(time.perf_counter())
-
-        gl.GLViewWidget.paintGL = timed_paint
-    except ImportError:  # no OpenGL: no 3-D view to wait for
-        pass
-
     t1, truth = load_demo()
     window = MainWindow(settings=_temp_settings())
     window.resize(1600, 1000)
     window.show()
+    window.grid.surfaces.drawn.connect(lambda _s: DRAWN_3D.append(time.perf_counter()))
     window.show_volume(t1, name="MNI152 T1", truth=truth)
     for _ in range(10):
         app.processEvents()  # type: ignore[attr-defined]

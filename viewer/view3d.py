@@ -11,7 +11,20 @@ to the labelled voxel under the pointer.
 
 Surfaces are computed off the GUI thread. After an edit only the blocks the
 edit touched are recomputed (:meth:`engine.surfaces.LabelSurfaces.update`),
-so a brush stroke shows in 3-D within a fraction of a second.
+so a brush stroke shows in 3-D within a fraction of a second. The worker also
+joins each changed label's blocks into one mesh, so the view draws one GL item
+per label: a drawing costs a handful of OpenGL calls, not one set per block.
+
+Drawing is what the GUI thread pays for: on a software renderer (Mesa on a
+machine without a GPU) drawing a brain's surfaces takes ~0.1 s. So the
+surfaces are drawn into a layer of their own (:class:`_SurfaceLayer`) only
+when they, the camera or the size change; a scrolling slice view moves the
+image planes, and a drawing then costs the planes and one textured rectangle
+(~5 ms). Drawings are also kept to at most a quarter of the GUI thread's time
+while the cursor moves (:data:`_DRAW_SHARE`; this matters after a full
+drawing), the planes always ending on the slice the cursor stopped at. The GL
+view is a native OpenGL window in a window container, not a
+``QOpenGLWidget`` (see :meth:`SurfaceView._make_gl_widget`).
 
 The view needs OpenGL (PyOpenGL and a context from the display: a GPU driver
 or Mesa's software renderer, e.g. on Xvfb). Without it the cell says why, in
@@ -28,7 +41,7 @@ from typing import Any
 
 import numpy as np
 from PySide6.QtCore import QObject, QPoint, Qt, QTimer, Signal
-from PySide6.QtGui import QOffscreenSurface, QOpenGLContext, QVector4D
+from PySide6.QtGui import QOffscreenSurface, QOpenGLContext, QSurfaceFormat, QVector4D
 from PySide6.QtWidgets import QLabel, QStackedLayout, QVBoxLayout, QWidget
 
 from engine.surfaces import LabelSurfaces, Mesh, ray_hit
@@ -36,6 +49,7 @@ from engine.surfaces import LabelSurfaces, Mesh, ray_hit
 from .cursor import Cursor
 from .layers import LabelLayer, LayerStack
 from .subscriptions import subscribe
+from .workers import background_priority
 
 __all__ = ["SurfaceView", "opengl_problem"]
 
@@ -49,12 +63,16 @@ _PLANE_OPTIONS: dict[Any, Any] = {
     "glBlendFunc": (0x0302, 0x0303),  # GL_SRC_ALPHA, GL_ONE_MINUS_SRC_ALPHA
     "glDepthMask": (False,),
 }
-# The surfaces: blended, depth-tested and depth-writing (the planes turned writing off).
+# The surfaces: blended, depth-tested and depth-writing, drawn into their own layer
+# (:class:`_SurfaceLayer`) cleared to colour 0 and alpha 1: the colour accumulates the
+# surfaces blended over black, the alpha the fraction of what lies behind them that still
+# shows (each fragment multiplies it by 1 - its alpha).
 _SURFACE_OPTIONS: dict[Any, Any] = {
     0x0B71: True,  # GL_DEPTH_TEST
     0x0BE2: True,  # GL_BLEND
     0x0B44: False,  # GL_CULL_FACE
-    "glBlendFunc": (0x0302, 0x0303),
+    # GL_SRC_ALPHA, GL_ONE_MINUS_SRC_ALPHA for colour; GL_ZERO, GL_ONE_MINUS_SRC_ALPHA for alpha
+    "glBlendFuncSeparate": (0x0302, 0x0303, 0, 0x0303),
     "glDepthMask": (True,),
 }
 
@@ -62,6 +80,9 @@ _SURFACE_OPTIONS: dict[Any, Any] = {
 _DETAIL_LIMIT = 2_000_000
 _SURFACE_ALPHA = 0.45
 _CLICK_PIXELS = 4
+#: The most of the GUI thread's time that image-plane redraws may take while the cursor
+#: moves: after a drawing of t seconds the next plane redraw waits t x (1 / share - 1).
+_DRAW_SHARE = 0.25
 
 
 def opengl_problem() -> str | None:
@@ -121,6 +142,123 @@ def _mesh_data(mesh: Mesh) -> Any:
     return _surface_data_class()(mesh)
 
 
+_LAYER_VERTEX = """
+attribute vec2 a_position;
+varying vec2 v_uv;
+void main() {
+    v_uv = 0.5 * a_position + 0.5;
+    gl_Position = vec4(a_position, 0.0, 1.0);
+}
+"""
+_LAYER_FRAGMENT = """
+#ifdef GL_ES
+precision mediump float;
+#endif
+uniform sampler2D u_layer;
+varying vec2 v_uv;
+void main() {
+    gl_FragColor = texture2D(u_layer, v_uv);
+}
+"""
+
+
+class _SurfaceLayer:
+    """The surfaces drawn once into a texture, laid over the image planes at each drawing.
+
+    The planes write no depth and lie under the surfaces, so a picture is exactly
+    ``surfaces' colour + their transmittance x (planes over the background)``: the
+    texture holds that colour and transmittance (:data:`_SURFACE_OPTIONS`), and moving
+    a plane redraws the planes and one textured rectangle, not the meshes -- on a
+    software renderer ~1 ms instead of ~0.1 s per step of a scrolling slice view. The
+    texture is redrawn when the camera, the size or a surface changes.
+    """
+
+    def __init__(self) -> None:
+        self.fbo: Any = None
+        self.key: tuple | None = None
+        #: How many times the surfaces were drawn into the layer.
+        self.renders = 0
+        self._program: Any = None
+        self._quad: Any = None
+
+    def invalidate(self) -> None:
+        self.key = None
+
+    def render(self, view: Any, items: list[Any], key: tuple, size: tuple[int, int]) -> None:
+        """Draw *items* (the surfaces, with *view*'s camera) into the texture, unless the
+        texture already shows them as *key* says."""
+        from OpenGL import GL
+        from PySide6.QtOpenGL import QOpenGLFramebufferObject
+
+        if self.key == key and self.fbo is not None:
+            return
+        if self.fbo is None or (self.fbo.width(), self.fbo.height()) != size:
+            self.fbo = QOpenGLFramebufferObject(
+                size[0], size[1], QOpenGLFramebufferObject.Attachment.CombinedDepthStencil)
+        self.fbo.bind()
+        try:
+            GL.glViewport(0, 0, size[0], size[1])
+            GL.glDepthMask(True)  # the planes leave it off; a clear obeys it
+            GL.glClearColor(0.0, 0.0, 0.0, 1.0)
+            GL.glClear(GL.GL_COLOR_BUFFER_BIT | GL.GL_DEPTH_BUFFER_BIT)
+            for item in items:
+                _draw_item(view, item)
+        finally:
+            self.fbo.release()
+        GL.glViewport(0, 0, size[0], size[1])
+        self.key = key
+        self.renders += 1
+
+    def draw(self, view: Any) -> None:
+        """Lay the texture over what *view* drew: colour + transmittance x what is there."""
+        from OpenGL import GL
+        from pyqtgraph.opengl import shaders
+        from PySide6.QtOpenGL import QOpenGLBuffer
+
+        if self.fbo is None:
+            return
+        if self._program is None:
+            self._program = shaders.ShaderProgram("delineo-layer", [
+                shaders.VertexShader(_LAYER_VERTEX), shaders.FragmentShader(_LAYER_FRAGMENT)])
+            corners = np.array([-1, -1, 1, -1, -1, 1, 1, 1], np.float32)
+            self._quad = QOpenGLBuffer(QOpenGLBuffer.Type.VertexBuffer)
+            self._quad.create()
+            self._quad.bind()
+            self._quad.allocate(corners, corners.nbytes)
+            self._quad.release()
+        context = QOpenGLContext.currentContext()
+        program = self._program.program(
+            es2_compat=context.hasExtension(b"GL_ARB_ES2_compatibility"))
+        GL.glDisable(GL.GL_DEPTH_TEST)
+        GL.glEnable(GL.GL_BLEND)
+        GL.glBlendFunc(GL.GL_ONE, GL.GL_SRC_ALPHA)
+        GL.glActiveTexture(GL.GL_TEXTURE0)
+        GL.glBindTexture(GL.GL_TEXTURE_2D, self.fbo.texture())
+        GL.glTexParameteri(GL.GL_TEXTURE_2D, GL.GL_TEXTURE_MIN_FILTER, GL.GL_NEAREST)
+        GL.glTexParameteri(GL.GL_TEXTURE_2D, GL.GL_TEXTURE_MAG_FILTER, GL.GL_NEAREST)
+        if view.default_vao.isCreated():  # a core profile draws from a vertex array object
+            view.default_vao.bind()
+        GL.glUseProgram(program)
+        GL.glUniform1i(GL.glGetUniformLocation(program, "u_layer"), 0)
+        self._quad.bind()
+        GL.glVertexAttribPointer(0, 2, GL.GL_FLOAT, False, 0, None)  # a_position is 0
+        GL.glEnableVertexAttribArray(0)
+        GL.glDrawArrays(GL.GL_TRIANGLE_STRIP, 0, 4)
+        GL.glDisableVertexAttribArray(0)
+        self._quad.release()
+        GL.glUseProgram(0)
+        GL.glBindTexture(GL.GL_TEXTURE_2D, 0)
+
+
+def _draw_item(view: Any, item: Any) -> None:
+    """Draw one top-level item of a pyqtgraph 3-D view as its own drawing loop does."""
+    view._modelViewStack.append(view.currentModelView() * item.transform())
+    try:
+        view.drawItemTree(item)
+    finally:
+        view._modelViewStack.pop()
+
+
 class SurfaceView(QWidget):
     """The 3-D cell (see the module docstring).
 
@@ -132,6 +270,8 @@ class SurfaceView(QWidget):
 
     #: Surfaces were (re)built and drawn: called with the seconds it took.
     surfaces_updated = Signal(float)
+    #: A drawing of the GL view ended: called with the seconds it took.
+    drawn = Signal(float)
 
     def __init__(self, layers: LayerStack, cursor: Cursor,
                  parent: QWidget | None = None) -> None:
@@ -142,9 +282,11 @@ class SurfaceView(QWidget):
         self.problem = opengl_problem()
         self.layer: LabelLayer | None = None
         self.surfaces: LabelSurfaces | None = None
+        #: label value -> its GL mesh item (all of the label's blocks joined)
         self._items: dict[int, Any] = {}
         self._planes: dict[str, Any] = {}
-        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="surfaces")
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="surfaces",
+                                        initializer=background_priority)
         self._generation = 0
         self._pending: list[tuple[int, tuple | None]] = []
         self._busy = False
@@ -154,6 +296,11 @@ class SurfaceView(QWidget):
         #: The slice index each image plane shows, and whether they lag the cursor.
         self._plane_index: dict[str, int] = {}
         self._planes_stale = False
+        #: When the last drawing ended and how long it took (perf_counter seconds).
+        self._drawn_at = 0.0
+        self.draw_seconds = 0.0
+        self._layer = _SurfaceLayer()
+        self._surfaces_version = 0
 
         self.message = QLabel(self.problem or "No labels to show in 3-D yet", self)
         self.message.setObjectName("surfaceMessage")
@@ -163,9 +310,10 @@ class SurfaceView(QWidget):
         self.stack = QStackedLayout()
         self.stack.addWidget(self.message)
         self.gl = None
+        self.gl_container: QWidget | None = None
         if self.problem is None:
             self.gl = self._make_gl_widget()
-            self.stack.addWidget(self.gl)
+            self.stack.addWidget(self.gl_container)
         outer = QVBoxLayout(self)
         outer.setContentsMargins(0, 0, 0, 0)
         outer.addLayout(self.stack)
@@ -178,16 +326,30 @@ class SurfaceView(QWidget):
         self._debounce.setSingleShot(True)
         self._debounce.setInterval(60)
         self._debounce.timeout.connect(self._flush)
+        self._plane_timer = QTimer(self)
+        self._plane_timer.setSingleShot(True)
+        self._plane_timer.timeout.connect(lambda: self._update_planes(changed_only=True))
         self.destroyed.connect(lambda *_: self._pool.shutdown(wait=False, cancel_futures=True))
         self.rebuild()
 
     # -- the GL widget ---------------------------------------------------------------------
     def _make_gl_widget(self) -> Any:
-        import pyqtgraph.opengl as gl
+        """The GL view: pyqtgraph's 3-D view on a ``QOpenGLWindow`` inside a window
+        container (``self.gl``), the container being what the cell shows.
+
+        Not a ``QOpenGLWidget``: one of those in a window makes Qt compose the whole
+        window through OpenGL at every repaint of any widget, which on a software
+        renderer costs ~40 ms per slice step of a 1600 x 1000 window even with the 3-D
+        cell hidden. A native GL window draws only itself."""
+        from pyqtgraph.opengl.GLViewWidget import GLViewMixin
+        from PySide6.QtOpenGL import QOpenGLWindow
 
         view = self
 
-        class _GL(gl.GLViewWidget):
+        class _GLWindow(GLViewMixin, QOpenGLWindow):
+            def devicePixelRatioF(self) -> float:  # what the mixin asks a widget
+                return float(self.devicePixelRatio())
+
             def mousePressEvent(self, event: Any) -> None:
                 view._press = event.position().toPoint()
                 super().mousePressEvent(event)
@@ -200,10 +362,53 @@ class SurfaceView(QWidget):
                     view.pick(pos.x(), pos.y())
                 super().mouseReleaseEvent(event)
 
-        widget = _GL(self)
-        widget.setObjectName("surfaceGL")
-        widget.setBackgroundColor((12, 12, 14))
-        return widget
+            def paintGL(self, *args: Any) -> None:
+                started = time.perf_counter()
+                view._paint(self)
+                view._drawn_at = time.perf_counter()
+                view.draw_seconds = view._drawn_at - started
+                view.drawn.emit(view.draw_seconds)
+
+        window = _GLWindow()
+        surface = QSurfaceFormat.defaultFormat()
+        surface.setDepthBufferSize(24)  # a window has no depth buffer unless asked
+        window.setFormat(surface)
+        window.setBackgroundColor((12, 12, 14))
+        self.gl_container = QWidget.createWindowContainer(window, self)
+        self.gl_container.setObjectName("surfaceGL")
+        self.gl_container.setFocusPolicy(Qt.FocusPolicy.ClickFocus)
+        self.gl_container.setMinimumSize(1, 1)
+        return window
+
+    def _paint(self, gl: Any) -> None:
+        """One drawing: the image planes, then the surfaces' layer over them (redrawn
+        first if the camera, the size or a surface changed since)."""
+        from OpenGL import GL
+
+        region = gl.getViewport()
+        gl.setProjection(region, region)
+        gl.setModelview()
+        size = (gl.deviceWidth(), gl.deviceHeight())
+        GL.glViewport(0, 0, size[0], size[1])
+        surfaces = [item for item in self._items.values() if item.visible()]
+        key = (self._surfaces_version, size,
+               tuple(gl.currentProjection().data()), tuple(gl.currentModelView().data()))
+        if surfaces:
+            self._layer.render(gl, surfaces, key, size)
+        GL.glDepthMask(True)
+        GL.glClearColor(*gl.opts["bgcolor"])
+        GL.glClear(GL.GL_DEPTH_BUFFER_BIT | GL.GL_COLOR_BUFFER_BIT)
+        meshes = set(self._items.values())
+        others = [item for item in gl.items
+                  if item.parentItem() is None and item.visible() and item not in meshes]
+        for item in sorted(others, key=lambda i: i.depthValue()):
+            _draw_item(gl, item)
+        if surfaces:
+            self._layer.draw(gl)
+
+    def _surfaces_changed(self) -> None:
+        """A surface's mesh, colour or visibility changed: the layer is redrawn."""
+        self._surfaces_version += 1
 
     @property
     def available(self) -> bool:
@@ -227,11 +432,15 @@ class SurfaceView(QWidget):
 
     def _cursor_changed(self, new: Any = None, old: Any = None) -> None:
         # Slice scrolling moves the cursor many times a second: redraw only the planes
-        # whose slice changed, and nothing while the 3-D view is not on screen.
+        # whose slice changed, nothing while the 3-D view is not on screen, and no more
+        # often than the drawing budget allows (the timer then shows the latest slices).
         if not self.isVisible():
             self._planes_stale = True
             return
-        self._update_planes(changed_only=True)
+        if self._plane_timer.isActive():
+            return
+        wait = self._drawn_at + self.draw_seconds * (1.0 / _DRAW_SHARE - 1.0)
+        self._plane_timer.start(max(0, int(1000 * (wait - time.perf_counter()))))
 
     def showEvent(self, event: Any) -> None:
         super().showEvent(event)
@@ -258,6 +467,7 @@ class SurfaceView(QWidget):
             for item in list(self._items.values()):
                 self.gl.removeItem(item)
             self._items.clear()
+            self._surfaces_changed()
         if self.layer is None or self.layers.image is None:
             self.message.setText(self.problem or "No labels to show in 3-D yet")
             self.stack.setCurrentWidget(self.message)
@@ -271,7 +481,7 @@ class SurfaceView(QWidget):
         ]
         self._place_camera()
         self._update_planes()
-        self.stack.setCurrentWidget(self.gl)
+        self.stack.setCurrentWidget(self.gl_container)
         self._pending.append((self._generation, None))
         self._flush()
 
@@ -297,13 +507,18 @@ class SurfaceView(QWidget):
         self._busy = True
         started = time.perf_counter()
 
-        def work() -> tuple[int, LabelSurfaces, list[Any], float]:
+        def work() -> tuple[int, LabelSurfaces, dict[int, Any], float]:
             if surfaces is None:
-                built = LabelSurfaces(labels, spacing, step=step)
-                return generation, built, built.pieces(), started
-            present = [int(v) for v in np.unique(labels[tuple(slice(a, b) for a, b in bbox)])]
-            changed = surfaces.update(bbox, values=present)
-            return generation, surfaces, changed, started
+                done = LabelSurfaces(labels, spacing, step=step)
+                values = set(done.values)
+            else:
+                box = tuple(slice(a, b) for a, b in bbox)
+                present = [int(v) for v in np.unique(labels[box])]
+                done = surfaces
+                values = {value for value, _ in surfaces.update(bbox, values=present)}
+            # each changed label's blocks joined, with pyqtgraph's mesh data made here too
+            meshes = {value: _mesh_data(done.mesh(value)) for value in sorted(values)}
+            return generation, done, meshes, started
 
         future: Future = self._pool.submit(work)
         future.add_done_callback(lambda f: self._results.ready.emit(f))
@@ -319,43 +534,44 @@ class SurfaceView(QWidget):
             return
         if generation == self._generation and self.gl is not None:
             self.surfaces = surfaces
-            for key in changed:
-                self._set_piece(key, surfaces.piece(key))
+            for value, data in changed.items():
+                self._set_label(value, data)
             self._restyle()
             self.gl.update()
             self.surfaces_updated.emit(time.perf_counter() - started)
         if self._pending:
             self._flush()
 
-    def _set_piece(self, key: tuple[int, Any], mesh: Mesh | None) -> None:
-        """Show, replace or drop one (label, block) piece: an edit re-uploads only these."""
+    def _set_label(self, value: int, data: Any) -> None:
+        """Show, replace or drop one label's surface (*data*: pyqtgraph mesh data of all
+        its blocks; an edit re-uploads the labels it changed only)."""
         import pyqtgraph.opengl as gl
 
-        item = self._items.get(key)
-        if mesh is None or len(mesh.faces) == 0:
+        self._surfaces_changed()
+        item = self._items.get(value)
+        if data.faceCount() == 0:
             if item is not None:
                 self.gl.removeItem(item)
-                del self._items[key]
+                del self._items[value]
             return
-        data = _mesh_data(mesh)
         if item is None:
             item = gl.GLMeshItem(meshdata=data, smooth=True, shader="shaded",
                                  glOptions=_SURFACE_OPTIONS)
-            self._items[key] = item
+            self._items[value] = item
             self.gl.addItem(item)
-            self._style(key, item)
+            self._style(value, item)
         else:
             item.setMeshData(meshdata=data, smooth=True)
 
     def _restyle(self) -> None:
-        for key, item in self._items.items():
-            self._style(key, item)
+        self._surfaces_changed()
+        for value, item in self._items.items():
+            self._style(value, item)
 
-    def _style(self, key: tuple[int, Any], item: Any) -> None:
+    def _style(self, value: int, item: Any) -> None:
         layer = self.layer
         if layer is None:
             return
-        value = key[0]
         table = layer.labelmap.labels
         r, g, b = table.color(value)
         lesion = table.name(value).strip().lower() == "lesion"
@@ -368,7 +584,7 @@ class SurfaceView(QWidget):
     @property
     def shown_values(self) -> list[int]:
         """Label values with a surface in the view."""
-        return sorted({key[0] for key in self._items})
+        return sorted(self._items)
 
     # -- camera and planes ----------------------------------------------------------------------
     def _place_camera(self) -> None:

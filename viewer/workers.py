@@ -10,6 +10,12 @@ Worker threads only ever emit on one long-lived relay object owned by the
 runner (signals carry the job's number), so no Qt object is created or
 destroyed across threads.
 
+Worker threads run at background priority (:func:`background_priority`): a
+network or a classical method keeps both cores busy for seconds, and the
+window's drawing -- on a machine without a GPU, OpenGL drawing is CPU work too
+-- must not queue behind it. The threads the numerical libraries start from a
+worker (torch's and OpenMP's) inherit that priority.
+
 Examples
 --------
 >>> runner = JobRunner()                                         # doctest: +SKIP
@@ -22,16 +28,47 @@ from __future__ import annotations
 
 import itertools
 import logging
+import os
+import sys
+import threading
 from collections.abc import Callable
 from typing import Any
 
-from PySide6.QtCore import QObject, Qt, QThreadPool, Signal, Slot
+from PySide6.QtCore import QObject, Qt, QThread, QThreadPool, Signal, Slot
 
 from engine.core.jobs import Cancelled, CancelToken
 
-__all__ = ["Job", "JobRunner"]
+__all__ = ["BACKGROUND_NICE", "Job", "JobRunner", "background_priority"]
 
 log = logging.getLogger(__name__)
+
+#: The nice value of worker threads on Linux (0 is the GUI's; 19 the lowest priority).
+BACKGROUND_NICE = 10
+_lowered = threading.local()
+
+
+def background_priority() -> None:
+    """Lower the calling thread's scheduling priority, once per thread.
+
+    On Linux the thread's nice value (a per-thread value there) goes to
+    :data:`BACKGROUND_NICE`; threads it starts afterwards inherit it. Elsewhere
+    Qt's low thread priority. A thread's priority is never raised again (that
+    needs privileges), so this is for threads that only ever do background work.
+    """
+    if getattr(_lowered, "done", False):
+        return
+    _lowered.done = True
+    if sys.platform.startswith("linux"):
+        tid = threading.get_native_id()
+        try:
+            if os.getpriority(os.PRIO_PROCESS, tid) < BACKGROUND_NICE:
+                os.setpriority(os.PRIO_PROCESS, tid, BACKGROUND_NICE)
+        except OSError as exc:  # a sandbox may forbid it: the work still runs
+            log.debug("worker priority unchanged: %s", exc)
+    else:
+        thread = QThread.currentThread()
+        if thread is not None:
+            thread.setPriority(QThread.Priority.LowPriority)
 
 JobFunction = Callable[[Callable[[float, str], None], CancelToken], Any]
 
@@ -83,7 +120,8 @@ class Job:
         self.token.cancel()
 
     def run(self, relay: _Relay) -> None:
-        """Body executed in a pool thread."""
+        """Body executed in a pool thread (at background priority)."""
+        background_priority()
         token, number = self.token, self.number
 
         def progress(fraction: float, message: str = "") -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import sys
 import threading
 import time
 
@@ -184,3 +186,33 @@ def test_synthetic_helpers_are_consistent(synthetic_volume, synthetic_labels):
     labels = synthetic_labels(vol)  # on the volume's grid, every tissue, background at the border
     assert labels.same_grid(vol) and np.unique(labels.array).tolist() == [0, 1, 2, 3]
     assert not labels.array[[0, -1]].any() and not labels.array[:, [0, -1]].any()
+
+
+@pytest.mark.gui
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="per-thread nice is Linux's")
+def test_jobs_run_at_background_priority_and_their_threads_inherit_it(qtbot):
+    """A job's thread (and the threads it starts, as torch's would) yield the CPU to
+    the GUI thread: nice BACKGROUND_NICE there, the GUI thread's own left alone."""
+    from viewer.workers import BACKGROUND_NICE, JobRunner
+
+    def nice() -> int:
+        return os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+
+    gui_before = nice()
+    runner = JobRunner()
+    seen: dict[str, int] = {}
+
+    def work(report, cancel):
+        seen["job"] = nice()
+        child = threading.Thread(target=lambda: seen.__setitem__("child", nice()))
+        child.start()
+        child.join()
+        return True
+
+    job = runner.submit(work, "priority")
+    qtbot.waitUntil(lambda: job.done, timeout=5000)
+    assert job.succeeded
+    assert seen == {"job": max(gui_before, BACKGROUND_NICE),
+                    "child": max(gui_before, BACKGROUND_NICE)}
+    assert nice() == gui_before
+    assert runner.shutdown(2000)

@@ -44,9 +44,26 @@ def test_the_3d_view_builds_updates_after_an_edit_and_picks_on_a_real_display(tm
     assert result["problem"] is None and result["available"]
     assert result["built"] and result["values"] == [1, 2, 3]
     assert result["drawn_fraction"] > 0.05  # the surfaces cover part of the frame
+    assert result["drawings"] >= 1 and result["last_drawing_seconds"] > 0  # and timed
     # drawn with the worker's normals: pyqtgraph's per-vertex loop never ran
     assert result["pyqtgraph_normal_loops"] == 0 and result["normals_from_the_worker"]
+    # one GL item per label, holding all of that label's blocks
+    assert result["items"] == [1, 2, 3]
+    assert result["item_faces"] == result["label_faces"]
     assert result["updated"]
     assert result["triangles_after"] > result["triangles_before"]  # the blob got a surface
+    assert result["wm_item_faces_after"] == result["wm_faces_after"]  # and is in WM's item
+    # after a slow drawing the planes wait (0.2 s x 3) and then show the last slice
+    assert result["axial_plane_while_waiting"] == 28
+    assert 300 <= result["plane_wait_ms"] <= 600
+    assert result["axial_plane_after"] == 35
+    # a plane move reuses the surfaces' layer, and the picture is the full drawing's
+    assert result["layer_renders_on_plane_move"] == 0
+    assert result["layer_renders_when_invalidated"] == 1
+    assert result["layered_planes_differ_from_before"]  # the plane did move
+    assert result["layered_vs_full_max_difference"] <= 3
+    # the same picture as drawing the surfaces over the planes (8-bit layer: rounding)
+    assert result["layered_vs_direct_mean_difference"] < 0.2
+    assert result["layered_vs_direct_max_difference"] <= 6
     assert result["label_at_cursor"] in (1, 2, 3)  # the click landed on a surface
     assert result["cursor_after_click"] != [0, 0, 0]

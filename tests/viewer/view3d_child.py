@@ -26,6 +26,24 @@ def wait(app, until, seconds=60.0):
     return until()
 
 
+def grab(view, direct: bool = False) -> np.ndarray:
+    """The 3-D view's picture, drawn now (the view's own paintGL, or with *direct*
+    pyqtgraph's drawing of every item in turn; read back before any buffer swap), as int
+    BGR pixels."""
+    from pyqtgraph.opengl.GLViewWidget import GLViewMixin
+
+    view.gl.makeCurrent()
+    if direct:
+        GLViewMixin.paintGL(view.gl)
+    else:
+        view.gl.paintGL()
+    frame = view.gl.grabFramebuffer()
+    frame = frame.convertToFormat(frame.format().Format_RGB32)
+    width, height = frame.width(), frame.height()
+    return np.frombuffer(frame.constBits(), np.uint8).reshape(
+        height, frame.bytesPerLine() // 4, 4)[:, :width, :3].astype(int)
+
+
 def main(out: str) -> None:
     app = QApplication([])
     from engine.core.volume import BRAIN_TISSUE_LABELS, LabelMap, Volume
@@ -63,24 +81,30 @@ def main(out: str) -> None:
     result = {"problem": view.problem, "available": view.available}
     builds: list[float] = []
     view.surfaces_updated.connect(builds.append)
+    drawings: list[float] = []
+    view.drawn.connect(drawings.append)
     layer = layers.add_labels(LabelMap.on_grid_of(image, labels, labels=BRAIN_TISSUE_LABELS),
                               name="labels", role="edit")
     result["built"] = wait(app, lambda: bool(builds))
     result["build_seconds"] = builds[0] if builds else None
     result["values"] = view.shown_values
     wait(app, lambda: False, 0.3)
-    frame = view.gl.grabFramebuffer().convertToFormat(
-        view.gl.grabFramebuffer().format().Format_RGB32)
-    width, height = frame.width(), frame.height()
-    pixels = np.frombuffer(frame.constBits(), np.uint8).reshape(
-        height, frame.bytesPerLine() // 4, 4)[:, :width, :3].astype(int)
+    pixels = frame_pixels = grab(view)
     background = np.array([14, 12, 12])  # BGRA order in memory
     result["drawn_fraction"] = float(np.mean(np.abs(pixels - background).sum(axis=2) > 30))
     before = view.surfaces.triangle_count()
+    result["drawings"] = len(drawings)
+    result["last_drawing_seconds"] = view.draw_seconds
     result["pyqtgraph_normal_loops"] = len(loops)
-    key, item = next(iter(view._items.items()))
+    value, item = next(iter(view._items.items()))
     result["normals_from_the_worker"] = bool(np.array_equal(
-        item.opts["meshdata"].vertexNormals(), -view.surfaces.piece(key).normals))
+        item.opts["meshdata"].vertexNormals(), -view.surfaces.mesh(value).normals))
+    # one GL item per label, holding every block of it
+    result["items"] = sorted(view._items)
+    result["item_faces"] = {str(v): int(it.opts["meshdata"].faceCount())
+                            for v, it in view._items.items()}
+    result["label_faces"] = {str(v): len(view.surfaces.mesh(v).faces)
+                             for v in view.shown_values}
 
     # An edit: a WM blob outside everything, announced like a brush stroke.
     builds.clear()
@@ -91,6 +115,38 @@ def main(out: str) -> None:
     result["update_wall_seconds"] = time.perf_counter() - started
     result["triangles_before"] = before
     result["triangles_after"] = view.surfaces.triangle_count()
+    result["wm_item_faces_after"] = int(view._items[3].opts["meshdata"].faceCount())
+    result["wm_faces_after"] = len(view.surfaces.mesh(3).faces)
+
+    # Scrolling while drawings are slow: the planes wait for the drawing budget, then show
+    # the slice the cursor stopped at.
+    wait(app, lambda: not view._plane_timer.isActive(), 2.0)
+    view._drawn_at, view.draw_seconds = time.perf_counter(), 0.2  # as after a 0.2 s drawing
+    for z in range(30, 36):
+        cursor.set((32, 36, z))
+        app.processEvents()
+    result["axial_plane_while_waiting"] = view._plane_index["axial"]
+    result["plane_wait_ms"] = view._plane_timer.remainingTime()
+    wait(app, lambda: not view._plane_timer.isActive(), 3.0)
+    result["axial_plane_after"] = view._plane_index["axial"]
+
+    # Moving a plane draws the planes and lays the surfaces' layer over them, without
+    # drawing the surfaces again; the picture equals a drawing of everything.
+    wait(app, lambda: False, 0.3)
+    renders = view._layer.renders
+    cursor.set((30, 34, 26))
+    view._update_planes(changed_only=True)
+    layered = grab(view)
+    result["layer_renders_on_plane_move"] = view._layer.renders - renders
+    view._layer.invalidate()
+    full = grab(view)
+    result["layer_renders_when_invalidated"] = view._layer.renders - renders
+    result["layered_vs_full_max_difference"] = int(np.abs(layered - full).max())
+    # and the layer's picture is what drawing every item over the planes gives
+    direct = grab(view, direct=True)
+    result["layered_vs_direct_max_difference"] = int(np.abs(layered - direct).max())
+    result["layered_vs_direct_mean_difference"] = float(np.abs(layered - direct).mean())
+    result["layered_planes_differ_from_before"] = bool(np.abs(layered - frame_pixels).max() > 30)
 
     # A click in the middle of the view lands on a labelled voxel and moves the cursor.
     cursor.set((0, 0, 0))
