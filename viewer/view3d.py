@@ -564,11 +564,12 @@ class SurfaceView(QWidget):
             item.setMeshData(meshdata=data, smooth=True)
 
     def _restyle(self) -> None:
-        self._surfaces_changed()
         for value, item in self._items.items():
             self._style(value, item)
 
     def _style(self, value: int, item: Any) -> None:
+        """Give *item* its label's colour and visibility; only a change redraws the
+        surfaces' layer (the layer stack announces every change of any layer)."""
         layer = self.layer
         if layer is None:
             return
@@ -578,8 +579,12 @@ class SurfaceView(QWidget):
         alpha = 1.0 if lesion else _SURFACE_ALPHA
         if lesion:
             r, g, b = 255, 40, 220
-        item.setColor((r / 255, g / 255, b / 255, alpha))
-        item.setVisible(layer.visible and value not in layer.hidden)
+        colour = (r / 255, g / 255, b / 255, alpha)
+        visible = layer.visible and value not in layer.hidden
+        if item.opts["color"] != colour or item.visible() != visible:
+            item.setColor(colour)
+            item.setVisible(visible)
+            self._surfaces_changed()
 
     @property
     def shown_values(self) -> list[int]:

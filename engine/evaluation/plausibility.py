@@ -331,9 +331,11 @@ def uncertain_regions(uncertainty: np.ndarray, *, threshold: float = UNCERTAIN,
     components, count = morphology.label(mask, 26)
     if count == 0:
         return []
-    index = np.arange(1, count + 1)
-    sizes = ndimage.sum_labels(mask, components, index)
-    sums = ndimage.sum_labels(u, components, index)
+    # sizes and summed uncertainty from the uncertain voxels alone (a few percent of the
+    # box; the same sums, in the same order, as over the whole box)
+    members = components[mask]
+    sizes = np.bincount(members, minlength=count + 1)[1:]
+    sums = np.bincount(members, weights=u[mask], minlength=count + 1)[1:]
     slices = ndimage.find_objects(components)
     order = np.argsort(-sums, kind="stable")
     regions: list[UncertainRegion] = []

@@ -62,6 +62,8 @@ def test_the_3d_view_builds_updates_after_an_edit_and_picks_on_a_real_display(tm
     assert result["layer_renders_when_invalidated"] == 1
     assert result["layered_planes_differ_from_before"]  # the plane did move
     assert result["layered_vs_full_max_difference"] <= 3
+    assert result["layer_renders_on_opacity"] == 0  # the slice overlays' opacity only
+    assert result["layer_renders_on_hiding"] == 1
     # the same picture as drawing the surfaces over the planes (8-bit layer: rounding)
     assert result["layered_vs_direct_mean_difference"] < 0.2
     assert result["layered_vs_direct_max_difference"] <= 6

@@ -142,6 +142,17 @@ def main(out: str) -> None:
     full = grab(view)
     result["layer_renders_when_invalidated"] = view._layer.renders - renders
     result["layered_vs_full_max_difference"] = int(np.abs(layered - full).max())
+    # a change of another layer's display leaves the surfaces' layer alone; hiding a
+    # label of the shown one redraws it without that label
+    renders = view._layer.renders
+    layer.set_opacity(0.3)
+    grab(view)
+    result["layer_renders_on_opacity"] = view._layer.renders - renders
+    layer.set_label_visible(1, False)
+    grab(view)
+    result["layer_renders_on_hiding"] = view._layer.renders - renders
+    layer.set_label_visible(1, True)
+    grab(view)
     # and the layer's picture is what drawing every item over the planes gives
     direct = grab(view, direct=True)
     result["layered_vs_direct_max_difference"] = int(np.abs(layered - direct).max())
