@@ -235,30 +235,12 @@ class PipelineRunner(QObject):
                 self.failed.emit(f"{pipe.name}: the image was replaced while it ran; "
                                  "the result was dropped")
                 return
-            self.last_result = judged.result
-            layer = self._show(judged.result, name, warnings=reasons,
-                               plausibility=judged.report, start_rss_bytes=judged.start_rss_bytes,
-                               counts=judged.counts)
-            if judged.brain_mask is not None:
-                # What brain extraction kept: an outline around the tissue labels.
-                mask_map = LabelMap.on_grid_of(volume, judged.brain_mask,
-                                               labels=INTRACRANIAL_LABELS)
-                mask_map.metadata["description"] = "intracranial mask (brain extraction)"
-                self.layers.add_labels(mask_map, name=f"{name} — brain mask", role="result",
-                                       outline=True, opacity=0.8,
-                                       counts=judged.brain_mask_counts)
-                layer.labelmap.metadata["brain_mask_layer"] = f"{name} — brain mask"
-            lesion_probability = judged.result.info.get("lesion_probability")
-            if isinstance(lesion_probability, np.ndarray):
-                # The Findings panel takes each lesion's confidence from this map.
-                layer.labelmap.metadata["lesion_probability"] = lesion_probability
-            if judged.bands is not None:
-                bands = self.layers.add_labels(judged.bands, name=f"{name} — uncertainty",
-                                               role="uncertainty", visible=False,
-                                               opacity=0.6)
-                self._regions[id(layer.labelmap)] = judged.regions
-                layer.labelmap.metadata["uncertainty_layer"] = bands.name
-            self._adopt(layer)
+            # the result, its brain mask and uncertainty, and the edited mask taking the
+            # result in: one announcement of the new layers, not one per step
+            with self.layers.layers_changed.held():
+                layer = self._take(judged, name, volume, reasons)
+                self._adopt(layer)
+            self.finished.emit(layer)
 
         def error(exc: BaseException) -> None:
             log.info("pipeline %s failed: %s", pipe.name, exc)
@@ -316,6 +298,34 @@ class PipelineRunner(QObject):
         })
         return self.add_layer(labels, name, counts=counts)
 
+    def _take(self, judged: _Judged, name: str, volume: Any,
+              reasons: Sequence[str]) -> LabelLayer:
+        """Add a run's result layer with its brain mask and uncertainty layers."""
+        self.last_result = judged.result
+        layer = self._show(judged.result, name, warnings=reasons,
+                           plausibility=judged.report, start_rss_bytes=judged.start_rss_bytes,
+                           counts=judged.counts)
+        if judged.brain_mask is not None:
+            # What brain extraction kept: an outline around the tissue labels.
+            mask_map = LabelMap.on_grid_of(volume, judged.brain_mask,
+                                           labels=INTRACRANIAL_LABELS)
+            mask_map.metadata["description"] = "intracranial mask (brain extraction)"
+            self.layers.add_labels(mask_map, name=f"{name} — brain mask", role="result",
+                                   outline=True, opacity=0.8,
+                                   counts=judged.brain_mask_counts)
+            layer.labelmap.metadata["brain_mask_layer"] = f"{name} — brain mask"
+        lesion_probability = judged.result.info.get("lesion_probability")
+        if isinstance(lesion_probability, np.ndarray):
+            # The Findings panel takes each lesion's confidence from this map.
+            layer.labelmap.metadata["lesion_probability"] = lesion_probability
+        if judged.bands is not None:
+            bands = self.layers.add_labels(judged.bands, name=f"{name} — uncertainty",
+                                           role="uncertainty", visible=False,
+                                           opacity=0.6)
+            self._regions[id(layer.labelmap)] = judged.regions
+            layer.labelmap.metadata["uncertainty_layer"] = bands.name
+        return layer
+
     def _adopt(self, layer: LabelLayer) -> None:
         """A first result on a mask nobody has touched yet is what the user goes on to
         correct, score and review: it becomes the edited mask (one undoable step)."""
@@ -327,7 +337,6 @@ class PipelineRunner(QObject):
                     self.adopted = layer
             except ValueError as exc:  # values the mask's type cannot hold: stays a layer
                 log.warning("%s was not made the edited mask: %s", layer.name, exc)
-        self.finished.emit(layer)
 
     def make_edited(self, layer: LabelLayer) -> bool:
         """Copy *layer*'s labels into the edited mask as one undoable step."""

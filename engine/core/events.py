@@ -35,6 +35,10 @@ Rules every listener can rely on:
   any more, even by that emission; one connected meanwhile waits for the next.
 * Connecting the same callable twice connects it once (and returns the same
   handle).
+* Inside ``with event.held():`` emissions are gathered and made once when the
+  outermost block ends, with the last emission's arguments: for events whose
+  listeners read the model again (a change made of several steps is announced
+  once).
 
 Qt stays out of the engine: widgets of the viewer subscribe to these events
 and disconnect when they are destroyed (:func:`viewer.subscriptions.subscribe`).
@@ -55,7 +59,8 @@ from __future__ import annotations
 import inspect
 import logging
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 __all__ = ["Connection", "DeclaredEvent", "Event"]
@@ -141,6 +146,8 @@ class Event:
         self.name = name
         self.doc = doc
         self._connections: list[Connection] = []
+        self._holds = 0
+        self._pending: tuple[Any, ...] | None = None
 
     def connect(self, callback: Callable[..., Any]) -> Connection:
         """Call *callback* with the event's arguments from now on; returns its handle."""
@@ -159,8 +166,25 @@ class Event:
             if callback is None or connection.matches(callback):
                 connection.disconnect()
 
+    @contextmanager
+    def held(self) -> Iterator[None]:
+        """Gather the emissions made inside the block; make one, with the last one's
+        arguments, when the outermost block ends (even when it ends with an exception)."""
+        self._holds += 1
+        try:
+            yield
+        finally:
+            self._holds -= 1
+            if self._holds == 0 and self._pending is not None:
+                args, self._pending = self._pending, None
+                self.emit(*args)
+
     def emit(self, *args: Any) -> None:
-        """Call every listener with *args*; a failing one is logged and the others still run."""
+        """Call every listener with *args*; a failing one is logged and the others still run.
+        While :meth:`held`, only remember *args*."""
+        if self._holds:
+            self._pending = args
+            return
         for connection in list(self._connections):
             callback = connection.callback
             if callback is None:

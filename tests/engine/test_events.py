@@ -110,3 +110,33 @@ def test_declared_events_belong_to_each_instance():
     plain.connect(seen.append)
     plain.emit(7)
     assert seen == [6, 7] and plain.listeners == [seen.append]
+
+
+def test_held_emissions_are_made_once_with_the_last_arguments_at_the_outermost_end():
+    event, seen = Event("e"), []
+    event.connect(seen.append)
+    with event.held():
+        event.emit(1)
+        with event.held():
+            event.emit(2)
+        assert seen == []  # the inner block's end is not the outermost
+        event.emit(3)
+    assert seen == [3]
+    with event.held():
+        pass  # nothing emitted: nothing made
+    event.emit(4)  # and outside a block, at once
+    assert seen == [3, 4]
+
+
+def test_a_held_emission_is_made_even_when_the_block_raises():
+    event, seen = Event("e"), []
+    event.connect(lambda: seen.append("called"))
+
+    def failing_step() -> None:
+        with event.held():
+            event.emit()
+            raise RuntimeError("step failed")
+
+    with pytest.raises(RuntimeError, match="step failed"):
+        failing_step()
+    assert seen == ["called"]

@@ -251,7 +251,13 @@ def test_a_first_result_becomes_the_untouched_edited_mask(qtbot, phantom_window,
     edits = phantom_window.edits
     edited = phantom_window.layers.edited
     assert edited.name == "Edited mask (new)" and edits.untouched
+    # the panels hear of the new layers once, with everything in place
+    announced = []
+    handle = phantom_window.layers.layers_changed.connect(
+        lambda: announced.append(phantom_window.layers.edited.name))
     result = _run(qtbot, phantom_window, dock)
+    handle.disconnect()
+    assert announced == ["Edited mask"]
     assert methods.pipelines.adopted is result
     assert phantom_window.layers.edited is edited and edited.name == "Edited mask"
     assert np.array_equal(edited.labelmap.array, result.labelmap.array)
