@@ -34,6 +34,8 @@ IMAGE_FILTER = ("Images (*.nii *.nii.gz *.hdr *.img *.dcm *.ima *.nrrd *.nhdr *.
                 "All files (*)")
 LABEL_FILTER = "Label maps (*.nii *.nii.gz *.hdr *.img *.nrrd *.nhdr *.mgz *.mgh);;All files (*)"
 SAVE_FILTER = "NIfTI, compressed (*.nii.gz);;NIfTI (*.nii)"
+NAMES_FILTER = ("Label names (ITK-SNAP label descriptions, FreeSurfer lookup tables, "
+                "3D Slicer colour tables) (*.txt *.lut *.ctbl);;All files (*)")
 
 DROP_ROLES = {
     "Image (replaces the current one)": "image",

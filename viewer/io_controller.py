@@ -22,7 +22,7 @@ from PySide6.QtCore import QObject, Signal
 
 from engine import io as engine_io
 from engine.core.errors import DelineoError, GeometryMismatchError
-from engine.core.volume import LabelMap, Volume
+from engine.core.volume import LabelMap, LabelTable, Volume
 from engine.io.atomic import full_suffix
 from engine.io.dicom import DicomSeriesInfo, list_series
 
@@ -215,6 +215,36 @@ class IOController(QObject):
 
         title = "Resampling" if resample else "Opening"
         return self._submit(work, f"{title} {path.name}", done, path, on_error=failed)
+
+    def open_label_names(self, path: str | Path, layer: LabelLayer) -> Job:
+        """Read label names and colours from *path* (ITK-SNAP label descriptions, a
+        FreeSurfer lookup table, a 3D Slicer colour table) and give them to *layer*."""
+        from engine.io.label_tables import fitted, read_label_table
+
+        path = Path(path)
+        present = {int(v) for v in layer.counts()} - {0}
+
+        def work(progress: Callable[[float, str], None], cancel: object) -> LabelTable:
+            progress(0.0, f"reading {path.name}")
+            return fitted(read_label_table(path), present)
+
+        def done(table: LabelTable) -> None:
+            if layer not in self.layers.labels:
+                log.info("%s: the layer was closed while the names loaded; dropped", path.name)
+                return
+            layer.set_label_table(table)
+            if layer.role == "edit":
+                layer.modified = True  # the names are saved with the mask
+            self.settings.last_dir = str(path.parent)
+            missing = sorted(present - set(table))
+            note = (f"; {len(missing)} value(s) of the layer are not in it "
+                    f"(shown as \"Label N\": {', '.join(map(str, missing[:5]))}"
+                    f"{'…' if len(missing) > 5 else ''})" if missing else "")
+            self.message.emit(f"Label names from {path.name} given to {layer.name}{note}")
+            self.layers.layers_changed.emit()  # panels show the new names
+
+        return self._submit(work, f"Reading label names from {path.name}", done, path,
+                            "Could not read the label names")
 
     def _add_label_layer(self, labelmap: LabelMap, path: Path, role: str) -> LabelLayer:
         base = EDITED_NAME if role == "edit" else TRUTH_NAME if role == "truth" else "Result"

@@ -35,7 +35,7 @@ from engine.core.volume import LabelMap, Volume
 from engine.display import drag_window
 
 from .cursor import Cursor
-from .dialogs import IMAGE_FILTER, LABEL_FILTER, Dialogs
+from .dialogs import IMAGE_FILTER, LABEL_FILTER, NAMES_FILTER, Dialogs
 from .edit_session import EditSession
 from .io_controller import EDIT_OPACITY, TRUTH_OPACITY, IOController
 from .layers import BBox, LabelLayer, LayerStack
@@ -239,6 +239,7 @@ class MainWindow(QMainWindow):
             "surface_metrics": lambda: edits.compute_surface_metrics(),
             "export_segmentation": self.show_export_dialog,
             "open_from_pacs": self.show_pacs_browser,
+            "open_label_names": self.choose_label_names,
             "send_to_pacs": self.show_send_to_pacs,
             "export_findings": self.findings_panel.export_csv_dialog,
         }
@@ -347,6 +348,18 @@ class MainWindow(QMainWindow):
         path = self.dialogs.open_file(title, LABEL_FILTER, self.settings.last_dir)
         if path:
             self.io.open_labels(path, role)
+
+    def choose_label_names(self) -> None:
+        """Name the values of the label layer the Labels panel shows from a file."""
+        layer = self.labels_panel.layer or self.layers.edited
+        if layer is None:
+            self.dialogs.error("No label layer", "Open an image and a label map first: the "
+                               "names are given to the label layer the Labels panel shows.")
+            return
+        path = self.dialogs.open_file(f"Label names for {layer.name}", NAMES_FILTER,
+                                      self.settings.last_dir)
+        if path:
+            self.io.open_label_names(path, layer)
 
     def save_labels(self) -> None:
         """Save the edited mask to its file (asks where when it has none)."""

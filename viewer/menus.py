@@ -13,6 +13,7 @@ Entries without a key call a command of the window by name (``commands``):
 
 ========================  ==================================================
 ``open_demo``             File → Open the Demo Brain
+``open_label_names``      File → Label Names from File…
 ``tool_<name>``           Tools → one entry per tool (also the key bindings)
 ``convention_<name>``     View → Left–Right Convention → radiological, ...
 ``new_label``             Edit → New Label…
@@ -150,6 +151,10 @@ class Menus:
         self._command(menu, "Open from &PACS…", "open_from_pacs")
         menu.addSeparator()
         menu.addActions([a["open_labels"], a["open_ground_truth"]])
+        self._command(menu, "Label &Names from File…", "open_label_names").setToolTip(
+            "Name and colour the values of the label layer shown in the Labels panel from "
+            "ITK-SNAP label descriptions, a FreeSurfer lookup table or a 3D Slicer colour "
+            "table")
         menu.addSeparator()
         menu.addActions([a["save_labels"], a["save_labels_as"]])
         menu.addSeparator()

@@ -130,6 +130,24 @@ def add_series(parser: argparse.ArgumentParser, what: str = "the input") -> None
     )
 
 
+def add_label_names(parser: argparse.ArgumentParser, what: str = "the label map") -> None:
+    """``--label-names FILE``: the names and colours of *what*'s values."""
+    parser.add_argument(
+        "--label-names", metavar="FILE",
+        help=f"names and colours of {what}'s values: ITK-SNAP label descriptions, a "
+        "FreeSurfer lookup table or a 3D Slicer colour table (.txt/.lut/.ctbl; default: "
+        "those stored in the file, else Delineo's tissue labels)")
+
+
+def label_names(args: argparse.Namespace) -> Any:
+    """The :class:`~engine.core.volume.LabelTable` of ``--label-names``, or None."""
+    if getattr(args, "label_names", None) is None:
+        return None
+    from ..io.label_tables import read_label_table
+
+    return read_label_table(args.label_names)
+
+
 def add_json(parser: argparse.ArgumentParser, what: str = "the result") -> None:
     """``--json``: print *what* as one JSON document on stdout instead of text."""
     parser.add_argument("--json", action="store_true",

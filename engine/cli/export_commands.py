@@ -11,6 +11,9 @@
   ``--format dicom-seg --with-sr SR.dcm`` writes a SEG and its SR in one go;
 * ``seg.nrrd`` (``.seg.nrrd``): 3D Slicer's segmentation file with segment
   names and colours (:mod:`engine.io.seg_nrrd`);
+* ``label-names`` (``.txt`` or ``.ctbl``): the names and colours of the values
+  LABELS holds, as ITK-SNAP label descriptions or a 3D Slicer colour table
+  (:mod:`engine.io.label_tables`), to open beside its NIfTI file;
 * ``findings`` (``.json`` or ``.csv``): the lesions (label 4) measured
   (:mod:`engine.lesions`) -- writes both ``STEM.json`` and ``STEM.csv``;
 * ``report`` (``.html`` or ``.pdf``): the human-readable findings report with
@@ -33,9 +36,11 @@ from typing import Any
 from ..reports.export import FORMATS
 from .common import (
     add_json,
+    add_label_names,
     add_output_file,
     add_series,
     check_output_file,
+    label_names,
     print_json,
     say,
     series_value,
@@ -46,20 +51,22 @@ from .common import (
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "export",
-        help="write a label map as NIfTI, DICOM SEG, 3D Slicer seg.nrrd, findings (JSON/CSV) "
-        "or a report",
+        help="write a label map as NIfTI, DICOM SEG, 3D Slicer seg.nrrd, label names, "
+        "findings (JSON/CSV) or a report",
         description="Write LABELS (a label map on the grid of --reference) as NIfTI, as a DICOM "
         "SEG on the --reference DICOM series (.dcm), as a 3D "
-        "Slicer segmentation (.seg.nrrd, with segment names and colours), as the measured "
-        "lesions (findings .json + .csv) or as the findings report (.html or .pdf). The "
-        "format follows from the output name unless --format gives it.",
+        "Slicer segmentation (.seg.nrrd, with segment names and colours), as its label names "
+        "(ITK-SNAP label descriptions .txt, or a 3D Slicer colour table .ctbl), as the "
+        "measured lesions (findings .json + .csv) or as the findings report (.html or .pdf). "
+        "The format follows from the output name unless --format gives it.",
     )
     p.add_argument("labels", help="label map (NIfTI, e.g. written by 'segment')")
     p.add_argument("--reference", required=True, metavar="IMAGE",
                    help="the image LABELS belongs to (NIfTI file, DICOM file or folder)")
     add_output_file(p, "output file: .nii/.nii.gz, .dcm (DICOM SEG), .seg.nrrd, "
-                    ".json/.csv (findings) or "
+                    ".txt/.ctbl (label names), .json/.csv (findings) or "
                     ".html/.pdf (report); its folder must exist")
+    add_label_names(p)
     p.add_argument("--algorithm", default="Delineo",
                    help="dicom-seg: the algorithm name when LABELS does not say which method "
                    "or pipeline made it (default Delineo)")
@@ -86,7 +93,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     if args.with_sr is not None:
         check_output_file(Path(args.with_sr), suffixes=(".dcm",))
     image = load(args.reference, series=series_value(args.series))
-    labels = load_labels(args.labels, reference=image)
+    labels = load_labels(args.labels, reference=image, labels=label_names(args))
     result = export_labels(labels, image, out, fmt, algorithm=args.algorithm,
                            seg_path=args.seg, with_sr=args.with_sr)
     summary: dict[str, Any] = {"input": args.labels, **result.as_dict()}

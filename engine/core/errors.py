@@ -16,6 +16,7 @@ __all__ = [
     "DicomSeriesError",
     "GeometryMismatchError",
     "InvalidImageError",
+    "InvalidLabelTableError",
     "MissingDecoderError",
     "NoImageFoundError",
     "ParameterError",
@@ -63,6 +64,11 @@ class MissingDecoderError(ReadError):
 
 class DicomSeriesError(ReadError):
     """DICOM slices do not form one consistent volume (mixed orientation, ...)."""
+
+
+class InvalidLabelTableError(ReadError):
+    """A file of label names and colours (ITK-SNAP, FreeSurfer, 3D Slicer) does not read
+    as one."""
 
 
 class GeometryMismatchError(DelineoError):

@@ -23,12 +23,14 @@ import numpy as np
 from ..core.errors import (
     GeometryMismatchError,
     InvalidImageError,
+    ReadError,
     TruncatedFileError,
     UnsupportedFormatError,
     unknown_name,
 )
 from ..core.jobs import CancelToken
 from ..core.volume import BRAIN_TISSUE_LABELS, Label, LabelMap, LabelTable, Volume
+from . import label_tables
 from .atomic import full_suffix
 from .mgh import MGH_SUFFIXES, read_mgh
 from .nifti import is_nifti, read_nifti, write_nifti
@@ -149,6 +151,25 @@ def _as_integer_labels(volume: Volume, path: Path) -> np.ndarray:
     return rounded.astype(dtype)
 
 
+def _freesurfer_names(array: np.ndarray, path: Path) -> LabelTable:
+    """The names of a FreeSurfer label map's values: FreeSurfer's lookup table when
+    FreeSurfer is installed, else "Label N" -- never Delineo's tissue names, which would
+    be wrong (aseg: 2 is left cerebral white matter, 3 its cortex)."""
+    lut = label_tables.freesurfer_lookup_table()
+    if lut is not None:
+        try:
+            table = label_tables.read_label_table(lut)
+        except ReadError as exc:
+            log.warning("%s: FreeSurfer's lookup table was not read: %s", path.name, exc)
+        else:
+            log.info("%s: label names from %s", path.name, lut)
+            return label_tables.fitted(table, {int(v) for v in np.unique(array)})
+    log.warning("%s: FreeSurfer label values, named \"Label N\" (no FreeSurfer lookup "
+                "table: set FREESURFER_HOME, or give the names with a label table file)",
+                path.name)
+    return LabelTable.from_labels([Label(0, "Background", (0, 0, 0))])
+
+
 def load_labels(
     path: str | Path,
     *,
@@ -178,12 +199,10 @@ def load_labels(
     array = _as_integer_labels(vol, path)
     table = labels or vol.metadata.get("labels")
     if table is None and vol.metadata.get("format") == "mgh":
-        # FreeSurfer's values (aseg: 2 is left cerebral white matter, 3 its cortex) are not
-        # Delineo's tissue labels: named "Label N" rather than wrongly.
-        log.warning("%s: FreeSurfer label values; their names (FreeSurfer's lookup table) "
-                    "are not read", path.name)
-        table = LabelTable.from_labels([Label(0, "Background", (0, 0, 0))])
+        table = _freesurfer_names(array, path)
     table = table or BRAIN_TISSUE_LABELS
+    if len(table) > label_tables.LONG_TABLE:
+        table = label_tables.fitted(table, {int(v) for v in np.unique(array)})
     result = LabelMap(
         array, vol.affine, labels=table, source=vol.source, metadata=vol.metadata, modality="SEG"
     )

@@ -10,6 +10,9 @@
   the lesions (label 4), referencing an existing SEG (``seg_path``) of the
   same series;
 * ``seg.nrrd``: 3D Slicer's segmentation file (:mod:`engine.io.seg_nrrd`);
+* ``label-names``: the names and colours of the values the map holds, as
+  ITK-SNAP label descriptions (``.txt``) or a 3D Slicer colour table
+  (``.ctbl``) (:mod:`engine.io.label_tables`), to go with its NIfTI file;
 * ``findings``: the measured lesions as ``STEM.json`` and ``STEM.csv``;
 * ``report``: the HTML or PDF findings report.
 
@@ -36,6 +39,7 @@ FORMATS: dict[str, tuple[str, ...]] = {
     "dicom-seg": (".dcm",),
     "dicom-sr": (".dcm",),
     "seg.nrrd": (".seg.nrrd",),
+    "label-names": (".txt", ".ctbl"),
     "findings": (".json", ".csv"),
     "report": (".html", ".pdf"),
 }
@@ -259,6 +263,17 @@ def export_labels(
         from ..io.seg_nrrd import write_seg_nrrd
 
         result.files = [Path(write_seg_nrrd(labels, out))]
+        result.segments = _segments(labels)
+    elif fmt == "label-names":
+        from ..core.volume import Label, LabelTable
+        from ..io.label_tables import write_label_table
+
+        table = labels.labels
+        present = sorted({0, *labels.present_values()})
+        names = LabelTable.from_labels(
+            table[v] if v in table else Label(v, table.name(v), table.color(v))
+            for v in present)
+        result.files = [write_label_table(names, out)]
         result.segments = _segments(labels)
     else:
         from ..lesions import lesion_instances, measure_lesions, write_findings

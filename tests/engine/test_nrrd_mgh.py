@@ -181,9 +181,11 @@ def test_an_mgz_lands_where_the_nifti_of_the_same_scan_does(tmp_path):
         assert vol.metadata["geometry"] == "file" and not vol.metadata["warnings"]
 
 
-def test_a_freesurfer_label_map_is_not_given_tissue_names(tmp_path):
+def test_a_freesurfer_label_map_is_not_given_tissue_names(tmp_path, monkeypatch):
     """aseg.mgz's 2 and 3 are left cerebral white matter and cortex: calling them
-    Delineo's gray and white matter would swap them; they are named by value."""
+    Delineo's gray and white matter would swap them; without FreeSurfer's lookup table
+    they are named by value."""
+    monkeypatch.delenv("FREESURFER_HOME", raising=False)
     aseg = np.zeros((20, 20, 20), np.int32)
     aseg[5:10, 5:10, 5:10], aseg[10:15, 5:10, 5:10], aseg[2:4, 2:4, 2:4] = 2, 3, 17
     nib.save(nib.MGHImage(aseg, np.eye(4)), tmp_path / "aseg.mgz")

@@ -9,7 +9,7 @@ import nibabel as nib
 import numpy as np
 import pytest
 from PySide6.QtCore import QMimeData, QPoint, QPointF, Qt, QTimer, QUrl
-from PySide6.QtGui import QDragEnterEvent, QDropEvent
+from PySide6.QtGui import QAction, QDragEnterEvent, QDropEvent
 from PySide6.QtWidgets import QApplication, QMessageBox
 
 from engine import io as engine_io
@@ -306,3 +306,37 @@ def test_opening_a_folder_of_several_series_says_which_was_taken(window, qtbot, 
     assert f"'{vol.metadata['series_description']}'" in note
     assert f"of {vol.metadata['n_series']} series that can be read" in note
     assert f"{len(vol.metadata['skipped_series'])} larger series could not be read" in note
+
+
+def test_label_names_from_a_file_name_the_layer_the_labels_panel_shows(window, qtbot,
+                                                                       nifti_files, tmp_path):
+    """File → Label Names from File…: ITK-SNAP label descriptions name the ground truth's
+    values in the Labels panel; a value the file lacks is said;
+    a bad file gives one dialog and changes nothing."""
+    open_image(window, qtbot, nifti_files["image"])
+    with qtbot.waitSignal(window.io.labels_loaded, timeout=WAIT):
+        window.open_ground_truth(nifti_files["labels"])
+    truth = window.layers.ground_truth
+    window.labels_panel.set_layer(truth)
+    names = tmp_path / "names.txt"
+    names.write_text('    0  0 0 0   0 0 0 "Clear Label"\n'
+                     '    1  10 20 30   1 1 1 "Ventricles and sulci"\n'
+                     '    2  200 100 0   1 1 1 "Cortex"\n')
+    messages = []
+    window.io.message.connect(messages.append)
+    window.dialogs.open_path = str(names)
+    window.findChild(QAction, "menu_open_label_names").trigger()  # the File menu's entry
+    qtbot.waitUntil(lambda: truth.labelmap.labels.name(2) == "Cortex", timeout=WAIT)
+    panel = window.labels_panel
+    shown = [panel.table.item(row, 0).text() for row in range(panel.table.rowCount())]
+    assert shown[:2] == ["Ventricles and sulci", "Cortex"] and "Label 3" in shown
+    assert truth.labelmap.labels.color(1) == (10, 20, 30)
+    assert any("1 value(s) of the layer are not in it" in m and ": 3)" in m for m in messages)
+    assert window.dialogs.errors == []
+    (tmp_path / "bad.txt").write_text("2 Cortex 300 0 0\n")
+    window.dialogs.open_path = str(tmp_path / "bad.txt")
+    window.choose_label_names()
+    qtbot.waitUntil(lambda: bool(window.dialogs.errors), timeout=WAIT)
+    title, message = window.dialogs.errors[0]
+    assert title == "Could not read the label names" and "line 1" in message
+    assert truth.labelmap.labels.name(2) == "Cortex"  # unchanged

@@ -17,6 +17,7 @@ from PySide6.QtWidgets import (
 )
 
 from engine.core.events import Connection
+from engine.core.volume import LabelTable
 
 from ..layers import BBox, LabelLayer, LayerStack
 from ..subscriptions import subscribe
@@ -56,6 +57,7 @@ class LabelsPanel(QWidget):
         self.setObjectName("labelsPanel")
         self.layers = layers
         self.layer: LabelLayer | None = None
+        self._shown: LabelTable | None = None  # the table the rows were made from
         self._layer_handles: list[Connection] = []
         self._filling = False
 
@@ -132,8 +134,9 @@ class LabelsPanel(QWidget):
         self._recount.start()
 
     def _display_changed(self, _layer: LabelLayer) -> None:
-        if self.layer is not None and self.table.rowCount() != len(self.rows()):
-            self.refresh()  # e.g. a label was added to the table
+        if self.layer is not None and (self.table.rowCount() != len(self.rows())
+                                       or self.layer.labelmap.labels is not self._shown):
+            self.refresh()  # a label was added to the table, or the table was replaced
         else:
             self._sync_checks()
 
@@ -158,7 +161,7 @@ class LabelsPanel(QWidget):
             if self.layer is None:
                 self.total.setText("")
                 return
-            table = self.layer.labelmap.labels
+            table = self._shown = self.layer.labelmap.labels
             counts = self.layer.counts()
             total_n, total_ml = 0, 0.0
             for row, value in enumerate(values):
