@@ -25,6 +25,7 @@ from engine.core.errors import DelineoError, GeometryMismatchError
 from engine.core.volume import LabelMap, LabelTable, Volume
 from engine.io.atomic import full_suffix
 from engine.io.dicom import DicomSeriesInfo, list_series
+from engine.io.nifti import NIFTI_SUFFIXES
 
 from .dialogs import Dialogs
 from .layers import LabelLayer, LayerStack
@@ -290,7 +291,7 @@ class IOController(QObject):
         path = layer.path
         # a mask opened from another format (a Slicer .seg.nrrd, a FreeSurfer .mgz) is
         # saved as NIfTI where the user says, never over its own file
-        if ask or path is None or full_suffix(path) not in (".nii", ".nii.gz"):
+        if ask or path is None or full_suffix(path) not in NIFTI_SUFFIXES:
             image = self.layers.image
             stem = Path(image.name).name.split(".")[0] if image else "labels"
             start = str(Path(self.settings.last_dir) / f"{stem}_labels.nii.gz")

@@ -169,7 +169,7 @@ class _SurfaceLayer:
     ``surfaces' colour + their transmittance x (planes over the background)``: the
     texture holds that colour and transmittance (:data:`_SURFACE_OPTIONS`), and moving
     a plane redraws the planes and one textured rectangle, not the meshes -- on a
-    software renderer ~1 ms instead of ~0.1 s per step of a scrolling slice view. The
+    software renderer ~5 ms instead of ~0.1 s per step of a scrolling slice view. The
     texture is redrawn when the camera, the size or a surface changes.
     """
 

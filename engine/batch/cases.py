@@ -26,13 +26,14 @@ from pathlib import Path
 
 from ..core.errors import DelineoError, ReadError
 from ..io.atomic import full_suffix
+from ..io.nifti import NIFTI_SUFFIXES
 
 __all__ = ["CSV_COLUMNS", "Case", "collect_cases", "safe_case_id"]
 
 #: Columns a cohort CSV may have (``case`` and ``image`` are required).
 CSV_COLUMNS = ("case", "image", "ground_truth", "series")
 
-_NIFTI = (".nii", ".nii.gz")
+_NIFTI = NIFTI_SUFFIXES
 _SAFE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 
 

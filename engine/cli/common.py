@@ -27,6 +27,7 @@ import numpy as np
 
 from ..core.errors import ParameterError, WriteError, unknown_name
 from ..io.atomic import full_suffix, missing_folders, owned_folder
+from ..io.nifti import NIFTI_SUFFIXES
 from . import progress
 
 __all__ = [
@@ -73,9 +74,6 @@ EXIT_BROKEN_PIPE = 141
 
 #: Values of ``--device`` (``cuda:N`` picks one GPU).
 DEVICES = ("auto", "cpu", "cuda")
-
-#: Extensions of the NIfTI files Delineo writes.
-NIFTI_SUFFIXES = (".nii", ".nii.gz")
 
 
 # -- options --------------------------------------------------------------------------

@@ -37,7 +37,10 @@ from ..core.volume import LabelMap, LabelTable, Volume
 from .atomic import atomic_path, full_suffix
 from .voxels import check_file, finite_voxels, guess_modality
 
-__all__ = ["MAX_BYTES", "is_nifti", "read_nifti", "write_nifti"]
+__all__ = ["MAX_BYTES", "NIFTI_SUFFIXES", "is_nifti", "read_nifti", "write_nifti"]
+
+#: The names of the NIfTI files Delineo writes (single-file NIfTI, plain or gzipped).
+NIFTI_SUFFIXES = (".nii", ".nii.gz")
 
 log = logging.getLogger(__name__)
 
@@ -429,9 +432,9 @@ def write_nifti(volume: Volume, path: str | Path, *, geometry: str = "source") -
     NIfTI-2 is used when a dimension exceeds NIfTI-1's 32767 limit.
     """
     path = Path(path)
-    if full_suffix(path) not in (".nii", ".nii.gz"):
+    if full_suffix(path) not in NIFTI_SUFFIXES:
         raise WriteError(unknown_name("output format", full_suffix(path) or path.name,
-                                      (".nii", ".nii.gz")), path=path)
+                                      NIFTI_SUFFIXES), path=path)
     if geometry not in ("source", "canonical"):
         raise ValueError("geometry must be 'source' or 'canonical'")
     src = volume.source

@@ -29,13 +29,14 @@ from typing import Any
 from ..core.errors import ParameterError, ReadError, WriteError, unknown_name
 from ..core.volume import LabelMap, Volume
 from ..io.atomic import atomic_path, full_suffix
+from ..io.nifti import NIFTI_SUFFIXES
 
 __all__ = ["DICOM_FORMATS", "FORMATS", "ExportResult", "export_labels", "format_of",
            "made_by_cards"]
 
 #: format -> the output names it writes.
 FORMATS: dict[str, tuple[str, ...]] = {
-    "nifti": (".nii", ".nii.gz"),
+    "nifti": NIFTI_SUFFIXES,
     "dicom-seg": (".dcm",),
     "dicom-sr": (".dcm",),
     "seg.nrrd": (".seg.nrrd",),
