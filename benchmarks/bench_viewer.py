@@ -42,10 +42,14 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 
 
 def _temp_settings():
+    """Settings of a benchmark's window in a temporary folder; its edit journals go to
+    another one, so that journals another run left (a killed process) do not stop the
+    window with the recovery question."""
     from PySide6.QtCore import QSettings
 
     from viewer.settings import Settings
 
+    os.environ["DELINEO_DATA_DIR"] = tempfile.mkdtemp(prefix="delineo-bench-data-")
     folder = tempfile.mkdtemp(prefix="delineo-bench-")
     return Settings(QSettings(str(Path(folder) / "settings.ini"), QSettings.Format.IniFormat))
 

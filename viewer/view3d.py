@@ -378,6 +378,8 @@ class SurfaceView(QWidget):
         self.gl_container.setObjectName("surfaceGL")
         self.gl_container.setFocusPolicy(Qt.FocusPolicy.ClickFocus)
         self.gl_container.setMinimumSize(1, 1)
+        # the cells around stay alien widgets: a native grid redraws slower
+        self.gl_container.setAttribute(Qt.WidgetAttribute.WA_DontCreateNativeAncestors)
         return window
 
     def _paint(self, gl: Any) -> None:
