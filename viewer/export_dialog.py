@@ -40,6 +40,8 @@ CHOICES: list[tuple[str, str, bool, str]] = [
     ("Findings (JSON + CSV)", "findings", False, ".json"),
     ("Report (HTML)", "report", False, ".html"),
     ("Report (PDF)", "report", False, ".pdf"),
+    ("Label names for ITK-SNAP (.txt)", "label-names", False, ".txt"),
+    ("Label names for 3D Slicer (.ctbl)", "label-names", False, ".ctbl"),
 ]
 
 NOT_DICOM = ("The open image was not read from a DICOM series: a DICOM SEG or SR must "

@@ -121,14 +121,13 @@ def read_label_table(path: str | Path) -> LabelTable:
     layout: str | None = None
     labels: dict[int, Label] = {}
     for number, line in enumerate(text.splitlines(), start=1):
-        body = line.split("#", 1)[0].strip() if not line.lstrip().startswith("#") else ""
-        if not body:
-            continue
         where = f"line {number}"
         try:
-            tokens = shlex.split(line.strip(), comments=True)
+            tokens = shlex.split(line, comments=True)  # '#' outside quotes: a comment
         except ValueError as exc:  # an unclosed quote
             raise InvalidLabelTableError(f"{where}: {exc}", path=path) from None
+        if not tokens:  # a blank line or a comment
+            continue
         if layout is None:
             layout = "itk-snap" if len(tokens) == 8 and '"' in line else "colour table"
         try:

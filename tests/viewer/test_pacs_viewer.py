@@ -89,6 +89,17 @@ def test_export_dialog_offers_dicom_only_for_a_dicom_image(qtbot, tmp_path):
     qtbot.waitUntil(lambda: job.done, timeout=60000)
     assert not errors and np.array_equal(load(tmp_path / "segmentation.nii.gz").array,
                                          _mask(nifti).array)
+    # the names of what the mask holds, for ITK-SNAP beside that NIfTI file
+    from engine.io.label_tables import read_label_table
+
+    dialog.choose("Label names for ITK-SNAP (.txt)")
+    assert dialog.output_path().name == "segmentation.txt"
+    job = dialog.export()
+    qtbot.waitUntil(lambda: job.done, timeout=60000)
+    names = read_label_table(tmp_path / "segmentation.txt")
+    held = sorted({0, *np.unique(_mask(nifti).array).tolist()})
+    assert not errors and list(names) == held
+    assert [names.name(v) for v in held] == [_mask(nifti).labels.name(v) for v in held]
     runner.shutdown(5000)
 
 
