@@ -29,7 +29,14 @@ from ..core.errors import (
     unknown_name,
 )
 from ..core.jobs import CancelToken
-from ..core.volume import BRAIN_TISSUE_LABELS, Label, LabelMap, LabelTable, Volume
+from ..core.volume import (
+    BRAIN_TISSUE_LABELS,
+    Label,
+    LabelMap,
+    LabelTable,
+    Volume,
+    value_counts,
+)
 from . import label_tables
 from .atomic import full_suffix
 from .mgh import MGH_SUFFIXES, read_mgh
@@ -163,7 +170,7 @@ def _freesurfer_names(array: np.ndarray, path: Path) -> LabelTable:
             log.warning("%s: FreeSurfer's lookup table was not read: %s", path.name, exc)
         else:
             log.info("%s: label names from %s", path.name, lut)
-            return label_tables.fitted(table, {int(v) for v in np.unique(array)})
+            return label_tables.fitted(table, set(value_counts(array)))
     log.warning("%s: FreeSurfer label values, named \"Label N\" (no FreeSurfer lookup "
                 "table: set FREESURFER_HOME, or give the names with a label table file)",
                 path.name)
@@ -202,7 +209,7 @@ def load_labels(
         table = _freesurfer_names(array, path)
     table = table or BRAIN_TISSUE_LABELS
     if len(table) > label_tables.LONG_TABLE:
-        table = label_tables.fitted(table, {int(v) for v in np.unique(array)})
+        table = label_tables.fitted(table, set(value_counts(array)))
     result = LabelMap(
         array, vol.affine, labels=table, source=vol.source, metadata=vol.metadata, modality="SEG"
     )
