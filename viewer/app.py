@@ -7,6 +7,7 @@ image, the MNI152 demo brain opens with its tissue ground truth.
 from __future__ import annotations
 
 import argparse
+import importlib
 import logging
 import os
 import sys
@@ -14,7 +15,8 @@ import traceback
 from collections.abc import Mapping, Sequence
 from types import TracebackType
 
-__all__ = ["apply_theme", "build_parser", "configure_pyqtgraph", "create_application", "main"]
+__all__ = ["PRELOADED", "apply_theme", "build_parser", "configure_pyqtgraph", "create_application",
+           "main", "preload_libraries"]
 
 log = logging.getLogger(__name__)
 
@@ -66,8 +68,34 @@ def apply_theme(app: object) -> None:
     app.setPalette(pal)  # type: ignore[attr-defined]
 
 
+#: The large libraries the window's modules import, loaded before Qt is: once PySide6 is
+#: imported, its import hook reads the source of every module imported after it (looking
+#: for its ``__feature__`` switches). torch is not among them: the window does not need it
+#: to show the image; the Methods dock, built right after the first display, imports it
+#: (``benchmarks/bench_viewer.py`` measures both moments).
+#: (``engine.surfaces`` for scikit-image's marching cubes, which it loads lazily.)
+PRELOADED = ("numpy", "scipy.ndimage", "scipy.spatial", "nibabel", "pydicom", "requests",
+             "OpenGL.GL", "engine.surfaces")
+
+
+def preload_libraries() -> None:
+    """Import :data:`PRELOADED` now, if Qt is not loaded yet (then it is too late to
+    matter); a library that fails to import is left for its own import to report."""
+    if "PySide6" in sys.modules:
+        return
+    for name in PRELOADED:
+        try:
+            importlib.import_module(name)
+        except Exception:  # reported (or worked around) where the library is used
+            log.debug("preloading %s failed", name, exc_info=True)
+
+
 def create_application(argv: Sequence[str] | None = None) -> object:
-    """The ``QApplication`` (created once), themed, with pyqtgraph configured."""
+    """The ``QApplication`` (created once), themed, with pyqtgraph configured.
+
+    The engine's large libraries are imported first (:func:`preload_libraries`).
+    """
+    preload_libraries()
     from PySide6.QtWidgets import QApplication
 
     app = QApplication.instance()

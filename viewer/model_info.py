@@ -26,8 +26,6 @@ from PySide6.QtWidgets import (
 )
 
 from engine.core.volume import Volume
-from engine.methods.brain_extraction import brain_extractor_facts
-from engine.models.cards import card_facts, model_cards
 
 __all__ = ["ModelInfoDialog", "is_training_anatomy", "training_anatomy_note"]
 
@@ -82,6 +80,11 @@ class ModelInfoDialog(QDialog):
                        "uses deepbet, a network its authors trained on real T1 scans.", self)
         intro.setWordWrap(True)
         layout.addWidget(intro)
+        # here, not at the top: these modules import torch, which the window's start
+        # does not need (benchmarks/bench_viewer.py, first display)
+        from engine.methods.brain_extraction import brain_extractor_facts
+        from engine.models.cards import card_facts, model_cards
+
         self.tabs = QTabWidget(self)
         cards = model_cards() if cards is None else cards
         pages = [(name, card_facts(card)) for name, card in cards.items()]
