@@ -30,7 +30,9 @@ Run from the repository root::
         [--tissue delineo_lesion_varied]
 
 ``--tissue`` runs ``cnn`` and the default pipeline with another tissue network
-(a network method).
+(a network method); ``--model WEIGHTS`` runs ``cnn`` with a weights file of the
+``delineo`` network in place of the shipped one (candidate weights of a training
+run), and ``--no-demo`` leaves out part 3.
 """
 
 from __future__ import annotations
@@ -83,6 +85,11 @@ def main(argv: list[str] | None = None) -> int:
                              "each step's own)")
     parser.add_argument("--tissue", help="tissue network of both pipelines (default: each "
                         "pipeline's own)")
+    parser.add_argument("--model", metavar="WEIGHTS",
+                        help="a delineo weights file that `cnn` runs instead of the shipped "
+                             "network")
+    parser.add_argument("--no-demo", action="store_true",
+                        help="leave out the MNI demo T1 through the default pipeline")
     args = parser.parse_args(argv)
     import torch
 
@@ -91,6 +98,14 @@ def main(argv: list[str] | None = None) -> int:
     from engine.data.phantom import synthesize_phantom
     from engine.io.resample import regrid
     from engine.methods.pipeline import run_pipeline
+
+    if args.model:  # the step's cache of loaded networks, filled with the candidate
+        from engine.methods import cnn
+        from engine.models.predictor import Predictor
+
+        if args.tissue not in (None, "delineo"):
+            raise SystemExit("--model replaces the delineo network; leave out --tissue")
+        cnn._PREDICTORS[("delineo", "cpu")] = Predictor.from_name(args.model, device="cpu")
 
     print(f"# {machine()}\n")
     dice_rows, change_rows = [], []
@@ -135,6 +150,8 @@ def main(argv: list[str] | None = None) -> int:
     print("| contrast | grid | along R | along A | along S (across axial slices) |")
     print("|---|---|---:|---:|---:|")
     print("\n".join(change_rows))
+    if args.no_demo:
+        return 0
     print("\n## MNI demo T1 (training anatomy), default pipeline: label changes, "
           "result / truth\n")
     print("| region | along R | along A | along S (across axial slices) |")
