@@ -20,7 +20,9 @@ the viewer does (decimation step 2 above 2 M voxels, step 1 below).
   SurfaceView, from ``notify_changed`` to the end of the drawing that shows it
   (worker, queued signal, GL upload and drawing), median of repeats; and the GUI thread's first
   drawing of newly built surfaces (what follows opening a label map or a
-  run's result), against pyqtgraph computing the vertex normals itself.
+  run's result), against pyqtgraph computing the vertex normals itself; and a drawing
+  while the camera turns (from the preview surfaces) against the same turn drawn from
+  the full surfaces, alternately.
 
 Goal (from the viewer issue): a stroke shows in 3-D within one second.
 """
@@ -129,6 +131,27 @@ def _gl(truth) -> None:
     emit("3-D view stroke, edit to redrawn, median", median(times) * 1000, "ms",
          goal="<= 1000 ms")
     _plane_step(view, drawn)
+    _rotation(view, drawn)
+
+
+def _rotation(view, drawn) -> None:
+    """A drawing after the camera turned 3 degrees, as while dragging (the layer drawn
+    from the preview surfaces, marching step 4); the reference, alternately, the same
+    turn drawn from the full surfaces (step 2), as before 2026-12-07 (eighth)."""
+    moving, still = [], []
+    drawn()  # a full drawing first: it decides whether the preview is needed
+    for _ in range(10):
+        view.moving = True
+        view.gl.orbit(3, 0)
+        moving.append(drawn())
+        view.moving = False
+        view.gl.orbit(3, 0)
+        still.append(drawn())
+    emit("3-D view drawing while the camera turns (preview surfaces), median",
+         median(moving) * 1000, "ms", ratio=median(moving) / median(still),
+         reference=f"the full surfaces ({median(still) * 1000:.0f} ms; "
+                   f"{view.surfaces.triangle_count(preview=True)} against "
+                   f"{view.surfaces.triangle_count()} triangles)")
 
 
 def _plane_step(view, drawn) -> None:
@@ -164,7 +187,7 @@ def _first_drawing(view, drawn) -> None:
     ours, theirs = [], []
     for _ in range(3):
         for value in list(view._items):
-            view._set_label(value, _mesh_data(view.surfaces.mesh(value)))
+            view._set_label(value, _mesh_data(view.surfaces.mesh(value)), view._items)
         ours.append(drawn())
         for value, item in view._items.items():
             mesh = view.surfaces.mesh(value)
@@ -173,7 +196,7 @@ def _first_drawing(view, drawn) -> None:
         view._surfaces_changed()  # as the view's own mesh changes do
         theirs.append(drawn())
     for value in list(view._items):
-        view._set_label(value, _mesh_data(view.surfaces.mesh(value)))
+        view._set_label(value, _mesh_data(view.surfaces.mesh(value)), view._items)
     emit("3-D view first drawing of new surfaces (GUI thread), median", median(ours) * 1000,
          "ms", ratio=median(ours) / median(theirs),
          reference=f"pyqtgraph computing the normals ({median(theirs) * 1000:.0f} ms)")

@@ -8,6 +8,9 @@ small Gaussian (so the surface is not a staircase) and sampled every ``step``
 voxels (decimation for speed). After an edit, :meth:`LabelSurfaces.update`
 recomputes only the blocks the edit's bounding box touches, and the view swaps
 those blocks' meshes -- a brush stroke costs a few blocks, not the brain.
+With ``preview_step``, every block is also marched at that coarser step from the
+same smoothed mask: the *preview* surfaces (``mesh(value, preview=True)``) that
+the view draws while the camera moves.
 
 Blocks overlap by the smoothing margin and share their border planes, so the
 pieces meet without cracks. Nothing here imports Qt: the viewer calls it from a
@@ -89,20 +92,28 @@ class LabelSurfaces:
         Marching-cubes step (1 full detail, 2 about a quarter of the triangles).
     values : iterable of int, optional
         Labels to mesh (default: every non-zero value present).
+    preview_step : int, optional
+        Also keep preview surfaces marched at this step (larger than *step*).
     """
 
     def __init__(self, labels: np.ndarray, spacing: Sequence[float], *, step: int = 1,
-                 values: Iterable[int] | None = None) -> None:
+                 values: Iterable[int] | None = None,
+                 preview_step: int | None = None) -> None:
         if labels.ndim != 3:
             raise ValueError("label surfaces need a 3-D label map")
         self.labels = labels
         self.spacing = np.asarray(spacing, dtype=np.float32)
         self.step = max(1, int(step))
+        if preview_step is not None and int(preview_step) <= self.step:
+            raise ValueError(f"the preview step ({preview_step}) must be larger than the "
+                             f"step ({self.step})")
+        self.preview_step = None if preview_step is None else int(preview_step)
         present = [int(v) for v in np.unique(labels) if v != 0]
         self.values = sorted(int(v) for v in values) if values is not None else present
         self.grid = tuple(int(np.ceil(n / BLOCK)) for n in labels.shape)
-        #: (value, block index) -> Mesh
+        #: (value, block index) -> Mesh, and the same at the preview step
         self._blocks: dict[tuple[int, tuple[int, int, int]], Mesh] = {}
+        self._previews: dict[tuple[int, tuple[int, int, int]], Mesh] = {}
         for block in self._all_blocks():
             self._compute(block)
 
@@ -139,6 +150,7 @@ class LabelSurfaces:
             mask = window == value
             if not mask.any():
                 self._blocks.pop(key, None)
+                self._previews.pop(key, None)
                 continue
             # Zero beyond the window: at the volume's faces that closes the surfaces; inside
             # the volume the window's margin keeps the zeros away from this block's cubes.
@@ -147,10 +159,13 @@ class LabelSurfaces:
             part = smooth[cut]
             if min(part.shape) < 2 or part.max() < 0.5 or part.min() > 0.5:
                 self._blocks.pop(key, None)
+                self._previews.pop(key, None)
                 continue
-            self._blocks[key] = self._march(part, lo, block)
+            self._blocks[key] = self._march(part, lo, self.step)
+            if self.preview_step is not None:
+                self._previews[key] = self._march(part, lo, self.preview_step)
 
-    def _march(self, part: np.ndarray, origin: Sequence[int], block: tuple[int, int, int]) -> Mesh:
+    def _march(self, part: np.ndarray, origin: Sequence[int], step: int) -> Mesh:
         # Faces of the volume: pad with zeros so the surface closes there.
         pads = []
         for axis, (o, n) in enumerate(zip(origin, part.shape, strict=True)):
@@ -160,7 +175,6 @@ class LabelSurfaces:
         if any(p != (0, 0) for p in pads):
             part = np.pad(part, pads)
             origin = [o - p[0] for o, p in zip(origin, pads, strict=True)]
-        step = self.step
         if step > 1 and min(part.shape) <= 2 * step:
             step = 1
         try:
@@ -202,12 +216,15 @@ class LabelSurfaces:
         """The mesh of one piece, or None when that block has no surface of that value."""
         return self._blocks.get(key)
 
-    def mesh(self, value: int) -> Mesh:
-        """The whole surface of label *value* (its blocks joined)."""
-        return Mesh.join(mesh for (v, _), mesh in sorted(self._blocks.items()) if v == value)
+    def mesh(self, value: int, *, preview: bool = False) -> Mesh:
+        """The whole surface of label *value* (its blocks joined); *preview*: the one
+        marched at the preview step (an empty mesh without ``preview_step``)."""
+        blocks = self._previews if preview else self._blocks
+        return Mesh.join(mesh for (v, _), mesh in sorted(blocks.items()) if v == value)
 
-    def triangle_count(self) -> int:
-        return int(sum(len(m.faces) for m in self._blocks.values()))
+    def triangle_count(self, *, preview: bool = False) -> int:
+        blocks = self._previews if preview else self._blocks
+        return int(sum(len(m.faces) for m in blocks.values()))
 
 
 def ray_hit(labels: np.ndarray, visible: Iterable[int], origin: np.ndarray,

@@ -22,7 +22,12 @@ when they, the camera or the size change; a scrolling slice view moves the
 image planes, and a drawing then costs the planes and one textured rectangle
 (~5 ms). Drawings are also kept to at most a quarter of the GUI thread's time
 while the cursor moves (:data:`_DRAW_SHARE`; this matters after a full
-drawing), the planes always ending on the slice the cursor stopped at. The GL
+drawing), the planes always ending on the slice the cursor stopped at. While
+the camera moves (a drag, or the wheel within :data:`_WHEEL_SETTLE_MS`) and the
+full surfaces take longer to draw than :data:`_PREVIEW_ABOVE_S`, the layer is
+drawn from *preview* surfaces, marched at twice the step (about a fifth of the
+triangles; thin layers such as sulcal CSF break up in them), and drawn again in
+full detail once the camera stops. The GL
 view is a native OpenGL window in a window container, not a
 ``QOpenGLWidget`` (see :meth:`SurfaceView._make_gl_widget`).
 
@@ -78,6 +83,11 @@ _SURFACE_OPTIONS: dict[Any, Any] = {
 
 #: Above this many voxels the surfaces are decimated (marching-cubes step 2).
 _DETAIL_LIMIT = 2_000_000
+#: The camera counts as moving this long after a wheel step (ms).
+_WHEEL_SETTLE_MS = 250
+#: A moving camera draws the preview surfaces when the full ones took longer than this
+#: (s; a frame at 30 per second): on a software renderer, not on a GPU.
+_PREVIEW_ABOVE_S = 1 / 30
 _SURFACE_ALPHA = 0.45
 _CLICK_PIXELS = 4
 #: The most of the GUI thread's time that image-plane redraws may take while the cursor
@@ -282,8 +292,15 @@ class SurfaceView(QWidget):
         self.problem = opengl_problem()
         self.layer: LabelLayer | None = None
         self.surfaces: LabelSurfaces | None = None
-        #: label value -> its GL mesh item (all of the label's blocks joined)
+        #: label value -> its GL mesh item (all of the label's blocks joined), and the
+        #: item of its preview surface, drawn instead while the camera moves
         self._items: dict[int, Any] = {}
+        self._previews: dict[int, Any] = {}
+        #: Whether the camera is moving (a drag in the view, or the wheel just turned).
+        self.moving = False
+        #: How long the last drawing of the layer from the full surfaces took (s).
+        self.full_draw_seconds = 0.0
+        self._full_render = False
         self._planes: dict[str, Any] = {}
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="surfaces",
                                         initializer=background_priority)
@@ -329,6 +346,10 @@ class SurfaceView(QWidget):
         self._plane_timer = QTimer(self)
         self._plane_timer.setSingleShot(True)
         self._plane_timer.timeout.connect(lambda: self._update_planes(changed_only=True))
+        self._settle = QTimer(self)
+        self._settle.setSingleShot(True)
+        self._settle.setInterval(_WHEEL_SETTLE_MS)
+        self._settle.timeout.connect(lambda: self._set_moving(False))
         self.destroyed.connect(lambda *_: self._pool.shutdown(wait=False, cancel_futures=True))
         self.rebuild()
 
@@ -354,6 +375,11 @@ class SurfaceView(QWidget):
                 view._press = event.position().toPoint()
                 super().mousePressEvent(event)
 
+            def mouseMoveEvent(self, event: Any) -> None:
+                if event.buttons() != Qt.MouseButton.NoButton:
+                    view._set_moving(True)  # before the camera change asks for a drawing
+                super().mouseMoveEvent(event)
+
             def mouseReleaseEvent(self, event: Any) -> None:
                 press, view._press = view._press, None
                 pos = event.position().toPoint()
@@ -361,12 +387,21 @@ class SurfaceView(QWidget):
                         and (pos - press).manhattanLength() <= _CLICK_PIXELS):
                     view.pick(pos.x(), pos.y())
                 super().mouseReleaseEvent(event)
+                if event.buttons() == Qt.MouseButton.NoButton:
+                    view._set_moving(False)
+
+            def wheelEvent(self, event: Any) -> None:
+                view._set_moving(True)
+                view._settle.start()
+                super().wheelEvent(event)
 
             def paintGL(self, *args: Any) -> None:
                 started = time.perf_counter()
                 view._paint(self)
                 view._drawn_at = time.perf_counter()
                 view.draw_seconds = view._drawn_at - started
+                if view._full_render:
+                    view.full_draw_seconds = view.draw_seconds
                 view.drawn.emit(view.draw_seconds)
 
         window = _GLWindow()
@@ -392,15 +427,20 @@ class SurfaceView(QWidget):
         gl.setModelview()
         size = (gl.deviceWidth(), gl.deviceHeight())
         GL.glViewport(0, 0, size[0], size[1])
-        surfaces = [item for item in self._items.values() if item.visible()]
-        key = (self._surfaces_version, size,
+        preview = (self.moving and bool(self._previews)
+                   and self.full_draw_seconds > _PREVIEW_ABOVE_S)
+        shown = self._previews if preview else self._items
+        surfaces = [item for item in shown.values() if item.visible()]
+        key = (self._surfaces_version, size, preview,
                tuple(gl.currentProjection().data()), tuple(gl.currentModelView().data()))
+        renders = self._layer.renders
         if surfaces:
             self._layer.render(gl, surfaces, key, size)
+        self._full_render = not preview and self._layer.renders > renders
         GL.glDepthMask(True)
         GL.glClearColor(*gl.opts["bgcolor"])
         GL.glClear(GL.GL_DEPTH_BUFFER_BIT | GL.GL_COLOR_BUFFER_BIT)
-        meshes = set(self._items.values())
+        meshes = set(self._items.values()) | set(self._previews.values())
         others = [item for item in gl.items
                   if item.parentItem() is None and item.visible() and item not in meshes]
         for item in sorted(others, key=lambda i: i.depthValue()):
@@ -411,6 +451,17 @@ class SurfaceView(QWidget):
     def _surfaces_changed(self) -> None:
         """A surface's mesh, colour or visibility changed: the layer is redrawn."""
         self._surfaces_version += 1
+
+    def _set_moving(self, moving: bool) -> None:
+        """The camera starts or stops moving; when it stops, the layer is drawn again
+        from the full surfaces."""
+        if moving == self.moving:
+            return
+        self.moving = moving
+        if not moving:
+            self._settle.stop()
+            if self.gl is not None:
+                self.gl.update()
 
     @property
     def available(self) -> bool:
@@ -466,9 +517,10 @@ class SurfaceView(QWidget):
         self._pending.clear()
         self.surfaces = None
         if self.gl is not None:
-            for item in list(self._items.values()):
-                self.gl.removeItem(item)
-            self._items.clear()
+            for items in (self._items, self._previews):
+                for item in list(items.values()):
+                    self.gl.removeItem(item)
+                items.clear()
             self._surfaces_changed()
         if self.layer is None or self.layers.image is None:
             self.message.setText(self.problem or "No labels to show in 3-D yet")
@@ -511,7 +563,7 @@ class SurfaceView(QWidget):
 
         def work() -> tuple[int, LabelSurfaces, dict[int, Any], float]:
             if surfaces is None:
-                done = LabelSurfaces(labels, spacing, step=step)
+                done = LabelSurfaces(labels, spacing, step=step, preview_step=2 * step)
                 values = set(done.values)
             else:
                 box = tuple(slice(a, b) for a, b in bbox)
@@ -519,7 +571,9 @@ class SurfaceView(QWidget):
                 done = surfaces
                 values = {value for value, _ in surfaces.update(bbox, values=present)}
             # each changed label's blocks joined, with pyqtgraph's mesh data made here too
-            meshes = {value: _mesh_data(done.mesh(value)) for value in sorted(values)}
+            meshes = {value: (_mesh_data(done.mesh(value)),
+                              _mesh_data(done.mesh(value, preview=True)))
+                      for value in sorted(values)}
             return generation, done, meshes, started
 
         future: Future = self._pool.submit(work)
@@ -536,38 +590,41 @@ class SurfaceView(QWidget):
             return
         if generation == self._generation and self.gl is not None:
             self.surfaces = surfaces
-            for value, data in changed.items():
-                self._set_label(value, data)
+            for value, (data, preview) in changed.items():
+                self._set_label(value, data, self._items)
+                self._set_label(value, preview, self._previews)
             self._restyle()
             self.gl.update()
             self.surfaces_updated.emit(time.perf_counter() - started)
         if self._pending:
             self._flush()
 
-    def _set_label(self, value: int, data: Any) -> None:
-        """Show, replace or drop one label's surface (*data*: pyqtgraph mesh data of all
-        its blocks; an edit re-uploads the labels it changed only)."""
+    def _set_label(self, value: int, data: Any, items: dict[int, Any]) -> None:
+        """Show, replace or drop one label's surface in *items* (the full or the preview
+        surfaces; *data*: pyqtgraph mesh data of all its blocks; an edit re-uploads the
+        labels it changed only)."""
         import pyqtgraph.opengl as gl
 
         self._surfaces_changed()
-        item = self._items.get(value)
+        item = items.get(value)
         if data.faceCount() == 0:
             if item is not None:
                 self.gl.removeItem(item)
-                del self._items[value]
+                del items[value]
             return
         if item is None:
             item = gl.GLMeshItem(meshdata=data, smooth=True, shader="shaded",
                                  glOptions=_SURFACE_OPTIONS)
-            self._items[value] = item
+            items[value] = item
             self.gl.addItem(item)
             self._style(value, item)
         else:
             item.setMeshData(meshdata=data, smooth=True)
 
     def _restyle(self) -> None:
-        for value, item in self._items.items():
-            self._style(value, item)
+        for items in (self._items, self._previews):
+            for value, item in items.items():
+                self._style(value, item)
 
     def _style(self, value: int, item: Any) -> None:
         """Give *item* its label's colour and visibility; only a change redraws the

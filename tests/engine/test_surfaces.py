@@ -96,6 +96,29 @@ def test_decimation_keeps_the_shape_with_fewer_triangles():
     assert abs(np.median(r) - 25.0) < 1.0
 
 
+def test_preview_surfaces_are_the_coarser_step_and_follow_updates():
+    lab = _ball(shape=(80, 80, 80), centre=(40, 40, 40), radius=25.0, value=2)
+    surf = LabelSurfaces(lab, (1.0, 1.0, 1.0), step=2, preview_step=4)
+    alone = LabelSurfaces(lab, (1.0, 1.0, 1.0), step=4)
+    # the preview is what marching at that step gives, the full surfaces are untouched
+    assert surf.triangle_count(preview=True) == alone.triangle_count()
+    assert surf.triangle_count() == LabelSurfaces(lab, (1.0, 1.0, 1.0), step=2).triangle_count()
+    assert surf.triangle_count(preview=True) < 0.4 * surf.triangle_count()
+    r = np.linalg.norm(surf.mesh(2, preview=True).vertices - 40.0, axis=1)
+    assert abs(np.median(r) - 25.0) < 1.5
+    # an edit: the preview changes with the full surface, and goes with it
+    lab[5:15, 5:15, 5:15] = 1
+    surf.update(((5, 15), (5, 15), (5, 15)), values=[1])
+    assert len(surf.mesh(1, preview=True).faces) > 0 and len(surf.mesh(1).faces) > 0
+    lab[5:15, 5:15, 5:15] = 0
+    surf.update(((5, 15), (5, 15), (5, 15)))
+    assert len(surf.mesh(1, preview=True).faces) == 0 and len(surf.mesh(1).faces) == 0
+    # without a preview step there is no preview; a preview step must be coarser
+    assert len(LabelSurfaces(lab, (1.0, 1.0, 1.0)).mesh(2, preview=True).faces) == 0
+    with pytest.raises(ValueError, match="preview step"):
+        LabelSurfaces(lab, (1.0, 1.0, 1.0), step=2, preview_step=2)
+
+
 def test_a_ray_stops_at_the_first_visible_label():
     lab = np.zeros((30, 30, 30), np.uint8)
     lab[10:20, 10:20, 10:20] = 2

@@ -67,5 +67,12 @@ def test_the_3d_view_builds_updates_after_an_edit_and_picks_on_a_real_display(tm
     # the same picture as drawing the surfaces over the planes (8-bit layer: rounding)
     assert result["layered_vs_direct_mean_difference"] < 0.2
     assert result["layered_vs_direct_max_difference"] <= 6
+    # dragging draws the preview surfaces (fewer triangles), the release the full ones
+    assert result["preview_items"] == [1, 2, 3]
+    assert 0 < result["preview_faces"] < 0.5 * result["full_faces"]
+    assert result["moving_while_dragging"] and not result["moving_after_release"]
+    assert result["drag_faces"][:3] == [result["preview_faces"]] * 3
+    assert result["drag_faces"][-1] == result["full_faces"]
+    assert result["fast_drag_faces"] == [result["full_faces"]]  # no preview on a fast GPU
     assert result["label_at_cursor"] in (1, 2, 3)  # the click landed on a surface
     assert result["cursor_after_click"] != [0, 0, 0]

@@ -33,8 +33,13 @@ def grab(view, direct: bool = False) -> np.ndarray:
     from pyqtgraph.opengl.GLViewWidget import GLViewMixin
 
     view.gl.makeCurrent()
-    if direct:
+    if direct:  # every full surface (not the preview ones, drawn only while moving)
+        shown = {item: item.visible() for item in view._previews.values()}
+        for item in shown:
+            item.setVisible(False)
         GLViewMixin.paintGL(view.gl)
+        for item, visible in shown.items():
+            item.setVisible(visible)
     else:
         view.gl.paintGL()
     frame = view.gl.grabFramebuffer()
@@ -158,6 +163,52 @@ def main(out: str) -> None:
     result["layered_vs_direct_max_difference"] = int(np.abs(layered - direct).max())
     result["layered_vs_direct_mean_difference"] = float(np.abs(layered - direct).mean())
     result["layered_planes_differ_from_before"] = bool(np.abs(layered - frame_pixels).max() > 30)
+
+    # A drag (the camera moving) draws the layer from the preview surfaces, about a
+    # quarter of the triangles; the release draws it again from the full ones.
+    drawn_with: list[list[int]] = []
+    render = view._layer.render
+
+    def recording(gv, items, key, size):
+        drawn_with.append([int(it.opts["meshdata"].faceCount()) for it in items])
+        return render(gv, items, key, size)
+
+    view._layer.render = recording
+    result["preview_items"] = sorted(view._previews)
+    # a small phantom draws quickly; as after a slow full drawing (a brain's surfaces on
+    # a software renderer: ~0.1 s)
+    view.full_draw_seconds = 0.1
+    glw = view.gl
+    mid = QPointF(glw.width() / 2, glw.height() / 2)
+
+    def mouse(kind, pos, buttons):
+        event = QMouseEvent(kind, pos, QPointF(glw.mapToGlobal(pos.toPoint())),
+                            Qt.MouseButton.LeftButton, buttons, Qt.KeyboardModifier.NoModifier)
+        QApplication.sendEvent(glw, event)
+
+    left, none = Qt.MouseButton.LeftButton, Qt.MouseButton.NoButton
+    mouse(QMouseEvent.Type.MouseButtonPress, mid, left)
+    for dx in (10, 20, 30):
+        mouse(QMouseEvent.Type.MouseMove, mid + QPointF(dx, 0), left)
+        grab(view)
+    result["moving_while_dragging"] = view.moving
+    mouse(QMouseEvent.Type.MouseButtonRelease, mid + QPointF(30, 0), none)
+    result["moving_after_release"] = view.moving
+    grab(view)
+    result["drag_faces"] = [sum(faces) for faces in drawn_with]
+    # where the full surfaces draw fast (a GPU), a drag keeps drawing them
+    drawn_with.clear()
+    view.full_draw_seconds = 0.005
+    mouse(QMouseEvent.Type.MouseButtonPress, mid, left)
+    mouse(QMouseEvent.Type.MouseMove, mid + QPointF(-20, 0), left)
+    grab(view)
+    mouse(QMouseEvent.Type.MouseButtonRelease, mid + QPointF(-20, 0), none)
+    result["fast_drag_faces"] = [sum(faces) for faces in drawn_with]
+    view._layer.render = render
+    result["full_faces"] = sum(int(it.opts["meshdata"].faceCount())
+                               for it in view._items.values())
+    result["preview_faces"] = sum(int(it.opts["meshdata"].faceCount())
+                                  for it in view._previews.values())
 
     # A click in the middle of the view lands on a labelled voxel and moves the cursor.
     cursor.set((0, 0, 0))
