@@ -21,7 +21,10 @@ and saving in :mod:`viewer.io_controller`, segmentation in
 
 from __future__ import annotations
 
+import contextlib
+import importlib
 import logging
+import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -74,6 +77,8 @@ class MainWindow(QMainWindow):
 
     #: An image was loaded and its first slices are on screen.
     image_shown = Signal()
+    #: The Methods dock's modules were imported in the background (or failed to be).
+    _methods_imported = Signal()
 
     def __init__(self, settings: Settings | None = None, dialogs: Dialogs | None = None) -> None:
         super().__init__()
@@ -120,8 +125,13 @@ class MainWindow(QMainWindow):
                            open_recent=self.open_recent)
         self._build_editing()
 
-        # The Methods dock imports torch (~1 s): build it once the first image is on screen.
-        self.image_shown.connect(lambda: QTimer.singleShot(0, lambda: self.methods))
+        # The Methods dock imports torch (~1.2 s): once the first image is on screen, its
+        # modules are imported in a thread while the window stays responsive, then the dock
+        # is built here (an earlier use of ``methods`` imports them at once).
+        self._methods_import: threading.Thread | None = None
+        # a bound method of this window: the signal from the thread is queued to it
+        self._methods_imported.connect(self._build_methods)
+        self.image_shown.connect(self._import_methods)
         self.layers.image_changed.connect(lambda *_: self._image_changed())
         self.layers.layers_changed.connect(self._update_title)
         self.cursor.changed.connect(lambda *_: self._update_readout())
@@ -379,6 +389,26 @@ class MainWindow(QMainWindow):
     def add_result_layer(self, labelmap: LabelMap, name: str, **display: object) -> LabelLayer:
         """Show a method's output as a new label layer on top."""
         return self.layers.add_labels(labelmap, name=name, role="result", **display)
+
+    def _import_methods(self) -> None:
+        """Import the Methods dock's modules in a thread, then build the dock here."""
+        if self._methods is not None or self._methods_import is not None:
+            return
+
+        def work() -> None:
+            try:
+                importlib.import_module("viewer.methods_controller")
+            except Exception:  # building the dock imports it again and reports the error
+                log.exception("importing the Methods dock failed")
+            with contextlib.suppress(RuntimeError):  # the window was closed meanwhile
+                self._methods_imported.emit()  # queued to the GUI thread
+
+        self._methods_import = threading.Thread(target=work, name="methods-import",
+                                                daemon=True)
+        self._methods_import.start()
+
+    def _build_methods(self) -> None:
+        self.methods  # noqa: B018 - builds the dock
 
     @property
     def methods(self) -> MethodsController:

@@ -42,3 +42,34 @@ def test_the_window_libraries_load_before_qt_and_torch_waits(tmp_path):
     late = {m.split(".")[0] for m in order[qt:]}
     assert not late & {"scipy", "skimage", "nibabel", "pydicom", "requests", "OpenGL"}
     assert "torch" not in order
+
+
+def test_the_methods_dock_is_built_in_the_gui_thread_after_the_first_image(
+        window, tissue_phantom, qtbot, monkeypatch):
+    import threading
+
+    from viewer import methods_controller
+
+    built_in: list[threading.Thread] = []
+    original = methods_controller.MethodsController.__init__
+
+    def recording(self, *args, **kwargs):
+        built_in.append(threading.current_thread())
+        original(self, *args, **kwargs)
+
+    monkeypatch.setattr(methods_controller.MethodsController, "__init__", recording)
+    assert window._methods is None and "methods" not in window.docks
+    volume, truth = tissue_phantom()
+    with qtbot.waitSignal(window.image_shown, timeout=10_000):
+        window.show_volume(volume, name="phantom", truth=truth)
+    # its modules are imported in a thread; the dock itself is built in the GUI thread
+    qtbot.waitUntil(lambda: window._methods is not None, timeout=10_000)
+    assert built_in == [threading.main_thread()]
+    assert window.docks["methods"].widget() is window.methods.panel
+    window._methods_import.join(5)
+    assert not window._methods_import.is_alive()
+    # another image does not build it again
+    with qtbot.waitSignal(window.image_shown, timeout=10_000):
+        window.show_volume(volume, name="phantom again", truth=truth)
+    qtbot.wait(50)
+    assert len(built_in) == 1
