@@ -71,8 +71,9 @@ def apply_theme(app: object) -> None:
 #: The large libraries the window's modules import, loaded before Qt is: once PySide6 is
 #: imported, its import hook reads the source of every module imported after it (looking
 #: for its ``__feature__`` switches). torch is not among them: the window does not need it
-#: to show the image; the Methods dock, built right after the first display, imports it
-#: (``benchmarks/bench_viewer.py`` measures both moments).
+#: to show the image; the Methods dock's modules import it in a thread after the first
+#: display (``benchmarks/bench_viewer.py`` measures the first display, the complete window
+#: and the window's longest pause between them).
 #: (``engine.surfaces`` for scikit-image's marching cubes, which it loads lazily.)
 PRELOADED = ("numpy", "scipy.ndimage", "scipy.spatial", "nibabel", "pydicom", "requests",
              "OpenGL.GL", "engine.surfaces")
