@@ -12,8 +12,8 @@ from typing import Any
 import numpy as np
 
 from ..core.errors import GeometryMismatchError, ParameterError
-from ..data.phantom import CONTRASTS
-from ..models import MODELS
+from ..data.contrasts import CONTRASTS
+from ..models import MODEL_NAMES
 from .common import (
     add_device,
     add_json,
@@ -59,7 +59,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "kept for --resume, keeps it). --recipe NAME trains the shipped weights' whole "
         "recipe instead (every stage; docs/model.md).",
     )
-    models = sorted(MODELS)
+    models = sorted(MODEL_NAMES)
     p.add_argument("--model", type=choice("model", models),
                    metavar="{" + ",".join(models) + "}",
                    help="the network to train (required without --recipe)")

@@ -1,12 +1,18 @@
-"""Torch device selection shared by every method and model."""
+"""Torch device selection shared by every method and model.
+
+torch is imported by the functions, not with the module: the command line's
+parser and the viewer import this module without needing torch yet.
+"""
 
 from __future__ import annotations
 
 import logging
-
-import torch
+from typing import TYPE_CHECKING
 
 from .errors import ParameterError, unknown_name
+
+if TYPE_CHECKING:
+    import torch
 
 __all__ = ["PRECISIONS", "fast_bfloat16", "resolve_device", "resolve_precision"]
 
@@ -19,6 +25,8 @@ def resolve_device(device: str | torch.device | None = "auto") -> torch.device:
     ``"auto"`` (and ``None``) picks CUDA when available, else the CPU. Asking
     for CUDA on a machine without it raises :class:`~engine.core.errors.ParameterError`.
     """
+    import torch
+
     if isinstance(device, torch.device):
         return device
     name = (device or "auto").strip().lower()
@@ -42,6 +50,8 @@ def fast_bfloat16(device: torch.device) -> bool:
     """Whether *device* computes bfloat16 convolutions natively: a CUDA GPU, or a CPU
     with AMX tiles (where oneDNN runs them on the tile unit). Other CPUs keep
     float32: bfloat16 without the tile unit was not measured to be faster."""
+    import torch
+
     if device.type == "cuda":
         return True
     if device.type == "cpu":
@@ -52,6 +62,8 @@ def fast_bfloat16(device: torch.device) -> bool:
 
 def resolve_precision(precision: str, device: torch.device) -> torch.dtype:
     """The dtype of the forward passes on *device* for a ``precision`` of :data:`PRECISIONS`."""
+    import torch
+
     if precision not in PRECISIONS:
         raise ParameterError(f"precision must be one of {', '.join(PRECISIONS)}, "
                              f"not {precision!r}")

@@ -48,6 +48,7 @@ import torch.nn.functional as F  # noqa: N812 - the usual torch alias
 
 from ..core.tensors import gaussian_blur
 from ..core.volume import BRAIN_TISSUE_LABELS, LabelMap, Volume
+from .contrasts import CONTRAST_MEANS, CONTRASTS, FLAIR_MEANS, sequence_means
 from .fields import inu_field
 
 __all__ = [
@@ -69,28 +70,6 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
-
-#: Contrast names understood by :func:`synthesize_phantom` and the ``synth`` command.
-CONTRASTS = ("t1", "t2", "pd", "random")
-
-#: Class means (CSF, GM, WM) relative to the brightest tissue. The T1 values are
-#: the template's own (median of voxels with > 95 % of one tissue: 67, 164, 223).
-CONTRAST_MEANS: dict[str, tuple[float, float, float]] = {
-    "t1": (0.30, 0.735, 1.0),
-    "t2": (1.0, 0.62, 0.45),
-    "pd": (1.0, 0.84, 0.70),
-}
-
-#: Class means (CSF, GM, WM) of a FLAIR-like image, relative to the brightest tissue: CSF
-#: suppressed, gray matter brighter than white matter (lesion pool volumes, synthetic heads).
-FLAIR_MEANS: tuple[float, float, float] = (0.15, 1.0, 0.78)
-
-
-def sequence_means(contrast: str) -> tuple[float, float, float]:
-    """Class means (CSF, GM, WM) of *contrast*: one of :data:`CONTRAST_MEANS`, or
-    ``"flair"`` (:data:`FLAIR_MEANS`)."""
-    return FLAIR_MEANS if contrast == "flair" else CONTRAST_MEANS[contrast]
-
 
 #: Channel order of a tissue block's ``maps``.
 MAP_CHANNELS = ("csf", "gm", "wm", "support")

@@ -1,7 +1,8 @@
 """Segmentation networks and how they are made: the registry of networks by name,
 weights I/O, the predictor, losses and training.
 
-``MODELS`` maps a name to a network class; every class takes keyword
+``MODELS`` maps a name to a network class (imported with torch when first
+asked for; ``MODEL_NAMES`` are the names without it); every class takes keyword
 arguments only (recorded in the model card as ``architecture.arguments``),
 exposes ``config`` (those arguments) and ``divisor`` (the input size must be a
 multiple of it), and its ``forward(x, deep=False)`` returns logits.
@@ -21,29 +22,51 @@ True
 
 from __future__ import annotations
 
-from typing import Any
-
-from torch import nn
+from typing import TYPE_CHECKING, Any
 
 from ..core.errors import ParameterError, unknown_name
-from .delineo_net import DelineoNet
-from .unet import UNet
 
-__all__ = ["MODELS", "DelineoNet", "UNet", "build_model", "count_parameters"]
+if TYPE_CHECKING:
+    from torch import nn
 
-#: name -> network class
-MODELS: dict[str, type[nn.Module]] = {
-    "unet": UNet,
-    "delineo": DelineoNet,
-}
+    from .delineo_net import DelineoNet
+    from .unet import UNet
+
+__all__ = ["MODELS", "MODEL_NAMES", "DelineoNet", "UNet", "build_model", "count_parameters"]
+
+#: The networks' names, known without importing torch (the command line's choices);
+#: :data:`MODELS` maps each to its class.
+MODEL_NAMES = ("unet", "delineo")
+
+
+def _models() -> dict[str, type[nn.Module]]:
+    """name -> network class: the networks (and torch) imported on first use, so that
+    importing this package -- or its model cards -- does not import torch."""
+    models = globals().get("MODELS")
+    if models is None:
+        from .delineo_net import DelineoNet
+        from .unet import UNet
+
+        models = {"unet": UNet, "delineo": DelineoNet}
+        globals()["MODELS"] = models
+    return models
+
+
+def __getattr__(name: str) -> Any:
+    if name == "MODELS":
+        return _models()
+    if name in ("DelineoNet", "UNet"):
+        return _models()["delineo" if name == "DelineoNet" else "unet"]
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def build_model(name: str, **arguments: Any) -> nn.Module:
     """Instantiate the network registered as *name* with *arguments*."""
+    models = _models()
     try:
-        cls = MODELS[name]
+        cls = models[name]
     except KeyError:
-        raise ParameterError(unknown_name("model", name, sorted(MODELS))) from None
+        raise ParameterError(unknown_name("model", name, sorted(models))) from None
     try:
         return cls(**arguments)
     except TypeError as exc:

@@ -569,3 +569,26 @@ def test_progress_bar_fits_the_terminal_width(files, tmp_path):
     assert any(f.startswith("reaction_diffusion") for f in bars)
     status, screen = _run_on_a_terminal(["--quiet", *argv], columns=40)
     assert status == 0 and "%|" not in screen
+
+
+IMPORTED_TORCH = """
+import contextlib, io, sys
+from engine.cli import main
+with contextlib.redirect_stdout(io.StringIO()):
+    try:
+        status = main(sys.argv[1:])
+    except SystemExit as exc:
+        status = exc.code
+print(status, "torch" in sys.modules, file=sys.stderr)
+"""
+
+
+@pytest.mark.parametrize("argv", [["--help"], ["info", "IMAGE"], ["segment", "--help"]])
+def test_commands_without_a_network_do_not_import_torch(files, argv):
+    """torch takes about a second to import: ``--help`` and the file commands go
+    without it (the parser's choices come from torch-free modules)."""
+    argv = [str(files["img"]) if a == "IMAGE" else a for a in argv]
+    done = subprocess.run([sys.executable, "-c", IMPORTED_TORCH, *argv], text=True,
+                          capture_output=True, timeout=120, cwd=ROOT)
+    status, torch_loaded = done.stderr.strip().splitlines()[-1].split()
+    assert status in ("0", "None") and torch_loaded == "False", done.stderr
