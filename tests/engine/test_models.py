@@ -383,3 +383,11 @@ def test_shipped_weights_load_safely_and_reach_the_dice_floor(name):
     conf = confusion(pred.labels, truth.array[:, :, 66:90], [1, 2, 3])
     mean = np.mean([conf[v].dice for v in (1, 2, 3)])
     assert mean >= SHIPPED_FLOOR
+
+
+def test_the_names_known_without_torch_are_the_registry_s():
+    from engine.models import MODEL_NAMES
+
+    assert tuple(MODELS) == MODEL_NAMES
+    assert [build_model(name, base=4).__class__.__name__ for name in MODEL_NAMES] == [
+        "UNet", "DelineoNet"]
