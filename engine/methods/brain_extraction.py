@@ -67,7 +67,6 @@ from ..core.jobs import CancelToken, check_cancel, report
 from ..core.morphology import bounding_box, distance_inside, fill_holes
 from ..core.params import param
 from ..core.steps import SegmentationResult
-from ..core.tensors import quantile
 from ..core.volume import INTRACRANIAL_LABELS, LabelMap, Volume
 from .postprocess import components_holding, largest_component
 
@@ -428,6 +427,8 @@ def _network_probability(bet: Any, x: np.ndarray) -> np.ndarray:
     import torch
     import torch.nn.functional as F  # noqa: N812 - the usual torch alias
     from deepbet.utils import keep_largest_connected_component, normalize
+
+    from ..core.tensors import quantile
 
     device = next(bet.model.parameters()).device
     image = torch.from_numpy(x)

@@ -20,12 +20,13 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Any
-
-import torch
-from torch import nn
+from typing import TYPE_CHECKING, Any
 
 from ..core.errors import DelineoError
+
+if TYPE_CHECKING:  # torch loads with the weights (safetensors' torch reader), not before:
+    import torch  # the model cards are read without it (``delineo-engine models``)
+    from torch import nn
 
 __all__ = [
     "ModelLoadError",

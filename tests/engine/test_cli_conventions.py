@@ -583,7 +583,8 @@ print(status, "torch" in sys.modules, file=sys.stderr)
 """
 
 
-@pytest.mark.parametrize("argv", [["--help"], ["info", "IMAGE"], ["segment", "--help"]])
+@pytest.mark.parametrize("argv", [["--help"], ["info", "IMAGE"], ["segment", "--help"],
+                                  ["models"]])
 def test_commands_without_a_network_do_not_import_torch(files, argv):
     """torch takes about a second to import: ``--help`` and the file commands go
     without it (the parser's choices come from torch-free modules)."""
