@@ -300,7 +300,6 @@ class SurfaceView(QWidget):
         self.moving = False
         #: How long the last drawing of the layer from the full surfaces took (s).
         self.full_draw_seconds = 0.0
-        self._full_render = False
         self._planes: dict[str, Any] = {}
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="surfaces",
                                         initializer=background_priority)
@@ -397,10 +396,10 @@ class SurfaceView(QWidget):
 
             def paintGL(self, *args: Any) -> None:
                 started = time.perf_counter()
-                view._paint(self)
+                full = view._paint(self)
                 view._drawn_at = time.perf_counter()
                 view.draw_seconds = view._drawn_at - started
-                if view._full_render:
+                if full:
                     view.full_draw_seconds = view.draw_seconds
                 view.drawn.emit(view.draw_seconds)
 
@@ -417,9 +416,10 @@ class SurfaceView(QWidget):
         self.gl_container.setAttribute(Qt.WidgetAttribute.WA_DontCreateNativeAncestors)
         return window
 
-    def _paint(self, gl: Any) -> None:
+    def _paint(self, gl: Any) -> bool:
         """One drawing: the image planes, then the surfaces' layer over them (redrawn
-        first if the camera, the size or a surface changed since)."""
+        first if the camera, the size or a surface changed since). Returns whether the
+        layer was redrawn from the full surfaces (what :attr:`full_draw_seconds` times)."""
         from OpenGL import GL
 
         region = gl.getViewport()
@@ -436,7 +436,6 @@ class SurfaceView(QWidget):
         renders = self._layer.renders
         if surfaces:
             self._layer.render(gl, surfaces, key, size)
-        self._full_render = not preview and self._layer.renders > renders
         GL.glDepthMask(True)
         GL.glClearColor(*gl.opts["bgcolor"])
         GL.glClear(GL.GL_DEPTH_BUFFER_BIT | GL.GL_COLOR_BUFFER_BIT)
@@ -447,6 +446,7 @@ class SurfaceView(QWidget):
             _draw_item(gl, item)
         if surfaces:
             self._layer.draw(gl)
+        return not preview and self._layer.renders > renders
 
     def _surfaces_changed(self) -> None:
         """A surface's mesh, colour or visibility changed: the layer is redrawn."""

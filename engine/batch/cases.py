@@ -33,7 +33,6 @@ __all__ = ["CSV_COLUMNS", "Case", "collect_cases", "safe_case_id"]
 #: Columns a cohort CSV may have (``case`` and ``image`` are required).
 CSV_COLUMNS = ("case", "image", "ground_truth", "series")
 
-_NIFTI = NIFTI_SUFFIXES
 _SAFE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 
 
@@ -68,7 +67,7 @@ def safe_case_id(text: str) -> str:
 def _stem(path: Path) -> str:
     suffix = full_suffix(path)
     name = path.name
-    if suffix in _NIFTI:
+    if suffix in NIFTI_SUFFIXES:
         return name[: -len(suffix)]
     return path.stem if path.suffix else name
 
@@ -81,7 +80,7 @@ def _scan_folder(folder: Path) -> list[tuple[str, str, str | None]]:
     for path in sorted(folder.rglob("*")):
         if any(part.startswith(".") for part in path.relative_to(folder).parts):
             continue
-        if path.is_file() and full_suffix(path) in _NIFTI:
+        if path.is_file() and full_suffix(path) in NIFTI_SUFFIXES:
             found.append((str(path.relative_to(folder).with_name(_stem(path))), str(path), None))
     series = [s for s in list_series(folder) if not s.problem]
     names = [_series_name(folder, info) for info in series]

@@ -158,7 +158,7 @@ def _as_integer_labels(volume: Volume, path: Path) -> np.ndarray:
     return rounded.astype(dtype)
 
 
-def _freesurfer_names(array: np.ndarray, path: Path) -> LabelTable:
+def _freesurfer_names(path: Path) -> LabelTable:
     """The names of a FreeSurfer label map's values: FreeSurfer's lookup table when
     FreeSurfer is installed, else "Label N" -- never Delineo's tissue names, which would
     be wrong (aseg: 2 is left cerebral white matter, 3 its cortex)."""
@@ -170,7 +170,7 @@ def _freesurfer_names(array: np.ndarray, path: Path) -> LabelTable:
             log.warning("%s: FreeSurfer's lookup table was not read: %s", path.name, exc)
         else:
             log.info("%s: label names from %s", path.name, lut)
-            return label_tables.fitted(table, set(value_counts(array)))
+            return table  # cut to the map's values by load_labels, as any long table
     log.warning("%s: FreeSurfer label values, named \"Label N\" (no FreeSurfer lookup "
                 "table: set FREESURFER_HOME, or give the names with a label table file)",
                 path.name)
@@ -206,7 +206,7 @@ def load_labels(
     array = _as_integer_labels(vol, path)
     table = labels or vol.metadata.get("labels")
     if table is None and vol.metadata.get("format") == "mgh":
-        table = _freesurfer_names(array, path)
+        table = _freesurfer_names(path)
     table = table or BRAIN_TISSUE_LABELS
     if len(table) > label_tables.LONG_TABLE:
         table = label_tables.fitted(table, set(value_counts(array)))
