@@ -166,10 +166,12 @@ def scored_region(case: dict[str, Any]) -> np.ndarray:
     return ev.region(case["gt"].shape, case["anatomy"] if lesioned_phantom else "whole")
 
 
-def score_rules(cases: list[dict[str, Any]]) -> str:
+def score_rules(cases: list[dict[str, Any]], rules: dict[str, Rule] | None = None) -> str:
+    """A Markdown table of each rule's lesion-wise figures by anatomy (*rules*: default
+    :data:`RULES`)."""
     lines = ["| rule | anatomy | sens. 3-5 mm | **sens. >= 5 mm** | **FP / lesion-free scan** "
              "| lesion-wise Dice (all) | CPM |", "|---|---|---:|---:|---:|---:|---:|"]
-    for name, rule in RULES.items():
+    for name, rule in (RULES if rules is None else rules).items():
         res: dict[str, list[Any]] = {g: [] for g in GROUPS}
         for case in cases:
             mask, prob = rule(case["p1"], case["p2"], case["brain"])
