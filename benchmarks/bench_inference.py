@@ -1,7 +1,8 @@
 """Whole-volume CNN inference speed, achieved GFLOPS against this machine's dense peak.
 
 Run: ``python benchmarks/bench_inference.py [--device cpu|cuda] [--threads N] [--tta]
-[--networks unet,delineo] [--compile] [--onnx]``.
+[--networks unet,delineo] [--compile] [--onnx]`` (``--networks`` also takes weights
+files, ``runs/x/delineo.safetensors``, to time a network before it is shipped).
 
 Times :meth:`engine.models.predictor.Predictor.predict_array` on the 197 x 233 x 189
 demo T1 for each shipped network (``resources/models``), or an untrained network of
@@ -148,7 +149,8 @@ def main() -> None:
     parser.add_argument("--tta", action="store_true")
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--networks", default="unet,delineo",
-                        help="comma-separated shipped networks to time (default unet,delineo)")
+                        help="comma-separated shipped networks or weights files (.safetensors) "
+                        "to time (default unet,delineo)")
     parser.add_argument("--compile", action="store_true",
                         help="also time torch.compile of the network (compiles for minutes)")
     parser.add_argument("--onnx", action="store_true",
@@ -167,14 +169,20 @@ def main() -> None:
     goal = "<= 0.5 s" if device.type == "cuda" else "<= 5 s on 2 cores"
     print(f"# precision 'auto' is {resolve_precision('auto', device)} on {device}", flush=True)
     for name in [n for n in args.networks.split(",") if n]:
-        path = models_dir() / f"{name}.safetensors"
+        # a shipped network's name, or a weights file (e.g. a run of `train` to compare)
+        custom = name.endswith(".safetensors")
+        path = Path(name) if custom else models_dir() / f"{name}.safetensors"
+        source = str(path) if custom else name
+        if custom and not path.is_file():
+            raise SystemExit(f"no weights file {path}")
         kwargs = {"device": args.device, "batch_size": args.batch_size, "tta": args.tta}
         if path.is_file():
-            variants = {"reference float32 contiguous": ContiguousFloat32.from_name(name, **kwargs)}
+            variants = {"reference float32 contiguous":
+                        ContiguousFloat32.from_name(source, **kwargs)}
             for precision in ("float32", "bfloat16"):
                 variants[f"channels-last {precision}"] = Predictor.from_name(
-                    name, precision=precision, **kwargs)
-            tag = "shipped"
+                    source, precision=precision, **kwargs)
+            tag = "weights file" if custom else "shipped"
         else:
             net = build_model(name)
             variants = {"reference float32 contiguous": ContiguousFloat32(net, name=name,
@@ -184,7 +192,7 @@ def main() -> None:
                     net, name=name, precision=precision, **kwargs)
             tag = "untrained"
         if args.compile:
-            compiled = Predictor.from_name(name, **kwargs) if path.is_file() else Predictor(
+            compiled = Predictor.from_name(source, **kwargs) if path.is_file() else Predictor(
                 build_model(name), name=name, **kwargs)
             compiled.compile()  # as batch --compile does: dynamic shapes, on a small volume
             t0 = time.perf_counter()
@@ -197,7 +205,7 @@ def main() -> None:
         if args.onnx:
             import tempfile
 
-            onnx = OnnxRuntimeFloat32.from_name(name, **kwargs) if path.is_file() else \
+            onnx = OnnxRuntimeFloat32.from_name(source, **kwargs) if path.is_file() else \
                 OnnxRuntimeFloat32(build_model(name), name=name, **kwargs)
             with tempfile.TemporaryDirectory() as folder:
                 onnx.export(Path(folder), torch.get_num_threads())
