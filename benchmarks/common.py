@@ -7,10 +7,13 @@ ratios compare against a reference measured in the same process.
 
 from __future__ import annotations
 
+import json
 import platform
 import statistics
+import sys
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -44,6 +47,16 @@ def have_ray() -> bool:
         print("# Ray is not installed (pip install 'delineo[cluster]'): skipped", flush=True)
         return False
     return True
+
+
+def write_report(folder: Path, stem: str, text: str, payload: dict[str, Any]) -> None:
+    """``folder/stem.md`` (the command line, then *text*) and ``folder/stem.json`` (the
+    command line and *payload*; values JSON cannot write, numpy scalars, as floats)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    command = " ".join(["python", *sys.argv])
+    (folder / f"{stem}.md").write_text(f"Command: {command}\n\n{text}")
+    (folder / f"{stem}.json").write_text(
+        json.dumps({"command": sys.argv, **payload}, indent=1, default=float) + "\n")
 
 
 def median(values: list[float]) -> float:

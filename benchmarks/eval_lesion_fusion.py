@@ -32,7 +32,6 @@ the lesions the step misses from the false findings it keeps.
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import sys
 import time
@@ -47,6 +46,7 @@ from scipy import ndimage
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks import eval_lesions as ev
+from benchmarks.common import write_report
 from engine.core.morphology import label
 from engine.data.heads import synthetic_head
 from engine.data.lesions import add_lesions
@@ -264,11 +264,7 @@ def main(argv: list[str] | None = None) -> int:
     text += "\n" + pieces_markdown(rows)
     print(text)
     if args.out:
-        args.out.mkdir(parents=True, exist_ok=True)
-        (args.out / "fusion.md").write_text("Command: " + " ".join(["python", *sys.argv])
-                                            + "\n\n" + text)
-        (args.out / "fusion.json").write_text(json.dumps({"command": sys.argv, "pieces": rows},
-                                                         indent=1) + "\n")
+        write_report(args.out, "fusion", text, {"pieces": rows})
     return 0
 
 

@@ -34,7 +34,6 @@ brain and the truth); inside the brain it is the image the networks saw.
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import sys
 from pathlib import Path
@@ -47,6 +46,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks import eval_lesion_fusion as fusion
 from benchmarks import eval_lesions as ev
+from benchmarks.common import write_report
 from engine.core.morphology import label
 from engine.data.heads import synthetic_head
 from engine.data.lesions import add_lesions
@@ -162,11 +162,7 @@ def main(argv: list[str] | None = None) -> int:
     text = fusion.score_rules(cases, rules) + "\n" + asymmetry_markdown(rows)
     print(text)
     if args.out:
-        args.out.mkdir(parents=True, exist_ok=True)
-        (args.out / "mirror.md").write_text("Command: " + " ".join(["python", *sys.argv])
-                                            + "\n\n" + text)
-        (args.out / "mirror.json").write_text(json.dumps({"command": sys.argv, "lesions": rows},
-                                                         indent=1) + "\n")
+        write_report(args.out, "mirror", text, {"lesions": rows})
     return 0
 
 

@@ -57,7 +57,6 @@ its lesions against the full mean of every network, and times it.
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import sys
 import time
@@ -69,7 +68,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.common import network_precision
+from benchmarks.common import network_precision, write_report
 from engine.core.device import PRECISIONS
 from engine.core.metrics import confusion
 from engine.data.heads import synthetic_head
@@ -503,14 +502,9 @@ def main(argv: list[str] | None = None) -> int:
             text += "\n" + outline_sweep(outline_data, threshold, args.min_size, len(models))
     print(text)
     if args.out:
-        args.out.mkdir(parents=True, exist_ok=True)
-        (args.out / "lesion_eval.md").write_text(
-            "Command: " + " ".join(["python", *sys.argv]) + "\n\n" + text)
-        (args.out / "lesion_eval.json").write_text(json.dumps(
-            {"command": sys.argv, "rows": [{"detector": d, "anatomy": a, **t}
-                                           for d, a, t in rows],
-             "timing": timing, "tissue": tissue_rows, "cases": records},
-            indent=1, default=float) + "\n")
+        write_report(args.out, "lesion_eval", text,
+                     {"rows": [{"detector": d, "anatomy": a, **t} for d, a, t in rows],
+                      "timing": timing, "tissue": tissue_rows, "cases": records})
     return 0
 
 
