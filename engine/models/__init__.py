@@ -22,6 +22,7 @@ True
 
 from __future__ import annotations
 
+import functools
 from typing import TYPE_CHECKING, Any
 
 from ..core.errors import ParameterError, unknown_name
@@ -39,17 +40,14 @@ __all__ = ["MODELS", "MODEL_NAMES", "DelineoNet", "UNet", "build_model", "count_
 MODEL_NAMES = ("unet", "delineo")
 
 
+@functools.cache
 def _models() -> dict[str, type[nn.Module]]:
     """name -> network class: the networks (and torch) imported on first use, so that
     importing this package -- or its model cards -- does not import torch."""
-    models = globals().get("MODELS")
-    if models is None:
-        from .delineo_net import DelineoNet
-        from .unet import UNet
+    from .delineo_net import DelineoNet
+    from .unet import UNet
 
-        models = {"unet": UNet, "delineo": DelineoNet}
-        globals()["MODELS"] = models
-    return models
+    return {"unet": UNet, "delineo": DelineoNet}
 
 
 def __getattr__(name: str) -> Any:
